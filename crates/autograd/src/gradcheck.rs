@@ -1,0 +1,325 @@
+//! Finite-difference gradient checks in f64.
+//!
+//! The output is reduced by a fixed random projection L = <R, f(x)>, never a plain sum: the sum of a softmax
+//! has zero gradient and would pass anything. Every input element (and every trainable parameter element, up to
+//! a cap per tensor) is perturbed by +-eps and the central difference is compared with the analytic gradient:
+//! |analytic - numeric| <= atol + rtol |numeric|. The fast mode compares one directional derivative instead:
+//! v^T (J u) by finite differences along a random u, against (v^T J) u from backward.
+
+use crate::params::Param;
+use crate::tape::{Tape, Var};
+use loopgrad_tensor::{Rng, Tensor};
+use std::fmt;
+
+/// Settings of a check. The defaults are the design's: eps 1e-6, atol 1e-5, rtol 1e-3.
+#[derive(Clone, Debug)]
+pub struct GradCheck {
+    pub eps: f64,
+    pub atol: f64,
+    pub rtol: f64,
+    /// Seed of the projection R (and of u in the fast mode).
+    pub seed: u64,
+    /// At most this many elements per tensor are checked (spread evenly); `usize::MAX` checks all.
+    pub max_per_tensor: usize,
+}
+
+impl Default for GradCheck {
+    fn default() -> Self {
+        GradCheck {
+            eps: 1e-6,
+            atol: 1e-5,
+            rtol: 1e-3,
+            seed: 0x5eed,
+            max_per_tensor: usize::MAX,
+        }
+    }
+}
+
+/// Which tensor a mismatch is in.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Wrt {
+    Input(usize),
+    Param(String),
+    /// The fast mode's single directional derivative.
+    Direction,
+}
+
+/// A failed check: where, and both values.
+#[derive(Clone, Debug)]
+pub struct GradCheckError {
+    pub name: String,
+    pub wrt: Wrt,
+    pub index: usize,
+    pub analytic: f64,
+    pub numeric: f64,
+}
+
+impl fmt::Display for GradCheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let wrt = match &self.wrt {
+            Wrt::Input(i) => format!("input {i}"),
+            Wrt::Param(n) => format!("parameter {n}"),
+            Wrt::Direction => "a random direction".to_string(),
+        };
+        write!(
+            f,
+            "gradcheck {}: d/d {wrt} [{}]: analytic {:.10e} vs numeric {:.10e} (diff {:.3e})",
+            self.name,
+            self.index,
+            self.analytic,
+            self.numeric,
+            (self.analytic - self.numeric).abs()
+        )
+    }
+}
+
+impl std::error::Error for GradCheckError {}
+
+/// A function under test: builds its graph on `tape` from the input leaves and returns the output.
+pub trait Graph: Fn(&mut Tape<f64>, &[Var]) -> Var {}
+impl<F: Fn(&mut Tape<f64>, &[Var]) -> Var> Graph for F {}
+
+impl GradCheck {
+    /// The projected output <R, f(inputs)> with the tape's current parameters, computed without recording.
+    fn objective(
+        &self,
+        tape: &mut Tape<f64>,
+        inputs: &[Tensor<f64>],
+        r: &mut Option<Tensor<f64>>,
+        f: &impl Graph,
+    ) -> f64 {
+        tape.reset();
+        let vars: Vec<Var> = inputs.iter().map(|t| tape.constant(t.clone())).collect();
+        let out = tape.no_grad(|t| f(t, &vars));
+        let val = tape.value(out);
+        let proj = r.get_or_insert_with(|| projection(val, self.seed));
+        let s = val.data().iter().zip(proj.data()).map(|(a, b)| a * b).sum();
+        tape.reset();
+        s
+    }
+
+    /// Analytic gradients of <R, f>: one per input, and the parameters' (left in `tape.params`' gradients).
+    fn analytic(
+        &self,
+        tape: &mut Tape<f64>,
+        inputs: &[Tensor<f64>],
+        r: &Tensor<f64>,
+        f: &impl Graph,
+    ) -> Vec<Tensor<f64>> {
+        tape.reset();
+        tape.params.zero_grad();
+        let vars: Vec<Var> = inputs.iter().map(|t| tape.leaf(t.clone())).collect();
+        let out = f(tape, &vars);
+        let shape = tape.value(out).shape();
+        assert_eq!(
+            shape,
+            r.shape(),
+            "gradcheck: the output shape changed between calls"
+        );
+        tape.backward_with(&mut [(out, r.clone())]);
+        let grads = vars
+            .iter()
+            .zip(inputs)
+            .map(|(&v, x)| {
+                tape.grad(v)
+                    .cloned()
+                    .unwrap_or_else(|| Tensor::zeros(x.shape()))
+            })
+            .collect();
+        tape.reset();
+        grads
+    }
+
+    /// Checks every input element and every trainable parameter (up to `max_per_tensor` each).
+    pub fn check(
+        &self,
+        name: &str,
+        tape: &mut Tape<f64>,
+        inputs: &[Tensor<f64>],
+        f: impl Graph,
+    ) -> Result<(), GradCheckError> {
+        let mut r = None;
+        self.objective(tape, inputs, &mut r, &f);
+        let r = r.unwrap();
+        let grads = self.analytic(tape, inputs, &r, &f);
+        let mut xs: Vec<Tensor<f64>> = inputs.to_vec();
+        let mut r_opt = Some(r);
+        for (k, g) in grads.iter().enumerate() {
+            for i in sample_indices(xs[k].numel(), self.max_per_tensor) {
+                let x0 = xs[k].data()[i];
+                xs[k].data_mut()[i] = x0 + self.eps;
+                let fp = self.objective(tape, &xs, &mut r_opt, &f);
+                xs[k].data_mut()[i] = x0 - self.eps;
+                let fm = self.objective(tape, &xs, &mut r_opt, &f);
+                xs[k].data_mut()[i] = x0;
+                self.compare(
+                    name,
+                    Wrt::Input(k),
+                    i,
+                    g.data()[i],
+                    (fp - fm) / (2.0 * self.eps),
+                )?;
+            }
+        }
+        let params: Vec<Param> = tape
+            .params
+            .ids()
+            .filter(|&p| tape.params.is_trainable(p))
+            .collect();
+        let pgrads: Vec<Tensor<f64>> = params
+            .iter()
+            .map(|&p| tape.params.grad(p).clone())
+            .collect();
+        for (&p, g) in params.iter().zip(&pgrads) {
+            for i in sample_indices(g.numel(), self.max_per_tensor) {
+                let x0 = tape.params.value(p).data()[i];
+                tape.params.value_mut(p).data_mut()[i] = x0 + self.eps;
+                let fp = self.objective(tape, &xs, &mut r_opt, &f);
+                tape.params.value_mut(p).data_mut()[i] = x0 - self.eps;
+                let fm = self.objective(tape, &xs, &mut r_opt, &f);
+                tape.params.value_mut(p).data_mut()[i] = x0;
+                let numeric = (fp - fm) / (2.0 * self.eps);
+                self.compare(
+                    name,
+                    Wrt::Param(tape.params.name(p).to_string()),
+                    i,
+                    g.data()[i],
+                    numeric,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The fast mode: compares v^T (J u) (central difference along a random u over every input and trainable
+    /// parameter) with (v^T J) u (backward). One pair of forwards whatever the size.
+    pub fn check_fast(
+        &self,
+        name: &str,
+        tape: &mut Tape<f64>,
+        inputs: &[Tensor<f64>],
+        f: impl Graph,
+    ) -> Result<(), GradCheckError> {
+        let mut r = None;
+        self.objective(tape, inputs, &mut r, &f);
+        let r = r.unwrap();
+        let grads = self.analytic(tape, inputs, &r, &f);
+        let mut rng = Rng::new(self.seed ^ 0xfa57);
+        let params: Vec<Param> = tape
+            .params
+            .ids()
+            .filter(|&p| tape.params.is_trainable(p))
+            .collect();
+        let us: Vec<Vec<f64>> = inputs
+            .iter()
+            .map(|x| (0..x.numel()).map(|_| rng.normal()).collect())
+            .collect();
+        let ups: Vec<Vec<f64>> = params
+            .iter()
+            .map(|&p| {
+                (0..tape.params.shape(p).numel())
+                    .map(|_| rng.normal())
+                    .collect()
+            })
+            .collect();
+        let mut analytic = 0.0;
+        for (g, u) in grads.iter().zip(&us) {
+            analytic += g.data().iter().zip(u).map(|(a, b)| a * b).sum::<f64>();
+        }
+        for (&p, u) in params.iter().zip(&ups) {
+            analytic += tape
+                .params
+                .grad(p)
+                .data()
+                .iter()
+                .zip(u)
+                .map(|(a, b)| a * b)
+                .sum::<f64>();
+        }
+        let base_params: Vec<Tensor<f64>> = params
+            .iter()
+            .map(|&p| tape.params.value(p).clone())
+            .collect();
+        let eval = |sign: f64, tape: &mut Tape<f64>| {
+            let xs: Vec<Tensor<f64>> = inputs
+                .iter()
+                .zip(&us)
+                .map(|(x, u)| {
+                    let mut y = x.clone();
+                    y.data_mut()
+                        .iter_mut()
+                        .zip(u)
+                        .for_each(|(a, b)| *a += sign * self.eps * b);
+                    y
+                })
+                .collect();
+            for ((&p, u), base) in params.iter().zip(&ups).zip(&base_params) {
+                let v = tape.params.value_mut(p);
+                v.copy_from(base);
+                v.data_mut()
+                    .iter_mut()
+                    .zip(u)
+                    .for_each(|(a, b)| *a += sign * self.eps * b);
+            }
+            let mut r_opt = Some(r.clone());
+            self.objective(tape, &xs, &mut r_opt, &f)
+        };
+        let fp = eval(1.0, tape);
+        let fm = eval(-1.0, tape);
+        for (&p, base) in params.iter().zip(&base_params) {
+            tape.params.value_mut(p).copy_from(base);
+        }
+        self.compare(
+            name,
+            Wrt::Direction,
+            0,
+            analytic,
+            (fp - fm) / (2.0 * self.eps),
+        )
+    }
+
+    fn compare(
+        &self,
+        name: &str,
+        wrt: Wrt,
+        index: usize,
+        analytic: f64,
+        numeric: f64,
+    ) -> Result<(), GradCheckError> {
+        let ok = (analytic - numeric).abs() <= self.atol + self.rtol * numeric.abs();
+        if ok && analytic.is_finite() {
+            Ok(())
+        } else {
+            Err(GradCheckError {
+                name: name.to_string(),
+                wrt,
+                index,
+                analytic,
+                numeric,
+            })
+        }
+    }
+}
+
+/// Checks `f` with the default settings on a tape with no parameters.
+pub fn gradcheck(name: &str, inputs: &[Tensor<f64>], f: impl Graph) -> Result<(), GradCheckError> {
+    let mut tape = Tape::new(crate::ParamStore::new());
+    GradCheck::default().check(name, &mut tape, inputs, f)
+}
+
+/// A fixed random projection with the output's shape.
+fn projection(like: &Tensor<f64>, seed: u64) -> Tensor<f64> {
+    let mut rng = Rng::new(seed);
+    let mut r = Tensor::uninit(like.shape());
+    rng.fill_normal(r.data_mut(), 1.0);
+    r
+}
+
+/// Up to `max` indices spread evenly over 0..n (all of them when n <= max).
+fn sample_indices(n: usize, max: usize) -> Vec<usize> {
+    if n <= max {
+        (0..n).collect()
+    } else {
+        (0..max).map(|i| i * n / max).collect()
+    }
+}

@@ -1,0 +1,1 @@
+//! STUB: no-gradient ops (argmax, equality, per-row where).

@@ -1,0 +1,5 @@
+//! The `loopgrad` command line.
+
+fn main() {
+    println!("loopgrad: under construction");
+}

@@ -1,0 +1,1 @@
+//! loopgrad-models (under construction).

@@ -1,0 +1,1 @@
+//! loopgrad-nn (under construction).

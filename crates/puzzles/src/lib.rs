@@ -1,0 +1,1 @@
+//! loopgrad-puzzles (under construction).

@@ -1,0 +1,24 @@
+//! # loopgrad-tensor
+//!
+//! The bottom layer of loopgrad: contiguous row-major tensors of `f32` (training) or `f64` (gradient checks),
+//! element-wise and row kernels (SIMD through `wide`), GEMM through `matrixmultiply`, a buffer pool keyed by
+//! length so that a training step after the first allocates nothing, and a seeded RNG that gives the same
+//! numbers on every machine.
+//!
+//! Everything above (the tape, the layers, TRM and HRM) is written against the slice-level kernels in
+//! [`kernels`] and [`gemm`], so that a kernel can be made faster without touching the code that calls it.
+
+pub mod float;
+pub mod gemm;
+pub mod kernels;
+pub mod pool;
+pub mod rng;
+pub mod shape;
+pub mod tensor;
+
+pub use float::Float;
+pub use gemm::{gemm, gemm_batched, MatMut, MatRef};
+pub use pool::PoolStats;
+pub use rng::Rng;
+pub use shape::Shape;
+pub use tensor::Tensor;
