@@ -25,13 +25,7 @@ pub struct GradCheck {
 
 impl Default for GradCheck {
     fn default() -> Self {
-        GradCheck {
-            eps: 1e-6,
-            atol: 1e-5,
-            rtol: 1e-3,
-            seed: 0x5eed,
-            max_per_tensor: usize::MAX,
-        }
+        GradCheck { eps: 1e-6, atol: 1e-5, rtol: 1e-3, seed: 0x5eed, max_per_tensor: usize::MAX }
     }
 }
 
@@ -111,20 +105,12 @@ impl GradCheck {
         let vars: Vec<Var> = inputs.iter().map(|t| tape.leaf(t.clone())).collect();
         let out = f(tape, &vars);
         let shape = tape.value(out).shape();
-        assert_eq!(
-            shape,
-            r.shape(),
-            "gradcheck: the output shape changed between calls"
-        );
+        assert_eq!(shape, r.shape(), "gradcheck: the output shape changed between calls");
         tape.backward_with(&mut [(out, r.clone())]);
         let grads = vars
             .iter()
             .zip(inputs)
-            .map(|(&v, x)| {
-                tape.grad(v)
-                    .cloned()
-                    .unwrap_or_else(|| Tensor::zeros(x.shape()))
-            })
+            .map(|(&v, x)| tape.grad(v).cloned().unwrap_or_else(|| Tensor::zeros(x.shape())))
             .collect();
         tape.reset();
         grads
@@ -152,24 +138,11 @@ impl GradCheck {
                 xs[k].data_mut()[i] = x0 - self.eps;
                 let fm = self.objective(tape, &xs, &mut r_opt, &f);
                 xs[k].data_mut()[i] = x0;
-                self.compare(
-                    name,
-                    Wrt::Input(k),
-                    i,
-                    g.data()[i],
-                    (fp - fm) / (2.0 * self.eps),
-                )?;
+                self.compare(name, Wrt::Input(k), i, g.data()[i], (fp - fm) / (2.0 * self.eps))?;
             }
         }
-        let params: Vec<Param> = tape
-            .params
-            .ids()
-            .filter(|&p| tape.params.is_trainable(p))
-            .collect();
-        let pgrads: Vec<Tensor<f64>> = params
-            .iter()
-            .map(|&p| tape.params.grad(p).clone())
-            .collect();
+        let params: Vec<Param> = tape.params.ids().filter(|&p| tape.params.is_trainable(p)).collect();
+        let pgrads: Vec<Tensor<f64>> = params.iter().map(|&p| tape.params.grad(p).clone()).collect();
         for (&p, g) in params.iter().zip(&pgrads) {
             for i in sample_indices(g.numel(), self.max_per_tensor) {
                 let x0 = tape.params.value(p).data()[i];
@@ -179,13 +152,7 @@ impl GradCheck {
                 let fm = self.objective(tape, &xs, &mut r_opt, &f);
                 tape.params.value_mut(p).data_mut()[i] = x0;
                 let numeric = (fp - fm) / (2.0 * self.eps);
-                self.compare(
-                    name,
-                    Wrt::Param(tape.params.name(p).to_string()),
-                    i,
-                    g.data()[i],
-                    numeric,
-                )?;
+                self.compare(name, Wrt::Param(tape.params.name(p).to_string()), i, g.data()[i], numeric)?;
             }
         }
         Ok(())
@@ -205,61 +172,32 @@ impl GradCheck {
         let r = r.unwrap();
         let grads = self.analytic(tape, inputs, &r, &f);
         let mut rng = Rng::new(self.seed ^ 0xfa57);
-        let params: Vec<Param> = tape
-            .params
-            .ids()
-            .filter(|&p| tape.params.is_trainable(p))
-            .collect();
-        let us: Vec<Vec<f64>> = inputs
-            .iter()
-            .map(|x| (0..x.numel()).map(|_| rng.normal()).collect())
-            .collect();
-        let ups: Vec<Vec<f64>> = params
-            .iter()
-            .map(|&p| {
-                (0..tape.params.shape(p).numel())
-                    .map(|_| rng.normal())
-                    .collect()
-            })
-            .collect();
+        let params: Vec<Param> = tape.params.ids().filter(|&p| tape.params.is_trainable(p)).collect();
+        let us: Vec<Vec<f64>> = inputs.iter().map(|x| (0..x.numel()).map(|_| rng.normal()).collect()).collect();
+        let ups: Vec<Vec<f64>> =
+            params.iter().map(|&p| (0..tape.params.shape(p).numel()).map(|_| rng.normal()).collect()).collect();
         let mut analytic = 0.0;
         for (g, u) in grads.iter().zip(&us) {
             analytic += g.data().iter().zip(u).map(|(a, b)| a * b).sum::<f64>();
         }
         for (&p, u) in params.iter().zip(&ups) {
-            analytic += tape
-                .params
-                .grad(p)
-                .data()
-                .iter()
-                .zip(u)
-                .map(|(a, b)| a * b)
-                .sum::<f64>();
+            analytic += tape.params.grad(p).data().iter().zip(u).map(|(a, b)| a * b).sum::<f64>();
         }
-        let base_params: Vec<Tensor<f64>> = params
-            .iter()
-            .map(|&p| tape.params.value(p).clone())
-            .collect();
+        let base_params: Vec<Tensor<f64>> = params.iter().map(|&p| tape.params.value(p).clone()).collect();
         let eval = |sign: f64, tape: &mut Tape<f64>| {
             let xs: Vec<Tensor<f64>> = inputs
                 .iter()
                 .zip(&us)
                 .map(|(x, u)| {
                     let mut y = x.clone();
-                    y.data_mut()
-                        .iter_mut()
-                        .zip(u)
-                        .for_each(|(a, b)| *a += sign * self.eps * b);
+                    y.data_mut().iter_mut().zip(u).for_each(|(a, b)| *a += sign * self.eps * b);
                     y
                 })
                 .collect();
             for ((&p, u), base) in params.iter().zip(&ups).zip(&base_params) {
                 let v = tape.params.value_mut(p);
                 v.copy_from(base);
-                v.data_mut()
-                    .iter_mut()
-                    .zip(u)
-                    .for_each(|(a, b)| *a += sign * self.eps * b);
+                v.data_mut().iter_mut().zip(u).for_each(|(a, b)| *a += sign * self.eps * b);
             }
             let mut r_opt = Some(r.clone());
             self.objective(tape, &xs, &mut r_opt, &f)
@@ -269,34 +207,15 @@ impl GradCheck {
         for (&p, base) in params.iter().zip(&base_params) {
             tape.params.value_mut(p).copy_from(base);
         }
-        self.compare(
-            name,
-            Wrt::Direction,
-            0,
-            analytic,
-            (fp - fm) / (2.0 * self.eps),
-        )
+        self.compare(name, Wrt::Direction, 0, analytic, (fp - fm) / (2.0 * self.eps))
     }
 
-    fn compare(
-        &self,
-        name: &str,
-        wrt: Wrt,
-        index: usize,
-        analytic: f64,
-        numeric: f64,
-    ) -> Result<(), GradCheckError> {
+    fn compare(&self, name: &str, wrt: Wrt, index: usize, analytic: f64, numeric: f64) -> Result<(), GradCheckError> {
         let ok = (analytic - numeric).abs() <= self.atol + self.rtol * numeric.abs();
         if ok && analytic.is_finite() {
             Ok(())
         } else {
-            Err(GradCheckError {
-                name: name.to_string(),
-                wrt,
-                index,
-                analytic,
-                numeric,
-            })
+            Err(GradCheckError { name: name.to_string(), wrt, index, analytic, numeric })
         }
     }
 }

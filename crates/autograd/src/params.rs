@@ -41,10 +41,7 @@ impl<E: Float> ParamStore<E> {
     }
 
     fn insert(&mut self, name: &str, value: Tensor<E>, trainable: bool) -> Param {
-        assert!(
-            !self.index.contains_key(name),
-            "ParamStore::add: parameter {name} already exists"
-        );
+        assert!(!self.index.contains_key(name), "ParamStore::add: parameter {name} already exists");
         let id = Param(self.names.len() as u32);
         self.grads.push(Tensor::zeros(value.shape()));
         self.values.push(value);
@@ -86,10 +83,7 @@ impl<E: Float> ParamStore<E> {
     }
     /// The value and the gradient of one parameter at once (for optimizers).
     pub fn value_and_grad_mut(&mut self, p: Param) -> (&mut Tensor<E>, &mut Tensor<E>) {
-        (
-            &mut self.values[p.0 as usize],
-            &mut self.grads[p.0 as usize],
-        )
+        (&mut self.values[p.0 as usize], &mut self.grads[p.0 as usize])
     }
     pub fn is_trainable(&self, p: Param) -> bool {
         self.trainable[p.0 as usize]
@@ -107,12 +101,7 @@ impl<E: Float> ParamStore<E> {
 
     /// Total number of elements over the parameters whose name passes `keep`.
     pub fn count(&self, keep: impl Fn(&str) -> bool) -> usize {
-        self.names
-            .iter()
-            .zip(&self.values)
-            .filter(|(n, _)| keep(n))
-            .map(|(_, v)| v.numel())
-            .sum()
+        self.names.iter().zip(&self.values).filter(|(n, _)| keep(n)).map(|(_, v)| v.numel()).sum()
     }
 
     /// Split borrows for the backward pass: values read-only, gradients writable.

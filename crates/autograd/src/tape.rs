@@ -108,9 +108,9 @@ impl<E: Float> Tape<E> {
     pub fn value(&self, v: Var) -> &Tensor<E> {
         match v {
             Var::Param(p) => self.params.value(Param(p)),
-            Var::Value(i) => self.values[i as usize].as_ref().unwrap_or_else(|| {
-                panic!("tape: value {i} was released (used after its scope or a reset)")
-            }),
+            Var::Value(i) => self.values[i as usize]
+                .as_ref()
+                .unwrap_or_else(|| panic!("tape: value {i} was released (used after its scope or a reset)")),
         }
     }
 
@@ -118,9 +118,9 @@ impl<E: Float> Tape<E> {
     pub fn take(&mut self, v: Var) -> Tensor<E> {
         match v {
             Var::Param(p) => self.params.value(Param(p)).clone(),
-            Var::Value(i) => self.values[i as usize].take().unwrap_or_else(|| {
-                panic!("tape: value {i} was released (used after its scope or a reset)")
-            }),
+            Var::Value(i) => self.values[i as usize]
+                .take()
+                .unwrap_or_else(|| panic!("tape: value {i} was released (used after its scope or a reset)")),
         }
     }
 
@@ -173,17 +173,11 @@ impl<E: Float> Tape<E> {
         saved: impl IntoIterator<Item = Tensor<E>>,
         ints: &[usize],
     ) -> Var {
-        assert!(
-            inputs.len() <= MAX_INPUTS,
-            "tape: op {op:?} has {} inputs (max {MAX_INPUTS})",
-            inputs.len()
-        );
+        assert!(inputs.len() <= MAX_INPUTS, "tape: op {op:?} has {} inputs (max {MAX_INPUTS})", inputs.len());
         let record = self.should_record(inputs);
         let v = self.push_value(out, record);
         if record {
-            let Var::Value(out_idx) = v else {
-                unreachable!()
-            };
+            let Var::Value(out_idx) = v else { unreachable!() };
             let s0 = self.saved.len() as u32;
             self.saved.extend(saved);
             let i0 = self.ints.len() as u32;
@@ -223,10 +217,7 @@ impl<E: Float> Tape<E> {
     /// Runs `f` with recording off and then releases every value it created except the ones it returns, which
     /// are moved down to the scope's start (their `Var`s are rewritten). Intermediates go back to the pool at
     /// the end of the scope, so a no-grad recursion holds one scope's buffers at a time.
-    pub fn no_grad_scope<const N: usize>(
-        &mut self,
-        f: impl FnOnce(&mut Self) -> [Var; N],
-    ) -> [Var; N] {
+    pub fn no_grad_scope<const N: usize>(&mut self, f: impl FnOnce(&mut Self) -> [Var; N]) -> [Var; N] {
         let mark = self.mark();
         let mut keep = self.no_grad(f);
         self.release_from(mark, &mut keep);
@@ -283,11 +274,7 @@ impl<E: Float> Tape<E> {
     /// Backward from a one-element output, seeded with 1.
     pub fn backward(&mut self, loss: Var) {
         let shape = self.value(loss).shape();
-        assert_eq!(
-            shape.numel(),
-            1,
-            "backward: loss has shape {shape}, expected one element (use backward_with)"
-        );
+        assert_eq!(shape.numel(), 1, "backward: loss has shape {shape}, expected one element (use backward_with)");
         self.backward_with(&mut [(loss, Tensor::full(shape, E::ONE))]);
     }
 
@@ -298,11 +285,7 @@ impl<E: Float> Tape<E> {
         self.grads.resize_with(self.values.len(), || None);
         for (v, g) in seeds.iter_mut() {
             let g = std::mem::replace(g, Tensor::from_vec(Vec::new(), [0]));
-            assert_eq!(
-                g.shape(),
-                self.value(*v).shape(),
-                "backward_with: seed shape vs value shape"
-            );
+            assert_eq!(g.shape(), self.value(*v).shape(), "backward_with: seed shape vs value shape");
             let (params_ref, grads) = (&mut self.params, &mut self.grads);
             accumulate(params_ref, grads, *v, g);
         }
@@ -320,9 +303,7 @@ impl<E: Float> Tape<E> {
                 let v = node.inputs[k];
                 inputs[k] = Some(match v {
                     Var::Param(p) => &pvals[p as usize],
-                    Var::Value(i) => self.values[i as usize]
-                        .as_ref()
-                        .expect("backward: input value released"),
+                    Var::Value(i) => self.values[i as usize].as_ref().expect("backward: input value released"),
                 });
                 wants[k] = match v {
                     Var::Param(p) => ptrain[p as usize],
@@ -331,9 +312,7 @@ impl<E: Float> Tape<E> {
             }
             let mut ctx = Ctx {
                 gout: &gout,
-                out: self.values[out]
-                    .as_ref()
-                    .expect("backward: output value released"),
+                out: self.values[out].as_ref().expect("backward: output value released"),
                 inputs,
                 wants,
                 input_vars: node.inputs,
@@ -349,19 +328,11 @@ impl<E: Float> Tape<E> {
     }
 }
 
-fn accumulate<E: Float>(
-    params: &mut ParamStore<E>,
-    grads: &mut [Option<Tensor<E>>],
-    v: Var,
-    g: Tensor<E>,
-) {
+fn accumulate<E: Float>(params: &mut ParamStore<E>, grads: &mut [Option<Tensor<E>>], v: Var, g: Tensor<E>) {
     match v {
         Var::Param(p) => {
             if params.is_trainable(Param(p)) {
-                loopgrad_tensor::kernels::add_assign(
-                    params.grad_mut(Param(p)).data_mut(),
-                    g.data(),
-                );
+                loopgrad_tensor::kernels::add_assign(params.grad_mut(Param(p)).data_mut(), g.data());
             }
         }
         Var::Value(i) => match &mut grads[i as usize] {

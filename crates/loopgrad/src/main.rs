@@ -1,5 +1,41 @@
-//! The `loopgrad` command line.
+//! The `loopgrad` command line: train (the default), eval, info, data, bench, plot, study.
+//!
+//! Every subcommand lives in its own module under `cli/`. Errors reach the user as one line naming the file,
+//! row or tensor at fault, with a non-zero exit code, never a panic or a backtrace.
 
-fn main() {
-    println!("loopgrad: under construction");
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "loopgrad", version, about = "Tiny recursive reasoning models (TRM, HRM) trained on the CPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate, convert and validate puzzle sets (Sudoku, Maze, ARC-AGI).
+    #[command(subcommand)]
+    Data(cli::data::DataCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Data(cmd)) => cli::data::run(cmd),
+        None => {
+            println!("loopgrad: the trainer is under construction; `loopgrad --help` lists what works today.");
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

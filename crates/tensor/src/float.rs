@@ -139,10 +139,7 @@ macro_rules! impl_float {
                 $pool.with(|p| f(&mut p.borrow_mut()))
             }
             fn try_with_pool<R>(f: impl FnOnce(&mut Pool<Self>) -> R) -> Option<R> {
-                $pool
-                    .try_with(|p| p.try_borrow_mut().ok().map(|mut p| f(&mut p)))
-                    .ok()
-                    .flatten()
+                $pool.try_with(|p| p.try_borrow_mut().ok().map(|mut p| f(&mut p))).ok().flatten()
             }
         }
     };

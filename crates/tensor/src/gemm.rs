@@ -28,29 +28,12 @@ pub struct MatMut<'a, E> {
 impl<'a, E: Float> MatRef<'a, E> {
     /// A contiguous row-major [rows, cols] view.
     pub fn new(data: &'a [E], rows: usize, cols: usize) -> Self {
-        assert_eq!(
-            data.len(),
-            rows * cols,
-            "MatRef::new: {} elements for [{rows}, {cols}]",
-            data.len()
-        );
-        MatRef {
-            data,
-            rows,
-            cols,
-            rs: cols as isize,
-            cs: 1,
-        }
+        assert_eq!(data.len(), rows * cols, "MatRef::new: {} elements for [{rows}, {cols}]", data.len());
+        MatRef { data, rows, cols, rs: cols as isize, cs: 1 }
     }
     /// The transpose, as a stride swap (free).
     pub fn t(self) -> Self {
-        MatRef {
-            data: self.data,
-            rows: self.cols,
-            cols: self.rows,
-            rs: self.cs,
-            cs: self.rs,
-        }
+        MatRef { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
     }
     fn check(&self, op: &str) {
         if self.rows > 0 && self.cols > 0 {
@@ -71,19 +54,8 @@ impl<'a, E: Float> MatRef<'a, E> {
 impl<'a, E: Float> MatMut<'a, E> {
     /// A contiguous row-major [rows, cols] view.
     pub fn new(data: &'a mut [E], rows: usize, cols: usize) -> Self {
-        assert_eq!(
-            data.len(),
-            rows * cols,
-            "MatMut::new: {} elements for [{rows}, {cols}]",
-            data.len()
-        );
-        MatMut {
-            data,
-            rows,
-            cols,
-            rs: cols as isize,
-            cs: 1,
-        }
+        assert_eq!(data.len(), rows * cols, "MatMut::new: {} elements for [{rows}, {cols}]", data.len());
+        MatMut { data, rows, cols, rs: cols as isize, cs: 1 }
     }
 }
 
@@ -108,10 +80,7 @@ pub fn gemm<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: 
     }
     if c.rows > 0 && c.cols > 0 {
         let last = (c.rows as isize - 1) * c.rs + (c.cols as isize - 1) * c.cs;
-        assert!(
-            c.rs >= 0 && c.cs >= 0 && (last as usize) < c.data.len(),
-            "gemm: output strides overrun"
-        );
+        assert!(c.rs >= 0 && c.cs >= 0 && (last as usize) < c.data.len(), "gemm: output strides overrun");
     }
     // SAFETY: every view was bounds-checked above against its slice; matrixmultiply reads A and B and writes C
     // only at i * rs + j * cs for i < rows, j < cols. C is a unique borrow, so it cannot alias A or B.
@@ -175,30 +144,12 @@ pub fn gemm_batched<E: Float>(
     beta: E,
     c: &mut [E],
 ) {
-    assert!(
-        c.len() == batch * m * n,
-        "gemm_batched: output has {} elements, expected {batch} x [{m}, {n}]",
-        c.len()
-    );
+    assert!(c.len() == batch * m * n, "gemm_batched: output has {} elements, expected {batch} x [{m}, {n}]", c.len());
     for i in 0..batch {
         let ab = &a[i * a_stride..i * a_stride + m * k];
         let bb = &b[i * b_stride..i * b_stride + k * n];
-        let am = if ta {
-            MatRef::new(ab, k, m).t()
-        } else {
-            MatRef::new(ab, m, k)
-        };
-        let bm = if tb {
-            MatRef::new(bb, n, k).t()
-        } else {
-            MatRef::new(bb, k, n)
-        };
-        gemm(
-            alpha,
-            am,
-            bm,
-            beta,
-            MatMut::new(&mut c[i * m * n..(i + 1) * m * n], m, n),
-        );
+        let am = if ta { MatRef::new(ab, k, m).t() } else { MatRef::new(ab, m, k) };
+        let bm = if tb { MatRef::new(bb, n, k).t() } else { MatRef::new(bb, k, n) };
+        gemm(alpha, am, bm, beta, MatMut::new(&mut c[i * m * n..(i + 1) * m * n], m, n));
     }
 }

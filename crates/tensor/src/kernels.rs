@@ -130,16 +130,12 @@ pub fn row_sum<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
 /// out[r] = mean_j x[r, j]^2
 pub fn row_mean_sq<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     let inv = E::ONE / E::from_usize(cols.max(1));
-    for_rows("row_mean_sq", x, cols, out, |row| {
-        row.iter().map(|&v| v * v).sum::<E>() * inv
-    })
+    for_rows("row_mean_sq", x, cols, out, |row| row.iter().map(|&v| v * v).sum::<E>() * inv)
 }
 
 /// out[r] = max_j x[r, j]
 pub fn row_max<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
-    for_rows("row_max", x, cols, out, |row| {
-        row.iter().copied().fold(row[0], E::max)
-    })
+    for_rows("row_max", x, cols, out, |row| row.iter().copied().fold(row[0], E::max))
 }
 
 /// out[r] = argmax_j x[r, j] (the first index on ties)
@@ -160,11 +156,7 @@ pub fn row_argmax<E: Float>(x: &[E], cols: usize, out: &mut [usize]) {
 /// out[r, :] = softmax(x[r, :]) (max-subtracted)
 pub fn softmax_rows<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     check_len("softmax_rows", x.len(), out.len());
-    assert!(
-        cols > 0 && x.len() % cols == 0,
-        "softmax_rows: length {} is not rows of {cols}",
-        x.len()
-    );
+    assert!(cols > 0 && x.len() % cols == 0, "softmax_rows: length {} is not rows of {cols}", x.len());
     for (orow, row) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
         let m = row.iter().copied().fold(row[0], E::max);
         let mut s = E::ZERO;
@@ -183,11 +175,7 @@ pub fn softmax_rows<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
 pub fn add_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
     check_len("add_row_broadcast", x.len(), out.len());
     let cols = row.len();
-    assert!(
-        cols > 0 && x.len() % cols == 0,
-        "add_row_broadcast: length {} is not rows of {cols}",
-        x.len()
-    );
+    assert!(cols > 0 && x.len() % cols == 0, "add_row_broadcast: length {} is not rows of {cols}", x.len());
     for (orow, xrow) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
         for ((o, &a), &b) in orow.iter_mut().zip(xrow).zip(row) {
             *o = a + b;
@@ -198,11 +186,7 @@ pub fn add_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
 /// acc[j] += sum_r x[r, j] (column sums, e.g. a bias gradient)
 pub fn col_sum_add<E: Float>(x: &[E], acc: &mut [E]) {
     let cols = acc.len();
-    assert!(
-        cols > 0 && x.len() % cols == 0,
-        "col_sum_add: length {} is not rows of {cols}",
-        x.len()
-    );
+    assert!(cols > 0 && x.len() % cols == 0, "col_sum_add: length {} is not rows of {cols}", x.len());
     for xrow in x.chunks_exact(cols) {
         for (a, &v) in acc.iter_mut().zip(xrow) {
             *a += v;
@@ -226,11 +210,7 @@ pub fn transpose<E: Float>(x: &[E], batch: usize, rows: usize, cols: usize, out:
 }
 
 fn for_rows<E: Float>(op: &str, x: &[E], cols: usize, out: &mut [E], f: impl Fn(&[E]) -> E) {
-    assert!(
-        cols > 0 && x.len() % cols == 0,
-        "{op}: length {} is not rows of {cols}",
-        x.len()
-    );
+    assert!(cols > 0 && x.len() % cols == 0, "{op}: length {} is not rows of {cols}", x.len());
     check_len(op, x.len() / cols, out.len());
     for (o, row) in out.iter_mut().zip(x.chunks_exact(cols)) {
         *o = f(row);

@@ -30,10 +30,7 @@ pub struct Pool<E> {
 
 impl<E: Float> Pool<E> {
     pub fn new() -> Self {
-        Pool {
-            free: HashMap::new(),
-            stats: PoolStats::default(),
-        }
+        Pool { free: HashMap::new(), stats: PoolStats::default() }
     }
 
     /// A buffer of exactly `len` elements whose contents are unspecified (but initialised: old values or zero).

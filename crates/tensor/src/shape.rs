@@ -14,17 +14,10 @@ pub struct Shape {
 
 impl Shape {
     pub fn new(dims: &[usize]) -> Self {
-        assert!(
-            dims.len() <= MAX_RANK,
-            "Shape::new: rank {} exceeds the maximum {MAX_RANK}",
-            dims.len()
-        );
+        assert!(dims.len() <= MAX_RANK, "Shape::new: rank {} exceeds the maximum {MAX_RANK}", dims.len());
         let mut d = [0; MAX_RANK];
         d[..dims.len()].copy_from_slice(dims);
-        Shape {
-            dims: d,
-            rank: dims.len() as u8,
-        }
+        Shape { dims: d, rank: dims.len() as u8 }
     }
     pub fn scalar() -> Self {
         Shape::new(&[])
@@ -43,10 +36,7 @@ impl Shape {
     pub fn dim(&self, i: isize) -> usize {
         let r = self.rank() as isize;
         let j = if i < 0 { r + i } else { i };
-        assert!(
-            (0..r).contains(&j),
-            "Shape::dim: axis {i} out of range for {self}"
-        );
+        assert!((0..r).contains(&j), "Shape::dim: axis {i} out of range for {self}");
         self.dims[j as usize]
     }
     /// Length of the last axis (1 for a scalar).
@@ -64,10 +54,7 @@ impl Shape {
     }
     /// The same shape with the last two axes swapped.
     pub fn transpose_last2(&self) -> Self {
-        assert!(
-            self.rank() >= 2,
-            "transpose: shape {self} has fewer than 2 axes"
-        );
+        assert!(self.rank() >= 2, "transpose: shape {self} has fewer than 2 axes");
         let mut s = *self;
         let r = self.rank();
         s.dims.swap(r - 1, r - 2);

@@ -18,10 +18,7 @@ impl<E: Float> Tensor<E> {
     /// kernel overwrites completely. Saves the zero-fill.
     pub fn uninit(shape: impl Into<Shape>) -> Self {
         let shape = shape.into();
-        Tensor {
-            data: pool::take(shape.numel()),
-            shape,
-        }
+        Tensor { data: pool::take(shape.numel()), shape }
     }
 
     pub fn zeros(shape: impl Into<Shape>) -> Self {
@@ -37,24 +34,14 @@ impl<E: Float> Tensor<E> {
     /// Wraps `data`; panics if its length is not the shape's element count.
     pub fn from_vec(data: Vec<E>, shape: impl Into<Shape>) -> Self {
         let shape = shape.into();
-        assert_eq!(
-            data.len(),
-            shape.numel(),
-            "Tensor::from_vec: {} elements do not fill shape {shape}",
-            data.len()
-        );
+        assert_eq!(data.len(), shape.numel(), "Tensor::from_vec: {} elements do not fill shape {shape}", data.len());
         Tensor { data, shape }
     }
 
     /// Copies `data` into a pooled buffer.
     pub fn from_slice(data: &[E], shape: impl Into<Shape>) -> Self {
         let shape = shape.into();
-        assert_eq!(
-            data.len(),
-            shape.numel(),
-            "Tensor::from_slice: {} elements do not fill shape {shape}",
-            data.len()
-        );
+        assert_eq!(data.len(), shape.numel(), "Tensor::from_slice: {} elements do not fill shape {shape}", data.len());
         let mut t = Self::uninit(shape);
         t.data.copy_from_slice(data);
         t
@@ -91,24 +78,14 @@ impl<E: Float> Tensor<E> {
 
     /// The single element of a one-element tensor.
     pub fn item(&self) -> E {
-        assert_eq!(
-            self.data.len(),
-            1,
-            "Tensor::item: shape {} is not a single element",
-            self.shape
-        );
+        assert_eq!(self.data.len(), 1, "Tensor::item: shape {} is not a single element", self.shape);
         self.data[0]
     }
 
     /// Same data, new shape (free: no copy). Panics if the element counts differ.
     pub fn reshape(mut self, shape: impl Into<Shape>) -> Self {
         let shape = shape.into();
-        assert_eq!(
-            shape.numel(),
-            self.shape.numel(),
-            "reshape: cannot view shape {} as {shape}",
-            self.shape
-        );
+        assert_eq!(shape.numel(), self.shape.numel(), "reshape: cannot view shape {} as {shape}", self.shape);
         self.shape = shape;
         self
     }
@@ -116,12 +93,7 @@ impl<E: Float> Tensor<E> {
     /// Changes the shape in place (free). Panics if the element counts differ.
     pub fn set_shape(&mut self, shape: impl Into<Shape>) {
         let shape = shape.into();
-        assert_eq!(
-            shape.numel(),
-            self.shape.numel(),
-            "set_shape: cannot view shape {} as {shape}",
-            self.shape
-        );
+        assert_eq!(shape.numel(), self.shape.numel(), "set_shape: cannot view shape {} as {shape}", self.shape);
         self.shape = shape;
     }
 
@@ -141,17 +113,9 @@ impl<E: Float> Tensor<E> {
     /// A materialised transpose of the last two axes (batched over the leading axes).
     pub fn transpose_last2(&self) -> Self {
         let r = self.shape.rank();
-        assert!(
-            r >= 2,
-            "transpose_last2: shape {} has fewer than 2 axes",
-            self.shape
-        );
+        assert!(r >= 2, "transpose_last2: shape {} has fewer than 2 axes", self.shape);
         let (rows, cols) = (self.shape.dim(-2), self.shape.dim(-1));
-        let batch = if rows * cols == 0 {
-            0
-        } else {
-            self.numel() / (rows * cols)
-        };
+        let batch = if rows * cols == 0 { 0 } else { self.numel() / (rows * cols) };
         let mut out = Self::uninit(self.shape.transpose_last2());
         crate::kernels::transpose(&self.data, batch, rows, cols, &mut out.data);
         out
@@ -168,11 +132,7 @@ impl<E: Float> Tensor<E> {
 
     /// Copies `other`'s values into `self` (same shape required).
     pub fn copy_from(&mut self, other: &Tensor<E>) {
-        assert_eq!(
-            self.shape, other.shape,
-            "copy_from: shape {} vs {}",
-            self.shape, other.shape
-        );
+        assert_eq!(self.shape, other.shape, "copy_from: shape {} vs {}", self.shape, other.shape);
         self.data.copy_from_slice(&other.data);
     }
 

@@ -59,11 +59,7 @@ impl<E: Float> Tape<E> {
         let (xt, vt) = (self.value(x), self.value(v));
         check_row("mul_row", xt, vt);
         let mut out = Tensor::uninit(xt.shape());
-        for (orow, xrow) in out
-            .data_mut()
-            .chunks_exact_mut(vt.numel())
-            .zip(xt.data().chunks_exact(vt.numel()))
-        {
+        for (orow, xrow) in out.data_mut().chunks_exact_mut(vt.numel()).zip(xt.data().chunks_exact(vt.numel())) {
             kernels::mul(xrow, vt.data(), orow);
         }
         self.push_op(Op::MulRow, &[x, v], out, [], &[])
@@ -71,13 +67,7 @@ impl<E: Float> Tape<E> {
 
     fn binary(&self, op: &str, a: Var, b: Var, kernel: fn(&[E], &[E], &mut [E])) -> Tensor<E> {
         let (x, y) = (self.value(a), self.value(b));
-        assert_eq!(
-            x.shape(),
-            y.shape(),
-            "{op}: shapes {} and {} differ",
-            x.shape(),
-            y.shape()
-        );
+        assert_eq!(x.shape(), y.shape(), "{op}: shapes {} and {} differ", x.shape(), y.shape());
         let mut out = Tensor::uninit(x.shape());
         kernel(x.data(), y.data(), out.data_mut());
         out

@@ -1,0 +1,3 @@
+//! Subcommands of the `loopgrad` binary, one module each.
+
+pub mod data;
