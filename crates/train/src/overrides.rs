@@ -1,0 +1,136 @@
+//! `--set key=value` overrides on any serde config, by dotted path.
+//!
+//! The config is serialised to a JSON tree, the leaf at `key` is replaced by `value` (parsed as TOML when it
+//! parses, so `3`, `1e-3`, `true` and `"text"` all work, and as a bare string otherwise), and the tree is
+//! deserialised back, so the config's own types validate the result. An unknown key is an error that lists
+//! the valid ones.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Applies every `key=value` in order and returns the new config.
+pub fn apply<T: Serialize + DeserializeOwned>(config: &T, sets: &[String]) -> Result<T> {
+    let mut tree = serde_json::to_value(config).context("serialising the config")?;
+    for set in sets {
+        let (key, raw) =
+            set.split_once('=').ok_or_else(|| anyhow!("--set {set}: expected key=value (e.g. --set train.lr=1e-3)"))?;
+        let key = key.trim();
+        let slot = lookup(&mut tree, key).ok_or_else(|| {
+            let keys = leaf_keys(&serde_json::to_value(config).unwrap_or(Value::Null));
+            anyhow!("--set {key}: unknown config key; valid keys are: {}", keys.join(", "))
+        })?;
+        *slot = parse_value(raw.trim(), slot);
+    }
+    serde_json::from_value(tree).map_err(|e| anyhow!("--set: the resulting config is invalid: {e}"))
+}
+
+/// Every leaf path of a JSON tree, dotted (`model.hidden`, `train.lr`, ...), in order.
+pub fn leaf_keys(tree: &Value) -> Vec<String> {
+    fn walk(v: &Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) if !map.is_empty() => {
+                for (k, child) in map {
+                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    walk(child, &p, out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+    let mut out = Vec::new();
+    walk(tree, "", &mut out);
+    out
+}
+
+fn lookup<'a>(tree: &'a mut Value, key: &str) -> Option<&'a mut Value> {
+    let mut node = tree;
+    for part in key.split('.') {
+        node = node.as_object_mut()?.get_mut(part)?;
+    }
+    Some(node)
+}
+
+/// Parses `raw` as a TOML value (numbers, booleans, quoted strings, arrays); otherwise a bare string. An
+/// integer given for a float field stays a number, which serde accepts.
+fn parse_value(raw: &str, old: &Value) -> Value {
+    let parsed: Option<Value> = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|t| t.get("v").cloned())
+        .and_then(|v| serde_json::to_value(v).ok());
+    match parsed {
+        // A string field keeps its value as typed, even if it looks like a number ("--set data.path=123").
+        Some(v) if !(old.is_string() && !v.is_string()) => v,
+        _ => Value::String(raw.trim_matches('"').to_string()),
+    }
+}
+
+/// Reads a TOML config file into `T`, naming the file in every error.
+pub fn from_toml_file<T: DeserializeOwned>(path: &std::path::Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read config", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow!("{}: invalid config: {}", path.display(), one_line(&e.to_string())))
+}
+
+/// Collapses a multi-line parser message to one line.
+pub fn one_line(msg: &str) -> String {
+    msg.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Fails with the list of valid names when `name` is not among them.
+pub fn check_name<'a>(what: &str, name: &str, valid: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    let valid: Vec<&str> = valid.into_iter().collect();
+    if valid.contains(&name) {
+        Ok(())
+    } else {
+        bail!("unknown {what} {name:?}; valid: {}", valid.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        lr: f64,
+        steps: u32,
+        name: String,
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Cfg {
+        train: Inner,
+        ema: bool,
+    }
+
+    fn cfg() -> Cfg {
+        Cfg { train: Inner { lr: 1e-4, steps: 10, name: "a".into() }, ema: true }
+    }
+
+    #[test]
+    fn sets_nested_values_of_every_type() {
+        let sets = ["train.lr=1e-3", "train.steps=20", "train.name=b c", "ema=false"].map(String::from);
+        let c = apply(&cfg(), &sets).unwrap();
+        assert_eq!(c, Cfg { train: Inner { lr: 1e-3, steps: 20, name: "b c".into() }, ema: false });
+        let c = apply(&cfg(), &["train.name=123".to_string()]).unwrap();
+        assert_eq!(c.train.name, "123");
+        let c = apply(&cfg(), &["train.lr=1".to_string()]).unwrap();
+        assert_eq!(c.train.lr, 1.0);
+    }
+
+    #[test]
+    fn unknown_key_lists_the_valid_ones() {
+        let err = apply(&cfg(), &["train.lrr=1".to_string()]).unwrap_err().to_string();
+        assert!(err.contains("unknown config key"), "{err}");
+        assert!(err.contains("train.lr, train.steps, train.name, ema"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_and_missing_equals_are_errors() {
+        assert!(apply(&cfg(), &["train.steps=abc".to_string()]).is_err());
+        assert!(apply(&cfg(), &["train.steps".to_string()]).unwrap_err().to_string().contains("key=value"));
+    }
+}

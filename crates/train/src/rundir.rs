@@ -1,0 +1,126 @@
+//! Run directories: the resolved config, `metrics.jsonl`, checkpoints. Nothing is ever half-written: every file
+//! but the append-only metrics log is written to a temporary name and renamed into place.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes `bytes` to `path` atomically: a sibling temporary file, fsync, rename. A crash leaves either the old
+/// file or the new one, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_name(path);
+    let result = (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("{}: cannot write", path.display()))
+}
+
+fn tmp_name(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// A run directory and its metrics log.
+pub struct RunDir {
+    path: PathBuf,
+    metrics: File,
+}
+
+impl RunDir {
+    /// Creates (or reopens, for `--resume`) the directory and opens `metrics.jsonl` for appending.
+    pub fn open(path: &Path) -> Result<Self> {
+        fs::create_dir_all(path).with_context(|| format!("{}: cannot create the run directory", path.display()))?;
+        let mpath = path.join("metrics.jsonl");
+        let metrics = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&mpath)
+            .with_context(|| format!("{}: cannot open", mpath.display()))?;
+        Ok(RunDir { path: path.to_path_buf(), metrics })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `self.path / name`.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Appends one JSON line to `metrics.jsonl` and flushes it (a killed run keeps every line it logged).
+    pub fn log<T: Serialize>(&mut self, record: &T) -> Result<()> {
+        let mut line = serde_json::to_string(record)?;
+        line.push('\n');
+        self.metrics.write_all(line.as_bytes())?;
+        self.metrics.flush()?;
+        Ok(())
+    }
+
+    /// Writes a file in the run directory atomically.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        write_atomic(&self.file(name), bytes)
+    }
+}
+
+/// Reads every record of a `metrics.jsonl`, naming the file and line of a malformed one.
+pub fn read_metrics(path: &Path) -> Result<Vec<serde_json::Value>> {
+    let text = fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{}: line {}: not a JSON record", path.display(), i + 1))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tempdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("loopgrad-rundir-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporary() {
+        let d = tempdir("atomic");
+        fs::create_dir_all(&d).unwrap();
+        let p = d.join("config.toml");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert!(!tmp_name(&p).exists());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn metrics_append_and_read_back() {
+        let d = tempdir("metrics");
+        {
+            let mut r = RunDir::open(&d).unwrap();
+            r.log(&serde_json::json!({"step": 1, "loss": 2.5})).unwrap();
+        }
+        let mut r = RunDir::open(&d).unwrap();
+        r.log(&serde_json::json!({"step": 2, "loss": 1.5})).unwrap();
+        let recs = read_metrics(&d.join("metrics.jsonl")).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[1]["loss"], 1.5);
+        fs::write(d.join("bad.jsonl"), "{\"a\":1}\nnot json\n").unwrap();
+        let err = read_metrics(&d.join("bad.jsonl")).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
