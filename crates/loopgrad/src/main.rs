@@ -20,12 +20,15 @@ enum Command {
     /// Generate, convert and validate puzzle sets (Sudoku, Maze, ARC-AGI).
     #[command(subcommand)]
     Data(cli::data::DataCommand),
+    /// Draw a run's loss and accuracy curves as an SVG.
+    Plot(cli::plot::PlotArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Data(cmd)) => cli::data::run(cmd),
+        Some(Command::Plot(args)) => cli::plot::run(args),
         None => {
             println!("loopgrad: the trainer is under construction; `loopgrad --help` lists what works today.");
             Ok(())

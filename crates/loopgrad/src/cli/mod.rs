@@ -1,3 +1,4 @@
 //! Subcommands of the `loopgrad` binary, one module each.
 
 pub mod data;
+pub mod plot;

@@ -1,0 +1,98 @@
+//! `loopgrad plot RUN_DIR`: an SVG of a run's loss and accuracy curves, from its `metrics.jsonl`.
+
+use anyhow::{bail, Context, Result};
+use plotters::prelude::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct PlotArgs {
+    /// A run directory written by `loopgrad train` (it holds metrics.jsonl).
+    pub run_dir: PathBuf,
+    /// Where to write the SVG (default: RUN_DIR/curves.svg).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// One named curve: (step, value) points.
+struct Series {
+    name: &'static str,
+    points: Vec<(f64, f64)>,
+    color: RGBColor,
+}
+
+pub fn run(args: PlotArgs) -> Result<()> {
+    let metrics = args.run_dir.join("metrics.jsonl");
+    let records = loopgrad_train::rundir::read_metrics(&metrics)?;
+    if records.is_empty() {
+        bail!("{}: no records to plot", metrics.display());
+    }
+    let pick = |kind: &str, key: &str| -> Vec<(f64, f64)> {
+        records
+            .iter()
+            .filter(|r| r["kind"] == kind)
+            .filter_map(|r| Some((r["step"].as_f64()?, r[key].as_f64()?)))
+            .filter(|(_, v)| v.is_finite())
+            .collect()
+    };
+    let losses = vec![
+        Series { name: "train loss", points: pick("train", "loss"), color: BLUE },
+        Series { name: "eval loss", points: pick("eval", "loss"), color: RED },
+    ];
+    let accuracies = vec![
+        Series { name: "train exact accuracy", points: pick("train", "exact_accuracy"), color: BLUE },
+        Series { name: "eval exact accuracy", points: pick("eval", "exact_accuracy"), color: RED },
+        Series { name: "eval token accuracy", points: pick("eval", "token_accuracy"), color: GREEN },
+    ];
+    let out = args.out.unwrap_or_else(|| args.run_dir.join("curves.svg"));
+    draw(&out, &losses, &accuracies).with_context(|| format!("{}: cannot draw the plot", out.display()))?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn draw(out: &Path, losses: &[Series], accuracies: &[Series]) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::new(out, (1100, 450)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(550);
+    panel(&left, "loss", losses, false)?;
+    panel(&right, "accuracy", accuracies, true)?;
+    root.present()?;
+    Ok(())
+}
+
+fn panel(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    series: &[Series],
+    unit_range: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let all = series.iter().flat_map(|s| s.points.iter());
+    let max_step = all.clone().map(|p| p.0).fold(1.0, f64::max);
+    let (lo, hi) = if unit_range {
+        (0.0, 1.0)
+    } else {
+        let hi = all.clone().map(|p| p.1).fold(f64::MIN, f64::max);
+        let lo = all.map(|p| p.1).fold(f64::MAX, f64::min);
+        if lo <= hi {
+            (lo.min(0.0), hi * 1.05 + 1e-12)
+        } else {
+            (0.0, 1.0)
+        }
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..max_step, lo..hi)?;
+    chart.configure_mesh().x_desc("optimizer step").draw()?;
+    for s in series.iter().filter(|s| !s.points.is_empty()) {
+        let color = s.color;
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))?
+            .label(s.name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    Ok(())
+}
