@@ -242,3 +242,99 @@ fn sample_indices(n: usize, max: usize) -> Vec<usize> {
         (0..max).map(|i| i * n / max).collect()
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::op::Op;
+    use crate::tape::Ctx;
+    use crate::ParamStore;
+
+    /// The negative control: z = s a with a backward that multiplies the gradient of element `index` (or of
+    /// every element, when `None`) by `factor`. If the checker accepts this, it proves nothing.
+    #[derive(Clone, Copy, Debug)]
+    pub struct WrongScale {
+        s: f64,
+        factor: f64,
+        index: Option<usize>,
+    }
+
+    impl WrongScale {
+        pub fn backward<E: loopgrad_tensor::Float>(&self, ctx: &mut Ctx<'_, E>) {
+            let g = ctx.gout.data();
+            let Some(d) = ctx.grad(0) else { return };
+            for (i, (d, &g)) in d.iter_mut().zip(g).enumerate() {
+                let wrong = self.index.is_none_or(|j| j == i);
+                *d += E::from_f64(self.s * if wrong { self.factor } else { 1.0 }) * g;
+            }
+        }
+
+        fn apply(self, tape: &mut Tape<f64>, a: Var) -> Var {
+            let mut out = tape.value(a).clone();
+            out.data_mut().iter_mut().for_each(|x| *x *= self.s);
+            tape.push_op(Op::WrongScale(self), &[a], out, [], &[])
+        }
+    }
+
+    fn input() -> Tensor<f64> {
+        Tensor::from_vec(vec![0.3, -1.2, 0.7, 2.0, -0.4], [5])
+    }
+
+    #[test]
+    fn rejects_a_backward_wrong_in_one_element_and_says_where() {
+        let bad = WrongScale { s: 1.5, factor: 1.01, index: Some(3) };
+        let err = gradcheck("wrong_scale", &[input()], |t, x| bad.apply(t, x[0])).unwrap_err();
+        assert_eq!((err.name.as_str(), &err.wrt, err.index), ("wrong_scale", &Wrt::Input(0), 3));
+        assert!((err.analytic / err.numeric - 1.01).abs() < 1e-6, "{err}");
+        let msg = err.to_string();
+        assert!(msg.starts_with("gradcheck wrong_scale: d/d input 0 [3]: analytic "), "{msg}");
+        assert!(msg.contains(&format!("{:.10e}", err.analytic)) && msg.contains(&format!("{:.10e}", err.numeric)));
+    }
+
+    #[test]
+    fn accepts_the_same_op_with_a_correct_backward() {
+        let good = WrongScale { s: 1.5, factor: 1.0, index: None };
+        gradcheck("scale", &[input()], |t, x| good.apply(t, x[0])).unwrap();
+        GradCheck::default()
+            .check_fast("scale", &mut Tape::new(ParamStore::new()), &[input()], |t, x| good.apply(t, x[0]))
+            .unwrap();
+    }
+
+    #[test]
+    fn fast_mode_accepts_correct_ops_and_rejects_the_wrong_one() {
+        let mut params = ParamStore::new();
+        let w = params.add("w", Tensor::from_vec(vec![0.5, -0.25, 1.0, 0.75, -1.5, 0.1, 0.2, 0.3, -0.6, 1.1], [2, 5]));
+        let mut tape = Tape::new(params);
+        let x = Tensor::from_vec((0..15).map(|i| (i as f64 * 0.37).sin()).collect(), [3, 5]);
+        let net = |t: &mut Tape<f64>, v: &[Var]| {
+            let w = t.param(w);
+            let y = t.linear(v[0], w, None);
+            t.mul(y, y)
+        };
+        GradCheck::default().check_fast("linear*linear", &mut tape, std::slice::from_ref(&x), net).unwrap();
+        GradCheck::default().check("linear*linear", &mut tape, std::slice::from_ref(&x), net).unwrap();
+        // The wrong backward in the middle of the same graph: the directional derivative disagrees.
+        let bad = WrongScale { s: 2.0, factor: 1.5, index: None };
+        let err = GradCheck::default()
+            .check_fast("linear*wrong", &mut tape, &[x], |t, v| {
+                let w = t.param(w);
+                let y = t.linear(v[0], w, None);
+                let z = bad.apply(t, y);
+                t.mul(z, y)
+            })
+            .unwrap_err();
+        assert_eq!(err.wrt, Wrt::Direction);
+        assert!(err.to_string().contains("a random direction"), "{err}");
+    }
+
+    #[test]
+    fn rejects_a_wrong_parameter_gradient_and_names_the_parameter() {
+        let mut params = ParamStore::new();
+        let p = params.add("layer.weight", input());
+        let mut tape = Tape::new(params);
+        let bad = WrongScale { s: -0.5, factor: 0.9, index: Some(0) };
+        let err =
+            GradCheck::default().check("wrong_scale", &mut tape, &[], |t, _| bad.apply(t, t.param(p))).unwrap_err();
+        assert_eq!((err.wrt.clone(), err.index), (Wrt::Param("layer.weight".into()), 0));
+    }
+}

@@ -31,6 +31,9 @@ pub enum Op {
     StablemaxCe(losses::CeMeta),
     SoftmaxCe(losses::CeMeta),
     BceLogits(losses::BceMeta),
+    /// Test only: `scale` with a deliberately wrong backward, the negative control of the gradient checker.
+    #[cfg(test)]
+    WrongScale(crate::gradcheck::tests::WrongScale),
 }
 
 /// Dispatches backward for one node.
@@ -57,5 +60,7 @@ pub(crate) fn backward<E: Float>(op: &Op, ctx: &mut Ctx<'_, E>) {
         Op::StablemaxCe(m) => losses::backward_stablemax_ce(m, ctx),
         Op::SoftmaxCe(m) => losses::backward_softmax_ce(m, ctx),
         Op::BceLogits(m) => losses::backward_bce_logits(m, ctx),
+        #[cfg(test)]
+        Op::WrongScale(m) => m.backward(ctx),
     }
 }

@@ -6,18 +6,22 @@
 //! so a graph of any depth works. Gradient kernels *add* into gradient buffers, so a weight used many times,
 //! or an input used n times, needs no special case.
 //!
-//! TRM's step in these terms:
+//! TRM's step in these terms (the [`crate::window`] driver does the loop for any gradient window):
 //! ```text
-//! for _ in 0..T-1 { tape.no_grad_scope(|t| latent_recursion(t, ..)) }   // no nodes, intermediates freed per scope
-//! latent_recursion(&mut tape, ..)                                        // recorded: n+1 net calls
-//! tape.backward(loss)                                                    // param grads += ...
-//! let (y, z) = (tape.take(y), tape.take(z));                             // detach the carry
-//! tape.reset()                                                           // capacities kept, buffers to the pool
+//! let floor = tape.mark();
+//! for _ in 0..T-1 { tape.no_grad_update(floor, &mut carry, latent_recursion) } // no nodes; one carry alive
+//! latent_recursion(&mut tape, &mut carry)                                        // recorded: n+1 net calls
+//! tape.backward(loss)                                                            // param grads += ...
+//! let (y, z) = (tape.take(carry[0]), tape.take(carry[1]));                       // detach the carry
+//! tape.reset()                                                                   // capacities kept
 //! ```
+//!
+//! Every vector here keeps its capacity across [`Tape::reset`], and every tensor comes from and returns to the
+//! thread's buffer pool, so a supervision step after the first allocates nothing on the tape's side.
 
 use crate::op::{self, Op};
 use crate::params::{Param, ParamStore};
-use loopgrad_tensor::{Float, Tensor};
+use loopgrad_tensor::{kernels, Float, Tensor};
 use std::ops::Range;
 
 /// A handle to a tensor the tape knows: an op's output or leaf (`Value`), or a parameter (`Param`). `Copy`.
@@ -49,9 +53,17 @@ pub struct Node {
     pub ints: Range<u32>,
 }
 
-/// A position in the value arena, for scopes.
+/// A position on the tape: the ends of the value, node, saved-tensor and integer arenas at one moment. Scopes
+/// release values created after a mark ([`Tape::release_from`]); recomputation records a recursion after a
+/// mark, backprops through just those nodes ([`Tape::backward_from`]) and cuts the tape back
+/// ([`Tape::truncate`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Mark(u32);
+pub struct Mark {
+    values: u32,
+    nodes: u32,
+    saved: u32,
+    ints: u32,
+}
 
 /// The tape. Owns the parameter store (outside the Wengert list) so that ops can read weights by id.
 pub struct Tape<E: Float> {
@@ -133,11 +145,28 @@ impl<E: Float> Tape<E> {
         }
     }
 
+    /// Moves a value's gradient out of the tape (`None` for parameters, whose gradients live in the store).
+    pub fn take_grad(&mut self, v: Var) -> Option<Tensor<E>> {
+        match v {
+            Var::Param(_) => None,
+            Var::Value(i) => self.grads.get_mut(i as usize).and_then(Option::take),
+        }
+    }
+
     /// Whether a gradient would flow to `v`.
     pub fn needs_grad(&self, v: Var) -> bool {
         match v {
             Var::Param(p) => self.params.is_trainable(Param(p)),
             Var::Value(i) => self.needs_grad[i as usize],
+        }
+    }
+
+    /// Turns a value into a leaf that collects its gradient (`true`) or into a constant (`false`). Ops recorded
+    /// before the change keep what they recorded. Recomputation uses it to make a checkpointed carry a leaf.
+    pub fn set_needs_grad(&mut self, v: Var, needs_grad: bool) {
+        match v {
+            Var::Param(p) => panic!("tape: set_needs_grad on parameter {p} (use ParamStore::set_trainable)"),
+            Var::Value(i) => self.needs_grad[i as usize] = needs_grad,
         }
     }
 
@@ -151,6 +180,10 @@ impl<E: Float> Tape<E> {
     /// Number of value slots in use (live or released within the current arena).
     pub fn num_values(&self) -> usize {
         self.values.len()
+    }
+    /// Number of value slots that still hold a tensor.
+    pub fn num_live_values(&self) -> usize {
+        self.values.iter().filter(|v| v.is_some()).count()
     }
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
@@ -206,7 +239,7 @@ impl<E: Float> Tape<E> {
     // ---- scopes -------------------------------------------------------------------------------------------
 
     /// Runs `f` with recording off. Nothing is recorded or saved; values it creates stay until a reset
-    /// (use [`Tape::no_grad_scope`] to free them at the end).
+    /// (use [`Tape::no_grad_scope`] or [`Tape::no_grad_update`] to free them at the end).
     pub fn no_grad<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
         let was = std::mem::replace(&mut self.recording, false);
         let r = f(self);
@@ -216,7 +249,8 @@ impl<E: Float> Tape<E> {
 
     /// Runs `f` with recording off and then releases every value it created except the ones it returns, which
     /// are moved down to the scope's start (their `Var`s are rewritten). Intermediates go back to the pool at
-    /// the end of the scope, so a no-grad recursion holds one scope's buffers at a time.
+    /// the end of the scope. The scope's *inputs* stay alive; to run a loop that replaces a carry, use
+    /// [`Tape::no_grad_update`], which also releases the carry each update replaces.
     pub fn no_grad_scope<const N: usize>(&mut self, f: impl FnOnce(&mut Self) -> [Var; N]) -> [Var; N] {
         let mark = self.mark();
         let mut keep = self.no_grad(f);
@@ -224,37 +258,78 @@ impl<E: Float> Tape<E> {
         keep
     }
 
-    /// The current end of the value arena.
-    pub fn mark(&self) -> Mark {
-        Mark(self.values.len() as u32)
+    /// One no-grad update of a carry: `f` replaces the entries of `carry` with recording off; then every value
+    /// created since `floor` except the new carry is released and the carry moves down to `floor`. Called in a
+    /// loop with one `floor` taken before the first update, each update also frees the carry it replaced, so a
+    /// no-grad recursion of any length holds one carry and one call's intermediates, in the same arena slots.
+    pub fn no_grad_update(&mut self, floor: Mark, carry: &mut [Var], f: impl FnOnce(&mut Self, &mut [Var])) {
+        self.no_grad(|t| f(t, carry));
+        self.release_from(floor, carry);
     }
 
-    /// Releases every value created since `mark` except those in `keep`, which move down to `mark` (and are
-    /// rewritten in place). Only legal when nothing since `mark` was recorded.
+    /// The current ends of the arenas.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            values: self.values.len() as u32,
+            nodes: self.nodes.len() as u32,
+            saved: self.saved.len() as u32,
+            ints: self.ints.len() as u32,
+        }
+    }
+
+    /// Releases every value created since `mark` except those in `keep`, which move down to `mark` in the order
+    /// of their positions (and are rewritten in place; duplicates allowed). Only legal when nothing since `mark`
+    /// was recorded.
     pub fn release_from(&mut self, mark: Mark, keep: &mut [Var]) {
-        let m = mark.0;
+        let m = mark.values;
+        assert!(m as usize <= self.values.len(), "tape: release_from a mark beyond the tape (taken before a reset?)");
         assert!(
             self.nodes.last().is_none_or(|n| n.out < m),
             "tape: release_from would free values that recorded nodes use"
         );
+        // Visit the kept values in increasing position, so a value only ever moves down into a slot that is
+        // free or holds a value that is released anyway.
         let mut next = m;
-        for k in keep.iter_mut() {
-            if let Var::Value(i) = *k {
-                if i >= m {
-                    if i != next {
-                        let t = self.values[i as usize].take();
-                        let ng = self.needs_grad[i as usize];
-                        self.values[next as usize] = t;
-                        self.needs_grad[next as usize] = ng;
-                    }
-                    *k = Var::Value(next);
-                    next += 1;
+        let mut done: Option<u32> = None;
+        while let Some(i) = keep
+            .iter()
+            .filter_map(|v| match *v {
+                Var::Value(i) if i >= m && done.is_none_or(|d| i > d) => Some(i),
+                _ => None,
+            })
+            .min()
+        {
+            if i != next {
+                let (src, dst) = (i as usize, next as usize);
+                self.values[dst] = self.values[src].take();
+                self.needs_grad[dst] = self.needs_grad[src];
+                if src < self.grads.len() {
+                    self.grads[dst] = self.grads[src].take();
                 }
             }
+            keep.iter_mut().filter(|v| **v == Var::Value(i)).for_each(|v| *v = Var::Value(next));
+            done = Some(i);
+            next += 1;
         }
         // Dropping the tail returns its buffers to the pool.
         self.values.truncate(next as usize);
         self.needs_grad.truncate(next as usize);
+        self.grads.truncate(self.grads.len().min(next as usize));
+    }
+
+    /// Cuts the tape back to `mark`: drops every node, saved tensor, integer, value and gradient created since.
+    /// Recomputation uses it to free one recursion's graph before rebuilding the next.
+    pub fn truncate(&mut self, mark: Mark) {
+        assert!(
+            mark.values as usize <= self.values.len() && mark.nodes as usize <= self.nodes.len(),
+            "tape: truncate to a mark beyond the tape (taken before a reset?)"
+        );
+        self.nodes.truncate(mark.nodes as usize);
+        self.saved.truncate(mark.saved as usize);
+        self.ints.truncate(mark.ints as usize);
+        self.values.truncate(mark.values as usize);
+        self.needs_grad.truncate(mark.values as usize);
+        self.grads.truncate(self.grads.len().min(mark.values as usize));
     }
 
     /// Clears nodes, values, saved tensors and gradients; every capacity is kept and every buffer goes back to
@@ -278,18 +353,31 @@ impl<E: Float> Tape<E> {
         self.backward_with(&mut [(loss, Tensor::full(shape, E::ONE))]);
     }
 
-    /// Backward from several outputs at once, each seeded with its own gradient (taken from the slice). Used by
-    /// recomputation: a recursion's outputs receive the gradients that flowed back from the next one.
+    /// Backward from several outputs at once, each seeded with its own gradient (taken from the slice).
+    /// Clears every value gradient first; parameter gradients accumulate.
     pub fn backward_with(&mut self, seeds: &mut [(Var, Tensor<E>)]) {
         self.grads.clear();
+        self.backward_nodes(0, seeds);
+    }
+
+    /// Backward through the nodes recorded since `mark` only, seeded by `seeds`, *adding* into the gradients
+    /// that values from before the mark already hold (and into parameter gradients). Recomputation calls it
+    /// once per rebuilt recursion; the gradients that reach values before the mark (the recursion's input
+    /// carry, the embedded input) are then read with [`Tape::take_grad`] or propagated by a later call.
+    pub fn backward_from(&mut self, mark: Mark, seeds: &mut [(Var, Tensor<E>)]) {
+        assert!(mark.nodes as usize <= self.nodes.len(), "backward_from: mark beyond the tape");
+        self.backward_nodes(mark.nodes as usize, seeds);
+    }
+
+    /// Seeds, then runs backward over nodes[first..] in reverse.
+    fn backward_nodes(&mut self, first: usize, seeds: &mut [(Var, Tensor<E>)]) {
         self.grads.resize_with(self.values.len(), || None);
         for (v, g) in seeds.iter_mut() {
             let g = std::mem::replace(g, Tensor::from_vec(Vec::new(), [0]));
-            assert_eq!(g.shape(), self.value(*v).shape(), "backward_with: seed shape vs value shape");
-            let (params_ref, grads) = (&mut self.params, &mut self.grads);
-            accumulate(params_ref, grads, *v, g);
+            assert_eq!(g.shape(), self.value(*v).shape(), "backward: seed shape vs value shape");
+            accumulate(&mut self.params, &mut self.grads, *v, g);
         }
-        for ni in (0..self.nodes.len()).rev() {
+        for ni in (first..self.nodes.len()).rev() {
             let out = self.nodes[ni].out as usize;
             let Some(gout) = self.grads[out].take() else {
                 continue;
@@ -303,7 +391,9 @@ impl<E: Float> Tape<E> {
                 let v = node.inputs[k];
                 inputs[k] = Some(match v {
                     Var::Param(p) => &pvals[p as usize],
-                    Var::Value(i) => self.values[i as usize].as_ref().expect("backward: input value released"),
+                    Var::Value(i) => self.values[i as usize]
+                        .as_ref()
+                        .unwrap_or_else(|| panic!("backward: input {k} of {:?} (value {i}) was released", node.op)),
                 });
                 wants[k] = match v {
                     Var::Param(p) => ptrain[p as usize],
@@ -312,7 +402,7 @@ impl<E: Float> Tape<E> {
             }
             let mut ctx = Ctx {
                 gout: &gout,
-                out: self.values[out].as_ref().expect("backward: output value released"),
+                out: self.values[out].as_ref().unwrap_or_else(|| panic!("backward: output of {:?} released", node.op)),
                 inputs,
                 wants,
                 input_vars: node.inputs,
@@ -332,11 +422,11 @@ fn accumulate<E: Float>(params: &mut ParamStore<E>, grads: &mut [Option<Tensor<E
     match v {
         Var::Param(p) => {
             if params.is_trainable(Param(p)) {
-                loopgrad_tensor::kernels::add_assign(params.grad_mut(Param(p)).data_mut(), g.data());
+                kernels::add_assign(params.grad_mut(Param(p)).data_mut(), g.data());
             }
         }
         Var::Value(i) => match &mut grads[i as usize] {
-            Some(acc) => loopgrad_tensor::kernels::add_assign(acc.data_mut(), g.data()),
+            Some(acc) => kernels::add_assign(acc.data_mut(), g.data()),
             slot @ None => *slot = Some(g),
         },
     }
@@ -383,12 +473,105 @@ impl<'a, E: Float> Ctx<'a, E> {
         }
     }
 
-    /// Whether input `k`'s gradient buffer already holds something (lets an op overwrite instead of adding
-    /// into a fresh zero buffer). Always true for parameters.
+    /// Like [`Ctx::grad`] for kernels that take a `beta` (GEMM): the buffer and the beta to use with it. A
+    /// fresh buffer is *not* zero-filled and comes with beta = 0, so the kernel must overwrite all of it; an
+    /// existing one (always, for parameters) comes with beta = 1, so the kernel adds into it.
+    pub fn grad_beta(&mut self, k: usize) -> Option<(&mut [E], E)> {
+        if !self.wants[k] {
+            return None;
+        }
+        match self.input_vars[k] {
+            Var::Param(p) => Some((self.param_grads[p as usize].data_mut(), E::ONE)),
+            Var::Value(i) => {
+                let shape = self.inputs[k].unwrap().shape();
+                let slot = &mut self.grads[i as usize];
+                let beta = if slot.is_some() { E::ONE } else { E::ZERO };
+                Some((slot.get_or_insert_with(|| Tensor::uninit(shape)).data_mut(), beta))
+            }
+        }
+    }
+
+    /// Whether input `k`'s gradient buffer does not exist yet (an op may then write instead of adding, through
+    /// [`Ctx::grad_beta`]). Always false for parameters, whose buffers persist.
     pub fn grad_is_fresh(&self, k: usize) -> bool {
         match self.input_vars[k] {
             Var::Param(_) => false,
             Var::Value(i) => self.grads[i as usize].is_none(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(xs: &[f64]) -> Tensor<f64> {
+        Tensor::from_slice(xs, [xs.len()])
+    }
+
+    #[test]
+    fn release_from_keeps_values_in_any_order_and_frees_the_rest() {
+        let mut tape = Tape::<f64>::new(ParamStore::new());
+        let floor = tape.mark();
+        let a = tape.constant(t(&[1.0]));
+        let _b = tape.constant(t(&[2.0]));
+        let c = tape.leaf(t(&[3.0]));
+        // Keep c before a, and a twice: both must survive with their flags, in position order.
+        let mut keep = [c, a, a];
+        tape.release_from(floor, &mut keep);
+        assert_eq!(keep, [Var::Value(1), Var::Value(0), Var::Value(0)]);
+        assert_eq!(tape.num_values(), 2);
+        assert_eq!(tape.value(keep[0]).data(), &[3.0]);
+        assert_eq!(tape.value(keep[1]).data(), &[1.0]);
+        assert!(tape.needs_grad(keep[0]) && !tape.needs_grad(keep[1]));
+    }
+
+    #[test]
+    fn no_grad_update_reuses_the_same_slots() {
+        let mut tape = Tape::<f64>::new(ParamStore::new());
+        let x = tape.constant(t(&[1.0, 2.0]));
+        let floor = tape.mark();
+        let mut carry = [x];
+        for _ in 0..100 {
+            tape.no_grad_update(floor, &mut carry, |t, c| {
+                let twice = t.add(c[0], c[0]);
+                c[0] = t.scale(twice, 0.25);
+            });
+        }
+        assert_eq!(carry, [Var::Value(1)]);
+        assert_eq!(tape.num_values(), 2, "the input and one carry");
+        assert_eq!(tape.value(x).data(), &[1.0, 2.0], "the caller's input is not released");
+        assert!(tape.value(carry[0]).data()[1] < 1e-20);
+    }
+
+    #[test]
+    #[should_panic(expected = "release_from would free values that recorded nodes use")]
+    fn release_from_refuses_to_free_recorded_values() {
+        let mut tape = Tape::<f64>::new(ParamStore::new());
+        let mark = tape.mark();
+        let x = tape.leaf(t(&[1.0]));
+        let y = tape.scale(x, 2.0);
+        tape.release_from(mark, &mut [y]);
+    }
+
+    #[test]
+    fn backward_from_adds_to_earlier_gradients_and_truncate_frees_the_rest() {
+        // y = 3x recorded, then twice (once per "recursion") z = y * y after a mark, backprop, truncate.
+        let mut tape = Tape::<f64>::new(ParamStore::new());
+        let x = tape.leaf(t(&[2.0]));
+        let y = tape.scale(x, 3.0);
+        for _ in 0..2 {
+            let mark = tape.mark();
+            let z = tape.mul(y, y);
+            tape.backward_from(mark, &mut [(z, t(&[1.0]))]);
+            tape.truncate(mark);
+            assert_eq!(tape.num_nodes(), 1);
+            assert_eq!(tape.num_values(), 2);
+        }
+        // dz/dy = 2y = 12 per pass, accumulated twice on y; then y's node passes 3 * 24 to x.
+        assert_eq!(tape.grad(y).unwrap().data(), &[24.0]);
+        let mark0 = Mark { values: 0, nodes: 0, saved: 0, ints: 0 };
+        tape.backward_from(mark0, &mut []);
+        assert_eq!(tape.grad(x).unwrap().data(), &[72.0]);
     }
 }

@@ -204,7 +204,7 @@ mod tests {
             gradcheck("add", &[a.clone(), b.clone()], |t, x| t.add(x[0], x[1])).unwrap();
             gradcheck("sub", &[a.clone(), b.clone()], |t, x| t.sub(x[0], x[1])).unwrap();
             gradcheck("mul", &[a.clone(), b.clone()], |t, x| t.mul(x[0], x[1])).unwrap();
-            gradcheck("scale", &[a.clone()], |t, x| t.scale(x[0], -1.7)).unwrap();
+            gradcheck("scale", std::slice::from_ref(&a), |t, x| t.scale(x[0], -1.7)).unwrap();
             gradcheck("add_row", &[a.clone(), v.clone()], |t, x| t.add_row(x[0], x[1])).unwrap();
             gradcheck("mul_row", &[a.clone(), v.clone()], |t, x| t.mul_row(x[0], x[1])).unwrap();
         }

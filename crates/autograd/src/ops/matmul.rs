@@ -1,33 +1,312 @@
-//! STUB: signatures fixed; bodies to be implemented (forward, backward, derivative doc, tests).
+//! Matrix products, each one GEMM (or one per batch entry): `linear`, the layer product with PyTorch's
+//! [out, in] weight layout, and batched `matmul`.
+//!
+//! | op | forward | backward |
+//! |---|---|---|
+//! | linear | Y = X W^T + b; X [R, in] (all leading axes flattened into R rows), W [out, in], b [out] | dX += dY W, dW += dY^T X, db[j] += sum_r dY[r, j] |
+//! | matmul | C_i = A_i B_i; A_i [m, k], B_i [k, n] | dA_i += dC_i B_i^T, dB_i += A_i^T dC_i |
+//! | matmul, `trans_b` | C_i = A_i B_i^T; B_i [n, k] | dA_i += dC_i B_i, dB_i += dC_i^T A_i |
+//!
+//! Transposed operands are stride swaps (no copy). Parameter gradients are written by GEMM with beta = 1
+//! straight into their persistent buffers; a fresh input gradient is written with beta = 0 (no zero-fill).
+//! Nothing is saved: X, W and b are the node's inputs, which the tape keeps anyway.
+//!
+//! A 2-D `b` with a batched `a` is broadcast over the batch: then the batch is flattened into rows, as in
+//! `linear`, and every product is again a single GEMM.
 
+use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
-use loopgrad_tensor::Float;
+use loopgrad_tensor::{gemm, gemm_batched, kernels, Float, MatMut, MatRef, Shape, Tensor};
 
 #[derive(Clone, Copy, Debug)]
-pub struct MatMulMeta {}
+pub struct MatMulMeta {
+    pub trans_b: bool,
+}
 
 #[derive(Clone, Copy, Debug)]
-pub struct LinearMeta {}
+pub struct LinearMeta {
+    pub bias: bool,
+}
 
 impl<E: Float> Tape<E> {
     /// y = x W^T (+ b): x [.., in], w [out, in] (PyTorch layout), b [out] -> [.., out].
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
-        let _ = (x, w, b);
-        unimplemented!("linear")
+        let (xt, wt) = (self.value(x), self.value(w));
+        let (xs, ws) = (xt.shape(), wt.shape());
+        assert!(
+            ws.rank() == 2 && xs.rank() >= 1 && xs.last() == ws.dim(1),
+            "linear: input of shape {xs} does not fit a weight of shape {ws} ([out, in])"
+        );
+        let (rows, n_in, n_out) = (xs.rows(), ws.dim(1), ws.dim(0));
+        let mut y = Tensor::uninit(with_last(xs, n_out));
+        let xm = MatRef::new(xt.data(), rows, n_in);
+        gemm(E::ONE, xm, MatRef::new(wt.data(), n_out, n_in).t(), E::ZERO, MatMut::new(y.data_mut(), rows, n_out));
+        match b {
+            None => self.push_op(Op::Linear(LinearMeta { bias: false }), &[x, w], y, [], &[]),
+            Some(b) => {
+                let bt = self.value(b);
+                assert!(
+                    bt.shape().rank() == 1 && bt.numel() == n_out,
+                    "linear: bias of shape {} does not fit a weight of shape {ws}",
+                    bt.shape()
+                );
+                for row in y.data_mut().chunks_exact_mut(n_out) {
+                    kernels::add_assign(row, bt.data());
+                }
+                self.push_op(Op::Linear(LinearMeta { bias: true }), &[x, w, b], y, [], &[])
+            }
+        }
     }
 
     /// Batched product over equal leading axes: a [.., m, k] times b [.., k, n] (or b [.., n, k] when
-    /// `trans_b`) -> [.., m, n].
+    /// `trans_b`) -> [.., m, n]. A 2-D `b` is broadcast over a's leading axes.
     pub fn matmul(&mut self, a: Var, b: Var, trans_b: bool) -> Var {
-        let _ = (a, b, trans_b);
-        unimplemented!("matmul")
+        let (at, bt) = (self.value(a), self.value(b));
+        let g = Geometry::new(at.shape(), bt.shape(), trans_b);
+        let mut c = Tensor::uninit(with_last(at.shape(), g.n));
+        let (m, k, n) = (g.m, g.k, g.n);
+        if g.broadcast_b {
+            let bm = g.b_as_kn(bt.data());
+            let am = MatRef::new(at.data(), g.batch * m, k);
+            gemm(E::ONE, am, bm, E::ZERO, MatMut::new(c.data_mut(), g.batch * m, n));
+        } else {
+            gemm_batched(
+                g.batch,
+                m,
+                k,
+                n,
+                E::ONE,
+                at.data(),
+                false,
+                m * k,
+                bt.data(),
+                trans_b,
+                k * n,
+                E::ZERO,
+                c.data_mut(),
+            );
+        }
+        self.push_op(Op::MatMul(MatMulMeta { trans_b }), &[a, b], c, [], &[])
     }
 }
 
-pub(crate) fn backward_matmul<E: Float>(_m: &MatMulMeta, _ctx: &mut Ctx<'_, E>) {
-    unimplemented!("backward_matmul")
+/// The sizes of a (possibly batched) product, checked once.
+struct Geometry {
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_b: bool,
+    broadcast_b: bool,
 }
 
-pub(crate) fn backward_linear<E: Float>(_m: &LinearMeta, _ctx: &mut Ctx<'_, E>) {
-    unimplemented!("backward_linear")
+impl Geometry {
+    fn new(a: Shape, b: Shape, trans_b: bool) -> Self {
+        let fail = || -> ! { panic!("matmul: cannot multiply {a} by {b} (trans_b = {trans_b})") };
+        if a.rank() < 2 || b.rank() < 2 {
+            fail();
+        }
+        let (m, k) = (a.dim(-2), a.dim(-1));
+        let (bk, n) = if trans_b { (b.dim(-1), b.dim(-2)) } else { (b.dim(-2), b.dim(-1)) };
+        let broadcast_b = b.rank() == 2;
+        let leading_ok = broadcast_b || a.dims()[..a.rank() - 2] == b.dims()[..b.rank() - 2];
+        if bk != k || !leading_ok {
+            fail();
+        }
+        let batch = a.dims()[..a.rank() - 2].iter().product();
+        Geometry { batch, m, k, n, trans_b, broadcast_b }
+    }
+
+    /// A broadcast b seen as the [k, n] right operand (a stride swap when it is stored [n, k]).
+    fn b_as_kn<'a, E: Float>(&self, b: &'a [E]) -> MatRef<'a, E> {
+        if self.trans_b {
+            MatRef::new(b, self.n, self.k).t()
+        } else {
+            MatRef::new(b, self.k, self.n)
+        }
+    }
+}
+
+/// `s` with its last axis replaced by `n`.
+fn with_last(s: Shape, n: usize) -> Shape {
+    let mut dims = [0; loopgrad_tensor::shape::MAX_RANK];
+    let r = s.rank();
+    dims[..r].copy_from_slice(s.dims());
+    dims[r - 1] = n;
+    Shape::new(&dims[..r])
+}
+
+pub(crate) fn backward_linear<E: Float>(m: &LinearMeta, ctx: &mut Ctx<'_, E>) {
+    let (g, x, w) = (ctx.gout, ctx.input(0), ctx.input(1));
+    let (n_out, n_in) = (w.dims()[0], w.dims()[1]);
+    let rows = x.shape().rows();
+    let gm = MatRef::new(g.data(), rows, n_out);
+    if let Some((dx, beta)) = ctx.grad_beta(0) {
+        gemm(E::ONE, gm, MatRef::new(w.data(), n_out, n_in), beta, MatMut::new(dx, rows, n_in));
+    }
+    if let Some((dw, beta)) = ctx.grad_beta(1) {
+        gemm(E::ONE, gm.t(), MatRef::new(x.data(), rows, n_in), beta, MatMut::new(dw, n_out, n_in));
+    }
+    if m.bias {
+        if let Some(db) = ctx.grad(2) {
+            kernels::col_sum_add(g.data(), db);
+        }
+    }
+}
+
+pub(crate) fn backward_matmul<E: Float>(meta: &MatMulMeta, ctx: &mut Ctx<'_, E>) {
+    let (dc, a, b) = (ctx.gout.data(), ctx.input(0), ctx.input(1));
+    let g = Geometry::new(a.shape(), b.shape(), meta.trans_b);
+    let (batch, m, k, n, tb) = (g.batch, g.m, g.k, g.n, meta.trans_b);
+    if g.broadcast_b {
+        let rows = batch * m;
+        let (am, dcm) = (MatRef::new(a.data(), rows, k), MatRef::new(dc, rows, n));
+        if let Some((da, beta)) = ctx.grad_beta(0) {
+            // dA = dC B^T, B^T being [n, k].
+            gemm(E::ONE, dcm, g.b_as_kn(b.data()).t(), beta, MatMut::new(da, rows, k));
+        }
+        if let Some((db, beta)) = ctx.grad_beta(1) {
+            if tb {
+                gemm(E::ONE, dcm.t(), am, beta, MatMut::new(db, n, k));
+            } else {
+                gemm(E::ONE, am.t(), dcm, beta, MatMut::new(db, k, n));
+            }
+        }
+        return;
+    }
+    if let Some((da, beta)) = ctx.grad_beta(0) {
+        // [m, n] x [n, k]: B^T is a stride swap of [k, n], or B itself when it is stored [n, k].
+        gemm_batched(batch, m, n, k, E::ONE, dc, false, m * n, b.data(), !tb, k * n, beta, da);
+    }
+    if let Some((db, beta)) = ctx.grad_beta(1) {
+        if tb {
+            gemm_batched(batch, n, m, k, E::ONE, dc, true, m * n, a.data(), false, m * k, beta, db);
+        } else {
+            gemm_batched(batch, k, m, n, E::ONE, a.data(), true, m * k, dc, false, m * n, beta, db);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{gradcheck, GradCheck};
+    use crate::ParamStore;
+    use loopgrad_tensor::Rng;
+    use proptest::prelude::*;
+
+    fn random(shape: &[usize], seed: u64) -> Tensor<f64> {
+        let mut t = Tensor::uninit(shape);
+        Rng::new(seed).fill_normal(t.data_mut(), 1.0);
+        t
+    }
+
+    #[test]
+    fn linear_forward_matches_pytorch_layout() {
+        let mut tape = Tape::<f32>::new(ParamStore::new());
+        let x = tape.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]));
+        let w = tape.constant(Tensor::from_vec(vec![1.0, 0.0, 0.0, 0.0, 1.0, -1.0], [2, 3]));
+        let b = tape.constant(Tensor::from_vec(vec![10.0, 20.0], [2]));
+        let y = tape.linear(x, w, Some(b));
+        assert_eq!(tape.value(y).dims(), &[2, 2]);
+        assert_eq!(tape.value(y).data(), &[11.0, 19.0, 14.0, 19.0]);
+    }
+
+    #[test]
+    fn matmul_trans_b_equals_matmul_of_the_transpose() {
+        let mut tape = Tape::<f64>::new(ParamStore::new());
+        let a = tape.constant(random(&[3, 2, 4], 1));
+        let bt = random(&[3, 5, 4], 2);
+        let b = tape.constant(bt.transpose_last2());
+        let b_t = tape.constant(bt);
+        let c1 = tape.matmul(a, b, false);
+        let c2 = tape.matmul(a, b_t, true);
+        assert_eq!(tape.value(c1).dims(), &[3, 2, 5]);
+        assert_eq!(tape.value(c1), tape.value(c2));
+    }
+
+    #[test]
+    fn broadcast_b_equals_per_batch_products() {
+        let mut tape = Tape::<f64>::new(ParamStore::new());
+        let at = random(&[2, 3, 4], 3);
+        let bt = random(&[4, 5], 4);
+        let a = tape.constant(at.clone());
+        let b = tape.constant(bt.clone());
+        let c = tape.matmul(a, b, false);
+        for i in 0..2 {
+            let ai = tape.constant(Tensor::from_slice(&at.data()[i * 12..(i + 1) * 12], [3, 4]));
+            let ci = tape.matmul(ai, b, false);
+            assert_eq!(&tape.value(c).data()[i * 15..(i + 1) * 15], tape.value(ci).data());
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "linear: input of shape [2, 3] does not fit a weight of shape [4, 2] ([out, in])")]
+    fn linear_shape_mismatch_names_both_shapes() {
+        let mut tape = Tape::<f32>::new(ParamStore::new());
+        let x = tape.constant(Tensor::zeros([2, 3]));
+        let w = tape.constant(Tensor::zeros([4, 2]));
+        tape.linear(x, w, None);
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: cannot multiply [2, 3, 4] by [3, 5, 4] (trans_b = false)")]
+    fn matmul_shape_mismatch_names_both_shapes() {
+        let mut tape = Tape::<f32>::new(ParamStore::new());
+        let a = tape.constant(Tensor::zeros([2, 3, 4]));
+        let b = tape.constant(Tensor::zeros([3, 5, 4]));
+        tape.matmul(a, b, false);
+    }
+
+    #[test]
+    fn weight_gradient_accumulates_into_the_parameter_buffer() {
+        // y = sum(x W^T) twice with the same weight: dW = 2 * (column sums of x), broadcast over the rows of W.
+        let mut params = ParamStore::new();
+        let w = params.add("w", Tensor::<f64>::zeros([2, 3]));
+        let mut tape = Tape::new(params);
+        let x = tape.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]));
+        let wv = tape.param(w);
+        let y1 = tape.linear(x, wv, None);
+        let y2 = tape.linear(x, wv, None);
+        let y = tape.add(y1, y2);
+        let s = tape.sum(y);
+        tape.backward(s);
+        assert_eq!(tape.params.grad(w).data(), &[10.0, 14.0, 18.0, 10.0, 14.0, 18.0]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn linear_gradients_match_finite_differences(
+            batch in 1usize..4, rows in 1usize..4, n_in in 1usize..10, n_out in 1usize..10, seed in 0u64..1000
+        ) {
+            let (x, w, b) = (random(&[batch, rows, n_in], seed), random(&[n_out, n_in], seed + 1), random(&[n_out], seed + 2));
+            gradcheck("linear", &[x.clone(), w.clone()], |t, v| t.linear(v[0], v[1], None)).unwrap();
+            gradcheck("linear+bias", &[x.clone(), w.clone(), b.clone()], |t, v| t.linear(v[0], v[1], Some(v[2]))).unwrap();
+            // Fan-out of x (beta = 0 then 1 on its gradient) and the weight as a parameter (beta = 1).
+            let mut params = ParamStore::new();
+            let (pw, pb) = (params.add("w", w), params.add("b", b));
+            let mut tape = Tape::new(params);
+            GradCheck::default().check("linear(param)", &mut tape, &[x], |t, v| {
+                let (w, b) = (t.param(pw), t.param(pb));
+                let y1 = t.linear(v[0], w, Some(b));
+                let y2 = t.linear(v[0], w, None);
+                t.mul(y1, y2)
+            }).unwrap();
+        }
+
+        #[test]
+        fn matmul_gradients_match_finite_differences(
+            batch in 1usize..4, m in 1usize..8, k in 1usize..10, n in 1usize..8, seed in 0u64..1000
+        ) {
+            let a = random(&[batch, m, k], seed);
+            let (b, bt, b2) = (random(&[batch, k, n], seed + 1), random(&[batch, n, k], seed + 2), random(&[k, n], seed + 3));
+            gradcheck("matmul", &[a.clone(), b], |t, v| t.matmul(v[0], v[1], false)).unwrap();
+            gradcheck("matmul trans_b", &[a.clone(), bt], |t, v| t.matmul(v[0], v[1], true)).unwrap();
+            gradcheck("matmul broadcast", &[a.clone(), b2.clone()], |t, v| t.matmul(v[0], v[1], false)).unwrap();
+            let b2t = b2.transpose_last2();
+            gradcheck("matmul broadcast trans_b", &[a, b2t], |t, v| t.matmul(v[0], v[1], true)).unwrap();
+        }
+    }
 }
