@@ -1,0 +1,89 @@
+//! [`CheckpointError`]: every way reading or writing a checkpoint can fail, each a one-line message that names
+//! the file and, where there is one, the tensor or metadata key.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why a checkpoint could not be read or written. The `Display` form is one line that starts with the file.
+#[derive(Debug)]
+pub enum CheckpointError {
+    /// The operating system refused (`action` is e.g. "read", "write", "rename into place").
+    Io { path: PathBuf, action: &'static str, source: std::io::Error },
+    /// The bytes are not a valid safetensors file (truncated, bad header length, bad JSON, bad offsets, ...).
+    Corrupt { path: PathBuf, reason: String },
+    /// The header names a dtype that safetensors does not know.
+    UnknownDtype { path: PathBuf, tensor: String, dtype: String },
+    /// A known dtype that cannot hold weights (integers, booleans, 8-bit floats).
+    UnsupportedDtype { path: PathBuf, tensor: String, dtype: String },
+    /// A tensor the model (or the training state) needs is not in the file.
+    Missing { path: PathBuf, tensor: String },
+    /// A tensor is in the file with another shape than the model's.
+    Shape { path: PathBuf, tensor: String, in_file: Vec<usize>, expected: Vec<usize> },
+    /// Tensors in the file that nothing asked for (when unexpected tensors are an error).
+    Unexpected { path: PathBuf, tensors: Vec<String> },
+    /// Two tensors of the file load under the same name once the `_orig_mod.`/`model.` prefixes are stripped.
+    Duplicate { path: PathBuf, tensor: String, first: String, second: String },
+    /// A metadata entry is missing or cannot be parsed.
+    Metadata { path: PathBuf, key: String, reason: String },
+}
+
+/// `[a, b, c]`, the way PyTorch users read shapes.
+pub(crate) fn fmt_shape(dims: &[usize]) -> String {
+    let inner: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", inner.join(", "))
+}
+
+impl fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use CheckpointError::*;
+        match self {
+            Io { path, action, source } => write!(f, "{}: cannot {action}: {source}", path.display()),
+            Corrupt { path, reason } => write!(f, "{}: not a valid safetensors file: {reason}", path.display()),
+            UnknownDtype { path, tensor, dtype } => {
+                write!(f, "{}: tensor `{tensor}` has unknown dtype `{dtype}`", path.display())
+            }
+            UnsupportedDtype { path, tensor, dtype } => write!(
+                f,
+                "{}: tensor `{tensor}` has dtype {dtype}; only F32, F64, F16 and BF16 tensors can be loaded",
+                path.display()
+            ),
+            Missing { path, tensor } => write!(f, "{}: tensor `{tensor}` is missing", path.display()),
+            Shape { path, tensor, in_file, expected } => write!(
+                f,
+                "{}: tensor `{tensor}` has shape {} in the file, expected {}",
+                path.display(),
+                fmt_shape(in_file),
+                fmt_shape(expected)
+            ),
+            Unexpected { path, tensors } => {
+                const SHOWN: usize = 5;
+                let names: Vec<String> = tensors.iter().take(SHOWN).map(|t| format!("`{t}`")).collect();
+                let more =
+                    if tensors.len() > SHOWN { format!(" and {} more", tensors.len() - SHOWN) } else { "".into() };
+                write!(
+                    f,
+                    "{}: {} unexpected tensor(s): {}{more} (load with unexpected tensors ignored to skip them)",
+                    path.display(),
+                    tensors.len(),
+                    names.join(", ")
+                )
+            }
+            Duplicate { path, tensor, first, second } => write!(
+                f,
+                "{}: tensors `{first}` and `{second}` both load as `{tensor}` once the `_orig_mod.`/`model.` \
+                 prefixes are stripped",
+                path.display()
+            ),
+            Metadata { path, key, reason } => write!(f, "{}: metadata `{key}`: {reason}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for CheckpointError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CheckpointError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
