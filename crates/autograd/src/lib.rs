@@ -7,6 +7,7 @@
 //! - [`params`]: named parameters that live outside the tape, with persistent gradient buffers.
 //! - [`op`]: the one `Op` enum and the one backward `match`.
 //! - [`ops`]: one module per differentiable op: forward, backward and tests side by side.
+//! - [`window`]: the gradient window as one argument, and the recursion driver (with recomputation).
 //! - [`gradcheck`]: finite-difference checks in f64.
 
 pub mod gradcheck;
@@ -14,6 +15,8 @@ pub mod op;
 pub mod ops;
 pub mod params;
 pub mod tape;
+pub mod window;
 
 pub use params::{Param, ParamStore};
-pub use tape::{Tape, Var};
+pub use tape::{Mark, Tape, Var};
+pub use window::{run_recursions, GradWindow, Recurrence, RecursionRun};

@@ -65,6 +65,13 @@ pub struct Mark {
     ints: u32,
 }
 
+impl Mark {
+    /// The end of the value arena at the mark: values at or after it were created since.
+    pub(crate) fn values(self) -> usize {
+        self.values as usize
+    }
+}
+
 /// The tape. Owns the parameter store (outside the Wengert list) so that ops can read weights by id.
 pub struct Tape<E: Float> {
     pub params: ParamStore<E>,
@@ -357,7 +364,7 @@ impl<E: Float> Tape<E> {
     /// Clears every value gradient first; parameter gradients accumulate.
     pub fn backward_with(&mut self, seeds: &mut [(Var, Tensor<E>)]) {
         self.grads.clear();
-        self.backward_nodes(0, seeds);
+        self.backward_range(0..self.nodes.len(), seeds);
     }
 
     /// Backward through the nodes recorded since `mark` only, seeded by `seeds`, *adding* into the gradients
@@ -366,18 +373,28 @@ impl<E: Float> Tape<E> {
     /// carry, the embedded input) are then read with [`Tape::take_grad`] or propagated by a later call.
     pub fn backward_from(&mut self, mark: Mark, seeds: &mut [(Var, Tensor<E>)]) {
         assert!(mark.nodes as usize <= self.nodes.len(), "backward_from: mark beyond the tape");
-        self.backward_nodes(mark.nodes as usize, seeds);
+        self.backward_range(mark.nodes as usize..self.nodes.len(), seeds);
     }
 
-    /// Seeds, then runs backward over nodes[first..] in reverse.
-    fn backward_nodes(&mut self, first: usize, seeds: &mut [(Var, Tensor<E>)]) {
+    /// Backward through the nodes recorded *before* `mark`, seeded by the gradients values already hold (none
+    /// are cleared). After a recomputed backward this pushes what the rebuilt recursions left on their inputs
+    /// (the embedded x) through the graph that produced them. Only gradients that arrived after those nodes
+    /// last ran are in the slots (backward frees a node's output gradient once it has propagated it), so
+    /// nothing is counted twice.
+    pub fn backward_until(&mut self, mark: Mark) {
+        assert!(mark.nodes as usize <= self.nodes.len(), "backward_until: mark beyond the tape");
+        self.backward_range(0..mark.nodes as usize, &mut []);
+    }
+
+    /// Seeds, then runs backward over `nodes[range]` in reverse.
+    fn backward_range(&mut self, range: Range<usize>, seeds: &mut [(Var, Tensor<E>)]) {
         self.grads.resize_with(self.values.len(), || None);
         for (v, g) in seeds.iter_mut() {
             let g = std::mem::replace(g, Tensor::from_vec(Vec::new(), [0]));
             assert_eq!(g.shape(), self.value(*v).shape(), "backward: seed shape vs value shape");
             accumulate(&mut self.params, &mut self.grads, *v, g);
         }
-        for ni in (first..self.nodes.len()).rev() {
+        for ni in range.rev() {
             let out = self.nodes[ni].out as usize;
             let Some(gout) = self.grads[out].take() else {
                 continue;
@@ -570,8 +587,8 @@ mod tests {
         }
         // dz/dy = 2y = 12 per pass, accumulated twice on y; then y's node passes 3 * 24 to x.
         assert_eq!(tape.grad(y).unwrap().data(), &[24.0]);
-        let mark0 = Mark { values: 0, nodes: 0, saved: 0, ints: 0 };
-        tape.backward_from(mark0, &mut []);
+        let after_y = Mark { values: 2, nodes: 1, saved: 0, ints: 0 };
+        tape.backward_until(after_y);
         assert_eq!(tape.grad(x).unwrap().data(), &[72.0]);
     }
 }
