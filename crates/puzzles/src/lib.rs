@@ -1,1 +1,22 @@
-//! loopgrad-puzzles (under construction).
+//! # loopgrad-puzzles
+//!
+//! Sudoku, Maze and ARC-AGI as first-class data for recursive reasoning models: generators, solvers, loaders,
+//! augmentation, scoring, and the [`ExampleSet`] every trainer reads. See `docs/puzzles.md` for formats,
+//! token conventions and decisions.
+//!
+//! This crate depends on nothing of loopgrad (it carries its own small [`Rng`]).
+
+pub mod cache;
+pub mod csv;
+pub mod dihedral;
+pub mod error;
+pub mod example_set;
+pub mod par;
+pub mod rng;
+pub mod sampler;
+pub mod sudoku;
+
+pub use error::{DataError, Location};
+pub use example_set::{ExampleSet, ExampleSetBuilder, Identifiers};
+pub use rng::Rng;
+pub use sampler::{BatchSampler, SampleOrder};

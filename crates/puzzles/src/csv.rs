@@ -1,0 +1,203 @@
+//! The four-column CSV format shared by Sudoku-Extreme and Maze-Hard: `source,question,answer,rating`, a header
+//! row, RFC 4180 quoting (a field is quoted when it holds a comma, a quote, a line break or a space; Maze-Hard's
+//! questions are quoted because they hold spaces).
+//!
+//! This is a deliberately small reader: it knows exactly this format, reports the first problem with the file
+//! name and the row, and never panics on any byte sequence.
+
+use crate::error::{decode_utf8, excerpt, DataError, Location};
+use std::path::Path;
+
+/// The header every file of this format starts with.
+pub const HEADER: [&str; 4] = ["source", "question", "answer", "rating"];
+
+/// One data row, still as text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// Data row number, counted from 1 after the header.
+    pub row: usize,
+    /// 1-based line of the file where the record starts.
+    pub line: usize,
+    pub source: String,
+    pub question: String,
+    pub answer: String,
+    pub rating: f64,
+}
+
+impl Record {
+    pub(crate) fn error(&self, file: &str, message: impl Into<String>) -> DataError {
+        DataError::row(file, self.row, self.line, message)
+    }
+}
+
+/// Split CSV text into records of fields, each with the line it starts on.
+fn split_records(file: &str, text: &str) -> Result<Vec<(usize, Vec<String>)>, DataError> {
+    let mut records = Vec::new();
+    let mut chars = text.chars().peekable();
+    let mut line = 1;
+    while chars.peek().is_some() {
+        let start_line = line;
+        let mut fields = Vec::new();
+        let mut field = String::new();
+        let mut quoted = false;
+        loop {
+            match chars.next() {
+                None => {
+                    if quoted {
+                        return Err(DataError::new(file, Location::Line(start_line), "unterminated quoted field"));
+                    }
+                    fields.push(std::mem::take(&mut field));
+                    break;
+                }
+                Some('"') if quoted => {
+                    if chars.peek() == Some(&'"') {
+                        chars.next();
+                        field.push('"');
+                    } else {
+                        quoted = false;
+                    }
+                }
+                Some('"') if field.is_empty() => quoted = true,
+                Some(c) if quoted => {
+                    if c == '\n' {
+                        line += 1;
+                    }
+                    field.push(c);
+                }
+                Some(',') => fields.push(std::mem::take(&mut field)),
+                Some('\r') if chars.peek() == Some(&'\n') => {}
+                Some('\n') => {
+                    line += 1;
+                    fields.push(std::mem::take(&mut field));
+                    break;
+                }
+                Some('"') => {
+                    return Err(DataError::new(file, Location::Line(line), "stray quote inside an unquoted field"))
+                }
+                Some(c) => field.push(c),
+            }
+        }
+        // A blank line (e.g. the file's last) carries no record.
+        if !(fields.len() == 1 && fields[0].is_empty()) {
+            records.push((start_line, fields));
+        }
+    }
+    Ok(records)
+}
+
+/// Parse a whole file's bytes: UTF-8, the header, four fields per row, a numeric rating. `file` names the input in
+/// errors. Content checks (lengths, characters, consistency) belong to the puzzle's own reader.
+pub fn parse(file: &str, bytes: &[u8]) -> Result<Vec<Record>, DataError> {
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(DataError::new(file, Location::File, "file is empty"));
+    }
+    let text = decode_utf8(file, bytes)?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut records = split_records(file, text)?.into_iter();
+    let (header_line, header) = records.next().expect("non-empty text has a record");
+    if header != HEADER {
+        return Err(DataError::new(
+            file,
+            Location::Line(header_line),
+            format!("expected the header `{}`, found `{}`", HEADER.join(","), excerpt(&header.join(","), 60)),
+        ));
+    }
+    let mut out = Vec::new();
+    for (index, (line, fields)) in records.enumerate() {
+        let row = index + 1;
+        let [source, question, answer, rating]: [String; 4] = fields.try_into().map_err(|f: Vec<String>| {
+            DataError::row(
+                file,
+                row,
+                line,
+                format!("expected 4 fields (source,question,answer,rating), found {}", f.len()),
+            )
+        })?;
+        let rating = match rating.trim().parse::<f64>() {
+            Ok(r) if r.is_finite() => r,
+            _ => {
+                return Err(DataError::row(
+                    file,
+                    row,
+                    line,
+                    format!("rating `{}` is not a number", excerpt(&rating, 20)),
+                ))
+            }
+        };
+        out.push(Record { row, line, source, question, answer, rating });
+    }
+    if out.is_empty() {
+        return Err(DataError::new(file, Location::File, "no data rows after the header"));
+    }
+    Ok(out)
+}
+
+/// Read and parse a file (see [`parse`]).
+pub fn read(path: &Path) -> Result<Vec<Record>, DataError> {
+    let bytes = crate::error::read_file(path)?;
+    parse(&path.display().to_string(), &bytes)
+}
+
+fn quote(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r', ' ']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
+/// Format a rating: integers without a decimal point (as Sudoku-Extreme and Maze-Hard write them).
+pub fn format_rating(rating: f64) -> String {
+    if rating.fract() == 0.0 && rating.abs() < 1e15 {
+        format!("{}", rating as i64)
+    } else {
+        format!("{rating:.3}")
+    }
+}
+
+/// Render rows `(source, question, answer, rating)` as the file's text, header included.
+pub fn to_text<'a>(rows: impl IntoIterator<Item = (&'a str, &'a str, &'a str, f64)>) -> String {
+    let mut out = HEADER.join(",");
+    out.push('\n');
+    for (source, question, answer, rating) in rows {
+        out.push_str(&format!("{},{},{},{}\n", quote(source), quote(question), quote(answer), format_rating(rating)));
+    }
+    out
+}
+
+/// Write `bytes` to `path` atomically: into a temporary file beside it, then a rename, so that a reader never sees
+/// half a file and an interrupted run leaves the old file (if any) intact.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_with_quotes_and_spaces() {
+        let text = to_text([("a", "# S G", "x,\"y\"", 3.0), ("b", "..1", "221", 0.5)]);
+        assert_eq!(text, "source,question,answer,rating\na,\"# S G\",\"x,\"\"y\"\"\",3\nb,..1,221,0.500\n");
+        let recs = parse("t", text.as_bytes()).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!((recs[0].question.as_str(), recs[0].answer.as_str()), ("# S G", "x,\"y\""));
+        assert_eq!((recs[1].row, recs[1].line, recs[1].rating), (2, 3, 0.5));
+    }
+
+    #[test]
+    fn errors_name_the_row() {
+        let e = parse("f.csv", b"source,question,answer,rating\na,b,c,1\na,b,c\n").unwrap_err();
+        assert_eq!(e.to_string(), "f.csv: row 2 (line 3): expected 4 fields (source,question,answer,rating), found 3");
+        let e = parse("f.csv", b"source,question,answer,rating\na,b,c,x\n").unwrap_err();
+        assert!(e.to_string().contains("row 1 (line 2): rating `x` is not a number"), "{e}");
+        assert_eq!(parse("f.csv", b"").unwrap_err().to_string(), "f.csv: file is empty");
+        assert!(parse("f.csv", b"a,b\n").unwrap_err().to_string().contains("line 1: expected the header"));
+        assert!(parse("f.csv", b"source,question,answer,rating\n\"abc").is_err());
+    }
+}

@@ -1,0 +1,136 @@
+//! The Sudoku-Extreme CSV format: `source,question,answer,rating`, a header, one puzzle per row; `question` is the
+//! row-major grid with `.` for blanks, `answer` the full solution, `rating` a number (tdoku guesses in
+//! Sudoku-Extreme; this crate's [`super::rating`] in files it writes).
+//!
+//! The reader checks every row: both grids have `n * n` characters of `.`/`1`..`n` (`answer` without blanks), the
+//! answer follows the rules and keeps every given. [`check_unique`] additionally runs the solver to check that the
+//! answer is the puzzle's only solution.
+
+use super::{format_grid, parse_grid, solution_problem, solver::Solver, BoxShape};
+use crate::csv::{self as csv4, Record};
+use crate::error::{DataError, Location};
+use std::path::Path;
+
+/// One row of a Sudoku CSV.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SudokuRecord {
+    pub source: String,
+    pub shape: BoxShape,
+    /// Row-major grid, 0 = blank.
+    pub puzzle: Vec<u8>,
+    pub solution: Vec<u8>,
+    pub rating: f64,
+    /// Data row number in the file it was read from (1-based; 0 when generated).
+    pub row: usize,
+    /// Line of the file the row starts on (0 when generated).
+    pub line: usize,
+}
+
+fn parse_record(file: &str, rec: &Record, shape: BoxShape) -> Result<SudokuRecord, DataError> {
+    let puzzle = parse_grid(&rec.question, shape).map_err(|m| rec.error(file, format!("question {m}")))?;
+    let solution = parse_grid(&rec.answer, shape).map_err(|m| rec.error(file, format!("answer {m}")))?;
+    if let Some(problem) = solution_problem(&puzzle, &solution, shape) {
+        return Err(rec.error(file, problem));
+    }
+    if rec.rating < 0.0 {
+        return Err(rec.error(file, format!("rating {} is negative", rec.rating)));
+    }
+    Ok(SudokuRecord {
+        source: rec.source.clone(),
+        shape,
+        puzzle,
+        solution,
+        rating: rec.rating,
+        row: rec.row,
+        line: rec.line,
+    })
+}
+
+/// Parse a whole file's bytes. `shape` defaults to the conventional shape for the first question's length
+/// (16 -> 2x2, 36 -> 2x3, 81 -> 3x3).
+pub fn parse_csv(file: &str, bytes: &[u8], shape: Option<BoxShape>) -> Result<Vec<SudokuRecord>, DataError> {
+    let records = csv4::parse(file, bytes)?;
+    let shape = match shape {
+        Some(s) => s,
+        None => {
+            let first = &records[0];
+            let len = first.question.chars().count();
+            BoxShape::for_cells(len).ok_or_else(|| {
+                first.error(file, format!("question has {len} characters; expected 16 (4x4), 36 (6x6) or 81 (9x9)"))
+            })?
+        }
+    };
+    records.iter().map(|r| parse_record(file, r, shape)).collect()
+}
+
+/// Read a Sudoku CSV (see [`parse_csv`]).
+pub fn read_csv(path: &Path, shape: Option<BoxShape>) -> Result<Vec<SudokuRecord>, DataError> {
+    let bytes = crate::error::read_file(path)?;
+    parse_csv(&path.display().to_string(), &bytes, shape)
+}
+
+/// Check that every puzzle's only solution is its answer (the row-level checks of [`parse_csv`] are assumed).
+pub fn check_unique(file: &str, records: &[SudokuRecord]) -> Result<(), DataError> {
+    let Some(first) = records.first() else { return Ok(()) };
+    let mut solver = Solver::new(first.shape);
+    for r in records {
+        let at = Location::Row { row: r.row, line: r.line };
+        let out = solver.count_solutions(&r.puzzle, 2);
+        match out.count {
+            0 => return Err(DataError::new(file, at, "question has no solution")),
+            1 if out.solution.as_deref() == Some(&r.solution[..]) => {}
+            1 => return Err(DataError::new(file, at, "answer is not the question's solution")),
+            _ => return Err(DataError::new(file, at, "question has more than one solution")),
+        }
+    }
+    Ok(())
+}
+
+/// The file's text for `records`.
+pub fn to_csv_text(records: &[SudokuRecord]) -> String {
+    let grids: Vec<(String, String)> =
+        records.iter().map(|r| (format_grid(&r.puzzle), format_grid(&r.solution))).collect();
+    csv4::to_text(records.iter().zip(&grids).map(|(r, (q, a))| (r.source.as_str(), q.as_str(), a.as_str(), r.rating)))
+}
+
+/// Write `records` to `path` atomically (temporary file, then rename).
+pub fn write_csv(path: &Path, records: &[SudokuRecord]) -> std::io::Result<()> {
+    csv4::write_atomically(path, to_csv_text(records).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = "source,question,answer,rating\n";
+
+    #[test]
+    fn roundtrip_and_inference() {
+        let text = format!("{HEADER}x,1...............,1234341221434321,2\n");
+        let recs = parse_csv("f", text.as_bytes(), None).unwrap();
+        assert_eq!(recs[0].shape, BoxShape::B2X2);
+        assert_eq!(to_csv_text(&recs), text);
+    }
+
+    #[test]
+    fn row_errors() {
+        let bad = |row: &str| parse_csv("f.csv", format!("{HEADER}{row}\n").as_bytes(), None).unwrap_err().to_string();
+        assert!(bad("x,1..............,1234341221434321,0").contains("expected 16 (4x4)"));
+        assert!(bad("x,1...............,123434122143432,0").contains("answer has 15 characters"));
+        assert!(bad("x,1..a............,1234341221434321,0").contains("question bad character 'a'"));
+        assert!(bad("x,2...............,1234341221434321,0").contains("where the question gives 2"));
+        assert!(bad("x,1...............,1234341221434312,0").contains("appears twice"));
+        assert!(bad("x,1...............,1234341221434321,-1").contains("negative"));
+        assert!(bad("x,1..a............,1234341221434321,0").starts_with("f.csv: row 1 (line 2): "));
+    }
+
+    #[test]
+    fn uniqueness_check() {
+        let text = format!("{HEADER}x,1...............,1234341221434321,0\n");
+        let recs = parse_csv("f", text.as_bytes(), None).unwrap();
+        assert_eq!(
+            check_unique("f", &recs).unwrap_err().to_string(),
+            "f: row 1 (line 2): question has more than one solution"
+        );
+    }
+}
