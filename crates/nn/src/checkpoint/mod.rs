@@ -96,11 +96,15 @@ pub fn load_weights<E: Float>(
     options: LoadOptions,
 ) -> Result<LoadReport, CheckpointError> {
     let mut reader = CheckpointReader::open(path)?;
+    // Unexpected tensors are looked for before anything is loaded, so that this error too leaves the store as
+    // it was.
+    let unexpected: Vec<String> =
+        reader.names().filter(|n| store.get(n).is_none() && !n.starts_with(STATE_PREFIX)).map(str::to_string).collect();
+    if !unexpected.is_empty() && options.unexpected == Policy::Error {
+        return Err(CheckpointError::Unexpected { path: path.to_path_buf(), tensors: unexpected });
+    }
     let missing = reader.load_params(store, options.missing)?;
-    reader.skip_prefix(STATE_PREFIX);
-    let metadata = reader.metadata().clone();
-    let unexpected = reader.finish(options.unexpected)?;
-    Ok(LoadReport { missing, unexpected, metadata })
+    Ok(LoadReport { missing, unexpected, metadata: reader.metadata().clone() })
 }
 
 /// The `__metadata__` of a file without loading its tensors (e.g. to read the config and build the model

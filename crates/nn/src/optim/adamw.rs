@@ -134,8 +134,8 @@ mod tests {
         store.grad_mut(p).data_mut()[0] = 3.0;
         opt.step(&mut store, 0.1);
         let x1 = 0.5 - 0.1 * 1.0 / (1.0 + 1e-3);
-        let (m, v) = (0.8 * 0.2 + 0.2 * 3.0, 0.9 * 0.1 + 0.1 * 9.0);
-        let x2 = x1 - (0.1 / (1.0 - 0.64)) * m / ((v as f64).sqrt() / (1.0f64 - 0.81).sqrt() + 1e-3);
+        let (m, v): (f64, f64) = (0.8 * 0.2 + 0.2 * 3.0, 0.9 * 0.1 + 0.1 * 9.0);
+        let x2 = x1 - (0.1 / (1.0 - 0.64)) * m / (v.sqrt() / (1.0f64 - 0.81).sqrt() + 1e-3);
         let got = store.value(p).data()[0];
         assert!((got - x2).abs() < 1e-12, "{got} vs {x2}");
     }
