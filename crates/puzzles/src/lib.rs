@@ -11,6 +11,7 @@ pub mod csv;
 pub mod dihedral;
 pub mod error;
 pub mod example_set;
+pub mod maze;
 pub mod par;
 pub mod rng;
 pub mod sampler;

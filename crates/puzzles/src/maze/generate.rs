@@ -1,0 +1,197 @@
+//! Random-wall mazes with a route-length filter: Searchformer's generator plus HRM's "hard" filter, as
+//! `../shared/data/maze/README.md` describes, for any square size.
+//!
+//! Per wall layout: shuffle the cells, draw `num_walls` uniformly from `[N/10*3, N/10*5]` (integer division,
+//! `N = size * size`), wall the first `num_walls` cells; then up to `attempts` times draw an ordered pair of
+//! distinct free cells (S, G) uniformly, and accept the first pair whose shortest route (cells, S and G included)
+//! has at least `max(size, min_route)` cells. A layout gives at most one maze; layouts are drawn until one does.
+//! Labels come from the deterministic A* ([`super::astar`]).
+//!
+//! Drawing the pair directly is the same distribution as Searchformer's "shuffle the free cells, take the first
+//! two". Two shortcuts skip hopeless searches without changing any result: pairs in different connected
+//! components are rejected at once, and so are pairs in a component whose diameter bound (twice the depth of a
+//! breadth-first tree of it) is too short for the route. Otherwise a breadth-first search from S stops at G.
+
+use super::{label, neighbours, MazeRecord, FREE, GOAL, START, WALL};
+use crate::rng::Rng;
+use std::collections::VecDeque;
+
+/// What to generate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MazeConfig {
+    pub size: usize,
+    /// Minimum route length in cells, S and G included (Maze-Hard: 110 for 30x30). The effective minimum is
+    /// `max(size, min_route)`, Searchformer's own filter.
+    pub min_route: usize,
+    /// (S, G) pairs tried per wall layout (Searchformer: 100).
+    pub attempts: usize,
+}
+
+impl MazeConfig {
+    /// Maze-Hard's settings for 30x30.
+    pub const HARD_30: MazeConfig = MazeConfig { size: 30, min_route: 110, attempts: 100 };
+
+    pub fn new(size: usize, min_route: usize) -> Self {
+        MazeConfig { size, min_route, attempts: 100 }
+    }
+}
+
+/// Scratch buffers reused across layouts.
+#[derive(Default)]
+struct Scratch {
+    component: Vec<u32>,
+    diameter_bound: Vec<u32>,
+    dist: Vec<u32>,
+    queue: VecDeque<usize>,
+}
+
+impl Scratch {
+    /// Label connected components of free cells, recording for each an upper bound on its diameter.
+    fn components(&mut self, cells: &[u8], size: usize) {
+        self.component.clear();
+        self.component.resize(cells.len(), u32::MAX);
+        self.diameter_bound.clear();
+        self.dist.clear();
+        self.dist.resize(cells.len(), 0);
+        for seed in 0..cells.len() {
+            if cells[seed] == WALL || self.component[seed] != u32::MAX {
+                continue;
+            }
+            let id = self.diameter_bound.len() as u32;
+            let mut depth = 0;
+            self.component[seed] = id;
+            self.dist[seed] = 0;
+            self.queue.push_back(seed);
+            while let Some(c) = self.queue.pop_front() {
+                depth = depth.max(self.dist[c]);
+                for n in neighbours(c, size) {
+                    if cells[n] != WALL && self.component[n] == u32::MAX {
+                        self.component[n] = id;
+                        self.dist[n] = self.dist[c] + 1;
+                        self.queue.push_back(n);
+                    }
+                }
+            }
+            self.diameter_bound.push(2 * depth);
+        }
+    }
+
+    /// Steps from `s` to `g` (same component), by a breadth-first search that stops at `g`.
+    fn distance(&mut self, cells: &[u8], size: usize, s: usize, g: usize) -> u32 {
+        self.dist.clear();
+        self.dist.resize(cells.len(), u32::MAX);
+        self.queue.clear();
+        self.dist[s] = 0;
+        self.queue.push_back(s);
+        while let Some(c) = self.queue.pop_front() {
+            if c == g {
+                break;
+            }
+            for n in neighbours(c, size) {
+                if cells[n] != WALL && self.dist[n] == u32::MAX {
+                    self.dist[n] = self.dist[c] + 1;
+                    self.queue.push_back(n);
+                }
+            }
+        }
+        self.queue.clear();
+        self.dist[g]
+    }
+}
+
+/// Try one wall layout: the question and its route length, if some (S, G) pair passes the filter.
+fn try_layout(config: &MazeConfig, rng: &mut Rng, scratch: &mut Scratch) -> Option<(Vec<u8>, usize)> {
+    let n = config.size * config.size;
+    let mut order: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut order);
+    let num_walls = rng.range_inclusive(n / 10 * 3, n / 10 * 5);
+    let mut cells = vec![FREE; n];
+    for &c in &order[..num_walls] {
+        cells[c] = WALL;
+    }
+    let pool = &order[num_walls..];
+    if pool.len() < 2 {
+        return None;
+    }
+    let need = config.size.max(config.min_route).max(2) as u32;
+    scratch.components(&cells, config.size);
+    for _ in 0..config.attempts {
+        let i = rng.below(pool.len());
+        let mut j = rng.below(pool.len() - 1);
+        if j >= i {
+            j += 1;
+        }
+        let (s, g) = (pool[i], pool[j]);
+        let comp = scratch.component[s];
+        if comp != scratch.component[g] || scratch.diameter_bound[comp as usize] + 1 < need {
+            continue;
+        }
+        let route = scratch.distance(&cells, config.size, s, g) + 1;
+        if route >= need {
+            cells[s] = START;
+            cells[g] = GOAL;
+            return Some((cells, route as usize));
+        }
+    }
+    None
+}
+
+/// Maze `index` of the set seeded by `seed`: layouts are drawn from `(seed, index)` until one is accepted.
+/// Returns the record and the number of layouts it took.
+pub fn generate_one(config: &MazeConfig, seed: u64, index: usize) -> (MazeRecord, u64) {
+    assert!(config.size >= 2, "maze size {} is below 2", config.size);
+    let mut rng = Rng::for_item(seed, index as u64);
+    let mut scratch = Scratch::default();
+    let mut layouts = 0u64;
+    loop {
+        layouts += 1;
+        if let Some((question, route)) = try_layout(config, &mut rng, &mut scratch) {
+            let answer = label(&question, config.size).expect("accepted mazes are solvable");
+            let record = MazeRecord {
+                source: format!("gen_{}x{}_seed{seed}_{index}_layout{layouts}", config.size, config.size),
+                size: config.size,
+                question,
+                answer,
+                rating: route as f64,
+                row: 0,
+                line: 0,
+            };
+            return (record, layouts);
+        }
+    }
+}
+
+/// `count` mazes; maze `i` depends only on `(seed, i)` (all cores, or `LOOPGRAD_THREADS`). Beware: the filter's
+/// acceptance rate falls steeply with `min_route` (about 1e-3 per layout for Maze-Hard's 110 on 30x30), and a
+/// route longer than any layout allows never ends.
+pub fn generate_mazes(config: &MazeConfig, count: usize, seed: u64) -> Vec<MazeRecord> {
+    crate::par::map_with(count, crate::par::default_threads(), || (), |_, i| generate_one(config, seed, i).0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{route_cells, score::valid_shortest_path};
+    use super::*;
+
+    #[test]
+    fn generated_mazes_pass_the_filter_and_their_labels_are_shortest() {
+        for (size, min_route) in [(9, 14), (15, 30), (30, 60)] {
+            let config = MazeConfig::new(size, min_route);
+            for m in generate_mazes(&config, 4, 1) {
+                let walls = m.question.iter().filter(|&&c| c == WALL).count();
+                let n = size * size;
+                assert!((n / 10 * 3..=n / 10 * 5).contains(&walls));
+                let route = route_cells(&m.question, size).unwrap();
+                assert!(route >= min_route.max(size) && route as f64 == m.rating);
+                assert!(valid_shortest_path(&m.question, &m.answer, size));
+            }
+        }
+    }
+
+    #[test]
+    fn deterministic() {
+        let c = MazeConfig::new(12, 20);
+        assert_eq!(generate_one(&c, 3, 5), generate_one(&c, 3, 5));
+        assert_ne!(generate_one(&c, 3, 5).0, generate_one(&c, 3, 6).0);
+    }
+}
