@@ -92,7 +92,7 @@ fn a_steady_state_supervision_step_allocates_nothing() {
         let before = (counts(), pool::stats::<f32>().misses);
         tape.params.zero_grad();
         let x = embed(&mut tape, &model, &ids, None);
-        let rope = rope(&mut tape, dims, Variant::Attention);
+        let rope = rope_consts(&mut tape, dims, Variant::Attention);
         let rec = TrmRecursion { net: &model.net, n: 2, x, rope };
         let mut state = [tape.constant(y), tape.constant(z)];
         let run = run_recursions(&mut tape, &rec, &mut state, 3, GradWindow::LastRecursion);

@@ -14,7 +14,7 @@ fn run<E: Float>(variant: Variant, window: GradWindow, seed: u64) -> (Vec<E>, Ve
     let (ids, y0, z0) = model.inputs(seed + 1);
     let mut tape = Tape::new(std::mem::take(&mut model.params));
     let x = embed(&mut tape, &model, &ids, None);
-    let rope = rope(&mut tape, SMALL, variant);
+    let rope = rope_consts(&mut tape, SMALL, variant);
     let mut state = [tape.constant(y0), tape.constant(z0)];
     let rec = TrmRecursion { net: &model.net, n: 2, x, rope };
     run_recursions(&mut tape, &rec, &mut state, 3, window);
@@ -61,7 +61,7 @@ fn a_thousand_no_grad_net_calls_record_nothing_and_do_not_grow_the_pool() {
     let (ids, y0, z0) = model.inputs(5);
     let mut tape = Tape::new(std::mem::take(&mut model.params));
     let x = embed(&mut tape, &model, &ids, None);
-    let rope = rope(&mut tape, SMALL, Variant::Attention);
+    let rope = rope_consts(&mut tape, SMALL, Variant::Attention);
     let rec = TrmRecursion { net: &model.net, n: 2, x, rope };
     let mut carry = [tape.constant(y0), tape.constant(z0)];
     let floor = tape.mark();

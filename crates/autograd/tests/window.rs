@@ -31,7 +31,7 @@ fn step(model: &mut Model<f64>, variant: Variant, recursions: usize, window: Gra
     tape.params.zero_grad();
     let x_in = tape.leaf(x_in);
     let x = embed(&mut tape, model, &ids, Some(x_in));
-    let rope = rope(&mut tape, dims, variant);
+    let rope = rope_consts(&mut tape, dims, variant);
     let (y0, z0) = (tape.leaf(y0), tape.leaf(z0));
     let mut state = [y0, z0];
     let rec = TrmRecursion { net: &model.net, n: 2, x, rope };

@@ -190,7 +190,7 @@ pub fn embed<E: Float>(t: &mut Tape<E>, m: &Model<E>, ids: &[usize], x_in: Optio
 }
 
 /// RoPE tables as tape constants, for the attention variant.
-pub fn rope<E: Float>(t: &mut Tape<E>, dims: Dims, variant: Variant) -> Option<(Var, Var)> {
+pub fn rope_consts<E: Float>(t: &mut Tape<E>, dims: Dims, variant: Variant) -> Option<(Var, Var)> {
     (variant == Variant::Attention).then(|| {
         let (c, s) = rope_tables::<E>(dims.seq, dims.d / dims.heads, 10000.0);
         (t.constant(c), t.constant(s))
