@@ -1,21 +1,332 @@
-//! STUB: signatures fixed; bodies to be implemented (forward, backward, derivative doc, tests).
+//! Fused bidirectional multi-head attention on TRM/HRM's fused qkv projection.
+//!
+//! qkv [B, L, 3 H hd] is PyTorch's `qkv.view(B, L, 3H, hd)`: heads 0..H are q, H..2H are k, 2H..3H are v. For
+//! each batch b and head h, with Q, K, V the [L, hd] slices (strided views, no copy) and RoPE applied to Q and K
+//! when tables are given:
+//!
+//! ```text
+//! S = Q K^T / sqrt(hd)      P = softmax(S) row-wise (max-subtracted)      O = P V
+//! ```
+//!
+//! and O is written to out[b, :, h hd..(h+1) hd], i.e. `attn_output.view(B, L, H hd)` (heads concatenated).
+//! No mask: every position sees every position (TRM's `causal = False`).
+//!
+//! **Derivative.** With dO the output gradient of one head:
+//! dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dP * P)) (the softmax Jacobian, applied row by row),
+//! dQ = dS K / sqrt(hd), dK = dS^T Q / sqrt(hd); then dQ and dK go back through RoPE (the rotation by the
+//! negative angle, [`super::rope`]) into the q and k slices of the qkv gradient. Saved: P [B, H, L, L] (the only
+//! thing that is expensive to recompute). The rotated Q and K are recomputed in backward (a cheap element-wise
+//! pass) instead of being kept, which halves what attention holds per recorded call. Without tables, Q and K are
+//! read straight from qkv and dQ, dK, dV are accumulated straight into its gradient with strided GEMMs
+//! (beta = 1).
+//!
+//! Every product is one [`gemm`] call per (b, h) on strided views; only the [L, L] scores of one head at a time
+//! need scratch space. In a no-grad scope P is not kept either: one [L, L] buffer serves every head.
 
+use super::rope::{check_tables, rotate_heads, unrotate_heads_add};
+use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
-use loopgrad_tensor::Float;
+use loopgrad_tensor::{gemm, kernels, Float, MatMut, MatRef, Shape, Tensor};
 
 #[derive(Clone, Copy, Debug)]
-pub struct Meta {}
+pub struct Meta {
+    heads: usize,
+    rope: bool,
+}
+
+/// The geometry of one call: batch, length, heads, head dim.
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    b: usize,
+    l: usize,
+    h: usize,
+    hd: usize,
+}
+
+impl Dims {
+    fn of(shape: Shape, heads: usize) -> Dims {
+        let d = shape.dims();
+        let hd = if d.len() == 3 && heads > 0 { d[2] / (3 * heads) } else { 0 };
+        assert!(
+            hd > 0 && 3 * heads * hd == d[2],
+            "attention: qkv has shape {shape}, expected [B, L, 3 H hd] with H = {heads} heads"
+        );
+        Dims { b: d[0], l: d[1], h: heads, hd }
+    }
+    /// H hd: the width of the q (or k, or v) block of a position, and of an output row.
+    fn width(&self) -> usize {
+        self.h * self.hd
+    }
+    fn scale(&self) -> f64 {
+        1.0 / (self.hd as f64).sqrt()
+    }
+}
+
+/// An [L, hd] strided view starting at `offset` whose rows are `rs` apart.
+fn head<E: Float>(data: &[E], offset: usize, d: Dims, rs: usize) -> MatRef<'_, E> {
+    MatRef { data: &data[offset..], rows: d.l, cols: d.hd, rs: rs as isize, cs: 1 }
+}
+
+fn head_mut<E: Float>(data: &mut [E], offset: usize, d: Dims, rs: usize) -> MatMut<'_, E> {
+    MatMut { data: &mut data[offset..], rows: d.l, cols: d.hd, rs: rs as isize, cs: 1 }
+}
+
+/// Q and K rotated by RoPE, as [B, L, 2 H hd] (q heads then k heads per position: the first two thirds of the
+/// qkv layout). q and k are adjacent in qkv, so one call rotates all 2H heads of a position.
+fn rotate_qk<E: Float>(qkv: &[E], cos: &Tensor<E>, sin: &Tensor<E>, d: Dims) -> Tensor<E> {
+    let (w, hd) = (d.width(), d.hd);
+    let mut rot = Tensor::uninit([d.b, d.l, 2 * w]);
+    for (pos, r) in rot.data_mut().chunks_exact_mut(2 * w).enumerate() {
+        let p = pos % d.l;
+        let tables = (&cos.data()[p * hd..(p + 1) * hd], &sin.data()[p * hd..(p + 1) * hd]);
+        rotate_heads(&qkv[pos * 3 * w..pos * 3 * w + 2 * w], tables.0, tables.1, r);
+    }
+    rot
+}
 
 impl<E: Float> Tape<E> {
     /// Fused bidirectional multi-head attention on a fused projection: qkv [B, L, 3 H hd] laid out as
     /// [q heads | k heads | v heads] (the TRM/HRM layout), RoPE applied to q and k when `rope` = (cos, sin)
     /// [L, hd] is given -> [B, L, H hd].
     pub fn attention(&mut self, qkv: Var, heads: usize, rope: Option<(Var, Var)>) -> Var {
-        let _ = (qkv, heads, rope);
-        unimplemented!("attention")
+        let d = Dims::of(self.value(qkv).shape(), heads);
+        if let Some((cos, sin)) = rope {
+            check_tables("attention", self, cos, sin, d.l, d.hd);
+        }
+        let record = self.should_record(&[qkv]);
+        let (w, ll) = (d.width(), d.l * d.l);
+        let x = self.value(qkv).data();
+        let rotated = rope.map(|(cos, sin)| rotate_qk(x, self.value(cos), self.value(sin), d));
+        // Q and K come from the rotated copy (rows 2w apart) or straight from qkv (rows 3w apart).
+        let (qk, qk_rs) = match &rotated {
+            Some(r) => (r.data(), 2 * w),
+            None => (x, 3 * w),
+        };
+        let mut out = Tensor::uninit([d.b, d.l, w]);
+        let mut probs =
+            Tensor::uninit(if record { Shape::new(&[d.b, d.h, d.l, d.l]) } else { Shape::new(&[d.l, d.l]) });
+        let mut scores = Tensor::uninit([d.l, d.l]);
+        for b in 0..d.b {
+            for h in 0..d.h {
+                let q = head(qk, b * d.l * qk_rs + h * d.hd, d, qk_rs);
+                let k = head(qk, b * d.l * qk_rs + w + h * d.hd, d, qk_rs);
+                let v = head(x, b * d.l * 3 * w + 2 * w + h * d.hd, d, 3 * w);
+                gemm(E::from_f64(d.scale()), q, k.t(), E::ZERO, MatMut::new(scores.data_mut(), d.l, d.l));
+                let p_off = if record { (b * d.h + h) * ll } else { 0 };
+                let p = &mut probs.data_mut()[p_off..p_off + ll];
+                kernels::softmax_rows(scores.data(), d.l, p);
+                let o = head_mut(out.data_mut(), b * d.l * w + h * d.hd, d, w);
+                gemm(E::ONE, MatRef::new(p, d.l, d.l), v, E::ZERO, o);
+            }
+        }
+        drop((rotated, scores));
+        let meta = Meta { heads, rope: rope.is_some() };
+        let inputs = match rope {
+            Some((cos, sin)) => [qkv, cos, sin],
+            None => [qkv; 3],
+        };
+        let n_inputs = if rope.is_some() { 3 } else { 1 };
+        self.push_op(Op::Attention(meta), &inputs[..n_inputs], out, record.then_some(probs), &[])
     }
 }
 
-pub(crate) fn backward<E: Float>(_m: &Meta, _ctx: &mut Ctx<'_, E>) {
-    unimplemented!("backward")
+pub(crate) fn backward<E: Float>(m: &Meta, ctx: &mut Ctx<'_, E>) {
+    let x = ctx.input(0);
+    let d = Dims::of(x.shape(), m.heads);
+    let (w, ll, l) = (d.width(), d.l * d.l, d.l);
+    let (gout, saved) = (ctx.gout, ctx.saved);
+    let (dout, probs) = (gout.data(), saved[0].data());
+    let tables = m.rope.then(|| (ctx.input(1), ctx.input(2)));
+    let Some(dx) = ctx.grad(0) else { return };
+    let rotated = tables.map(|(cos, sin)| rotate_qk(x.data(), cos, sin, d));
+    let (qk, qk_rs) = match &rotated {
+        Some(r) => (r.data(), 2 * w),
+        None => (x.data(), 3 * w),
+    };
+    // With RoPE, dQ and dK are formed in the rotated frame first (each head's block written once, beta = 0) and
+    // rotated back below; without, they accumulate straight into the qkv gradient.
+    let mut dqk_rotated = tables.map(|_| Tensor::<E>::uninit([d.b, l, 2 * w]));
+    let mut ds = Tensor::<E>::uninit([l, l]);
+    let scale = E::from_f64(d.scale());
+    for b in 0..d.b {
+        for h in 0..d.h {
+            let q = head(qk, b * l * qk_rs + h * d.hd, d, qk_rs);
+            let k = head(qk, b * l * qk_rs + w + h * d.hd, d, qk_rs);
+            let v_off = b * l * 3 * w + 2 * w + h * d.hd;
+            let v = head(x.data(), v_off, d, 3 * w);
+            let p_bh = &probs[(b * d.h + h) * ll..(b * d.h + h + 1) * ll];
+            let p = MatRef::new(p_bh, l, l);
+            let d_o = head(dout, b * l * w + h * d.hd, d, w);
+            gemm(E::ONE, p.t(), d_o, E::ONE, head_mut(dx, v_off, d, 3 * w));
+            // dP = dO V^T, then dS = P * (dP - rowsum(dP * P)) in place.
+            gemm(E::ONE, d_o, v.t(), E::ZERO, MatMut::new(ds.data_mut(), l, l));
+            for (ds_row, p_row) in ds.data_mut().chunks_exact_mut(l).zip(p_bh.chunks_exact(l)) {
+                let dot: E = ds_row.iter().zip(p_row).map(|(&a, &b)| a * b).sum();
+                for (g, &pv) in ds_row.iter_mut().zip(p_row) {
+                    *g = pv * (*g - dot);
+                }
+            }
+            let ds_m = MatRef::new(ds.data(), l, l);
+            match &mut dqk_rotated {
+                Some(t) => {
+                    let (buf, off) = (t.data_mut(), b * l * 2 * w + h * d.hd);
+                    gemm(scale, ds_m, k, E::ZERO, head_mut(buf, off, d, 2 * w));
+                    gemm(scale, ds_m.t(), q, E::ZERO, head_mut(buf, off + w, d, 2 * w));
+                }
+                None => {
+                    let off = b * l * 3 * w + h * d.hd;
+                    gemm(scale, ds_m, k, E::ONE, head_mut(dx, off, d, 3 * w));
+                    gemm(scale, ds_m.t(), q, E::ONE, head_mut(dx, off + w, d, 3 * w));
+                }
+            }
+        }
+    }
+    if let (Some(g), Some((cos, sin))) = (&dqk_rotated, tables) {
+        for (pos, grow) in g.data().chunks_exact(2 * w).enumerate() {
+            let p = pos % l;
+            let (c, s) = (&cos.data()[p * d.hd..(p + 1) * d.hd], &sin.data()[p * d.hd..(p + 1) * d.hd]);
+            unrotate_heads_add(grow, c, s, &mut dx[pos * 3 * w..pos * 3 * w + 2 * w]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rope::rope_tables;
+    use super::*;
+    use crate::gradcheck::gradcheck;
+    use crate::ParamStore;
+    use loopgrad_tensor::Rng;
+    use proptest::prelude::*;
+
+    fn random(shape: &[usize], seed: u64) -> Tensor<f64> {
+        let mut t = Tensor::uninit(shape);
+        Rng::new(seed).fill_normal(t.data_mut(), 1.0);
+        t
+    }
+
+    /// Attention written the slow, obvious way: scalar loops over positions with PyTorch's indexing
+    /// qkv.view(B, L, 3H, hd)[b, i, head, :], RoPE as x * cos + rotate_half(x) * sin.
+    fn reference(qkv: &Tensor<f64>, heads: usize, tables: Option<&(Tensor<f64>, Tensor<f64>)>) -> Vec<f64> {
+        let [bs, l, three_w] = qkv.dims().try_into().unwrap();
+        let hd = three_w / (3 * heads);
+        let at = |b: usize, i: usize, hh: usize| -> Vec<f64> {
+            let start = ((b * l + i) * 3 * heads + hh) * hd;
+            qkv.data()[start..start + hd].to_vec()
+        };
+        let rope = |x: Vec<f64>, i: usize| -> Vec<f64> {
+            let Some((c, s)) = tables else { return x };
+            let rot: Vec<f64> = x[hd / 2..].iter().map(|v| -v).chain(x[..hd / 2].iter().copied()).collect();
+            (0..hd).map(|j| x[j] * c.data()[i * hd + j] + rot[j] * s.data()[i * hd + j]).collect()
+        };
+        let mut out = vec![0.0; bs * l * heads * hd];
+        for b in 0..bs {
+            for hh in 0..heads {
+                for i in 0..l {
+                    let q = rope(at(b, i, hh), i);
+                    let scores: Vec<f64> = (0..l)
+                        .map(|j| {
+                            let k = rope(at(b, j, heads + hh), j);
+                            q.iter().zip(&k).map(|(a, c)| a * c).sum::<f64>() / (hd as f64).sqrt()
+                        })
+                        .collect();
+                    let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = scores.iter().map(|s| (s - max).exp()).sum();
+                    for (j, s) in scores.iter().enumerate() {
+                        let v = at(b, j, 2 * heads + hh);
+                        for e in 0..hd {
+                            out[((b * l + i) * heads + hh) * hd + e] += (s - max).exp() / z * v[e];
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn run<E: Float>(tape: &mut Tape<E>, qkv: Var, heads: usize, tables: Option<&(Tensor<f64>, Tensor<f64>)>) -> Var {
+        let rope = tables.map(|(c, s)| (tape.constant(c.cast()), tape.constant(s.cast())));
+        tape.attention(qkv, heads, rope)
+    }
+
+    #[test]
+    fn forward_matches_reference() {
+        for (bs, l, heads, hd, with_rope) in
+            [(2, 5, 2, 4, false), (2, 5, 2, 4, true), (1, 9, 3, 6, true), (1, 1, 1, 2, true)]
+        {
+            let qkv = random(&[bs, l, 3 * heads * hd], (l * hd) as u64);
+            let tables = with_rope.then(|| rope_tables(l, hd, 10000.0));
+            let want = reference(&qkv, heads, tables.as_ref());
+            let mut tape = Tape::<f64>::new(ParamStore::new());
+            let x = tape.constant(qkv);
+            let y = run(&mut tape, x, heads, tables.as_ref());
+            assert_eq!(tape.value(y).dims(), &[bs, l, heads * hd]);
+            for (got, want) in tape.value(y).data().iter().zip(&want) {
+                assert!((got - want).abs() < 1e-12, "{got} vs {want} for {bs} {l} {heads} {hd} {with_rope}");
+            }
+        }
+    }
+
+    #[test]
+    fn uniform_scores_average_the_values() {
+        // q = k = 0: every score is 0, P is uniform, each output is the mean of v over positions.
+        let (l, hd) = (3, 2);
+        let mut qkv = Tensor::<f64>::zeros([1, l, 3 * hd]);
+        for i in 0..l {
+            qkv.data_mut()[i * 3 * hd + 2 * hd] = i as f64;
+            qkv.data_mut()[i * 3 * hd + 2 * hd + 1] = 10.0;
+        }
+        let mut tape = Tape::<f64>::new(ParamStore::new());
+        let x = tape.constant(qkv);
+        let y = tape.attention(x, 1, None);
+        for row in tape.value(y).data().chunks(hd) {
+            assert!((row[0] - 1.0).abs() < 1e-15 && (row[1] - 10.0).abs() < 1e-15, "{row:?}");
+        }
+    }
+
+    #[test]
+    fn f32_matches_f64_and_no_grad_matches_recorded() {
+        // L = 97 (TRM's Sudoku length with its prefix): odd, not a multiple of any SIMD width.
+        let (l, heads, hd) = (97, 2, 8);
+        let qkv = random(&[2, l, 3 * heads * hd], 3);
+        let tables = Some(rope_tables(l, hd, 10000.0));
+        let mut tape = Tape::<f64>::new(ParamStore::new());
+        let x = tape.leaf(qkv.clone());
+        let y = run(&mut tape, x, heads, tables.as_ref());
+        assert_eq!(tape.num_nodes(), 1);
+        let recorded = tape.value(y).clone();
+        let y_free = tape.no_grad(|t| run(t, x, heads, tables.as_ref()));
+        assert_eq!(tape.num_nodes(), 1, "no_grad recorded a node");
+        assert_eq!(&recorded, tape.value(y_free));
+
+        let mut t32 = Tape::<f32>::new(ParamStore::new());
+        let x32 = t32.constant(qkv.cast());
+        let y32 = run(&mut t32, x32, heads, tables.as_ref());
+        for (a, b) in t32.value(y32).data().iter().zip(recorded.data()) {
+            assert!((a.to_f64() - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "attention: qkv has shape [2, 3, 10], expected [B, L, 3 H hd] with H = 2 heads")]
+    fn bad_width_names_the_shape() {
+        let mut tape = Tape::<f32>::new(ParamStore::new());
+        let x = tape.constant(Tensor::zeros([2, 3, 10]));
+        tape.attention(x, 2, None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn gradients_match_finite_differences(
+            bs in 1usize..3, l in 1usize..6, heads in 1usize..3, half in 1usize..4, with_rope in any::<bool>(),
+            seed in 0u64..1000,
+        ) {
+            let hd = 2 * half;
+            let qkv = random(&[bs, l, 3 * heads * hd], seed);
+            let tables = with_rope.then(|| rope_tables(l, hd, 10000.0));
+            gradcheck("attention", &[qkv], |t, v| run(t, v[0], heads, tables.as_ref())).unwrap();
+        }
+    }
 }
