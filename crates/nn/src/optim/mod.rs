@@ -145,3 +145,29 @@ pub(crate) fn bias_corrections(beta1: f64, beta2: f64, t: u64) -> (f64, f64) {
     let t = t as f64;
     (1.0 - beta1.powf(t), 1.0 - beta2.powf(t))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optimizer_config_reads_a_tagged_json_object_and_rejects_typos() {
+        let c: OptimizerConfig = serde_json::from_str(r#"{"kind": "adam_atan2", "weight_decay": 1.0}"#).unwrap();
+        assert_eq!(c, OptimizerConfig::AdamAtan2(AdamAtan2Config { weight_decay: 1.0, ..Default::default() }));
+        let c: OptimizerConfig = serde_json::from_str(r#"{"kind": "adamw", "eps": 1e-6}"#).unwrap();
+        assert_eq!(c, OptimizerConfig::AdamW(AdamWConfig { eps: 1e-6, ..Default::default() }));
+        assert!(serde_json::from_str::<OptimizerConfig>(r#"{"kind": "adamw", "epsilon": 1e-6}"#).is_err());
+        let text = serde_json::to_string(&OptimizerConfig::default()).unwrap();
+        assert_eq!(serde_json::from_str::<OptimizerConfig>(&text).unwrap(), OptimizerConfig::default());
+    }
+
+    #[test]
+    fn trainable_except_skips_frozen_and_excluded_parameters_in_store_order() {
+        let mut store = ParamStore::<f32>::new();
+        let a = store.add("a", Tensor::zeros([1]));
+        store.add_frozen("inner.H_init", Tensor::zeros([1]));
+        let table = store.add("inner.puzzle_emb.weights", Tensor::zeros([2, 1]));
+        let b = store.add("b", Tensor::zeros([1]));
+        assert_eq!(trainable_except(&store, &[table]), [a, b]);
+    }
+}
