@@ -226,6 +226,13 @@ pub fn gradcheck(name: &str, inputs: &[Tensor<f64>], f: impl Graph) -> Result<()
     GradCheck::default().check(name, &mut tape, inputs, f)
 }
 
+/// The number of cases for the gradient property tests: 64 (the CI budget), or `PROPTEST_CASES` when it is set
+/// higher. Use it as `ProptestConfig::with_cases(proptest_cases())`: a plain `with_cases(64)` would ignore the
+/// environment variable, which proptest reads only into its default configuration.
+pub fn proptest_cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|s| s.trim().parse().ok()).map_or(64, |n: u32| n.max(64))
+}
+
 /// A fixed random projection with the output's shape.
 fn projection(like: &Tensor<f64>, seed: u64) -> Tensor<f64> {
     let mut rng = Rng::new(seed);
