@@ -111,8 +111,8 @@ pub(crate) fn backward<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
 
 /// The cos and sin tables [seq_len, head_dim] of TRM's `RotaryEmbedding`: inv_freq[i] = 1 / theta^(2i / hd) for
 /// i < hd/2, angle[p, i] = p inv_freq[i], emb = cat(angle, angle) on the last axis. Computed in f64 and rounded
-/// once to `E` (PyTorch computes them in f32, so its tables differ from these by f32 rounding of p * inv_freq,
-/// at most a few 1e-6 at position 96).
+/// once to `E`. PyTorch computes them in f32, so its tables differ from these by the f32 rounding error of the
+/// angle p * inv_freq, which grows with the position p.
 pub fn rope_tables<E: Float>(seq_len: usize, head_dim: usize, theta: f64) -> (Tensor<E>, Tensor<E>) {
     assert!(
         2 * (head_dim / 2) == head_dim,
