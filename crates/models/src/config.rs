@@ -1,0 +1,283 @@
+//! One serde config struct per model. Every recursion hyper-parameter is a field, so that a study changes a
+//! number, not the code. Field names follow the reference configs (`hidden_size`, `H_cycles` as `h_cycles`, ...).
+
+use loopgrad_autograd::window::GradWindow;
+use serde::{Deserialize, Serialize};
+
+/// How TRM's latent state is organised (the variants of the paper's Table 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrmVariant {
+    /// The paper's model: an answer y and a latent z; z = net(z, y + x) n times, then y = net(y, z).
+    #[serde(rename = "yz")]
+    YZ,
+    /// One latent z: z = net(z, x) n times, then z = net(z) (no injection); outputs read z.
+    SingleZ,
+    /// y and n latents z_1..z_n: z_i = net(sum_j z_j, y + x) for i = 1..n, then y = net(y, sum_j z_j).
+    MultiScaleZ,
+    /// Two networks of the same size: z = f_L(z, y + x) n times, then y = f_H(y, z) (HRM's split, TRM's loop).
+    SeparateNets,
+}
+
+/// The Tiny Recursive Model (arXiv:2510.04871).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrmConfig {
+    /// L, the number of tokens of an example (81 for 9x9 Sudoku, 900 for 30x30 mazes and ARC).
+    pub seq_len: usize,
+    /// Token vocabulary (0 = PAD, which is also the ignored label).
+    pub vocab_size: usize,
+    /// Rows of the puzzle-embedding table (1 when every example shares one puzzle identity, as in Sudoku).
+    pub num_puzzle_identifiers: usize,
+    /// P, the prefix positions before the tokens: slot 0 holds the puzzle embedding, 1..P are zeros (16 in the
+    /// paper). The network sees L' = P + L positions.
+    pub puzzle_emb_len: usize,
+    /// D.
+    pub hidden_size: usize,
+    /// Attention heads (head dim D / heads); unused when `mlp_t`.
+    pub num_heads: usize,
+    /// SwiGLU expansion (4).
+    pub expansion: f64,
+    /// Blocks in the net (the paper's "2 layers").
+    pub num_layers: usize,
+    /// T, recursions per supervision step (the reference `H_cycles`).
+    pub h_cycles: usize,
+    /// n, latent updates per recursion (the reference `L_cycles`).
+    pub l_cycles: usize,
+    /// N_sup, the most supervision steps per example (`halt_max_steps`).
+    pub halt_max_steps: usize,
+    /// Probability that a slot draws a random minimum of 2..=N_sup steps before it may halt.
+    pub halt_exploration_prob: f64,
+    /// Token-mixing MLP instead of attention (TRM's Sudoku model).
+    pub mlp_t: bool,
+    pub variant: TrmVariant,
+    /// Which net calls of a supervision step the gradient flows through.
+    pub grad_window: GradWindow,
+    /// Learn a continue Q-value with HRM's bootstrapped target and halt when q_halt > q_continue; otherwise
+    /// (the TRM default, `no_ACT_continue`) halt when q_halt > 0 and train q_halt only.
+    pub q_continue: bool,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+}
+
+/// The Hierarchical Reasoning Model (arXiv:2506.21734).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HrmConfig {
+    pub seq_len: usize,
+    pub vocab_size: usize,
+    pub num_puzzle_identifiers: usize,
+    /// Prefix positions (1 in the reference: ceil(puzzle_emb_ndim / D)).
+    pub puzzle_emb_len: usize,
+    pub hidden_size: usize,
+    pub num_heads: usize,
+    pub expansion: f64,
+    /// Blocks in the slow (H) net.
+    pub h_layers: usize,
+    /// Blocks in the fast (L) net.
+    pub l_layers: usize,
+    /// High-level updates per supervision step.
+    pub h_cycles: usize,
+    /// Low-level updates per high-level update.
+    pub l_cycles: usize,
+    pub halt_max_steps: usize,
+    pub halt_exploration_prob: f64,
+    /// HRM's 1-step gradient is `one_step` (the last L call and the last H call).
+    pub grad_window: GradWindow,
+    /// HRM learns q_continue (true in the reference).
+    pub q_continue: bool,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+}
+
+/// The non-recursive direct-prediction transformer: K distinct blocks applied once per supervision step,
+/// z = blocks(z + x), with the same I/O and deep supervision as TRM.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineConfig {
+    pub seq_len: usize,
+    pub vocab_size: usize,
+    pub num_puzzle_identifiers: usize,
+    pub puzzle_emb_len: usize,
+    pub hidden_size: usize,
+    pub num_heads: usize,
+    pub expansion: f64,
+    /// K, distinct blocks.
+    pub num_layers: usize,
+    pub mlp_t: bool,
+    pub halt_max_steps: usize,
+    pub halt_exploration_prob: f64,
+    pub q_continue: bool,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+}
+
+/// Any model, tagged by `arch` in TOML/JSON (`arch = "trm"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "arch", rename_all = "snake_case")]
+pub enum ModelConfig {
+    Trm(TrmConfig),
+    Hrm(HrmConfig),
+    Baseline(BaselineConfig),
+}
+
+/// The I/O sizes every model shares.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IoSpec {
+    pub seq_len: usize,
+    pub vocab_size: usize,
+    pub num_puzzle_identifiers: usize,
+    pub puzzle_emb_len: usize,
+    pub hidden_size: usize,
+}
+
+impl IoSpec {
+    /// L' = P + L, the positions the nets see.
+    pub fn positions(&self) -> usize {
+        self.puzzle_emb_len + self.seq_len
+    }
+}
+
+impl ModelConfig {
+    pub fn io(&self) -> IoSpec {
+        macro_rules! io {
+            ($c:expr) => {
+                IoSpec {
+                    seq_len: $c.seq_len,
+                    vocab_size: $c.vocab_size,
+                    num_puzzle_identifiers: $c.num_puzzle_identifiers,
+                    puzzle_emb_len: $c.puzzle_emb_len,
+                    hidden_size: $c.hidden_size,
+                }
+            };
+        }
+        match self {
+            ModelConfig::Trm(c) => io!(c),
+            ModelConfig::Hrm(c) => io!(c),
+            ModelConfig::Baseline(c) => io!(c),
+        }
+    }
+
+    /// "trm", "hrm" or "baseline".
+    pub fn arch(&self) -> &'static str {
+        match self {
+            ModelConfig::Trm(_) => "trm",
+            ModelConfig::Hrm(_) => "hrm",
+            ModelConfig::Baseline(_) => "baseline",
+        }
+    }
+
+    /// N_sup.
+    pub fn halt_max_steps(&self) -> usize {
+        match self {
+            ModelConfig::Trm(c) => c.halt_max_steps,
+            ModelConfig::Hrm(c) => c.halt_max_steps,
+            ModelConfig::Baseline(c) => c.halt_max_steps,
+        }
+    }
+
+    pub fn halt_exploration_prob(&self) -> f64 {
+        match self {
+            ModelConfig::Trm(c) => c.halt_exploration_prob,
+            ModelConfig::Hrm(c) => c.halt_exploration_prob,
+            ModelConfig::Baseline(c) => c.halt_exploration_prob,
+        }
+    }
+
+    /// Whether the model learns q_continue (halt when q_halt > q_continue, add the continue loss) or not (halt
+    /// when q_halt > 0).
+    pub fn q_continue(&self) -> bool {
+        match self {
+            ModelConfig::Trm(c) => c.q_continue,
+            ModelConfig::Hrm(c) => c.q_continue,
+            ModelConfig::Baseline(c) => c.q_continue,
+        }
+    }
+
+    /// Blocks applied to the hidden state in one supervision step: T(n+1)L for TRM (42 at T=3, n=6, L=2),
+    /// H_cycles (L_cycles L_layers + H_layers) for HRM, K for the baseline.
+    pub fn effective_depth(&self) -> usize {
+        match self {
+            ModelConfig::Trm(c) => c.h_cycles * (c.l_cycles + 1) * c.num_layers,
+            ModelConfig::Hrm(c) => c.h_cycles * (c.l_cycles * c.l_layers + c.h_layers),
+            ModelConfig::Baseline(c) => c.num_layers,
+        }
+    }
+
+    /// Checks the sizes; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let io = self.io();
+        let positive = [
+            ("seq_len", io.seq_len),
+            ("vocab_size", io.vocab_size),
+            ("num_puzzle_identifiers", io.num_puzzle_identifiers),
+            ("puzzle_emb_len", io.puzzle_emb_len),
+            ("hidden_size", io.hidden_size),
+            ("halt_max_steps", self.halt_max_steps()),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("model.{name} must be positive"));
+            }
+        }
+        let (heads, attention, layers) = match self {
+            ModelConfig::Trm(c) => (c.num_heads, !c.mlp_t, [c.num_layers, c.h_cycles, c.l_cycles]),
+            ModelConfig::Hrm(c) => (c.num_heads, true, [c.h_layers.min(c.l_layers), c.h_cycles, c.l_cycles]),
+            ModelConfig::Baseline(c) => (c.num_heads, !c.mlp_t, [c.num_layers, 1, 1]),
+        };
+        if layers.contains(&0) {
+            return Err("model: layer and cycle counts must be positive".to_string());
+        }
+        if attention
+            && (heads == 0 || !io.hidden_size.is_multiple_of(heads) || !(io.hidden_size / heads).is_multiple_of(2))
+        {
+            return Err(format!(
+                "model.num_heads {heads} must divide hidden_size {} into an even head dim (RoPE)",
+                io.hidden_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::presets;
+
+    #[test]
+    fn configs_round_trip_through_toml_with_the_arch_tag() {
+        for name in presets::names() {
+            let c = presets::get(name).unwrap();
+            let text = toml::to_string(&c).unwrap();
+            assert!(text.contains(&format!("arch = \"{}\"", c.arch())), "{text}");
+            let back: ModelConfig = toml::from_str(&text).unwrap();
+            assert_eq!(back, c, "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected_by_name() {
+        let mut text = toml::to_string(&presets::get("trm-tiny").unwrap()).unwrap();
+        text.push_str("hidden = 3\n");
+        let err = toml::from_str::<ModelConfig>(&text).unwrap_err().to_string();
+        assert!(err.contains("hidden"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let ModelConfig::Trm(mut c) = presets::get("trm-att-sudoku").unwrap() else { unreachable!() };
+        c.num_heads = 7;
+        let err = ModelConfig::Trm(c.clone()).validate().unwrap_err();
+        assert!(err.contains("num_heads 7"), "{err}");
+        c.num_heads = 8;
+        c.seq_len = 0;
+        assert!(ModelConfig::Trm(c).validate().unwrap_err().contains("seq_len"));
+    }
+
+    #[test]
+    fn effective_depth_matches_the_paper() {
+        assert_eq!(presets::get("trm-mlp-sudoku").unwrap().effective_depth(), 42);
+        assert_eq!(presets::get("hrm-sudoku").unwrap().effective_depth(), 2 * (2 * 4 + 4));
+    }
+}

@@ -1,0 +1,294 @@
+//! The step every model shares, and [`Model`], the one type the trainer drives.
+//!
+//! ```text
+//! x = input_embeddings(batch)                  recorded (the embeddings get gradients)
+//! state = carry                                constants: no gradient crosses supervision steps
+//! state = run_recursions(calls, state)         the model's recursion, under its gradient window
+//! logits, q_halt, q_continue = heads(answer(state))
+//! new carry = a copy of state
+//! ```
+
+use crate::baseline::Baseline;
+use crate::config::ModelConfig;
+use crate::hrm::Hrm;
+use crate::io::{broadcast_init, reset_slots, InputOutput, PUZZLE_EMB};
+use crate::step::{Batch, Carry, PendingBackward, StepOutput};
+use crate::trm::Trm;
+use loopgrad_autograd::window::{run_recursions, GradWindow, Recurrence};
+use loopgrad_autograd::{Param, ParamStore, Tape, Var};
+use loopgrad_nn::layers::{rope_tables, BlockStack, Builder, Manifest, ParamSink};
+use loopgrad_tensor::{kernels, Float, Rng};
+
+/// One net call: net(sum(h), sum(inj)) = blocks(h + inj), each sum taken left to right as in the reference
+/// (`z_L + (z_H + x)`).
+pub fn net_call<E: Float>(
+    tape: &mut Tape<E>,
+    net: &BlockStack,
+    h: &[Var],
+    inj: &[Var],
+    rope: Option<(Var, Var)>,
+) -> Var {
+    let h = sum(tape, h).expect("net_call: no hidden state");
+    let inj = sum(tape, inj);
+    net.forward(tape, h, inj, rope)
+}
+
+/// a_0 + a_1 + ... (left to right), or None for no terms.
+fn sum<E: Float>(tape: &mut Tape<E>, terms: &[Var]) -> Option<Var> {
+    let (&first, rest) = terms.split_first()?;
+    Some(rest.iter().fold(first, |acc, &t| tape.add(acc, t)))
+}
+
+/// What distinguishes the models: their nets, carry and recursion. The step around them is shared.
+pub trait Reasoner {
+    fn io(&self) -> &InputOutput;
+    /// The carry init vectors, in carry order.
+    fn carry_inits(&self) -> &[Param];
+    /// (head dim, theta) when the nets use attention with RoPE.
+    fn rope(&self) -> Option<(usize, f64)>;
+    /// Recursions per supervision step (T, H_cycles, 1).
+    fn recursions(&self) -> usize;
+    fn window(&self) -> GradWindow;
+    /// The net calls of one recursion, reading x and the rotary tables besides the carry.
+    fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> Box<dyn Recurrence<E> + 'a>;
+    /// The state the heads read (y, or z_H).
+    fn answer(&self, state: &[Var]) -> Var;
+
+    /// Every slot at the init vectors.
+    fn initial_carry<E: Float>(&self, store: &ParamStore<E>, batch: usize) -> Carry<E> {
+        let positions = self.io().spec.positions();
+        Carry { states: self.carry_inits().iter().map(|&p| broadcast_init(store, p, batch, positions)).collect() }
+    }
+
+    /// Slots where `reset` holds go back to the init vectors (halted slots that take a fresh example).
+    fn reset_carry<E: Float>(&self, store: &ParamStore<E>, carry: &mut Carry<E>, reset: &[bool]) {
+        for (state, &init) in carry.states.iter_mut().zip(self.carry_inits()) {
+            reset_slots(store, init, state, reset);
+        }
+    }
+
+    /// One supervision step from `carry` on `batch` (see the module doc). Then compute a loss of the outputs
+    /// (e.g. [`crate::step::act_loss`]), call [`Reasoner::backward`] on it, and `tape.reset()`.
+    fn supervision_step<E: Float>(&self, tape: &mut Tape<E>, carry: Carry<E>, batch: &Batch) -> StepOutput<E> {
+        let spec = self.io().spec;
+        let positions = spec.positions();
+        assert_eq!(carry.states.len(), self.carry_inits().len(), "supervision_step: carry has the wrong arity");
+        for s in &carry.states {
+            assert_eq!(
+                s.dims(),
+                &[batch.size(), positions, spec.hidden_size],
+                "supervision_step: carry state shape vs a batch of {} examples",
+                batch.size()
+            );
+        }
+        let x = self.io().input_embeddings(tape, batch);
+        let rope = self.rope().map(|(head_dim, theta)| {
+            let (cos, sin) = rope_tables::<E>(positions, head_dim, theta);
+            (tape.constant(cos), tape.constant(sin))
+        });
+        let mut state: Vec<Var> = carry.states.into_iter().map(|t| tape.constant(t)).collect();
+        let run = run_recursions(tape, &*self.calls::<E>(x, rope), &mut state, self.recursions(), self.window());
+        let (logits, q_halt, q_continue) = self.io().heads(tape, self.answer(&state));
+        let carry = Carry { states: state.iter().map(|&v| tape.value(v).clone()).collect() };
+        StepOutput { logits, q_halt, q_continue, carry, recursion: Some(PendingBackward { run, x, rope }) }
+    }
+
+    /// Backward from `loss` through the step `out`, including the recomputed recursions of
+    /// `full_recompute` (plain `tape.backward(loss)` misses those).
+    fn backward<E: Float>(&self, tape: &mut Tape<E>, loss: Var, out: &mut StepOutput<E>) {
+        tape.backward(loss);
+        if let Some(p) = out.recursion.take() {
+            p.run.finish_backward(tape, &*self.calls::<E>(p.x, p.rope));
+        }
+    }
+
+    /// HRM's bootstrapped continue target [B]: one more step from the new `carry` without a tape, then
+    /// sigmoid(q_halt') on a slot's last step and sigmoid(max(q_halt', q_continue')) otherwise. Nothing it
+    /// creates outlives the call.
+    fn q_continue_target<E: Float>(
+        &self,
+        tape: &mut Tape<E>,
+        carry: &Carry<E>,
+        batch: &Batch,
+        is_last_step: &[bool],
+    ) -> Vec<E> {
+        let mark = tape.mark();
+        let (halt, cont) = tape.no_grad(|t| {
+            let out = self.supervision_step(t, carry.clone(), batch);
+            (t.value(out.q_halt).to_vec(), t.value(out.q_continue).to_vec())
+        });
+        tape.release_from(mark, &mut []);
+        assert_eq!(is_last_step.len(), halt.len(), "q_continue_target: one is_last_step flag per slot");
+        let pick = |i: usize| if is_last_step[i] { halt[i] } else { halt[i].max(cont[i]) };
+        (0..halt.len()).map(|i| kernels::sigmoid_scalar(pick(i))).collect()
+    }
+}
+
+/// TRM, HRM or the baseline: the one type the trainer drives.
+#[derive(Clone, Debug)]
+pub enum Model {
+    Trm(Trm),
+    Hrm(Hrm),
+    Baseline(Baseline),
+}
+
+macro_rules! dispatch {
+    ($self:expr, $m:ident => $e:expr) => {
+        match $self {
+            Model::Trm($m) => $e,
+            Model::Hrm($m) => $e,
+            Model::Baseline($m) => $e,
+        }
+    };
+}
+
+impl Model {
+    /// Declares the model's parameters in `sink` (a [`Builder`] or a [`Manifest`]).
+    pub fn new(sink: &mut (impl ParamSink + ?Sized), config: &ModelConfig) -> Self {
+        match config {
+            ModelConfig::Trm(c) => Model::Trm(Trm::new(sink, c)),
+            ModelConfig::Hrm(c) => Model::Hrm(Hrm::new(sink, c)),
+            ModelConfig::Baseline(c) => Model::Baseline(Baseline::new(sink, c)),
+        }
+    }
+
+    /// The model and its freshly initialised parameters, drawn from `seed`.
+    pub fn build<E: Float>(config: &ModelConfig, seed: u64) -> (Model, ParamStore<E>) {
+        let mut store = ParamStore::new();
+        let mut rng = Rng::new(seed);
+        let model = Model::new(&mut Builder::new(&mut store, &mut rng), config);
+        (model, store)
+    }
+
+    pub fn config(&self) -> ModelConfig {
+        match self {
+            Model::Trm(m) => ModelConfig::Trm(m.config.clone()),
+            Model::Hrm(m) => ModelConfig::Hrm(m.config.clone()),
+            Model::Baseline(m) => ModelConfig::Baseline(m.config.clone()),
+        }
+    }
+
+    pub fn io(&self) -> &InputOutput {
+        dispatch!(self, m => m.io())
+    }
+
+    /// The puzzle-embedding table (trained by sign-SGD on the rows in the batch, not by the dense optimizer).
+    pub fn puzzle_emb(&self) -> Param {
+        self.io().puzzle_emb.table
+    }
+
+    pub fn initial_carry<E: Float>(&self, store: &ParamStore<E>, batch: usize) -> Carry<E> {
+        dispatch!(self, m => m.initial_carry(store, batch))
+    }
+
+    pub fn reset_carry<E: Float>(&self, store: &ParamStore<E>, carry: &mut Carry<E>, reset: &[bool]) {
+        dispatch!(self, m => m.reset_carry(store, carry, reset))
+    }
+
+    pub fn supervision_step<E: Float>(&self, tape: &mut Tape<E>, carry: Carry<E>, batch: &Batch) -> StepOutput<E> {
+        dispatch!(self, m => m.supervision_step(tape, carry, batch))
+    }
+
+    pub fn q_continue_target<E: Float>(
+        &self,
+        tape: &mut Tape<E>,
+        carry: &Carry<E>,
+        batch: &Batch,
+        is_last_step: &[bool],
+    ) -> Vec<E> {
+        dispatch!(self, m => m.q_continue_target(tape, carry, batch, is_last_step))
+    }
+
+    pub fn backward<E: Float>(&self, tape: &mut Tape<E>, loss: Var, out: &mut StepOutput<E>) {
+        dispatch!(self, m => m.backward(tape, loss, out))
+    }
+
+    /// Parameters counted as the papers count them (see [`ModelConfig::param_count`]).
+    pub fn param_count<E: Float>(&self, store: &ParamStore<E>) -> usize {
+        let counted = |&p: &Param| store.is_trainable(p) && store.name(p) != PUZZLE_EMB;
+        store.ids().filter(counted).map(|p| store.shape(p).numel()).sum()
+    }
+}
+
+impl ModelConfig {
+    /// Every tensor the model declares (names, shapes, inits), without allocating any.
+    pub fn manifest(&self) -> Manifest {
+        let mut m = Manifest::new();
+        Model::new(&mut m, self);
+        m
+    }
+
+    /// The parameter count the papers publish: every trained tensor except the puzzle-embedding table (whose
+    /// size depends on the dataset). The carry init vectors are buffers in the reference, not parameters, so
+    /// they are not counted either.
+    pub fn param_count(&self) -> usize {
+        self.manifest().count(|e| e.trainable && e.name != PUZZLE_EMB)
+    }
+
+    /// A few lines describing the architecture, for `loopgrad info`.
+    pub fn summary(&self) -> String {
+        let io = self.io();
+        let manifest = self.manifest();
+        let puzzle = manifest.count(|e| e.name == PUZZLE_EMB);
+        let buffers = manifest.count(|e| !e.trainable);
+        let head = match self {
+            ModelConfig::Trm(c) => format!(
+                "TRM ({}, variant {}): D {}, {} layers, T {}, n {}, gradient window {}",
+                if c.mlp_t { "token MLP".to_string() } else { format!("attention, {} heads", c.num_heads) },
+                serde_name(&c.variant),
+                c.hidden_size,
+                c.num_layers,
+                c.h_cycles,
+                c.l_cycles,
+                c.grad_window
+            ),
+            ModelConfig::Hrm(c) => format!(
+                "HRM (attention, {} heads): D {}, H {} layers x {} cycles, L {} layers x {} cycles, window {}",
+                c.num_heads, c.hidden_size, c.h_layers, c.h_cycles, c.l_layers, c.l_cycles, c.grad_window
+            ),
+            ModelConfig::Baseline(c) => format!(
+                "Baseline (non-recursive, {}): D {}, {} distinct layers",
+                if c.mlp_t { "token MLP".to_string() } else { format!("attention, {} heads", c.num_heads) },
+                c.hidden_size,
+                c.num_layers
+            ),
+        };
+        format!(
+            "{head}\n\
+             input: {} tokens + {} prefix positions, vocab {}, {} puzzle identifiers\n\
+             supervision: up to {} steps, exploration {}, {}\n\
+             effective depth: {} blocks per supervision step\n\
+             parameters: {} (excluded: puzzle embeddings {}, carry init buffers {})",
+            io.seq_len,
+            io.puzzle_emb_len,
+            io.vocab_size,
+            io.num_puzzle_identifiers,
+            self.halt_max_steps(),
+            self.halt_exploration_prob(),
+            if self.q_continue() { "halt when q_halt > q_continue" } else { "halt when q_halt > 0" },
+            self.effective_depth(),
+            group_thousands(self.param_count()),
+            group_thousands(puzzle),
+            group_thousands(buffers),
+        )
+    }
+}
+
+/// How a value is spelled in a config file (`"last_recursion"`, `{"last_calls":3}`).
+fn serde_name(v: &impl serde::Serialize) -> String {
+    let s = serde_json::to_string(v).unwrap_or_default();
+    s.trim_matches('"').to_string()
+}
+
+/// 27275266 -> "27,275,266".
+pub fn group_thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
