@@ -17,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train a model (the default command: `loopgrad` alone trains the `default` preset).
+    Train(cli::train::TrainArgs),
     /// Generate, convert and validate puzzle sets (Sudoku, Maze, ARC-AGI).
     #[command(subcommand)]
     Data(cli::data::DataCommand),
@@ -27,12 +29,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Some(Command::Train(args)) => cli::train::run(args),
         Some(Command::Data(cmd)) => cli::data::run(cmd),
         Some(Command::Plot(args)) => cli::plot::run(args),
-        None => {
-            println!("loopgrad: the trainer is under construction; `loopgrad --help` lists what works today.");
-            Ok(())
-        }
+        None => cli::train::run(cli::train::TrainArgs::default()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,5 +4,16 @@
 //! exploration, EMA weights for evaluation), evaluation, configs with presets and `--set` overrides, and run
 //! directories that are never half-written.
 
+pub mod config;
+pub mod data;
+pub mod eval;
 pub mod overrides;
+pub mod presets;
 pub mod rundir;
+pub mod slots;
+pub mod state;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use eval::{evaluate, EvalResult, Predictions};
+pub use trainer::{StepStats, Trainer};

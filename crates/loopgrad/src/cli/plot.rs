@@ -1,8 +1,7 @@
 //! `loopgrad plot RUN_DIR`: an SVG of a run's loss and accuracy curves, from its `metrics.jsonl`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use plotters::prelude::*;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
@@ -45,7 +44,7 @@ pub fn run(args: PlotArgs) -> Result<()> {
         Series { name: "eval token accuracy", points: pick("eval", "token_accuracy"), color: GREEN },
     ];
     let out = args.out.unwrap_or_else(|| args.run_dir.join("curves.svg"));
-    draw(&out, &losses, &accuracies).with_context(|| format!("{}: cannot draw the plot", out.display()))?;
+    draw(&out, &losses, &accuracies).map_err(|e| anyhow!("{}: cannot draw the plot: {e}", out.display()))?;
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -1,0 +1,95 @@
+//! Training and held-out sets from a [`DataConfig`]: generated on the spot (no download), or read from the
+//! user's files. Held-out puzzles never appear in the training set.
+
+use crate::config::DataConfig;
+use anyhow::{anyhow, bail, Result};
+use loopgrad_puzzles::sudoku::csv::{read_csv, SudokuRecord};
+use loopgrad_puzzles::sudoku::dataset::{generate_puzzles, to_example_set, Difficulty};
+use loopgrad_puzzles::sudoku::BoxShape;
+use loopgrad_puzzles::ExampleSet;
+use std::collections::HashSet;
+use std::path::Path;
+
+/// The two sets a run uses.
+pub struct Datasets {
+    pub train: ExampleSet,
+    pub test: ExampleSet,
+    /// One line saying where the data came from, for the log.
+    pub description: String,
+}
+
+/// Builds the training and held-out sets.
+pub fn load(config: &DataConfig) -> Result<Datasets> {
+    match config.task.as_str() {
+        "sudoku" => sudoku(config),
+        other => bail!("data.task {other:?}: training on this task is not available yet (sudoku is)"),
+    }
+}
+
+/// The held-out set alone, from a file (for `loopgrad eval`).
+pub fn load_test_file(task: &str, path: &Path, limit: usize) -> Result<ExampleSet> {
+    match task {
+        "sudoku" => {
+            let mut records = read_csv(path, None).map_err(|e| anyhow!("{e}"))?;
+            if limit > 0 {
+                records.truncate(limit);
+            }
+            if records.is_empty() {
+                bail!("{}: no puzzles", path.display());
+            }
+            Ok(to_example_set(&records, 0, 0))
+        }
+        other => bail!("--task {other}: evaluation on this task is not available yet (sudoku is)"),
+    }
+}
+
+fn sudoku(c: &DataConfig) -> Result<Datasets> {
+    let shape = BoxShape::parse(&c.sudoku_box).map_err(|e| anyhow!("data.sudoku_box: {e}"))?;
+    let difficulty = match c.sudoku_givens {
+        [0, 0] => Difficulty::Minimal,
+        [min, max] if min <= max => Difficulty::Givens { min, max },
+        [min, max] => bail!("data.sudoku_givens: [{min}, {max}] is not a range"),
+    };
+    let read = |path: &str, count: usize| -> Result<Vec<SudokuRecord>> {
+        let mut records = read_csv(Path::new(path), Some(shape)).map_err(|e| anyhow!("{e}"))?;
+        if count > 0 {
+            records.truncate(count);
+        }
+        Ok(records)
+    };
+    let train = if c.train_path.is_empty() {
+        generate_puzzles(shape, c.train_count, difficulty, c.seed).map_err(|e| anyhow!("generating puzzles: {e}"))?
+    } else {
+        read(&c.train_path, c.train_count)?
+    };
+    let seen: HashSet<&[u8]> = train.iter().map(|r| r.puzzle.as_slice()).collect();
+    let test = if c.test_path.is_empty() {
+        // A different seed, and an explicit filter: a held-out puzzle is one the model never trained on.
+        let extra = c.test_count / 10 + 10;
+        let candidates = generate_puzzles(shape, c.test_count + extra, difficulty, c.seed ^ 0x7e57_5e7)
+            .map_err(|e| anyhow!("generating puzzles: {e}"))?;
+        let fresh: Vec<SudokuRecord> =
+            candidates.into_iter().filter(|r| !seen.contains(r.puzzle.as_slice())).take(c.test_count).collect();
+        if fresh.len() < c.test_count {
+            bail!("could only generate {} held-out puzzles unseen in training", fresh.len());
+        }
+        fresh
+    } else {
+        read(&c.test_path, c.test_count)?
+    };
+    if train.is_empty() || test.is_empty() {
+        bail!("data: {} training and {} held-out puzzles; both must be non-empty", train.len(), test.len());
+    }
+    let description = format!(
+        "{} {shape} Sudoku for training{}, {} held out ({})",
+        train.len(),
+        if c.augmentations > 0 { format!(" x {} augmentations", c.augmentations + 1) } else { String::new() },
+        test.len(),
+        if c.train_path.is_empty() { "generated" } else { "from files" }
+    );
+    Ok(Datasets {
+        train: to_example_set(&train, c.augmentations, c.seed),
+        test: to_example_set(&test, 0, c.seed),
+        description,
+    })
+}

@@ -1,0 +1,103 @@
+//! Training checkpoints: the weights under their reference names plus everything a resumed run needs to
+//! continue bit for bit (optimizer moments, EMA shadow, every slot's carry, example and step count, the
+//! example stream's position, the RNG), in one safetensors file written atomically (see `docs/checkpoints.md`).
+
+use crate::config::TrainConfig;
+use crate::slots::{ExampleStream, Slots};
+use crate::trainer::Trainer;
+use anyhow::{anyhow, Context, Result};
+use loopgrad_nn::checkpoint::{CheckpointReader, CheckpointWriter, Policy};
+use loopgrad_tensor::Rng;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The non-tensor training state, stored as JSON in the file's metadata under `train.state`.
+#[derive(Serialize, Deserialize)]
+struct State {
+    step: u64,
+    rng: [u64; 4],
+    stream_epoch: u64,
+    stream_offset: usize,
+    slots: Slots,
+    inputs: Vec<usize>,
+    labels: Vec<usize>,
+    puzzle_ids: Vec<usize>,
+}
+
+const OPTIM: &str = "train.optim.";
+const EMA: &str = "train.ema.";
+const CARRY: &str = "train.carry.";
+
+impl Trainer {
+    /// Writes a training checkpoint to `path` (atomically: a temporary file, then a rename).
+    pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
+        let store = &self.tape.params;
+        let mut w = CheckpointWriter::with_params(store);
+        self.dense.save_state(store, OPTIM, &mut w);
+        if let Some(ema) = &self.ema {
+            ema.save_state(store, EMA, &mut w);
+        }
+        let names: Vec<String> = (0..self.carry.states.len()).map(|i| format!("{CARRY}{i}")).collect();
+        for (name, t) in names.iter().zip(&self.carry.states) {
+            w.add_tensor(name.clone(), t);
+        }
+        w.set_json(
+            "train.state",
+            &State {
+                step: self.step,
+                rng: self.rng.state(),
+                stream_epoch: self.stream.epoch,
+                stream_offset: self.stream.offset,
+                slots: self.slots.clone(),
+                inputs: self.batch.inputs.clone(),
+                labels: self.batch.labels.clone(),
+                puzzle_ids: self.batch.puzzle_ids.clone(),
+            },
+        );
+        w.set_json("config", &self.config);
+        w.write(path).map_err(|e| anyhow!("{e}"))
+    }
+
+    /// The config a training checkpoint was written with.
+    pub fn checkpoint_config(path: &Path) -> Result<TrainConfig> {
+        let r = CheckpointReader::open(path).map_err(|e| anyhow!("{e}"))?;
+        r.json("config").map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Restores a training checkpoint written by [`Trainer::save_checkpoint`] into a trainer built with the
+    /// same config and training set size.
+    pub fn load_checkpoint(&mut self, path: &Path, train_len: usize) -> Result<()> {
+        let err = |e: loopgrad_nn::checkpoint::CheckpointError| anyhow!("{e}");
+        let mut r = CheckpointReader::open(path).map_err(err)?;
+        r.load_params(&mut self.tape.params, Policy::Error).map_err(err)?;
+        self.dense.load_state(&self.tape.params, OPTIM, &mut r).map_err(err)?;
+        if let Some(ema) = &mut self.ema {
+            ema.load_state(&self.tape.params, EMA, &mut r).map_err(err)?;
+        }
+        let state: State = r.json("train.state").map_err(err)?;
+        let b = self.config.run.batch_size;
+        if state.slots.len() != b || state.puzzle_ids.len() != b {
+            return Err(anyhow!("{}: saved with {} slots, the config asks for {b}", path.display(), state.slots.len()));
+        }
+        for (i, t) in self.carry.states.iter_mut().enumerate() {
+            r.read_into(&format!("{CARRY}{i}"), t).map_err(err)?;
+        }
+        r.json::<serde_json::Value>("config").map_err(err)?;
+        r.finish(Policy::Error).map_err(err)?;
+        self.step = state.step;
+        self.rng = Rng::from_state(state.rng);
+        self.stream =
+            ExampleStream::at(train_len, self.config.run.seed ^ 0x5eed_da7a, state.stream_epoch, state.stream_offset);
+        self.slots = state.slots;
+        self.batch.inputs = state.inputs;
+        self.batch.labels = state.labels;
+        self.batch.puzzle_ids = state.puzzle_ids;
+        Ok(())
+    }
+}
+
+/// Reads a run directory's newest checkpoint config, naming the file on failure.
+pub fn resume_config(run_dir: &Path) -> Result<TrainConfig> {
+    let path = run_dir.join("checkpoint.safetensors");
+    Trainer::checkpoint_config(&path).with_context(|| format!("cannot resume from {}", run_dir.display()))
+}
