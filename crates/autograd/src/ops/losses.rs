@@ -315,7 +315,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig::with_cases(crate::gradcheck::proptest_cases()))]
 
         #[test]
         fn gradients_match_finite_differences(

@@ -125,7 +125,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig::with_cases(crate::gradcheck::proptest_cases()))]
 
         #[test]
         fn gradients_match_finite_differences(rows in 1usize..5, inner in 1usize..12, seed in 0u64..1000) {
