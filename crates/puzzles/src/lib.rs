@@ -6,6 +6,7 @@
 //!
 //! This crate depends on nothing of loopgrad (it carries its own small [`Rng`]).
 
+pub mod arc;
 pub mod cache;
 pub mod csv;
 pub mod dihedral;

@@ -1,0 +1,182 @@
+//! TRM's ARC evaluation (`evaluators/arc.py`): for every test example (one test input under one augmentation),
+//! crop the predicted canvas, undo the augmentation, and vote. Votes are pooled per (task, original test input);
+//! candidates rank by vote count, then by the mean halt confidence of their votes (then by the grid, so results
+//! are reproducible). A test input passes@k when its true output is among the top k candidates; a task scores
+//! the fraction of its test inputs that pass; the overall score is the mean over tasks with known outputs.
+
+use super::augment::Augmentation;
+use super::canvas::crop;
+use super::{Grid, Task};
+use crate::example_set::ExampleSet;
+use std::collections::HashMap;
+
+/// Votes for one (task, test input): candidate grid -> (count, summed confidence).
+type Ballot = HashMap<Grid, (u32, f64)>;
+
+/// Collects predictions for the examples of an ARC test set.
+pub struct ArcEvaluator<'a> {
+    set: &'a ExampleSet,
+    tasks: &'a [Task],
+    votes: HashMap<(String, Grid), Ballot>,
+}
+
+/// One task's result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskScore {
+    pub task: String,
+    /// `pass[j]`: fraction of the task's test inputs whose output is among the top `ks[j]` candidates.
+    pub pass: Vec<f64>,
+}
+
+/// Scores per task and overall, for each k.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArcScores {
+    pub ks: Vec<usize>,
+    pub per_task: Vec<TaskScore>,
+    /// Mean of `per_task[..].pass[j]`.
+    pub overall: Vec<f64>,
+    /// Tasks without known outputs (not scored).
+    pub unscored: usize,
+}
+
+impl ArcScores {
+    /// The overall pass@k, if `k` was evaluated.
+    pub fn pass_at(&self, k: usize) -> Option<f64> {
+        self.ks.iter().position(|&x| x == k).map(|j| self.overall[j])
+    }
+}
+
+impl<'a> ArcEvaluator<'a> {
+    /// `set` is the test set built with `tasks` ([`super::ArcDatasets::test`] and `test_tasks`).
+    pub fn new(set: &'a ExampleSet, tasks: &'a [Task]) -> Self {
+        ArcEvaluator { set, tasks, votes: HashMap::new() }
+    }
+
+    /// Record the model's prediction (a `[900]` token canvas) for test example `example`, with its halt
+    /// confidence (TRM: sigmoid of the halt logit). Errors if the example's identifier is not an ARC name.
+    pub fn record(&mut self, example: usize, prediction: &[u8], halt_confidence: f64) -> Result<(), String> {
+        let name = self.set.identifier_name(self.set.puzzle_id(example));
+        let (task, aug) =
+            Augmentation::parse_name(name).ok_or_else(|| format!("puzzle name `{name}` is not an ARC augmentation"))?;
+        let input = aug.invert(&crop(self.set.inputs(example)));
+        let predicted = aug.invert(&crop(prediction));
+        let entry = self.votes.entry((task.to_string(), input)).or_default().entry(predicted).or_insert((0, 0.0));
+        entry.0 += 1;
+        entry.1 += halt_confidence;
+        Ok(())
+    }
+
+    /// The candidates for one test input, best first: (grid, votes, mean confidence).
+    pub fn ranking(&self, task: &str, input: &Grid) -> Vec<(Grid, u32, f64)> {
+        let Some(ballot) = self.votes.get(&(task.to_string(), input.clone())) else { return Vec::new() };
+        let mut ranked: Vec<(Grid, u32, f64)> =
+            ballot.iter().map(|(g, &(n, sum))| (g.clone(), n, sum / n as f64)).collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.total_cmp(&a.2)).then(a.0.cmp(&b.0)));
+        ranked
+    }
+
+    /// pass@k for each `k` in `ks`, per task and overall.
+    pub fn scores(&self, ks: &[usize]) -> ArcScores {
+        let mut per_task = Vec::new();
+        let mut unscored = 0;
+        for task in self.tasks {
+            if task.test.iter().any(|p| p.output.is_none()) {
+                unscored += 1;
+                continue;
+            }
+            let mut pass = vec![0.0; ks.len()];
+            for pair in &task.test {
+                let ranked = self.ranking(&task.id, &pair.input);
+                let position = ranked.iter().position(|(g, _, _)| Some(g) == pair.output.as_ref());
+                for (j, &k) in ks.iter().enumerate() {
+                    if position.is_some_and(|p| p < k) {
+                        pass[j] += 1.0 / task.test.len() as f64;
+                    }
+                }
+            }
+            per_task.push(TaskScore { task: task.id.clone(), pass });
+        }
+        let overall = (0..ks.len())
+            .map(|j| per_task.iter().map(|t| t.pass[j]).sum::<f64>() / per_task.len().max(1) as f64)
+            .collect();
+        ArcScores { ks: ks.to_vec(), per_task, overall, unscored }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::canvas::encode;
+    use super::super::dataset::{build_datasets, ArcConfig};
+    use super::super::{Pair, TestPair};
+    use super::*;
+
+    fn g(cells: &[u8]) -> Grid {
+        Grid::new(1, cells.len(), cells.to_vec())
+    }
+
+    /// Four one-test-input tasks; only task "d"'s output is the 1x1 black grid.
+    fn tasks() -> Vec<Task> {
+        ["a", "b", "c", "d"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Task {
+                id: id.to_string(),
+                train: vec![Pair { input: g(&[1, 2]), output: g(&[2, 1]) }],
+                test: vec![TestPair {
+                    input: g(&[i as u8 + 1, 5]),
+                    output: Some(if *id == "d" { g(&[0]) } else { g(&[5, i as u8 + 1]) }),
+                }],
+            })
+            .collect()
+    }
+
+    fn config() -> ArcConfig {
+        ArcConfig { augmentations: 7, translate: false, retries_factor: 5, seed: 3 }
+    }
+
+    #[test]
+    fn perfect_predictor_scores_100_and_constant_predictor_25() {
+        let tasks = tasks();
+        let d = build_datasets(&[], &tasks, &config());
+        let mut perfect = ArcEvaluator::new(&d.test, &d.test_tasks);
+        let mut constant = ArcEvaluator::new(&d.test, &d.test_tasks);
+        let black = encode(&g(&[0]), 0, 0);
+        for i in 0..d.test.len() {
+            perfect.record(i, d.test.labels(i), 0.9).unwrap();
+            constant.record(i, &black, 0.5).unwrap();
+        }
+        assert_eq!(perfect.scores(&[1, 2]).overall, vec![1.0, 1.0]);
+        // Black is fixed by every augmentation, so the constant predictor is right exactly on task d: 1 of 4.
+        assert_eq!(constant.scores(&[1, 2]).overall, vec![0.25, 0.25]);
+    }
+
+    #[test]
+    fn votes_then_confidence_decide() {
+        let tasks = tasks();
+        let d = build_datasets(&[], &tasks[..1], &config());
+        let versions = d.test.len();
+        assert_eq!(versions, 8);
+        // Right answer on 3 versions; one wrong grid on 3 versions with confidence 0.8; another on 2 with 1.0.
+        // Wrong grids are given in the original frame and augmented like the example, so their votes pool.
+        let in_frame = |i: usize, grid: &Grid| {
+            let (_, aug) = Augmentation::parse_name(d.test.identifier_name(d.test.puzzle_id(i))).unwrap();
+            encode(&aug.apply(grid), 0, 0)
+        };
+        let run = |right_conf: f64| {
+            let mut e = ArcEvaluator::new(&d.test, &d.test_tasks);
+            for i in 0..versions {
+                match i {
+                    0..=2 => e.record(i, d.test.labels(i), right_conf).unwrap(),
+                    3..=5 => e.record(i, &in_frame(i, &g(&[7, 7, 3])), 0.8).unwrap(),
+                    _ => e.record(i, &in_frame(i, &g(&[8])), 1.0).unwrap(),
+                }
+            }
+            assert_eq!(e.ranking("a", &tasks[0].test[0].input).len(), 3);
+            e.scores(&[1, 2, 3])
+        };
+        // Tie on votes (3 v 3): confidence breaks it.
+        assert_eq!(run(0.9).overall, vec![1.0, 1.0, 1.0]);
+        assert_eq!(run(0.7).overall, vec![0.0, 1.0, 1.0]);
+        assert_eq!(run(0.7).per_task[0].task, "a");
+    }
+}
