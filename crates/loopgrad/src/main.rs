@@ -19,6 +19,10 @@ struct Cli {
 enum Command {
     /// Train a model (the default command: `loopgrad` alone trains the `default` preset).
     Train(cli::train::TrainArgs),
+    /// Evaluate a checkpoint on a puzzle file.
+    Eval(cli::eval::EvalArgs),
+    /// A preset's architecture and parameter count.
+    Info(cli::info::InfoArgs),
     /// Generate, convert and validate puzzle sets (Sudoku, Maze, ARC-AGI).
     #[command(subcommand)]
     Data(cli::data::DataCommand),
@@ -30,6 +34,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Train(args)) => cli::train::run(args),
+        Some(Command::Eval(args)) => cli::eval::run(args),
+        Some(Command::Info(args)) => cli::info::run(args),
         Some(Command::Data(cmd)) => cli::data::run(cmd),
         Some(Command::Plot(args)) => cli::plot::run(args),
         None => cli::train::run(cli::train::TrainArgs::default()),

@@ -1,5 +1,7 @@
 //! Subcommands of the `loopgrad` binary, one module each.
 
 pub mod data;
+pub mod eval;
+pub mod info;
 pub mod plot;
 pub mod train;

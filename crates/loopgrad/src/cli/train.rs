@@ -2,7 +2,7 @@
 //! shows a progress bar, logs `metrics.jsonl`, evaluates on held-out puzzles, checkpoints atomically, stops
 //! cleanly on Ctrl-C, and resumes exactly with `--resume`.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use loopgrad_train::rundir::RunDir;
 use loopgrad_train::{data, evaluate, state, EvalResult, StepStats, TrainConfig, Trainer};

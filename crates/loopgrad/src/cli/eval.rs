@@ -1,0 +1,123 @@
+//! `loopgrad eval`: scores any checkpoint (a loopgrad run's, or weights saved by the PyTorch reference) on a
+//! puzzle file, running every example exactly `--steps` supervision steps.
+
+use crate::cli::info::model_preset;
+use anyhow::{anyhow, bail, Result};
+use loopgrad_autograd::Tape;
+use loopgrad_models::config::ModelConfig;
+use loopgrad_models::Model;
+use loopgrad_nn::checkpoint::{CheckpointReader, Policy, STATE_PREFIX};
+use loopgrad_train::{data, evaluate, TrainConfig};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// A safetensors checkpoint: a run's checkpoint.safetensors, or reference-named weights from PyTorch.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// The architecture, as a model or training preset (needed when the checkpoint carries no config).
+    #[arg(long, conflicts_with = "config")]
+    pub preset: Option<String>,
+    /// The architecture, as a TOML training config.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Puzzles to evaluate on (Sudoku CSV).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// sudoku, maze or arc.
+    #[arg(long)]
+    pub task: String,
+    /// Supervision steps per example (default: the model's halt_max_steps).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Evaluate only the first N examples.
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+    /// Evaluate with the live weights even when the checkpoint holds an EMA of them.
+    #[arg(long)]
+    pub live_weights: bool,
+    /// Examples per batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    loopgrad_train::overrides::check_name("--task", &args.task, ["sudoku", "maze", "arc"])?;
+    let err = |e: loopgrad_nn::checkpoint::CheckpointError| anyhow!("{e}");
+    let mut reader = CheckpointReader::open(&args.checkpoint).map_err(err)?;
+    let config = architecture(&args, &reader)?;
+    config.validate().map_err(|e| anyhow!("{e}"))?;
+    let (model, store) = Model::build::<f32>(&config, 0);
+    let mut tape = Tape::new(store);
+    reader.load_params(&mut tape.params, Policy::Error).map_err(err)?;
+    let mut ema = false;
+    if !args.live_weights {
+        for p in tape.params.ids().collect::<Vec<_>>() {
+            let name = format!("{STATE_PREFIX}ema.{}", tape.params.name(p));
+            if reader.contains(&name) {
+                reader.read_into(&name, tape.params.value_mut(p)).map_err(err)?;
+                ema = true;
+            }
+        }
+    }
+    reader.skip_prefix(STATE_PREFIX);
+    let unexpected = reader.finish(Policy::Ignore).map_err(err)?;
+    if !unexpected.is_empty() {
+        eprintln!(
+            "note: {} ignored tensors in {}: {}",
+            unexpected.len(),
+            args.checkpoint.display(),
+            unexpected.join(", ")
+        );
+    }
+
+    let set = data::load_test_file(&args.task, &args.data, args.limit)?;
+    let check =
+        TrainConfig { model: config.clone(), ..loopgrad_train::presets::get("default").expect("default preset") };
+    loopgrad_train::trainer::check_data(&check, &set, &format!("{} ({})", args.data.display(), args.task))?;
+    let steps = args.steps.unwrap_or(config.halt_max_steps());
+    if steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let (result, _) = evaluate(&model, &mut tape, &set, 0, steps, args.batch_size.max(1));
+    if args.json {
+        let mut record = serde_json::to_value(&result)?;
+        record["checkpoint"] = json!(args.checkpoint.display().to_string());
+        record["data"] = json!(args.data.display().to_string());
+        record["ema_weights"] = json!(ema);
+        println!("{record}");
+    } else {
+        println!(
+            "{}: exact {:.2}%, token {:.2}%, loss {:.6} on {} examples, {} supervision steps ({} weights)",
+            args.data.display(),
+            100.0 * result.exact_accuracy,
+            100.0 * result.token_accuracy,
+            result.loss,
+            result.examples,
+            result.steps,
+            if ema { "EMA" } else { "live" }
+        );
+    }
+    Ok(())
+}
+
+/// --config, else --preset, else the config stored in the checkpoint.
+fn architecture(args: &EvalArgs, reader: &CheckpointReader) -> Result<ModelConfig> {
+    if let Some(path) = &args.config {
+        return Ok(TrainConfig::from_file(path)?.model);
+    }
+    if let Some(name) = &args.preset {
+        return model_preset(name);
+    }
+    match reader.json::<TrainConfig>("config") {
+        Ok(c) => Ok(c.model),
+        Err(_) => bail!(
+            "{}: the checkpoint carries no loopgrad config; name the architecture with --preset or --config",
+            Path::new(&args.checkpoint).display()
+        ),
+    }
+}
