@@ -54,6 +54,15 @@ pub trait Reasoner {
     /// The state the heads read (y, or z_H).
     fn answer(&self, state: &[Var]) -> Var;
 
+    /// The rotary tables (cos, sin) [L', head dim] as tape constants, for the models with attention.
+    fn rope_constants<E: Float>(&self, tape: &mut Tape<E>) -> Option<(Var, Var)> {
+        let positions = self.io().spec.positions();
+        self.rope().map(|(head_dim, theta)| {
+            let (cos, sin) = rope_tables::<E>(positions, head_dim, theta);
+            (tape.constant(cos), tape.constant(sin))
+        })
+    }
+
     /// Every slot at the init vectors.
     fn initial_carry<E: Float>(&self, store: &ParamStore<E>, batch: usize) -> Carry<E> {
         let positions = self.io().spec.positions();
@@ -82,10 +91,7 @@ pub trait Reasoner {
             );
         }
         let x = self.io().input_embeddings(tape, batch);
-        let rope = self.rope().map(|(head_dim, theta)| {
-            let (cos, sin) = rope_tables::<E>(positions, head_dim, theta);
-            (tape.constant(cos), tape.constant(sin))
-        });
+        let rope = self.rope_constants(tape);
         let mut state: Vec<Var> = carry.states.into_iter().map(|t| tape.constant(t)).collect();
         let run = run_recursions(tape, &*self.calls::<E>(x, rope), &mut state, self.recursions(), self.window());
         let (logits, q_halt, q_continue) = self.io().heads(tape, self.answer(&state));
