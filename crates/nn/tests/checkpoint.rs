@@ -263,6 +263,15 @@ fn bad_data_offsets_and_sizes_name_the_tensor() {
         let err = CheckpointReader::from_bytes("x.safetensors", file_from_header(header, &[0; 8])).err().unwrap();
         assert_eq!(err.to_string(), format!("x.safetensors: not a valid safetensors file: {want}"));
     }
+    // A tensor of usize::MAX bytes: the safetensors crate's own offset sum would overflow on it.
+    let m = usize::MAX;
+    let huge = format!(r#"{{"a":{{"dtype":"U8","shape":[{m}],"data_offsets":[0,{m}]}}}}"#);
+    let err = CheckpointReader::from_bytes("x.safetensors", file_from_header(&huge, &[0; 8])).err().unwrap();
+    assert!(
+        err.to_string()
+            .ends_with(&format!("the header describes {m} data bytes but 8 follow it (truncated or padded file?)")),
+        "{err}"
+    );
     let ok = file_from_header(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, &[0; 8]);
     assert!(CheckpointReader::from_bytes("x.safetensors", ok).is_ok(), "the helper builds valid files");
 }
@@ -326,6 +335,28 @@ proptest! {
         let mut bytes = len.to_le_bytes().to_vec();
         bytes.extend_from_slice(body.as_bytes());
         try_everything(bytes);
+    }
+
+    #[test]
+    fn random_tensor_headers_never_panic(
+        entries in proptest::collection::vec(
+            (
+                prop::sample::select(vec!["F32", "BF16", "U8", "I64", "F8_E4M3", "X9"]),
+                proptest::collection::vec(prop_oneof![0u64..5, any::<u64>()], 0..3),
+                (prop_oneof![0u64..40, any::<u64>()], prop_oneof![0u64..40, any::<u64>()]),
+            ),
+            0..4,
+        ),
+        data_len in 0usize..40,
+    ) {
+        let body: Vec<String> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (dtype, shape, (s, e)))| {
+                format!(r#""t{i}":{{"dtype":"{dtype}","shape":{shape:?},"data_offsets":[{s},{e}]}}"#)
+            })
+            .collect();
+        try_everything(file_from_header(&format!("{{{}}}", body.join(",")), &vec![0; data_len]));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Readable messages for files the `safetensors` crate rejects.
 //!
 //! The crate says *that* a header is bad (`InvalidHeaderDeserialization`, `TensorInvalidInfo`, ...) but not which
-//! tensor is at fault. When it refuses a file we look at the header JSON ourselves, find the first bad entry
-//! and name it. The crate stays the judge of validity: this code only runs after it has said no.
+//! tensor is at fault, and one adversarial header overflows inside it. So we check the header JSON ourselves
+//! first ([`precheck`]), name the first bad entry, and only hand files that pass to the crate, which remains
+//! a second judge: if it still refuses, its own message is reported.
 
 use super::error::CheckpointError;
 use safetensors::SafeTensorError;
@@ -33,34 +34,45 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 
 /// A [`CheckpointError`] for a file that `SafeTensors::read_metadata` refused with `err`.
 pub(crate) fn describe(path: &Path, bytes: &[u8], err: SafeTensorError) -> CheckpointError {
+    match precheck(path, bytes) {
+        Err(e) => e,
+        Ok(()) => CheckpointError::Corrupt { path: path.to_path_buf(), reason: format!("{err}") },
+    }
+}
+
+/// Our own structural check of the header, run *before* the crate parses it: header length within the file,
+/// UTF-8 JSON object, string metadata, and per tensor a known dtype, a shape whose byte size matches its data
+/// offsets, offsets that tile the data section exactly. All arithmetic is checked. The crate (0.4.5) adds the
+/// last data offset to the header length unchecked, so a header claiming a tensor of `usize::MAX` bytes
+/// overflows inside it (a panic in debug builds); this check refuses such files first.
+pub(crate) fn precheck(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let corrupt = |reason: String| CheckpointError::Corrupt { path: path.to_path_buf(), reason };
     if bytes.len() < 8 {
-        return corrupt(format!("the file is {} bytes long, too short for the 8-byte header length", bytes.len()));
+        return Err(corrupt(format!("the file is {} bytes long, too short for the 8-byte header length", bytes.len())));
     }
     let header_len =
         u64::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7]]);
     let after_len = (bytes.len() - 8) as u64;
     if header_len > MAX_HEADER_BYTES {
-        return corrupt(format!("the header length field says {header_len} bytes, more than safetensors allows"));
+        return Err(corrupt(format!("the header length field says {header_len} bytes, more than safetensors allows")));
     }
     if header_len > after_len {
-        return corrupt(format!(
+        return Err(corrupt(format!(
             "the header length field says {header_len} bytes but only {after_len} follow (truncated file?)"
-        ));
+        )));
     }
     let header = &bytes[8..8 + header_len as usize];
     let Ok(text) = std::str::from_utf8(header) else {
-        return corrupt("the header is not UTF-8 text".into());
+        return Err(corrupt("the header is not UTF-8 text".into()));
     };
     let map = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(map)) => map,
-        Ok(_) => return corrupt("the header is JSON but not an object".into()),
-        Err(e) => return corrupt(format!("the header is not valid JSON ({e})")),
+        Ok(_) => return Err(corrupt("the header is JSON but not an object".into())),
+        Err(e) => return Err(corrupt(format!("the header is not valid JSON ({e})"))),
     };
-    let data_len = after_len - header_len;
-    match diagnose_entries(path, &map, data_len) {
-        Some(e) => e,
-        None => corrupt(format!("{err}")),
+    match diagnose_entries(path, &map, after_len - header_len) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 

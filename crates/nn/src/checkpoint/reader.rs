@@ -61,6 +61,7 @@ impl CheckpointReader {
     /// Parses the bytes of a safetensors file; `path` only names the file in error messages.
     pub fn from_bytes(path: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<Self, CheckpointError> {
         let path = path.into();
+        header::precheck(&path, &bytes)?;
         let (header_len, meta) = match SafeTensors::read_metadata(&bytes) {
             Ok(ok) => ok,
             Err(e) => return Err(header::describe(&path, &bytes, e)),
