@@ -1,4 +1,4 @@
-//! Readable messages for files the `safetensors` crate rejects.
+//! Our own check of a safetensors header, with messages that name the tensor at fault.
 //!
 //! The crate says *that* a header is bad (`InvalidHeaderDeserialization`, `TensorInvalidInfo`, ...) but not which
 //! tensor is at fault, and one adversarial header overflows inside it. So we check the header JSON ourselves
