@@ -1,6 +1,7 @@
 //! The element types: one trait, implemented for `f32` and `f64`.
 
 use crate::pool::Pool;
+use crate::simd::SimdVec;
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
@@ -32,6 +33,10 @@ pub trait Float:
     const ONE: Self;
     /// "f32" or "f64", for messages and checkpoint dtypes.
     const NAME: &'static str;
+    /// Machine epsilon (the distance from 1.0 to the next larger value), for ulp-based tolerances.
+    const EPSILON: Self;
+    /// The 256-bit SIMD vector of this type (`wide::f32x8` or `wide::f64x4`) that the kernels run on.
+    type Simd: SimdVec<Elem = Self>;
 
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
@@ -59,7 +64,7 @@ pub trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ident, $pool:ident) => {
+    ($t:ident, $simd:ty, $pool:ident) => {
         thread_local! {
             static $pool: std::cell::RefCell<Pool<$t>> = std::cell::RefCell::new(Pool::new());
         }
@@ -68,6 +73,8 @@ macro_rules! impl_float {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             const NAME: &'static str = stringify!($t);
+            const EPSILON: Self = $t::EPSILON;
+            type Simd = $simd;
 
             #[inline(always)]
             fn from_f64(x: f64) -> Self {
@@ -145,5 +152,5 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, POOL_F32);
-impl_float!(f64, POOL_F64);
+impl_float!(f32, wide::f32x8, POOL_F32);
+impl_float!(f64, wide::f64x4, POOL_F64);

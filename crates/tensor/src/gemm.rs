@@ -3,6 +3,8 @@
 //! their persistent buffers).
 
 use crate::float::Float;
+use crate::kernels::SyncPtr;
+use crate::parallel::{parts_for, PAR_MIN_GEMM_MACS};
 use std::any::TypeId;
 
 /// A read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
@@ -60,7 +62,12 @@ impl<'a, E: Float> MatMut<'a, E> {
 }
 
 /// C = alpha * A B + beta * C. A is [m, k], B is [k, n], C is [m, n]. With beta = 0, C's old contents are
-/// ignored (NaNs in it do not leak through). Panics naming both shapes when they do not fit.
+/// ignored (NaNs in it do not leak through); with beta = 1 the product accumulates into C in place. Panics naming
+/// both shapes when they do not fit.
+///
+/// Threads: from [`PAR_MIN_GEMM_MACS`] multiply-adds on, C is cut along its longer side into
+/// [`threads`](crate::parallel::threads) blocks, each computed by a single-threaded matrixmultiply call on
+/// rayon's pool.
 pub fn gemm<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
     assert!(
         a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
@@ -78,56 +85,100 @@ pub fn gemm<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: 
     if m == 0 || n == 0 {
         return;
     }
-    if c.rows > 0 && c.cols > 0 {
-        let last = (c.rows as isize - 1) * c.rs + (c.cols as isize - 1) * c.cs;
-        assert!(c.rs >= 0 && c.cs >= 0 && (last as usize) < c.data.len(), "gemm: output strides overrun");
+    let last = (c.rows as isize - 1) * c.rs + (c.cols as isize - 1) * c.cs;
+    assert!(
+        c.rs >= 0 && c.cs >= 0 && (last as usize) < c.data.len(),
+        "gemm: strides ({}, {}) of the [{m}, {n}] output overrun {} elements",
+        c.rs,
+        c.cs,
+        c.data.len()
+    );
+    let parts = parts_for(m * k * n, PAR_MIN_GEMM_MACS);
+    let cv = RawMat { ptr: SyncPtr(c.data.as_mut_ptr()), rs: c.rs, cs: c.cs };
+    // SAFETY: A and B were bounds-checked against their slices and C against its slice just above; C is a
+    // unique borrow, so it cannot alias A or B.
+    unsafe { gemm_split(parts, alpha, a, b, beta, cv) }
+}
+
+/// A mutable matrix as a raw pointer and strides, so that disjoint blocks of it can go to different threads.
+#[derive(Clone, Copy)]
+struct RawMat<E> {
+    ptr: SyncPtr<E>,
+    rs: isize,
+    cs: isize,
+}
+
+/// Row (or column) blocks are multiples of this, the register tile of matrixmultiply's AVX-512 kernels.
+const BLOCK_ALIGN: usize = 16;
+
+/// Computes C = alpha A B + beta C in `parts` blocks on rayon's pool (one block: on the calling thread).
+///
+/// # Safety
+/// `a`, `b` must be in bounds of their slices and `c` must point to a [a.rows, b.cols] matrix with the given
+/// strides, valid for writes and not aliased by A or B.
+unsafe fn gemm_split<E: Float>(parts: usize, alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: RawMat<E>) {
+    let (m, n) = (a.rows, b.cols);
+    // Cut the longer side of C: every block repacks the whole of the other operand, so the shorter it is, the
+    // less work is duplicated.
+    let by_rows = m >= n;
+    let len = if by_rows { m } else { n };
+    let block = len.div_ceil(parts.max(1)).next_multiple_of(BLOCK_ALIGN);
+    if parts <= 1 || block >= len {
+        return gemm_raw(alpha, a, b, beta, c);
     }
-    // SAFETY: every view was bounds-checked above against its slice; matrixmultiply reads A and B and writes C
-    // only at i * rs + j * cs for i < rows, j < cols. C is a unique borrow, so it cannot alias A or B.
-    unsafe {
-        if TypeId::of::<E>() == TypeId::of::<f32>() {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                alpha.to_f64() as f32,
-                a.data.as_ptr() as *const f32,
-                a.rs,
-                a.cs,
-                b.data.as_ptr() as *const f32,
-                b.rs,
-                b.cs,
-                beta.to_f64() as f32,
-                c.data.as_mut_ptr() as *mut f32,
-                c.rs,
-                c.cs,
-            );
-        } else if TypeId::of::<E>() == TypeId::of::<f64>() {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                alpha.to_f64(),
-                a.data.as_ptr() as *const f64,
-                a.rs,
-                a.cs,
-                b.data.as_ptr() as *const f64,
-                b.rs,
-                b.cs,
-                beta.to_f64(),
-                c.data.as_mut_ptr() as *mut f64,
-                c.rs,
-                c.cs,
-            );
-        } else {
-            unreachable!("gemm: Float is implemented only for f32 and f64");
+    use rayon::prelude::*;
+    (0..len.div_ceil(block)).into_par_iter().for_each(|p| {
+        let (lo, hi) = (p * block, len.min((p + 1) * block));
+        // SAFETY: block p covers rows (or columns) lo..hi of C only, so blocks write disjoint elements; the
+        // sub-views of A (rows lo..hi) or B (columns lo..hi) stay inside the checked views.
+        unsafe {
+            if by_rows {
+                let a_blk = MatRef { data: &a.data[lo * a.rs as usize..], rows: hi - lo, ..a };
+                let c_blk = RawMat { ptr: SyncPtr(c.ptr.get().offset(lo as isize * c.rs)), ..c };
+                gemm_raw(alpha, a_blk, b, beta, c_blk)
+            } else {
+                let b_blk = MatRef { data: &b.data[lo * b.cs as usize..], cols: hi - lo, ..b };
+                let c_blk = RawMat { ptr: SyncPtr(c.ptr.get().offset(lo as isize * c.cs)), ..c };
+                gemm_raw(alpha, a, b_blk, beta, c_blk)
+            }
         }
+    });
+}
+
+/// One single-threaded matrixmultiply call.
+///
+/// # Safety
+/// As [`gemm_split`].
+unsafe fn gemm_raw<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: RawMat<E>) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if TypeId::of::<E>() == TypeId::of::<f32>() {
+        #[rustfmt::skip]
+        matrixmultiply::sgemm(
+            m, k, n, alpha.to_f64() as f32,
+            a.data.as_ptr() as *const f32, a.rs, a.cs,
+            b.data.as_ptr() as *const f32, b.rs, b.cs,
+            beta.to_f64() as f32, c.ptr.get() as *mut f32, c.rs, c.cs,
+        );
+    } else if TypeId::of::<E>() == TypeId::of::<f64>() {
+        #[rustfmt::skip]
+        matrixmultiply::dgemm(
+            m, k, n, alpha.to_f64(),
+            a.data.as_ptr() as *const f64, a.rs, a.cs,
+            b.data.as_ptr() as *const f64, b.rs, b.cs,
+            beta.to_f64(), c.ptr.get() as *mut f64, c.rs, c.cs,
+        );
+    } else {
+        unreachable!("gemm: Float is implemented only for f32 and f64");
     }
 }
 
 /// `batch` independent GEMMs over contiguous [m, k] x [k, n] -> [m, n] blocks, with each operand optionally
 /// transposed (`ta`: A is stored [k, m]; `tb`: B is stored [n, k]). A stride of 0 for an operand broadcasts
 /// it over the batch. C = alpha A B + beta C for each block.
+///
+/// Threads: with at least [`threads`](crate::parallel::threads) items the batch is split (each item
+/// single-threaded: attention's [97, 64] x [64, 97] products are too small to split); with fewer, each item
+/// splits as [`gemm`] does.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_batched<E: Float>(
     batch: usize,
@@ -145,11 +196,38 @@ pub fn gemm_batched<E: Float>(
     c: &mut [E],
 ) {
     assert!(c.len() == batch * m * n, "gemm_batched: output has {} elements, expected {batch} x [{m}, {n}]", c.len());
-    for i in 0..batch {
+    if batch == 0 || m * n == 0 {
+        return;
+    }
+    let need = |stride: usize, block: usize| (batch - 1) * stride + block;
+    assert!(
+        a.len() >= need(a_stride, m * k) && b.len() >= need(b_stride, k * n),
+        "gemm_batched: {batch} x [{m}, {k}] (A: {} elements, stride {a_stride}) by [{k}, {n}] (B: {} elements, \
+         stride {b_stride}) overruns an operand",
+        a.len(),
+        b.len()
+    );
+    let item = |i: usize, ci: &mut [E], parts: usize| {
         let ab = &a[i * a_stride..i * a_stride + m * k];
         let bb = &b[i * b_stride..i * b_stride + k * n];
         let am = if ta { MatRef::new(ab, k, m).t() } else { MatRef::new(ab, m, k) };
         let bm = if tb { MatRef::new(bb, n, k).t() } else { MatRef::new(bb, k, n) };
-        gemm(alpha, am, bm, beta, MatMut::new(&mut c[i * m * n..(i + 1) * m * n], m, n));
+        let cv = RawMat { ptr: SyncPtr(ci.as_mut_ptr()), rs: n as isize, cs: 1 };
+        // SAFETY: the views were built by MatRef::new (length-checked); ci is this item's own [m, n] block.
+        unsafe { gemm_split(parts, alpha, am, bm, beta, cv) }
+    };
+    let parts = parts_for(batch * m * k * n, PAR_MIN_GEMM_MACS);
+    if parts > 1 && batch >= parts {
+        use rayon::prelude::*;
+        let per = batch.div_ceil(parts);
+        c.par_chunks_mut(per * m * n).enumerate().for_each(|(p, cc)| {
+            for (j, ci) in cc.chunks_exact_mut(m * n).enumerate() {
+                item(p * per + j, ci, 1);
+            }
+        });
+    } else {
+        for (i, ci) in c.chunks_exact_mut(m * n).enumerate() {
+            item(i, ci, parts_for(m * k * n, PAR_MIN_GEMM_MACS));
+        }
     }
 }

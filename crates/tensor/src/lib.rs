@@ -11,13 +11,18 @@
 pub mod float;
 pub mod gemm;
 pub mod kernels;
+pub mod parallel;
 pub mod pool;
 pub mod rng;
 pub mod shape;
+pub mod simd;
 pub mod tensor;
 
 pub use float::Float;
 pub use gemm::{gemm, gemm_batched, MatMut, MatRef};
+pub use parallel::{
+    denormals_flushed, flush_denormals, flush_denormals_on_current_thread, install, set_threads, threads,
+};
 pub use pool::PoolStats;
 pub use rng::Rng;
 pub use shape::Shape;

@@ -6,6 +6,7 @@
 
 use crate::float::Float;
 use std::collections::HashMap;
+use std::marker::PhantomData;
 
 /// Counters of one thread's pool for one element type. Element counts, not bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,6 +63,18 @@ impl<E: Float> Pool<E> {
         self.free.entry(len).or_default().push(buf);
     }
 
+    /// Counts a buffer that did not come from `take` as live (a `Vec` adopted by `Tensor::from_vec`), so that
+    /// giving it back later balances the books.
+    pub fn adopt(&mut self, len: usize) {
+        self.stats.live += len;
+        self.stats.high_water = self.stats.high_water.max(self.stats.live);
+    }
+
+    /// Takes a live buffer off the books for good (its `Vec` leaves the pool's care: `Tensor::into_vec`).
+    pub fn release(&mut self, len: usize) {
+        self.stats.live = self.stats.live.saturating_sub(len);
+    }
+
     pub fn stats(&self) -> PoolStats {
         self.stats
     }
@@ -103,6 +116,16 @@ pub fn give<E: Float>(buf: Vec<E>) {
     E::try_with_pool(|p| p.give(slot.take().unwrap()));
 }
 
+/// Counts an outside buffer of `len` elements as live in this thread's pool (see [`Pool::adopt`]).
+pub fn adopt<E: Float>(len: usize) {
+    E::with_pool(|p| p.adopt(len))
+}
+
+/// Takes `len` live elements off this thread's books (see [`Pool::release`]).
+pub fn release<E: Float>(len: usize) {
+    E::with_pool(|p| p.release(len))
+}
+
 /// This thread's counters for element type `E`.
 pub fn stats<E: Float>() -> PoolStats {
     E::with_pool(|p| p.stats())
@@ -116,6 +139,44 @@ pub fn reset_high_water<E: Float>() {
 /// Frees this thread's pooled buffers of type `E`.
 pub fn clear<E: Float>() {
     E::with_pool(|p| p.clear())
+}
+
+/// What one thread's pool did between [`PoolWindow::open`] and [`PoolWindow::delta`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolDelta {
+    /// `take` calls served from a free list.
+    pub hits: u64,
+    /// `take` calls that allocated.
+    pub misses: u64,
+    /// Change of the live element count (negative: more was given back than taken).
+    pub live_change: isize,
+    /// The most elements live at once in the window, above the live count at its start.
+    pub peak_extra: usize,
+}
+
+/// A window on this thread's pool for element type `E`, for tests and benches: "the second step missed 0 times
+/// and peaked at N extra elements". Opening a window resets the high-water mark, so windows do not nest.
+pub struct PoolWindow<E: Float> {
+    start: PoolStats,
+    _elem: PhantomData<E>,
+}
+
+impl<E: Float> PoolWindow<E> {
+    pub fn open() -> Self {
+        reset_high_water::<E>();
+        PoolWindow { start: stats::<E>(), _elem: PhantomData }
+    }
+
+    /// The counts since [`PoolWindow::open`] (the window stays open).
+    pub fn delta(&self) -> PoolDelta {
+        let now = stats::<E>();
+        PoolDelta {
+            hits: now.hits - self.start.hits,
+            misses: now.misses - self.start.misses,
+            live_change: now.live as isize - self.start.live as isize,
+            peak_extra: now.high_water.saturating_sub(self.start.live),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -135,5 +196,48 @@ mod tests {
         assert_eq!(p.stats().live, 0);
         assert_eq!(p.stats().pooled, 10);
         assert_eq!(p.stats().high_water, 10);
+    }
+
+    #[test]
+    fn lengths_are_kept_apart_and_high_water_tracks_the_peak() {
+        let mut p = Pool::<f64>::new();
+        let (a, b) = (p.take(4), p.take(6));
+        assert_eq!((p.stats().live, p.stats().high_water), (10, 10));
+        p.give(a);
+        let c = p.take(6); // a 4 is free, but not a 6
+        assert_eq!((p.stats().hits, p.stats().misses), (0, 3));
+        assert_eq!((p.stats().live, p.stats().high_water, p.stats().pooled), (12, 12, 4));
+        p.give(b);
+        p.give(c);
+        assert_eq!((p.stats().live, p.stats().pooled), (0, 16));
+        p.clear();
+        assert_eq!(p.stats().pooled, 0);
+        let _d = p.take(4);
+        assert_eq!(p.stats().misses, 4, "cleared buffers are gone");
+    }
+
+    #[test]
+    fn adopted_and_released_buffers_keep_the_books_balanced() {
+        let mut p = Pool::<f32>::new();
+        p.adopt(5);
+        p.give(vec![0.0; 5]);
+        assert_eq!((p.stats().live, p.stats().pooled), (0, 5));
+        let v = p.take(5);
+        p.release(v.len());
+        assert_eq!((p.stats().live, p.stats().hits), (0, 1));
+    }
+
+    #[test]
+    fn a_window_reports_the_work_inside_it() {
+        let warm = take::<f32>(32);
+        give(warm);
+        let w = PoolWindow::<f32>::open();
+        let a = take::<f32>(32);
+        let b = take::<f32>(33);
+        give(a);
+        let d = w.delta();
+        assert_eq!((d.hits, d.misses, d.live_change, d.peak_extra), (1, 1, 33, 65));
+        give(b);
+        assert_eq!(w.delta().live_change, 0);
     }
 }

@@ -45,12 +45,7 @@ impl Shape {
     }
     /// Number of rows when the tensor is seen as a matrix [numel / last, last].
     pub fn rows(&self) -> usize {
-        let l = self.last();
-        if l == 0 {
-            0
-        } else {
-            self.numel() / l
-        }
+        self.numel().checked_div(self.last()).unwrap_or(0)
     }
     /// The same shape with the last two axes swapped.
     pub fn transpose_last2(&self) -> Self {

@@ -31,10 +31,12 @@ impl<E: Float> Tensor<E> {
         t
     }
 
-    /// Wraps `data`; panics if its length is not the shape's element count.
+    /// Wraps `data` (no copy); panics if its length is not the shape's element count. The buffer joins this
+    /// thread's pool when the tensor drops, and counts as live until then.
     pub fn from_vec(data: Vec<E>, shape: impl Into<Shape>) -> Self {
         let shape = shape.into();
         assert_eq!(data.len(), shape.numel(), "Tensor::from_vec: {} elements do not fill shape {shape}", data.len());
+        pool::adopt::<E>(data.len());
         Tensor { data, shape }
     }
 
@@ -97,9 +99,11 @@ impl<E: Float> Tensor<E> {
         self.shape = shape;
     }
 
-    /// The storage, leaving the pool's books as if it were still live (use [`Tensor::into_pool`] to return it).
+    /// The storage, taken out of the pool's care: it no longer counts as live, and it is not given back.
     pub fn into_vec(mut self) -> Vec<E> {
-        std::mem::take(&mut self.data)
+        let data = std::mem::take(&mut self.data);
+        pool::release::<E>(data.len());
+        data
     }
 
     /// Returns the storage to the pool now (the same as dropping, spelled out).
@@ -115,7 +119,7 @@ impl<E: Float> Tensor<E> {
         let r = self.shape.rank();
         assert!(r >= 2, "transpose_last2: shape {} has fewer than 2 axes", self.shape);
         let (rows, cols) = (self.shape.dim(-2), self.shape.dim(-1));
-        let batch = if rows * cols == 0 { 0 } else { self.numel() / (rows * cols) };
+        let batch = self.numel().checked_div(rows * cols).unwrap_or(0);
         let mut out = Self::uninit(self.shape.transpose_last2());
         crate::kernels::transpose(&self.data, batch, rows, cols, &mut out.data);
         out
@@ -208,5 +212,38 @@ mod tests {
         let after = pool::stats::<f64>();
         assert_eq!(after.misses - before.misses, 1);
         assert_eq!(after.hits - before.hits, 9);
+    }
+
+    #[test]
+    fn into_vec_and_from_vec_keep_the_live_count_honest() {
+        let w = pool::PoolWindow::<f32>::open();
+        let t = Tensor::<f32>::zeros([2, 5]);
+        assert_eq!(w.delta().live_change, 10);
+        let v = t.into_vec();
+        assert_eq!(w.delta().live_change, 0, "into_vec takes the buffer off the books");
+        let t = Tensor::from_vec(v, [10]);
+        assert_eq!(w.delta().live_change, 10, "from_vec counts the adopted buffer as live");
+        drop(t);
+        assert_eq!(w.delta().live_change, 0);
+        assert_eq!(w.delta().peak_extra, 10);
+    }
+
+    #[test]
+    #[should_panic(expected = "Tensor::from_vec: 5 elements do not fill shape [2, 3]")]
+    fn from_vec_names_the_shape() {
+        let _ = Tensor::from_vec(vec![0.0f32; 5], [2, 3]);
+    }
+
+    #[test]
+    #[should_panic(expected = "transpose_last2: shape [6] has fewer than 2 axes")]
+    fn transpose_needs_two_axes() {
+        let _ = Tensor::<f64>::arange(6).transpose_last2();
+    }
+
+    #[test]
+    #[should_panic(expected = "copy_from: shape [2, 3] vs [3, 2]")]
+    fn copy_from_names_both_shapes() {
+        let mut a = Tensor::<f32>::zeros([2, 3]);
+        a.copy_from(&Tensor::zeros([3, 2]));
     }
 }

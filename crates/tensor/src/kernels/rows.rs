@@ -1,0 +1,240 @@
+//! Row kernels: reductions over the last axis, softmax, broadcasts of a row vector, column sums, SwiGLU on a
+//! fused `[gate, up]` projection, and the transpose of the last two axes. Rows are independent, so the thread
+//! split is by whole rows.
+
+use super::{check_len, silu_mul_grad_add_serial, V};
+use crate::float::Float;
+use crate::parallel::{for_chunks, PAR_MIN_ELEMS_EXP, PAR_MIN_ELEMS_STREAMING};
+use crate::simd::{self, SimdVec};
+
+fn check_rows(op: &str, len: usize, cols: usize) {
+    assert!(cols > 0 && len.is_multiple_of(cols), "{op}: length {len} is not rows of {cols}");
+}
+
+/// `out[r] = f(x[r, :])`, split by rows across threads from `min_work` elements of `x`.
+#[inline(always)]
+fn reduce_rows<E: Float>(op: &str, x: &[E], cols: usize, out: &mut [E], min_work: usize, f: impl Fn(&[E]) -> E + Sync) {
+    check_rows(op, x.len(), cols);
+    check_len(op, x.len() / cols, out.len());
+    for_chunks(out, 1, cols, min_work, |r0, o| {
+        for (ov, row) in o.iter_mut().zip(x[r0 * cols..].chunks_exact(cols)) {
+            *ov = f(row);
+        }
+    })
+}
+
+#[inline(always)]
+fn sum_of<E: Float>(row: &[E]) -> E {
+    simd::fold1::<V<E>>(row, E::ZERO, |acc, x| acc + x, |p, q| p + q).reduce_sum()
+}
+
+#[inline(always)]
+fn sum_sq_of<E: Float>(row: &[E]) -> E {
+    simd::fold1::<V<E>>(row, E::ZERO, |acc, x| x.mul_add(x, acc), |p, q| p + q).reduce_sum()
+}
+
+#[inline(always)]
+fn max_of<E: Float>(row: &[E]) -> E {
+    let ninf = E::from_f64(f64::NEG_INFINITY);
+    simd::fold1::<V<E>>(row, ninf, |acc, x| acc.max(x), |p, q| p.max(q)).reduce_max()
+}
+
+#[inline(always)]
+fn dot_of<E: Float>(a: &[E], b: &[E]) -> E {
+    simd::fold2::<V<E>>(a, b, |acc, x, y| x.mul_add(y, acc)).reduce_sum()
+}
+
+/// out[r] = sum_j x[r, j]
+pub fn row_sum<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
+    reduce_rows("row_sum", x, cols, out, PAR_MIN_ELEMS_STREAMING, sum_of)
+}
+
+/// out[r] = mean_j x[r, j]^2 (RMSNorm's statistic)
+pub fn row_mean_sq<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
+    let inv = E::ONE / E::from_usize(cols.max(1));
+    reduce_rows("row_mean_sq", x, cols, out, PAR_MIN_ELEMS_STREAMING, |row| sum_sq_of(row) * inv)
+}
+
+/// out[r] = sum_j x[r, j]^2
+pub fn row_sum_sq<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
+    reduce_rows("row_sum_sq", x, cols, out, PAR_MIN_ELEMS_STREAMING, sum_sq_of)
+}
+
+/// out[r] = max_j x[r, j] (for a row containing NaN, unspecified between NaN and the largest number)
+pub fn row_max<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
+    reduce_rows("row_max", x, cols, out, PAR_MIN_ELEMS_STREAMING, max_of)
+}
+
+/// out[r] = sum_j a[r, j] * b[r, j]
+pub fn row_dot<E: Float>(a: &[E], b: &[E], cols: usize, out: &mut [E]) {
+    check_len("row_dot", a.len(), b.len());
+    check_rows("row_dot", a.len(), cols);
+    check_len("row_dot", a.len() / cols, out.len());
+    for_chunks(out, 1, cols, PAR_MIN_ELEMS_STREAMING, |r0, o| {
+        let (ar, br) = (a[r0 * cols..].chunks_exact(cols), b[r0 * cols..].chunks_exact(cols));
+        for ((ov, x), y) in o.iter_mut().zip(ar).zip(br) {
+            *ov = dot_of(x, y);
+        }
+    })
+}
+
+/// out[r] = argmax_j x[r, j], the first index on ties (for a row containing NaN, unspecified)
+pub fn row_argmax<E: Float>(x: &[E], cols: usize, out: &mut [usize]) {
+    check_rows("row_argmax", x.len(), cols);
+    check_len("row_argmax", x.len() / cols, out.len());
+    for_chunks(out, 1, cols, PAR_MIN_ELEMS_STREAMING, |r0, o| {
+        for (ov, row) in o.iter_mut().zip(x[r0 * cols..].chunks_exact(cols)) {
+            let m = max_of(row);
+            *ov = row.iter().position(|&v| v == m).unwrap_or(0);
+        }
+    })
+}
+
+/// out[r, :] = softmax(x[r, :]), computed as exp(x - max) / sum
+pub fn softmax_rows<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
+    check_len("softmax_rows", x.len(), out.len());
+    check_rows("softmax_rows", x.len(), cols);
+    for_chunks(out, cols, 1, PAR_MIN_ELEMS_EXP, |off, o| {
+        for (orow, row) in o.chunks_exact_mut(cols).zip(x[off..].chunks_exact(cols)) {
+            let m = V::<E>::splat(max_of(row));
+            simd::map1::<V<E>>(row, orow, |v: V<E>| simd::exp(v - m));
+            let inv = V::<E>::splat(E::ONE / sum_of(orow));
+            simd::map_inplace::<V<E>>(orow, |v| v * inv);
+        }
+    })
+}
+
+/// The gradient of [`softmax_rows`] from its output y, accumulated: dx[r, :] += y[r, :] * (dy[r, :] - <y, dy>_r)
+pub fn softmax_rows_grad_add<E: Float>(y: &[E], dy: &[E], cols: usize, dx: &mut [E]) {
+    check_len("softmax_rows_grad_add", y.len(), dy.len());
+    check_len("softmax_rows_grad_add", y.len(), dx.len());
+    check_rows("softmax_rows_grad_add", y.len(), cols);
+    for_chunks(dx, cols, 1, PAR_MIN_ELEMS_STREAMING, |off, o| {
+        let rows = o.chunks_exact_mut(cols).zip(y[off..].chunks_exact(cols)).zip(dy[off..].chunks_exact(cols));
+        for ((dr, yr), gr) in rows {
+            let d = V::<E>::splat(dot_of(yr, gr));
+            simd::update2::<V<E>>(dr, yr, gr, |acc, p, q| p.mul_add(q - d, acc));
+        }
+    })
+}
+
+/// out[r, j] = x[r, j] + row[j] (a row vector broadcast over rows)
+pub fn add_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
+    check_len("add_row_broadcast", x.len(), out.len());
+    check_rows("add_row_broadcast", x.len(), row.len());
+    let cols = row.len();
+    for_chunks(out, cols, 1, PAR_MIN_ELEMS_STREAMING, |off, o| {
+        for (orow, xrow) in o.chunks_exact_mut(cols).zip(x[off..].chunks_exact(cols)) {
+            simd::map2::<V<E>>(xrow, row, orow, |a: V<E>, b| a + b);
+        }
+    })
+}
+
+/// out[r, j] = x[r, j] * row[j] (a row vector broadcast over rows, e.g. a norm's weight)
+pub fn mul_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
+    check_len("mul_row_broadcast", x.len(), out.len());
+    check_rows("mul_row_broadcast", x.len(), row.len());
+    let cols = row.len();
+    for_chunks(out, cols, 1, PAR_MIN_ELEMS_STREAMING, |off, o| {
+        for (orow, xrow) in o.chunks_exact_mut(cols).zip(x[off..].chunks_exact(cols)) {
+            simd::map2::<V<E>>(xrow, row, orow, |a: V<E>, b| a * b);
+        }
+    })
+}
+
+/// out[r, j] = x[r, j] * s[r] (one scale per row, e.g. RMSNorm's 1 / rms)
+pub fn scale_rows<E: Float>(x: &[E], s: &[E], out: &mut [E]) {
+    check_len("scale_rows", x.len(), out.len());
+    assert!(!s.is_empty() && x.len().is_multiple_of(s.len()), "scale_rows: length {} is not {} rows", x.len(), s.len());
+    let cols = x.len() / s.len();
+    if cols == 0 {
+        return;
+    }
+    for_chunks(out, cols, 1, PAR_MIN_ELEMS_STREAMING, |off, o| {
+        for ((orow, xrow), &k) in o.chunks_exact_mut(cols).zip(x[off..].chunks_exact(cols)).zip(&s[off / cols..]) {
+            let kv = V::<E>::splat(k);
+            simd::map1::<V<E>>(xrow, orow, |a| a * kv);
+        }
+    })
+}
+
+/// acc[j] += sum_r x[r, j] (column sums, e.g. a bias gradient; rows are added in order, as in the reference)
+pub fn col_sum_add<E: Float>(x: &[E], acc: &mut [E]) {
+    check_rows("col_sum_add", x.len(), acc.len());
+    let cols = acc.len();
+    let rows = x.len() / cols;
+    // Split by columns: each thread sweeps every row but only its own column range of `acc`.
+    for_chunks(acc, V::<E>::LANES, rows, PAR_MIN_ELEMS_STREAMING, |off, a| {
+        for xrow in x.chunks_exact(cols) {
+            simd::update1::<V<E>>(a, &xrow[off..off + a.len()], |s: V<E>, v| s + v);
+        }
+    })
+}
+
+/// out[r, :] = silu(g) * u for rows gate_up[r, :] = [g (inner elements), u (inner elements)]: SwiGLU on a fused
+/// gate/up projection. gate_up is [rows, 2 inner], out is [rows, inner].
+pub fn swiglu_rows<E: Float>(gate_up: &[E], inner: usize, out: &mut [E]) {
+    check_rows("swiglu_rows", gate_up.len(), 2 * inner);
+    let rows = gate_up.len() / (2 * inner);
+    assert_eq!(out.len(), rows * inner, "swiglu_rows: output has {} elements, expected [{rows}, {inner}]", out.len());
+    for_chunks(out, inner, 1, PAR_MIN_ELEMS_EXP, |off, o| {
+        for (orow, row) in o.chunks_exact_mut(inner).zip(gate_up[2 * off..].chunks_exact(2 * inner)) {
+            simd::map2::<V<E>>(&row[..inner], &row[inner..], orow, |g: V<E>, u| simd::silu(g) * u);
+        }
+    })
+}
+
+/// The gradient of [`swiglu_rows`], accumulated: d_gate_up[r, :] += [d_out * u * silu'(g), d_out * silu(g)].
+pub fn swiglu_rows_grad_add<E: Float>(gate_up: &[E], d_out: &[E], inner: usize, d_gate_up: &mut [E]) {
+    check_rows("swiglu_rows_grad_add", gate_up.len(), 2 * inner);
+    check_len("swiglu_rows_grad_add", gate_up.len() / 2, d_out.len());
+    check_len("swiglu_rows_grad_add", gate_up.len(), d_gate_up.len());
+    for_chunks(d_gate_up, 2 * inner, 1, PAR_MIN_ELEMS_EXP, |off, o| {
+        let rows = o.chunks_exact_mut(2 * inner).zip(gate_up[off..].chunks_exact(2 * inner));
+        for ((drow, row), d) in rows.zip(d_out[off / 2..].chunks_exact(inner)) {
+            let (dg, du) = drow.split_at_mut(inner);
+            silu_mul_grad_add_serial(&row[..inner], &row[inner..], d, dg, du);
+        }
+    })
+}
+
+/// Side of the square tiles of the transpose: two 32 x 32 f64 tiles (16 KiB) stay in L1.
+const TILE: usize = 32;
+
+/// out[b, j, i] = x[b, i, j] for x of shape [batch, rows, cols]. Cache-blocked; split by output rows.
+pub fn transpose<E: Float>(x: &[E], batch: usize, rows: usize, cols: usize, out: &mut [E]) {
+    check_len("transpose", x.len(), batch * rows * cols);
+    check_len("transpose", out.len(), batch * rows * cols);
+    if out.is_empty() {
+        return;
+    }
+    let n = rows * cols;
+    // Output rows are (b, j) pairs, `rows` elements each; a chunk holds whole output rows.
+    for_chunks(out, rows, 1, PAR_MIN_ELEMS_STREAMING, |off, o| {
+        let (first, count) = (off / rows, o.len() / rows);
+        let mut q = first;
+        while q < first + count {
+            let (b, j0) = (q / cols, q % cols);
+            let j1 = cols.min(j0 + (first + count - q));
+            let dst = &mut o[(q - first) * rows..(q - first + j1 - j0) * rows];
+            transpose_tiles(&x[b * n..(b + 1) * n], rows, cols, j0..j1, dst);
+            q += j1 - j0;
+        }
+    })
+}
+
+/// Writes output rows `js` (columns of the [rows, cols] matrix `x`) into `dst`, tile by tile.
+fn transpose_tiles<E: Float>(x: &[E], rows: usize, cols: usize, js: std::ops::Range<usize>, dst: &mut [E]) {
+    for jb in js.clone().step_by(TILE) {
+        let je = js.end.min(jb + TILE);
+        for ib in (0..rows).step_by(TILE) {
+            let ie = rows.min(ib + TILE);
+            for j in jb..je {
+                let drow = &mut dst[(j - js.start) * rows..];
+                for i in ib..ie {
+                    drow[i] = x[i * cols + j];
+                }
+            }
+        }
+    }
+}

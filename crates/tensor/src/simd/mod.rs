@@ -1,0 +1,234 @@
+//! The SIMD vectors behind the kernels: `wide::f32x8` for `f32` and `wide::f64x4` for `f64` (one 256-bit AVX2
+//! register each), behind one trait so that every kernel is written once, generically.
+//!
+//! [`transcendental`] holds the vectorised exp (the one transcendental the kernels need; sigmoid, SiLU and softmax are
+//! built on it), [`loops`] the helpers that run a vector closure over slices with a zero-padded tail.
+
+mod loops;
+mod transcendental;
+
+pub use loops::*;
+pub use transcendental::{exp, sigmoid, silu};
+
+use crate::float::Float;
+use bytemuck::cast;
+use std::ops::{Add, Div, Mul, Neg, Sub};
+use wide::{f32x8, f64x4, u32x8, u64x4, CmpGe};
+
+/// The largest lane count of any [`SimdVec`]: the size of the scratch arrays that pad a slice's tail.
+pub const MAX_LANES: usize = 8;
+
+/// A SIMD vector of [`Float`]s. Implemented for `f32x8` (the vector of `f32`) and `f64x4` (of `f64`); select it
+/// generically as `E::Simd`.
+pub trait SimdVec:
+    Copy
+    + Send
+    + Sync
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+{
+    type Elem: Float;
+    /// Elements per vector.
+    const LANES: usize;
+    /// Degree of the Taylor polynomial of `exp` on `|r| <= ln(2) / 2`.
+    const EXP_DEGREE: usize;
+    /// `exp` saturates beyond this magnitude (+inf above, 0 below), so inputs are clamped to it first.
+    const EXP_CLAMP: f64;
+    /// `ln 2 = LN2_HI + LN2_LO`, with `LN2_HI` short enough that `n * LN2_HI` is exact for every `n` used.
+    const LN2_HI: f64;
+    const LN2_LO: f64;
+
+    fn splat(x: Self::Elem) -> Self;
+    /// Loads the first `LANES` elements of `s` (panics if it is shorter).
+    fn load(s: &[Self::Elem]) -> Self;
+    /// Stores into the first `LANES` elements of `s` (panics if it is shorter).
+    fn store(self, s: &mut [Self::Elem]);
+    /// `self * m + a` with one rounding (an FMA instruction when the target has FMA).
+    fn mul_add(self, m: Self, a: Self) -> Self;
+    /// Lane-wise maximum (NaN handling unspecified: the kernels document theirs).
+    fn max(self, o: Self) -> Self;
+    fn min(self, o: Self) -> Self;
+    fn abs(self) -> Self;
+    fn sqrt(self) -> Self;
+    /// Round half to even.
+    fn round(self) -> Self;
+    fn floor(self) -> Self;
+    /// All-ones lanes where `self >= o`, zero lanes elsewhere (a mask for [`SimdVec::blend`]).
+    fn ge_mask(self, o: Self) -> Self;
+    /// All-ones lanes where `self` is NaN.
+    fn nan_mask(self) -> Self;
+    /// `mask ? t : f`, lane-wise (mask from `ge_mask` / `nan_mask`).
+    fn blend(mask: Self, t: Self, f: Self) -> Self;
+    /// Sum of the lanes.
+    fn reduce_sum(self) -> Self::Elem;
+    /// Maximum of the lanes.
+    fn reduce_max(self) -> Self::Elem;
+    /// `2^k` for integer-valued lanes `k` in the normal exponent range (f32: -126..=127, f64: -1022..=1023).
+    fn pow2i(k: Self) -> Self;
+
+    /// A constant (rounded to the element type).
+    #[inline(always)]
+    fn konst(x: f64) -> Self {
+        Self::splat(Self::Elem::from_f64(x))
+    }
+}
+
+impl SimdVec for f32x8 {
+    type Elem = f32;
+    const LANES: usize = 8;
+    const EXP_DEGREE: usize = 7;
+    const EXP_CLAMP: f64 = 104.0;
+    // Cephes' split: 0.693359375 = 355/512 (9 significant bits), so n * LN2_HI is exact for |n| < 2^15.
+    const LN2_HI: f64 = 0.693_359_375;
+    const LN2_LO: f64 = -2.121_944_400_546_905_8e-4;
+
+    #[inline(always)]
+    fn splat(x: f32) -> Self {
+        f32x8::splat(x)
+    }
+    #[inline(always)]
+    fn load(s: &[f32]) -> Self {
+        let a: [f32; 8] = s[..8].try_into().unwrap();
+        f32x8::from(a)
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f32]) {
+        s[..8].copy_from_slice(&self.to_array());
+    }
+    #[inline(always)]
+    fn mul_add(self, m: Self, a: Self) -> Self {
+        f32x8::mul_add(self, m, a)
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        self.fast_max(o)
+    }
+    #[inline(always)]
+    fn min(self, o: Self) -> Self {
+        self.fast_min(o)
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        f32x8::abs(self)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f32x8::sqrt(self)
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        f32x8::round(self)
+    }
+    #[inline(always)]
+    fn floor(self) -> Self {
+        f32x8::floor(self)
+    }
+    #[inline(always)]
+    fn ge_mask(self, o: Self) -> Self {
+        self.cmp_ge(o)
+    }
+    #[inline(always)]
+    fn nan_mask(self) -> Self {
+        self.is_nan()
+    }
+    #[inline(always)]
+    fn blend(mask: Self, t: Self, f: Self) -> Self {
+        mask.blend(t, f)
+    }
+    #[inline(always)]
+    fn reduce_sum(self) -> f32 {
+        self.reduce_add()
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        self.to_array().into_iter().fold(f32::NEG_INFINITY, f32::max)
+    }
+    #[inline(always)]
+    fn pow2i(k: Self) -> Self {
+        // k + 2^23 + 127 lies in [2^23, 2^24), where the mantissa field holds exactly k + 127: shifting it up by
+        // 23 moves it into the exponent field and pushes the rest out of the word.
+        let t = k + f32x8::splat(8_388_608.0 + 127.0);
+        cast(cast::<f32x8, u32x8>(t) << 23)
+    }
+}
+
+impl SimdVec for f64x4 {
+    type Elem = f64;
+    const LANES: usize = 4;
+    const EXP_DEGREE: usize = 13;
+    const EXP_CLAMP: f64 = 746.0;
+    // Cephes' split: LN2_HI has 21 significant bits, so n * LN2_HI is exact for |n| < 2^32.
+    const LN2_HI: f64 = 6.931_457_519_531_25e-1;
+    const LN2_LO: f64 = 1.428_606_820_309_417_3e-6;
+
+    #[inline(always)]
+    fn splat(x: f64) -> Self {
+        f64x4::splat(x)
+    }
+    #[inline(always)]
+    fn load(s: &[f64]) -> Self {
+        let a: [f64; 4] = s[..4].try_into().unwrap();
+        f64x4::from(a)
+    }
+    #[inline(always)]
+    fn store(self, s: &mut [f64]) {
+        s[..4].copy_from_slice(&self.to_array());
+    }
+    #[inline(always)]
+    fn mul_add(self, m: Self, a: Self) -> Self {
+        f64x4::mul_add(self, m, a)
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        self.fast_max(o)
+    }
+    #[inline(always)]
+    fn min(self, o: Self) -> Self {
+        self.fast_min(o)
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        f64x4::abs(self)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        f64x4::sqrt(self)
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        f64x4::round(self)
+    }
+    #[inline(always)]
+    fn floor(self) -> Self {
+        f64x4::floor(self)
+    }
+    #[inline(always)]
+    fn ge_mask(self, o: Self) -> Self {
+        self.cmp_ge(o)
+    }
+    #[inline(always)]
+    fn nan_mask(self) -> Self {
+        self.is_nan()
+    }
+    #[inline(always)]
+    fn blend(mask: Self, t: Self, f: Self) -> Self {
+        mask.blend(t, f)
+    }
+    #[inline(always)]
+    fn reduce_sum(self) -> f64 {
+        self.reduce_add()
+    }
+    #[inline(always)]
+    fn reduce_max(self) -> f64 {
+        self.to_array().into_iter().fold(f64::NEG_INFINITY, f64::max)
+    }
+    #[inline(always)]
+    fn pow2i(k: Self) -> Self {
+        // As for f32: k + 2^52 + 1023 has k + 1023 in its mantissa field; shift it into the exponent field.
+        let t = k + f64x4::splat(4_503_599_627_370_496.0 + 1023.0);
+        cast(cast::<f64x4, u64x4>(t) << 52)
+    }
+}

@@ -1,0 +1,145 @@
+//! A loop of identical-shape tensor operations allocates nothing after its first iteration: every buffer comes
+//! back from the pool. A counting global allocator sees every heap allocation of this test binary.
+//!
+//! One exception, measured here so that it cannot grow unnoticed: `matrixmultiply` allocates its packing buffer
+//! on every call (one allocation per single-threaded GEMM block), outside anything loopgrad controls.
+//!
+//! Everything runs in one #[test] so that no other test's allocations land in the counts.
+
+use loopgrad_tensor::kernels;
+use loopgrad_tensor::pool::PoolWindow;
+use loopgrad_tensor::{gemm, gemm_batched, Rng, Tensor};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: defers every call to the system allocator unchanged; it only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
+
+/// One "step" of element-wise and row work on a [rows, cols] activation, shaped like a transformer block's
+/// non-GEMM part: SwiGLU, residual add, RMSNorm statistics, softmax, a transpose, and their gradients.
+fn step(x: &Tensor<f32>, w: &Tensor<f32>) -> f32 {
+    let (rows, cols) = (x.dims()[0], x.dims()[1]);
+    let mut gate_up = Tensor::<f32>::uninit([rows, 2 * cols]);
+    kernels::add(x.data(), x.data(), &mut gate_up.data_mut()[..rows * cols]);
+    kernels::silu(x.data(), &mut gate_up.data_mut()[rows * cols..]);
+    let mut h = Tensor::<f32>::uninit([rows, cols]);
+    kernels::swiglu_rows(gate_up.data(), cols, h.data_mut());
+    let mut y = Tensor::<f32>::uninit([rows, cols]);
+    kernels::add_row_broadcast(x.data(), w.data(), y.data_mut());
+    kernels::add_assign(y.data_mut(), h.data());
+    let mut ms = Tensor::<f32>::uninit([rows]);
+    kernels::row_mean_sq(y.data(), cols, ms.data_mut());
+    let mut inv = Tensor::<f32>::uninit([rows]);
+    kernels::rsqrt(ms.data(), inv.data_mut());
+    let mut normed = Tensor::<f32>::uninit([rows, cols]);
+    kernels::scale_rows(y.data(), inv.data(), normed.data_mut());
+    let mut probs = Tensor::<f32>::uninit([rows, cols]);
+    kernels::softmax_rows(normed.data(), cols, probs.data_mut());
+    let t = probs.transpose_last2();
+    let mut d_gate_up = Tensor::<f32>::zeros([rows, 2 * cols]);
+    kernels::swiglu_rows_grad_add(gate_up.data(), t.data(), cols, d_gate_up.data_mut());
+    let mut bias_grad = Tensor::<f32>::zeros([cols]);
+    kernels::col_sum_add(normed.data(), bias_grad.data_mut());
+    kernels::sum(bias_grad.data()) + kernels::sum(d_gate_up.data())
+}
+
+#[test]
+fn a_steady_loop_allocates_nothing_after_its_first_iteration() {
+    let mut rng = Rng::new(1);
+    let mut x = Tensor::<f32>::uninit([64, 96]);
+    rng.fill_normal(x.data_mut(), 1.0);
+    let mut w = Tensor::<f32>::uninit([96]);
+    rng.fill_normal(w.data_mut(), 1.0);
+
+    // Serial kernels (one thread): nothing at all after the first iteration.
+    loopgrad_tensor::set_threads(1);
+    wait_for_rayon_workers();
+    let first = step(&x, &w);
+    let window = PoolWindow::<f32>::open();
+    let before = allocations();
+    for _ in 0..20 {
+        assert_eq!(step(&x, &w), first);
+    }
+    assert_eq!(allocations() - before, 0, "element-wise and row kernels allocated in a steady loop");
+    let d = window.delta();
+    assert_eq!((d.misses, d.live_change), (0, 0), "pool: {d:?}");
+    assert!(d.hits > 0 && d.peak_extra > 0);
+
+    // GEMMs: one allocation per call (matrixmultiply's packing buffer), nothing else.
+    let (a, b) = (Tensor::<f32>::full([64, 96], 0.5), Tensor::<f32>::full([96, 80], 0.25));
+    let mut c = Tensor::<f32>::zeros([64, 80]);
+    let mut bc = Tensor::<f32>::zeros([4, 16, 16]);
+    let mut gemms = || {
+        gemm(1.0, a.as_mat(), b.as_mat(), 0.0, loopgrad_tensor::MatMut::new(c.data_mut(), 64, 80));
+        gemm_batched(
+            4,
+            16,
+            16,
+            16,
+            1.0,
+            &a.data()[..1024],
+            false,
+            256,
+            &b.data()[..1024],
+            true,
+            256,
+            1.0,
+            bc.data_mut(),
+        );
+    };
+    gemms();
+    let before = allocations();
+    for _ in 0..10 {
+        gemms();
+    }
+    assert_eq!(allocations() - before, 10 * (1 + 4), "one packing buffer per GEMM call, nothing more");
+
+    // Two threads, above the parallel thresholds, inside the pool (`install`): nothing after the first step.
+    loopgrad_tensor::set_threads(2);
+    let mut x = Tensor::<f32>::uninit([512, 384]);
+    rng.fill_normal(x.data_mut(), 1.0);
+    let w = Tensor::<f32>::full([384], 0.1);
+    let steady = loopgrad_tensor::install(|| {
+        let first = step(&x, &w);
+        let before = allocations();
+        for _ in 0..100 {
+            assert_eq!(step(&x, &w), first);
+        }
+        allocations() - before
+    });
+    assert_eq!(steady, 0, "parallel kernels allocated in a steady loop inside the pool");
+}
+
+/// `set_threads` builds rayon's global pool on its first call; its workers allocate while they start, on their
+/// own threads, so wait until they have all answered before counting.
+fn wait_for_rayon_workers() {
+    rayon::broadcast(|_| ());
+    std::thread::sleep(std::time::Duration::from_millis(50));
+}
