@@ -62,13 +62,17 @@ impl GradWindow {
 
 impl fmt::Display for GradWindow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GradWindow::OneStep => write!(f, "one_step"),
-            GradWindow::LastRecursion => write!(f, "last_recursion"),
-            GradWindow::LastCalls(k) => write!(f, "last_calls:{k}"),
-            GradWindow::Full => write!(f, "full"),
-            GradWindow::FullRecompute => write!(f, "full_recompute"),
-        }
+        let last_calls;
+        f.pad(match self {
+            GradWindow::OneStep => "one_step",
+            GradWindow::LastRecursion => "last_recursion",
+            GradWindow::LastCalls(k) => {
+                last_calls = format!("last_calls:{k}");
+                &last_calls
+            }
+            GradWindow::Full => "full",
+            GradWindow::FullRecompute => "full_recompute",
+        })
     }
 }
 
