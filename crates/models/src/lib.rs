@@ -9,6 +9,7 @@
 //! - [`trm`], [`hrm`], [`baseline`]: the recursions, written like the papers' pseudocode.
 //! - [`model`]: the supervision step they share and [`Model`], the type the trainer drives.
 //! - [`step`]: batches, carries, the ACT loss and the accuracy metrics.
+//! - [`cost`]: the FLOPs of a supervision step, from the config (for compute-matched comparisons).
 //!
 //! One supervision step, as the trainer runs it:
 //! ```no_run
@@ -29,6 +30,7 @@
 
 pub mod baseline;
 pub mod config;
+pub mod cost;
 pub mod hrm;
 pub mod io;
 pub mod model;

@@ -237,6 +237,7 @@ impl ModelConfig {
         let manifest = self.manifest();
         let puzzle = manifest.count(|e| e.name == PUZZLE_EMB);
         let buffers = manifest.count(|e| !e.trainable);
+        let cost = self.step_cost();
         let head = match self {
             ModelConfig::Trm(c) => format!(
                 "TRM ({}, variant {}): D {}, {} layers, T {}, n {}, gradient window {}",
@@ -264,6 +265,8 @@ impl ModelConfig {
              input: {} tokens + {} prefix positions, vocab {}, {} puzzle identifiers\n\
              supervision: up to {} steps, exploration {}, {}\n\
              effective depth: {} blocks per supervision step\n\
+             cost per example and supervision step: {:.2} MFLOP forward + {:.2} MFLOP backward \
+             ({} of {} net calls recorded)\n\
              parameters: {} (excluded: puzzle embeddings {}, carry init buffers {})",
             io.seq_len,
             io.puzzle_emb_len,
@@ -273,6 +276,10 @@ impl ModelConfig {
             self.halt_exploration_prob(),
             if self.q_continue() { "halt when q_halt > q_continue" } else { "halt when q_halt > 0" },
             self.effective_depth(),
+            cost.forward_flops / 1e6,
+            cost.backward_flops / 1e6,
+            cost.recorded_calls,
+            cost.calls,
             group_thousands(self.param_count()),
             group_thousands(puzzle),
             group_thousands(buffers),
