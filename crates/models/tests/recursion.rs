@@ -146,6 +146,7 @@ fn trm_variants_and_windows_have_exact_gradients() {
         (TrmVariant::YZ, GradWindow::OneStep),
         (TrmVariant::YZ, GradWindow::LastCalls(5)),
         (TrmVariant::YZ, GradWindow::Full),
+        (TrmVariant::YZ, GradWindow::FullRecompute),
     ] {
         let (m, store) = trm(tiny_trm(variant, false, window));
         check_window(&format!("trm {variant:?} {window}"), &m, store);
