@@ -9,7 +9,8 @@
 use loopgrad_autograd::gradcheck::GradCheck;
 use loopgrad_autograd::{ParamStore, Tape, Var};
 use loopgrad_models::{
-    act_loss, Batch, Carry, GradWindow, HrmConfig, Model, ModelConfig, Reasoner, StepOutput, TrmConfig, TrmVariant,
+    act_loss, BaselineConfig, Batch, Carry, GradWindow, HrmConfig, Model, ModelConfig, Reasoner, StepOutput, TrmConfig,
+    TrmVariant,
 };
 use loopgrad_tensor::{Rng, Tensor};
 
@@ -158,6 +159,31 @@ fn hrm_one_step_gradient_is_exact_for_the_last_two_calls() {
     let (model, store) = Model::build::<f64>(&ModelConfig::Hrm(tiny_hrm(GradWindow::OneStep)), 4);
     let Model::Hrm(m) = model else { unreachable!() };
     check_window("hrm one_step", &m, store);
+}
+
+#[test]
+fn hrm_full_window_and_the_baseline_have_exact_gradients() {
+    let (model, store) = Model::build::<f64>(&ModelConfig::Hrm(tiny_hrm(GradWindow::Full)), 4);
+    let Model::Hrm(m) = model else { unreachable!() };
+    check_window("hrm full", &m, store);
+    let ModelConfig::Baseline(b) = loopgrad_models::presets::get("baseline-sudoku6-cpu").unwrap() else {
+        unreachable!()
+    };
+    for mlp_t in [true, false] {
+        let config = BaselineConfig {
+            seq_len: 6,
+            vocab_size: 5,
+            num_puzzle_identifiers: 3,
+            hidden_size: 8,
+            num_heads: 2,
+            num_layers: 3,
+            mlp_t,
+            ..b.clone()
+        };
+        let (model, store) = Model::build::<f64>(&ModelConfig::Baseline(config), 5);
+        let Model::Baseline(m) = model else { unreachable!() };
+        check_window(&format!("baseline mlp_t={mlp_t}"), &m, store);
+    }
 }
 
 /// The outputs of one step, copied out.
