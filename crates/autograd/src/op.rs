@@ -12,9 +12,9 @@ pub enum Op {
     Sub,
     Mul,
     Scale(elementwise::ScaleMeta),
-    /// x [.., D] + a row vector [D] broadcast over rows.
+    /// x `[.., D]` + a row vector `[D]` broadcast over rows.
     AddRow,
-    /// x [.., D] * a row vector [D] broadcast over rows.
+    /// x `[.., D]` * a row vector `[D]` broadcast over rows.
     MulRow,
     MatMul(matmul::MatMulMeta),
     Linear(matmul::LinearMeta),

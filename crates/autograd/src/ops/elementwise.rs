@@ -6,8 +6,8 @@
 //! | sub | z = a - b | da += g, db -= g |
 //! | mul | z = a * b | da += g b, db += g a (inputs are on the tape, nothing extra saved) |
 //! | scale | z = s a | da += s g |
-//! | add_row | z[r, j] = x[r, j] + v[j] | dx += g, dv[j] += sum_r g[r, j] |
-//! | mul_row | z[r, j] = x[r, j] v[j] | dx[r, j] += g[r, j] v[j], dv[j] += sum_r g[r, j] x[r, j] |
+//! | add_row | `z[r, j] = x[r, j] + v[j]` | `dx += g`, `dv[j] += sum_r g[r, j]` |
+//! | mul_row | `z[r, j] = x[r, j] v[j]` | `dx[r, j] += g[r, j] v[j]`, `dv[j] += sum_r g[r, j] x[r, j]` |
 
 use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};

@@ -29,7 +29,7 @@ pub struct LinearMeta {
 }
 
 impl<E: Float> Tape<E> {
-    /// y = x W^T (+ b): x [.., in], w [out, in] (PyTorch layout), b [out] -> [.., out].
+    /// y = x W^T (+ b): x `[.., in]`, w `[out, in]` (PyTorch layout), b `[out]` -> `[.., out]`.
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
         let (xt, wt) = (self.value(x), self.value(w));
         let (xs, ws) = (xt.shape(), wt.shape());

@@ -1,5 +1,5 @@
 //! One module per differentiable op (or family of ops): forward as a `Tape` method, backward as a function
-//! called from [`crate::op::backward`], the derivative in the doc comment, and the tests, side by side.
+//! called from `op::backward`, the derivative in the doc comment, and the tests, side by side.
 
 pub mod attention;
 pub mod elementwise;

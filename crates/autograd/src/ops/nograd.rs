@@ -17,7 +17,7 @@ pub fn argmax_last<E: Float>(x: &Tensor<E>, out: &mut [usize]) {
     kernels::row_argmax(x.data(), s.last(), out);
 }
 
-/// out[i] = (a[i] == b[i]).
+/// `out[i] = (a[i] == b[i])`.
 pub fn equal(a: &[usize], b: &[usize], out: &mut [bool]) {
     assert!(
         a.len() == b.len() && a.len() == out.len(),
@@ -31,7 +31,7 @@ pub fn equal(a: &[usize], b: &[usize], out: &mut [bool]) {
     }
 }
 
-/// Per leading-axis row: out[r, ..] = if mask[r] { if_true[r, ..] } else { if_false[r, ..] } (resetting halted
+/// Per leading-axis row: `out[r, ..] = if mask[r] { if_true[r, ..] } else { if_false[r, ..] }` (resetting halted
 /// slots to the init carry). if_true may also be a single row broadcast over all rows.
 pub fn where_rows<E: Float>(mask: &[bool], if_true: &Tensor<E>, if_false: &Tensor<E>, out: &mut Tensor<E>) {
     let (sf, st, so) = (if_false.shape(), if_true.shape(), out.shape());
