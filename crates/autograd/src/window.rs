@@ -29,14 +29,16 @@
 
 use crate::tape::{Mark, Tape, Var};
 use loopgrad_tensor::Float;
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
 /// Which net calls are recorded; see the module documentation. Serialised as `"one_step"`,
 /// `"last_recursion"`, `{"last_calls": k}`, `"full"`, `"full_recompute"`; parsed from the command line as the
-/// same names with `last_calls:k`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// same names with `last_calls:k`. Deserialising accepts both spellings, so a `--set` override written as the
+/// string `last_calls:3` lands in a config as well as the map does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GradWindow {
     OneStep,
@@ -57,6 +59,35 @@ impl GradWindow {
             GradWindow::Full | GradWindow::FullRecompute => total,
         }
         .min(total)
+    }
+}
+
+impl<'de> Deserialize<'de> for GradWindow {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// The serialised form, as derived.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Tagged {
+            OneStep,
+            LastRecursion,
+            LastCalls(usize),
+            Full,
+            FullRecompute,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Spelling {
+            Text(String),
+            Tagged(Tagged),
+        }
+        Ok(match Spelling::deserialize(d)? {
+            Spelling::Text(s) => return s.parse().map_err(D::Error::custom),
+            Spelling::Tagged(Tagged::OneStep) => GradWindow::OneStep,
+            Spelling::Tagged(Tagged::LastRecursion) => GradWindow::LastRecursion,
+            Spelling::Tagged(Tagged::LastCalls(k)) => GradWindow::LastCalls(k),
+            Spelling::Tagged(Tagged::Full) => GradWindow::Full,
+            Spelling::Tagged(Tagged::FullRecompute) => GradWindow::FullRecompute,
+        })
     }
 }
 
@@ -276,6 +307,10 @@ mod tests {
         let json = serde_json::to_string(&ws).unwrap();
         assert_eq!(json, r#"["one_step",{"last_calls":4},"full_recompute"]"#);
         assert_eq!(serde_json::from_str::<Vec<GradWindow>>(&json).unwrap(), ws);
+        // The command-line spelling is accepted too, and a bad one says what is expected.
+        assert_eq!(serde_json::from_str::<GradWindow>(r#""last_calls:3""#).unwrap(), GradWindow::LastCalls(3));
+        let err = serde_json::from_str::<GradWindow>(r#""two_steps""#).unwrap_err().to_string();
+        assert!(err.contains("expected one_step, last_recursion"), "{err}");
     }
 
     /// Multiplies the carry by a parameter (2, 2) each call and logs (call index, recording?).
