@@ -73,6 +73,9 @@ pub struct RunConfig {
     pub batch_size: usize,
     /// Optimizer steps (one supervision step each).
     pub steps: u64,
+    /// Adaptive halting: a slot may stop before N_sup when its Q-head says so. Off: every example trains for
+    /// exactly N_sup supervision steps (the Q-head is still trained).
+    pub act: bool,
     /// Stop early after this many seconds of training (0 = no limit). Not reproducible: prefer `steps`.
     pub time_limit_s: f64,
     /// Evaluate on (at most `eval_examples` of) the held-out set every this many steps (0 = only at the end).

@@ -63,6 +63,7 @@ fn cpu_run() -> RunConfig {
     RunConfig {
         batch_size: 64,
         steps: 2000,
+        act: true,
         time_limit_s: 0.0,
         eval_every: 500,
         eval_examples: 1000,

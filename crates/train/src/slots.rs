@@ -51,6 +51,8 @@ pub struct Halting {
     pub exploration_prob: f64,
     /// Halt when q_halt > q_continue (HRM, learned continue) instead of q_halt > 0 (TRM).
     pub use_q_continue: bool,
+    /// Adaptive halting on; off, every slot runs exactly `max_steps` steps.
+    pub adaptive: bool,
 }
 
 /// Every slot's example, step count and halted flag.
@@ -97,7 +99,7 @@ impl Slots {
             self.steps[i] += 1;
             let last = self.steps[i] >= act.max_steps;
             let mut halted = last;
-            if training && act.max_steps > 1 {
+            if training && act.adaptive && act.max_steps > 1 {
                 let wants = if act.use_q_continue { q_halt[i] > q_continue[i] } else { q_halt[i] > 0.0 };
                 halted |= wants;
                 let explore = rng.uniform() < act.exploration_prob;
@@ -120,7 +122,7 @@ impl Slots {
 mod tests {
     use super::*;
 
-    const ACT: Halting = Halting { max_steps: 4, exploration_prob: 0.0, use_q_continue: false };
+    const ACT: Halting = Halting { max_steps: 4, exploration_prob: 0.0, use_q_continue: false, adaptive: true };
 
     #[test]
     fn a_slot_that_halts_takes_a_new_example_and_one_that_does_not_keeps_its_own() {
@@ -155,7 +157,7 @@ mod tests {
 
     #[test]
     fn exploration_delays_halting_to_at_least_two_steps() {
-        let act = Halting { max_steps: 16, exploration_prob: 1.0, use_q_continue: false };
+        let act = Halting { max_steps: 16, exploration_prob: 1.0, use_q_continue: false, adaptive: true };
         let mut rng = Rng::new(3);
         let mut halted_at_one = 0;
         for _ in 0..200 {
@@ -168,8 +170,20 @@ mod tests {
     }
 
     #[test]
+    fn without_act_every_slot_runs_n_sup_steps() {
+        let act = Halting { max_steps: 3, exploration_prob: 0.0, use_q_continue: false, adaptive: false };
+        let mut slots = Slots::new(2);
+        slots.refill(&mut ExampleStream::new(5, 0));
+        let mut rng = Rng::new(0);
+        for step in 1..=3 {
+            slots.advance(&[9.0, 9.0], &[0.0; 2], &act, true, &mut rng);
+            assert_eq!(slots.halted, [step == 3; 2], "step {step}");
+        }
+    }
+
+    #[test]
     fn q_continue_mode_compares_the_two_heads() {
-        let act = Halting { max_steps: 8, exploration_prob: 0.0, use_q_continue: true };
+        let act = Halting { max_steps: 8, exploration_prob: 0.0, use_q_continue: true, adaptive: true };
         let mut slots = Slots::new(2);
         slots.refill(&mut ExampleStream::new(5, 0));
         slots.advance(&[1.0, 1.0], &[2.0, 0.5], &act, true, &mut Rng::new(0));

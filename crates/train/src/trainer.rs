@@ -59,6 +59,7 @@ pub struct Trainer {
 impl Trainer {
     /// A fresh model drawn from `config.run.seed`, ready to train on `train`.
     pub fn new(config: TrainConfig, train: &ExampleSet) -> Result<Self> {
+        config.validate()?;
         check_data(&config, train, "training")?;
         let (model, store) = Model::build::<f32>(&config.model, config.run.seed);
         let table = model.puzzle_emb();
@@ -73,6 +74,7 @@ impl Trainer {
             max_steps: config.model.halt_max_steps() as u32,
             exploration_prob: config.model.halt_exploration_prob(),
             use_q_continue: config.model.q_continue(),
+            adaptive: config.run.act,
         };
         Ok(Trainer {
             stream: ExampleStream::new(train.len(), config.run.seed ^ 0x5eed_da7a),
@@ -106,7 +108,7 @@ impl Trainer {
         self.model.reset_carry(&self.tape.params, &mut self.carry, &reset);
 
         let carry = std::mem::replace(&mut self.carry, Carry { states: Vec::new() });
-        let out = self.model.supervision_step(&mut self.tape, carry, &self.batch);
+        let mut out = self.model.supervision_step(&mut self.tape, carry, &self.batch);
         let target = self.act.use_q_continue.then(|| {
             let last = self.slots.is_last_step(&self.act);
             self.model.q_continue_target(&mut self.tape, &out.carry, &self.batch, &last)
@@ -118,7 +120,8 @@ impl Trainer {
             self.carry = out.carry;
             bail!("the loss became {value} at step {}; stopping (the last checkpoint is kept)", self.step + 1);
         }
-        self.tape.backward(loss.loss);
+        // Through the model, not the tape alone: a full_recompute window reruns earlier recursions here.
+        self.model.backward(&mut self.tape, loss.loss, &mut out);
 
         self.step += 1;
         let o = &self.config.optim;
