@@ -1,0 +1,118 @@
+//! Measures where splitting a kernel across two threads starts to pay, to set the thresholds in
+//! `loopgrad_tensor::parallel` (`PAR_MIN_ELEMS_STREAMING`, `PAR_MIN_ELEMS_EXP`, `PAR_MIN_GEMM_MACS`).
+//!
+//!     cargo run --release -p loopgrad-tensor --example par_threshold
+//!
+//! For each size it times the kernel on one thread and split in two halves with `rayon::join` (what the
+//! library does above its thresholds), interleaving the two so that load from other processes hits both alike,
+//! and prints the median time of each and their ratio. The crossover is the first size where the split wins.
+
+use loopgrad_tensor::{gemm, kernels, MatMut, MatRef};
+use std::hint::black_box;
+use std::time::Instant;
+
+/// Median over `rounds` of the mean time of `reps` calls, for `serial` and `split` alternately.
+fn compare(rounds: usize, reps: usize, mut serial: impl FnMut(), mut split: impl FnMut()) -> (f64, f64) {
+    let (mut ts, mut tp) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..reps {
+            serial();
+        }
+        ts.push(t.elapsed().as_secs_f64() / reps as f64);
+        let t = Instant::now();
+        for _ in 0..reps {
+            split();
+        }
+        tp.push(t.elapsed().as_secs_f64() / reps as f64);
+    }
+    (median(ts), median(tp))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn report(what: &str, size: usize, (serial, split): (f64, f64)) {
+    let verdict = if split < serial { "split wins" } else { "" };
+    println!(
+        "{what:>6} {size:>9}: 1 thread {:>9.2} us, 2 threads {:>9.2} us, ratio {:.2} {verdict}",
+        serial * 1e6,
+        split * 1e6,
+        serial / split
+    );
+}
+
+fn main() {
+    // Kernels run with the library's own splitting disabled; the halves are split here by hand.
+    // (The first call sizes rayon's pool to two workers; the second turns the library's own splitting off.)
+    loopgrad_tensor::set_threads(2);
+    loopgrad_tensor::set_threads(1);
+    loopgrad_tensor::flush_denormals();
+    let rounds = 15;
+
+    for shift in 10..=20 {
+        for n in [1usize << shift, 3 << (shift - 1)] {
+            let a: Vec<f32> = (0..n).map(|i| (i % 97) as f32 * 0.01).collect();
+            let b = a.clone();
+            let mut out = vec![0.0f32; n];
+            let reps = (1 << 22) / n + 1;
+            let h = n / 2;
+            let mut o2 = out.clone();
+            let t = compare(
+                rounds,
+                reps,
+                || kernels::add(&a, &b, black_box(&mut out)),
+                || {
+                    let (lo, hi) = o2.split_at_mut(h);
+                    rayon::join(|| kernels::add(&a[..h], &b[..h], lo), || kernels::add(&a[h..], &b[h..], hi));
+                },
+            );
+            report("add", n, t);
+            let t = compare(
+                rounds,
+                reps.div_ceil(4),
+                || kernels::silu(&a, black_box(&mut out)),
+                || {
+                    let (lo, hi) = o2.split_at_mut(h);
+                    rayon::join(|| kernels::silu(&a[..h], lo), || kernels::silu(&a[h..], hi));
+                },
+            );
+            report("silu", n, t);
+        }
+    }
+
+    // Square-ish GEMMs [m, k] x [k, n] around the threshold, split by rows of C.
+    for &(m, k, n) in &[
+        (16, 32, 32),
+        (32, 32, 32),
+        (32, 64, 64),
+        (64, 64, 64),
+        (64, 96, 96),
+        (96, 128, 96),
+        (128, 128, 128),
+        (192, 192, 192),
+    ] {
+        let a = vec![0.5f32; m * k];
+        let b = vec![0.25f32; k * n];
+        let mut c = vec![0.0f32; m * n];
+        let mut c2 = c.clone();
+        let reps = (1 << 25) / (m * k * n) + 1;
+        let h = m / 2;
+        let t = compare(
+            rounds,
+            reps,
+            || gemm(1.0, MatRef::new(&a, m, k), MatRef::new(&b, k, n), 0.0, MatMut::new(black_box(&mut c), m, n)),
+            || {
+                let (lo, hi) = c2.split_at_mut(h * n);
+                let (al, ah) = a.split_at(h * k);
+                rayon::join(
+                    || gemm(1.0, MatRef::new(al, h, k), MatRef::new(&b, k, n), 0.0, MatMut::new(lo, h, n)),
+                    || gemm(1.0, MatRef::new(ah, m - h, k), MatRef::new(&b, k, n), 0.0, MatMut::new(hi, m - h, n)),
+                );
+            },
+        );
+        report("gemm", m * k * n, t);
+    }
+}
