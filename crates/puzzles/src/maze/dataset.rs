@@ -40,7 +40,7 @@ mod tests {
         #[test]
         fn every_dihedral_image_keeps_a_shortest_path(seed in 0u64..1_000_000, size in 5usize..16) {
             let config = MazeConfig::new(size, size + 2);
-            let m = &generate_mazes(&config, 1, seed)[0];
+            let m = &generate_mazes(&config, 1, seed).unwrap()[0];
             for tid in 0..8 {
                 let (q, a) = transform(m, tid);
                 prop_assert!(valid_shortest_path(&q, &a, size), "tid {}", tid);
@@ -50,7 +50,7 @@ mod tests {
 
     #[test]
     fn set_layout() {
-        let mazes = generate_mazes(&MazeConfig::new(8, 10), 3, 2);
+        let mazes = generate_mazes(&MazeConfig::new(8, 10), 3, 2).unwrap();
         let set = to_example_set(&mazes, true);
         assert_eq!((set.len(), set.num_groups(), set.seq_len(), set.vocab_size()), (24, 3, 64, 6));
         assert_eq!(from_tokens(set.labels(0)), mazes[0].answer);

@@ -25,14 +25,16 @@ pub struct MazeConfig {
     pub min_route: usize,
     /// (S, G) pairs tried per wall layout (Searchformer: 100).
     pub attempts: usize,
+    /// Layouts tried per maze before giving up (a guard against routes no layout allows).
+    pub max_layouts: u64,
 }
 
 impl MazeConfig {
     /// Maze-Hard's settings for 30x30.
-    pub const HARD_30: MazeConfig = MazeConfig { size: 30, min_route: 110, attempts: 100 };
+    pub const HARD_30: MazeConfig = MazeConfig { size: 30, min_route: 110, attempts: 100, max_layouts: 10_000_000 };
 
     pub fn new(size: usize, min_route: usize) -> Self {
-        MazeConfig { size, min_route, attempts: 100 }
+        MazeConfig { size, min_route, ..Self::HARD_30 }
     }
 }
 
@@ -137,14 +139,12 @@ fn try_layout(config: &MazeConfig, rng: &mut Rng, scratch: &mut Scratch) -> Opti
 }
 
 /// Maze `index` of the set seeded by `seed`: layouts are drawn from `(seed, index)` until one is accepted.
-/// Returns the record and the number of layouts it took.
-pub fn generate_one(config: &MazeConfig, seed: u64, index: usize) -> (MazeRecord, u64) {
+/// Returns the record and the number of layouts it took, or `None` after `config.max_layouts` layouts.
+pub fn generate_one(config: &MazeConfig, seed: u64, index: usize) -> Option<(MazeRecord, u64)> {
     assert!(config.size >= 2, "maze size {} is below 2", config.size);
     let mut rng = Rng::for_item(seed, index as u64);
     let mut scratch = Scratch::default();
-    let mut layouts = 0u64;
-    loop {
-        layouts += 1;
+    for layouts in 1..=config.max_layouts {
         if let Some((question, route)) = try_layout(config, &mut rng, &mut scratch) {
             let answer = label(&question, config.size).expect("accepted mazes are solvable");
             let record = MazeRecord {
@@ -156,16 +156,27 @@ pub fn generate_one(config: &MazeConfig, seed: u64, index: usize) -> (MazeRecord
                 row: 0,
                 line: 0,
             };
-            return (record, layouts);
+            return Some((record, layouts));
         }
     }
+    None
 }
 
-/// `count` mazes; maze `i` depends only on `(seed, i)` (all cores, or `LOOPGRAD_THREADS`). Beware: the filter's
-/// acceptance rate falls steeply with `min_route` (about 1e-3 per layout for Maze-Hard's 110 on 30x30), and a
-/// route longer than any layout allows never ends.
-pub fn generate_mazes(config: &MazeConfig, count: usize, seed: u64) -> Vec<MazeRecord> {
-    crate::par::map_with(count, crate::par::default_threads(), || (), |_, i| generate_one(config, seed, i).0)
+/// `count` mazes; maze `i` depends only on `(seed, i)` (all cores, or `LOOPGRAD_THREADS`). The filter's
+/// acceptance rate falls steeply with `min_route` (about 1e-3 per layout for Maze-Hard's 110 on 30x30); an error
+/// when some maze needs more than `config.max_layouts` layouts.
+pub fn generate_mazes(config: &MazeConfig, count: usize, seed: u64) -> Result<Vec<MazeRecord>, String> {
+    crate::par::map_with(count, crate::par::default_threads(), || (), |_, i| generate_one(config, seed, i))
+        .into_iter()
+        .map(|m| {
+            m.map(|(record, _)| record).ok_or_else(|| {
+                format!(
+                    "no {0}x{0} maze with a route of {1} cells in {2} layouts; lower --min-route",
+                    config.size, config.min_route, config.max_layouts
+                )
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -177,7 +188,7 @@ mod tests {
     fn generated_mazes_pass_the_filter_and_their_labels_are_shortest() {
         for (size, min_route) in [(9, 14), (15, 30), (30, 60)] {
             let config = MazeConfig::new(size, min_route);
-            for m in generate_mazes(&config, 4, 1) {
+            for m in generate_mazes(&config, 4, 1).unwrap() {
                 let walls = m.question.iter().filter(|&&c| c == WALL).count();
                 let n = size * size;
                 assert!((n / 10 * 3..=n / 10 * 5).contains(&walls));
@@ -192,6 +203,12 @@ mod tests {
     fn deterministic() {
         let c = MazeConfig::new(12, 20);
         assert_eq!(generate_one(&c, 3, 5), generate_one(&c, 3, 5));
-        assert_ne!(generate_one(&c, 3, 5).0, generate_one(&c, 3, 6).0);
+        assert_ne!(generate_one(&c, 3, 5).unwrap().0, generate_one(&c, 3, 6).unwrap().0);
+    }
+
+    #[test]
+    fn impossible_routes_give_up() {
+        let c = MazeConfig { max_layouts: 50, ..MazeConfig::new(5, 26) };
+        assert!(generate_mazes(&c, 1, 0).unwrap_err().contains("lower --min-route"));
     }
 }

@@ -70,20 +70,27 @@ pub fn read_csv(path: &Path, shape: Option<BoxShape>) -> Result<Vec<SudokuRecord
 }
 
 /// Check that every puzzle's only solution is its answer (the row-level checks of [`parse_csv`] are assumed).
+/// Runs on all cores; the error names the first bad row.
 pub fn check_unique(file: &str, records: &[SudokuRecord]) -> Result<(), DataError> {
     let Some(first) = records.first() else { return Ok(()) };
-    let mut solver = Solver::new(first.shape);
-    for r in records {
-        let at = Location::Row { row: r.row, line: r.line };
-        let out = solver.count_solutions(&r.puzzle, 2);
-        match out.count {
-            0 => return Err(DataError::new(file, at, "question has no solution")),
-            1 if out.solution.as_deref() == Some(&r.solution[..]) => {}
-            1 => return Err(DataError::new(file, at, "answer is not the question's solution")),
-            _ => return Err(DataError::new(file, at, "question has more than one solution")),
-        }
+    let problems = crate::par::map_with(
+        records.len(),
+        crate::par::default_threads(),
+        || Solver::new(first.shape),
+        |solver, i| {
+            let out = solver.count_solutions(&records[i].puzzle, 2);
+            match out.count {
+                0 => Some("question has no solution"),
+                1 if out.solution.as_deref() == Some(&records[i].solution[..]) => None,
+                1 => Some("answer is not the question's solution"),
+                _ => Some("question has more than one solution"),
+            }
+        },
+    );
+    match problems.iter().enumerate().find_map(|(i, p)| p.map(|p| (&records[i], p))) {
+        Some((r, problem)) => Err(DataError::new(file, Location::Row { row: r.row, line: r.line }, problem)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The file's text for `records`.
@@ -117,7 +124,7 @@ mod tests {
         let bad = |row: &str| parse_csv("f.csv", format!("{HEADER}{row}\n").as_bytes(), None).unwrap_err().to_string();
         assert!(bad("x,1..............,1234341221434321,0").contains("expected 16 (4x4)"));
         assert!(bad("x,1...............,123434122143432,0").contains("answer has 15 characters"));
-        assert!(bad("x,1..a............,1234341221434321,0").contains("question bad character 'a'"));
+        assert!(bad("x,1..a............,1234341221434321,0").contains("question has bad character 'a'"));
         assert!(bad("x,2...............,1234341221434321,0").contains("where the question gives 2"));
         assert!(bad("x,1...............,1234341221434312,0").contains("appears twice"));
         assert!(bad("x,1...............,1234341221434321,-1").contains("negative"));

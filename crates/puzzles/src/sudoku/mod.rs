@@ -180,7 +180,7 @@ pub fn parse_grid(text: &str, shape: BoxShape) -> Result<Vec<u8>, String> {
         .map(|(i, &ch)| match ch {
             '.' => Ok(0),
             '1'..='9' if (ch as usize - '0' as usize) <= n => Ok(ch as u8 - b'0'),
-            _ => Err(format!("bad character {ch:?} at position {} (expected '.' or 1-{n})", i + 1)),
+            _ => Err(format!("has bad character {ch:?} at position {} (expected '.' or 1-{n})", i + 1)),
         })
         .collect()
 }

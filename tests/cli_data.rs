@@ -1,0 +1,134 @@
+//! `loopgrad data` end to end, through the real binary: generation writes valid files, `inspect` accepts valid
+//! inputs (exit 0) and rejects every malformed fixture in `tests/fixtures/puzzles/` with one line naming the file
+//! and the row or task (non-zero exit, no panic).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/puzzles")
+}
+
+fn loopgrad(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loopgrad")).args(args).output().expect("the loopgrad binary runs")
+}
+
+fn inspect(task: &str, path: &Path) -> Output {
+    loopgrad(&["data", "inspect", "--task", task, path.to_str().unwrap()])
+}
+
+/// Assert a clean failure: non-zero exit, exactly one line on stderr, naming `file` and containing `place` and
+/// `problem`, and no panic.
+fn assert_rejected(task: &str, fixture: &str, file: &str, place: &str, problem: &str) {
+    let out = inspect(task, &fixtures().join(fixture));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{fixture}: accepted");
+    assert_eq!(out.status.code(), Some(1), "{fixture}: exit code, stderr: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{fixture}: panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{fixture}: not one line: {stderr}");
+    let line = lines[0];
+    assert!(line.starts_with("error: "), "{fixture}: {line}");
+    for part in [file, place, problem] {
+        assert!(line.contains(part), "{fixture}: `{line}` lacks `{part}`");
+    }
+}
+
+#[test]
+fn malformed_sudoku_files_are_rejected_with_the_row() {
+    let cases = [
+        ("sudoku_wrong_length.csv", "row 2 (line 3)", "question has 80 characters"),
+        ("sudoku_bad_char.csv", "row 3 (line 4)", "bad character 'x'"),
+        ("sudoku_contradicts_question.csv", "row 2 (line 3)", "where the question gives"),
+        ("sudoku_breaks_rules.csv", "row 1 (line 2)", "appears twice in row 1"),
+        ("sudoku_not_unique.csv", "row 1 (line 2)", "more than one solution"),
+        ("sudoku_invalid_utf8.csv", "line 2", "invalid UTF-8"),
+        ("sudoku_bad_header.csv", "line 1", "expected the header"),
+        ("sudoku_empty.csv", "sudoku_empty.csv", "file is empty"),
+    ];
+    for (fixture, place, problem) in cases {
+        assert_rejected("sudoku", fixture, fixture, place, problem);
+    }
+}
+
+#[test]
+fn malformed_maze_files_are_rejected_with_the_row() {
+    let cases = [
+        ("maze_wrong_length.csv", "row 2 (line 3)", "question has 101 characters, expected 100"),
+        ("maze_bad_char.csv", "row 3 (line 4)", "bad character 'X'"),
+        ("maze_not_a_path.csv", "row 1 (line 2)", "not one shortest path"),
+    ];
+    for (fixture, place, problem) in cases {
+        assert_rejected("maze", fixture, fixture, place, problem);
+    }
+    assert_rejected("maze", "sudoku_empty.csv", "sudoku_empty.csv", "sudoku_empty.csv", "file is empty");
+    assert_rejected("maze", "sudoku_valid.csv", "sudoku_valid.csv", "row 1 (line 2)", "bad character '2'");
+}
+
+#[test]
+fn malformed_arc_inputs_are_rejected_with_the_task() {
+    let cases = [
+        ("arc_ragged", "badtask1.json", "task badtask1", "ragged"),
+        ("arc_oversized", "badtask1.json", "task badtask1", "31 cells, expected 1..=30"),
+        ("arc_colour_out_of_range", "badtask1.json", "task badtask1", "is 10, colours are integers 0..=9"),
+        ("arc_missing_key", "badtask1.json", "task badtask1", "missing key \"output\""),
+        ("arc_invalid_utf8", "badtask2.json", "task badtask2", "invalid UTF-8"),
+        ("arc_empty", "badtask3.json", "task badtask3", "file is empty"),
+        ("kaggle_mismatch_challenges.json", "kaggle_mismatch_solutions.json", "task cafe0001", "1 solutions for 2"),
+    ];
+    for (fixture, file, place, problem) in cases {
+        assert_rejected("arc", fixture, file, place, problem);
+    }
+}
+
+#[test]
+fn valid_inputs_pass_and_show_a_grid() {
+    for (task, fixture, expect) in [
+        ("sudoku", "sudoku_valid.csv", "3 valid 3x3 Sudoku puzzles"),
+        ("maze", "maze_valid.csv", "3 valid 10x10 mazes"),
+        ("arc", "arc_valid", "2 valid ARC tasks"),
+    ] {
+        let out = inspect(task, &fixtures().join(fixture));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{fixture}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(expect), "{fixture}: {stdout}");
+        assert!(stdout.lines().count() > 5, "{fixture}: no histogram or grid: {stdout}");
+    }
+    assert_rejected("sudoku", "no_such_file.csv", "no_such_file.csv", "cannot read", "");
+}
+
+#[test]
+fn generated_files_pass_inspection() {
+    let dir = std::env::temp_dir().join(format!("loopgrad-cli-data-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sudoku = dir.join("s.csv");
+    let out = loopgrad(&[
+        "data",
+        "sudoku",
+        "--box",
+        "2x3",
+        "--count",
+        "40",
+        "--out",
+        sudoku.to_str().unwrap(),
+        "--seed",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let check = inspect("sudoku", &sudoku);
+    assert!(String::from_utf8_lossy(&check.stdout).contains("40 valid 2x3 Sudoku puzzles"));
+    let hard = dir.join("h.csv");
+    let out = loopgrad(&["data", "sudoku", "--count", "2", "--min-rating", "1", "--out", hard.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(inspect("sudoku", &hard).status.success());
+    let maze = dir.join("m.csv");
+    let args = ["data", "maze", "--size", "12", "--min-route", "24", "--count", "5", "--out", maze.to_str().unwrap()];
+    assert!(loopgrad(&args).status.success());
+    let check = inspect("maze", &maze);
+    assert!(String::from_utf8_lossy(&check.stdout).contains("5 valid 12x12 mazes"));
+    // Bad arguments fail cleanly too.
+    let bad = loopgrad(&["data", "sudoku", "--box", "4x4", "--count", "1", "--out", sudoku.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("box shape `4x4`"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
