@@ -81,7 +81,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             break;
         }
         if r.time_limit_s > 0.0 && start.elapsed().as_secs_f64() > r.time_limit_s {
-            bar.println(format!("time limit of {} s reached at step {}", r.time_limit_s, trainer.step()));
+            say(&bar, format!("time limit of {} s reached at step {}", r.time_limit_s, trainer.step()));
             break;
         }
         let t = Instant::now();
@@ -99,12 +99,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
         if step % r.log_every.max(1) == 0 || step == r.steps {
             let record = window.record(step, start.elapsed().as_secs_f64());
             bar.set_message(window.message());
+            // Without a terminal there is no bar: print about ten progress lines per run instead.
+            if bar.is_hidden() && (step % (r.steps / 10).max(1) < r.log_every.max(1) || step == r.steps) {
+                eprintln!("step {step}/{}: {}", r.steps, window.message());
+            }
             run.log(&record)?;
             window = Window::default();
         }
         if r.eval_every > 0 && step % r.eval_every == 0 && step < r.steps {
             let result = run_eval(&mut trainer, &data.test, r.eval_examples);
-            bar.println(format!("step {step}: {}", describe(&result)));
+            say(&bar, format!("step {step}: {}", describe(&result)));
             run.log(&eval_record(step, &result, false))?;
         }
         if r.checkpoint_every > 0 && step % r.checkpoint_every == 0 {
@@ -247,6 +251,15 @@ impl Window {
             Self::ratio(self.halt_steps as f64, self.halted as f64),
             Self::ratio(self.samples as f64, self.seconds)
         )
+    }
+}
+
+/// A line above the progress bar, or on stderr when there is no bar.
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
     }
 }
 
