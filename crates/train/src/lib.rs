@@ -12,6 +12,7 @@ pub mod presets;
 pub mod rundir;
 pub mod slots;
 pub mod state;
+pub mod study;
 pub mod trainer;
 
 pub use config::TrainConfig;

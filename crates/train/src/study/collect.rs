@@ -1,0 +1,141 @@
+//! Gathering finished runs into per-cell statistics, from run directories alone (`OUT/runs/NAME/`), wherever the
+//! runs were trained: the final evaluation line of `metrics.jsonl`, the training time, and `test_time.json`.
+//! Unfinished runs are counted, never filled in.
+
+use super::expand::{Cell, Expansion};
+use super::machine::Machine;
+use super::plan::Budget;
+use super::runner::{read_log, read_test_time, status, RunStatus};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Mean and sample standard deviation over seeds (`sd` is None for a single seed).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Summary {
+    pub n: usize,
+    pub mean: f64,
+    pub sd: Option<f64>,
+}
+
+impl Summary {
+    /// None for no values.
+    pub fn of(values: &[f64]) -> Option<Summary> {
+        let n = values.len();
+        if n == 0 {
+            return None;
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let sd = (n > 1).then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
+        Some(Summary { n, mean, sd })
+    }
+}
+
+/// One run's measured outcome.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunResult {
+    pub status: RunStatus,
+    /// Held-out exact and token accuracy at the trained N_sup (the final evaluation line).
+    pub exact: Option<f64>,
+    pub token: Option<f64>,
+    pub train_seconds: Option<f64>,
+    /// Exact accuracy at each test-time step count.
+    pub test_time: BTreeMap<usize, f64>,
+    pub machine: Option<Machine>,
+}
+
+/// A cell with the statistics of its runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellResult {
+    pub cell: Cell,
+    pub exact: Option<Summary>,
+    pub token: Option<Summary>,
+    pub train_seconds: Option<Summary>,
+    /// Exact accuracy per test-time step count, over the runs that have it.
+    pub test_time: BTreeMap<usize, Summary>,
+    pub finished: usize,
+    pub failed: usize,
+}
+
+/// Everything the report needs.
+pub struct Results {
+    pub expansion: Expansion,
+    pub runs: Vec<RunResult>,
+    /// Machines the runs were evaluated on, with how many runs each.
+    pub machines: BTreeMap<Machine, usize>,
+}
+
+/// Reads every run of `expansion` from `runs_dir/NAME`.
+pub fn collect(expansion: &Expansion, runs_dir: &Path) -> Results {
+    let mut machines = BTreeMap::new();
+    let runs = expansion
+        .runs
+        .iter()
+        .map(|spec| {
+            let dir = runs_dir.join(&spec.name);
+            let status = status(&dir, spec);
+            let finished = status == RunStatus::Finished;
+            let log = read_log(&dir);
+            let value = |key: &str| log.final_eval.as_ref().and_then(|r| r[key].as_f64()).filter(|_| finished);
+            let test_time = read_test_time(&dir).filter(|_| finished);
+            if let Some(t) = &test_time {
+                *machines.entry(t.machine.clone()).or_insert(0) += 1;
+            }
+            RunResult {
+                exact: value("exact_accuracy"),
+                token: value("token_accuracy"),
+                train_seconds: finished.then_some(log.train_seconds),
+                test_time: test_time.iter().flat_map(|t| &t.results).map(|r| (r.steps, r.exact_accuracy)).collect(),
+                machine: test_time.map(|t| t.machine),
+                status,
+            }
+        })
+        .collect();
+    Results { expansion: expansion.clone(), runs, machines }
+}
+
+impl Results {
+    /// The statistics of a condition at a budget.
+    pub fn cell(&self, condition: &str, budget: Budget) -> CellResult {
+        let cell = self.expansion.cell(condition, budget).clone();
+        let runs: Vec<&RunResult> = cell.runs.iter().map(|&i| &self.runs[i]).collect();
+        let over =
+            |f: &dyn Fn(&RunResult) -> Option<f64>| Summary::of(&runs.iter().filter_map(|r| f(r)).collect::<Vec<_>>());
+        let mut test_time = BTreeMap::new();
+        for &steps in &self.expansion.plan.eval_steps {
+            if let Some(s) = over(&|r| r.test_time.get(&steps).copied()) {
+                test_time.insert(steps, s);
+            }
+        }
+        CellResult {
+            exact: over(&|r| r.exact),
+            token: over(&|r| r.token),
+            train_seconds: over(&|r| r.train_seconds),
+            test_time,
+            finished: runs.iter().filter(|r| r.status == RunStatus::Finished).count(),
+            failed: runs.iter().filter(|r| matches!(r.status, RunStatus::Failed(_))).count(),
+            cell,
+        }
+    }
+
+    /// Runs finished, failed, and neither.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let finished = self.runs.iter().filter(|r| r.status == RunStatus::Finished).count();
+        let failed = self.runs.iter().filter(|r| matches!(r.status, RunStatus::Failed(_))).count();
+        (finished, failed, self.runs.len() - finished - failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_is_the_mean_and_sample_standard_deviation() {
+        let s = Summary::of(&[0.5, 0.7, 0.9]).unwrap();
+        assert_eq!(s.n, 3);
+        assert!((s.mean - 0.7).abs() < 1e-12);
+        assert!((s.sd.unwrap() - 0.2).abs() < 1e-12);
+        assert_eq!(Summary::of(&[0.25]).unwrap().sd, None);
+        assert_eq!(Summary::of(&[]), None);
+    }
+}

@@ -1,0 +1,24 @@
+//! The recursion study (`loopgrad study`): a grid of ordinary training runs, several seeds each, evaluated at
+//! several test-time step counts, and a report with one table per question.
+//!
+//! ```text
+//! plan.toml ──expand──> runs: OUT/runs/CONDITION-STEPSst-sSEED/study.json       (expand.rs, plan.rs)
+//!     each run ──runner──> loopgrad train ... --out DIR; test_time.json          (runner.rs, testtime.rs)
+//!     run directories ──collect──> per-cell mean ± sd ──report──> report.md       (collect.rs, report.rs)
+//! ```
+//!
+//! Every step reads and writes run directories only, so runs can be trained anywhere (a local pool, a Slurm
+//! array, GNU parallel) and collected later. See `docs/study.md`.
+
+pub mod collect;
+pub mod expand;
+pub mod machine;
+pub mod plan;
+pub mod report;
+pub mod runner;
+pub mod testtime;
+
+pub use collect::{collect, Results, Summary};
+pub use expand::{Cell, Expansion, RunSpec};
+pub use plan::{Budget, Plan, QuestionKind};
+pub use runner::{RunStatus, SPEC_FILE};

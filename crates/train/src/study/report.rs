@@ -1,0 +1,302 @@
+//! The report: a markdown file with the provenance (command, machines, runs), one table per question, the plots,
+//! and an "Answer" section of mechanically derived sentences, each pointing to the table rows it reads. Nothing
+//! is estimated or filled in: a cell without finished runs shows "—", and its sentences say so.
+//!
+//! Rows are numbered `QUESTION.N`. The wall-time column comes last in every comparison table, since it is the one
+//! column that depends on where and how the runs were scheduled.
+
+use super::collect::{CellResult, Results, Summary};
+use super::machine::Machine;
+use super::plan::{Budget, Question, QuestionKind};
+use loopgrad_models::model::group_thousands;
+use std::fmt::Write;
+
+/// What the report says about how it was made.
+pub struct ReportContext {
+    /// The exact command line that produced it.
+    pub command: String,
+    /// The machine that wrote it.
+    pub machine: Machine,
+    /// (alt text, path relative to the report) of each plot, grouped by task.
+    pub plots: Vec<(String, Vec<(String, String)>)>,
+}
+
+/// The whole report as markdown.
+pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
+    let plan = &results.expansion.plan;
+    let mut md = String::new();
+    let _ = writeln!(md, "# Study results: plan `{}`\n", plan.name);
+    if !plan.description.is_empty() {
+        let _ = writeln!(md, "{}\n", plan.description);
+    }
+    let _ = writeln!(
+        md,
+        "Written by `loopgrad study` (see `docs/study.md`). Tables and the Answer section are derived mechanically \
+         from the run directories; every accuracy is the held-out exact accuracy of the evaluation weights (EMA \
+         when the run keeps one), as mean ± sample standard deviation over the seeds that finished (their count \
+         in the seeds column).\n"
+    );
+    let (finished, failed, missing) = results.counts();
+    let _ = writeln!(md, "- command: `{}`", ctx.command);
+    let _ = writeln!(md, "- report written on: {}", ctx.machine.describe());
+    for (m, n) in &results.machines {
+        let _ = writeln!(md, "- runs evaluated on: {} ({n} run{})", m.describe(), if *n == 1 { "" } else { "s" });
+    }
+    let threads = results.expansion.configs.first().map(|c| c.run.threads).unwrap_or(0);
+    let _ = writeln!(
+        md,
+        "- runs: {finished} of {} finished, {failed} failed, {missing} not finished; seeds 0..{}; {threads} thread(s) \
+         per run; test-time evaluation at {:?} supervision steps\n",
+        results.runs.len(),
+        plan.seeds - 1,
+        plan.eval_steps
+    );
+    tasks_table(&mut md, results);
+    for q in &plan.questions {
+        match q.kind {
+            QuestionKind::Compare => compare_table(&mut md, results, q),
+            QuestionKind::TestTime => test_time_table(&mut md, results, q),
+        }
+    }
+    if !ctx.plots.is_empty() {
+        let _ = writeln!(md, "## Plots\n");
+        for (task, plots) in &ctx.plots {
+            let _ = writeln!(md, "### {task}\n");
+            for (alt, path) in plots {
+                let _ = writeln!(md, "![{alt}]({path})\n");
+            }
+        }
+    }
+    let _ = writeln!(
+        md,
+        "## Answer\n\nMechanical: one sentence per comparison, differences in percentage points of held-out exact \
+         accuracy between the means of the named rows. \"within noise\" marks a difference smaller than the larger \
+         of the two rows' seed standard deviations.\n"
+    );
+    for q in &plan.questions {
+        let _ = writeln!(md, "### {}: {}\n", q.id, q.title);
+        let sentences = match q.kind {
+            QuestionKind::Compare => compare_answers(results, q),
+            QuestionKind::TestTime => test_time_answers(results, q),
+        };
+        for s in sentences {
+            let _ = writeln!(md, "- {s}");
+        }
+        md.push('\n');
+    }
+    md
+}
+
+fn tasks_table(md: &mut String, results: &Results) {
+    let plan = &results.expansion.plan;
+    let _ = writeln!(
+        md,
+        "## Tasks\n\n| task | what | preset | overrides | steps budget | FLOP budget |\n|---|---|---|---|---|---|"
+    );
+    for t in &plan.tasks {
+        let flops = match (results.expansion.flop_budgets.get(&t.name), &t.flops_of) {
+            (Some(f), Some(of)) => format!("{} ({of} for {} steps)", sci(*f), t.steps),
+            (Some(f), None) => sci(*f),
+            (None, _) => "—".to_string(),
+        };
+        let sets = if t.set.is_empty() {
+            "—".to_string()
+        } else {
+            t.set.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" ")
+        };
+        let _ = writeln!(md, "| {} | {} | `{}` | {sets} | {} | {flops} |", t.name, t.title, t.preset, t.steps);
+    }
+    md.push('\n');
+}
+
+/// Row ids of a comparison question, in table order: budgets outer, conditions inner.
+fn compare_rows(q: &Question) -> Vec<(String, &str, Budget)> {
+    let mut rows = Vec::new();
+    for &b in &q.budgets {
+        for c in &q.conditions {
+            rows.push((format!("{}.{}", q.id, rows.len() + 1), c.as_str(), b));
+        }
+    }
+    rows
+}
+
+fn compare_table(md: &mut String, results: &Results, q: &Question) {
+    let _ = writeln!(md, "## {}: {}\n", q.id, q.title);
+    if !q.question.is_empty() {
+        let _ = writeln!(md, "{}\n", q.question);
+    }
+    let _ = writeln!(
+        md,
+        "| row | condition | budget | steps | params | eff. depth | N_sup | train FLOPs | exact acc. (%) | token acc. (%) \
+         | seeds | wall time (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for (row, condition, budget) in compare_rows(q) {
+        let r = results.cell(condition, budget);
+        let c = &r.cell;
+        let _ = writeln!(
+            md,
+            "| {row} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            label(results, condition),
+            budget_name(budget),
+            group_thousands(c.steps as usize),
+            group_thousands(c.params),
+            c.effective_depth,
+            c.n_sup,
+            sci(c.train_flops()),
+            percent(r.exact),
+            percent(r.token),
+            seeds(&r),
+            r.train_seconds.map(|s| format!("{:.0}", s.mean)).unwrap_or_else(|| "—".into()),
+        );
+    }
+    md.push('\n');
+}
+
+fn test_time_table(md: &mut String, results: &Results, q: &Question) {
+    let steps = &results.expansion.plan.eval_steps;
+    let _ = writeln!(md, "## {}: {}\n", q.id, q.title);
+    if !q.question.is_empty() {
+        let _ = writeln!(md, "{}\n", q.question);
+    }
+    let _ = writeln!(
+        md,
+        "Exact accuracy (%) after each number of supervision steps at evaluation; models trained at equal steps.\n"
+    );
+    let head: Vec<String> = steps.iter().map(|s| format!("@{s}")).collect();
+    let _ = writeln!(md, "| row | condition | N_sup | {} | seeds |", head.join(" | "));
+    let _ = writeln!(md, "|---|---|---|{}---|", "---|".repeat(steps.len()));
+    for (i, condition) in q.conditions.iter().enumerate() {
+        let r = results.cell(condition, Budget::Steps);
+        let cols: Vec<String> = steps.iter().map(|s| percent(r.test_time.get(s).copied())).collect();
+        let _ = writeln!(
+            md,
+            "| {}.{} | {} | {} | {} | {} |",
+            q.id,
+            i + 1,
+            label(results, condition),
+            r.cell.n_sup,
+            cols.join(" | "),
+            seeds(&r)
+        );
+    }
+    md.push('\n');
+}
+
+fn compare_answers(results: &Results, q: &Question) -> Vec<String> {
+    let reference = q.reference.clone().unwrap_or_else(|| q.conditions[0].clone());
+    let rows = compare_rows(q);
+    let mut out = Vec::new();
+    for &budget in &q.budgets {
+        let row_of =
+            |c: &str| rows.iter().find(|(_, rc, b)| *rc == c && *b == budget).map(|r| r.0.clone()).expect("a row");
+        let base = results.cell(&reference, budget);
+        for c in q.conditions.iter().filter(|c| **c != reference) {
+            let other = results.cell(c, budget);
+            let what = format!("{c} vs {reference} at {}", budget_phrase(results, &other, budget));
+            let rows = format!("rows {} and {}", row_of(c), row_of(&reference));
+            out.push(difference(&what, other.exact, base.exact, &rows));
+        }
+    }
+    out
+}
+
+fn test_time_answers(results: &Results, q: &Question) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, condition) in q.conditions.iter().enumerate() {
+        let r = results.cell(condition, Budget::Steps);
+        let row = format!("row {}.{}", q.id, i + 1);
+        let Some((&most, &at_most)) = r.test_time.iter().next_back() else {
+            out.push(format!("{condition}: no finished runs yet ({row})."));
+            continue;
+        };
+        let (&best, best_acc) = r.test_time.iter().max_by(|a, b| a.1.mean.total_cmp(&b.1.mean)).expect("non-empty");
+        let best = format!("best at {best} steps ({:.1}%)", 100.0 * best_acc.mean);
+        match r.test_time.get(&r.cell.n_sup) {
+            Some(&trained) if most != r.cell.n_sup => {
+                let what = format!("{condition} evaluated at {most} instead of its N_sup = {} steps", r.cell.n_sup);
+                let s = difference(&what, Some(at_most), Some(trained), &row);
+                out.push(format!("{}; {best}.", s.trim_end_matches('.')));
+            }
+            _ => out.push(format!("{condition}: {best}; {:.1}% at {most} steps ({row}).", 100.0 * at_most.mean)),
+        }
+    }
+    out
+}
+
+/// "WHAT: +x.x points (a% vs b%, means over n and m seeds; ROWS)", or why there is no number.
+fn difference(what: &str, a: Option<Summary>, b: Option<Summary>, rows: &str) -> String {
+    let (Some(a), Some(b)) = (a, b) else {
+        return format!("{what}: not available, a row has no finished runs ({rows}).");
+    };
+    let d = 100.0 * (a.mean - b.mean);
+    let noise = a.sd.into_iter().chain(b.sd).fold(0.0, f64::max) * 100.0;
+    let qualifier = if noise > 0.0 && d.abs() < noise { ", within noise" } else { "" };
+    format!(
+        "{what}: {d:+.1} points ({:.1}% vs {:.1}%, means over {} and {} seeds{qualifier}; {rows}).",
+        100.0 * a.mean,
+        100.0 * b.mean,
+        a.n,
+        b.n
+    )
+}
+
+fn label(results: &Results, condition: &str) -> String {
+    let c = results.expansion.plan.condition(condition).expect("a planned condition");
+    if c.label.is_empty() {
+        c.name.clone()
+    } else {
+        format!("{} ({})", c.name, c.label)
+    }
+}
+
+fn budget_name(b: Budget) -> &'static str {
+    match b {
+        Budget::Steps => "equal steps",
+        Budget::Flops => "equal FLOPs",
+    }
+}
+
+fn budget_phrase(results: &Results, cell: &CellResult, b: Budget) -> String {
+    let task = &results.expansion.plan.condition(&cell.cell.condition).expect("planned").task;
+    match b {
+        Budget::Steps => format!("equal steps ({})", group_thousands(cell.cell.steps as usize)),
+        Budget::Flops => format!("equal training FLOPs ({})", sci(results.expansion.flop_budgets[task])),
+    }
+}
+
+fn percent(s: Option<Summary>) -> String {
+    match s {
+        None => "—".into(),
+        Some(Summary { mean, sd: Some(sd), .. }) => format!("{:.1} ± {:.1}", 100.0 * mean, 100.0 * sd),
+        Some(Summary { mean, sd: None, .. }) => format!("{:.1}", 100.0 * mean),
+    }
+}
+
+fn seeds(r: &CellResult) -> String {
+    let total = r.cell.runs.len();
+    let failed = if r.failed > 0 { format!(", {} failed", r.failed) } else { String::new() };
+    format!("{}/{total}{failed}", r.finished)
+}
+
+/// 1.23e12.
+pub fn sci(x: f64) -> String {
+    format!("{x:.2e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_cite_rows_and_flag_noise() {
+        let a = Summary::of(&[0.90, 0.94]);
+        let b = Summary::of(&[0.80, 0.82]);
+        let s = difference("A vs B", a, b, "rows q.1 and q.2");
+        assert_eq!(s, "A vs B: +11.0 points (92.0% vs 81.0%, means over 2 and 2 seeds; rows q.1 and q.2).");
+        let c = Summary::of(&[0.91, 0.80]);
+        assert!(difference("A vs C", a, c, "r").contains("within noise"));
+        assert!(difference("A vs D", a, None, "r").contains("not available"));
+        assert_eq!(percent(Summary::of(&[0.5])), "50.0");
+        assert_eq!(sci(1234.0e9), "1.23e12");
+    }
+}

@@ -1,0 +1,237 @@
+//! One run of a study, start to finish, from its directory alone: `loopgrad study --run-cell DIR` (what
+//! `--jobs` runs locally and what `--emit-jobs` writes, one line per run) reads `DIR/study.json`, trains with
+//! `loopgrad train` as a child process, then evaluates the checkpoint at the test-time step counts.
+//!
+//! A run is *finished* when its `metrics.jsonl` holds the final evaluation line and `test_time.json` exists for
+//! the same step: the study skips it. A run killed after its first checkpoint is continued with
+//! `loopgrad train --resume` (bit for bit the run it would have been); one killed before is restarted from
+//! scratch. A run that stopped on an error (a NaN loss) stays failed: the study reports it and does not retry
+//! it; delete its directory to try again.
+
+use super::expand::RunSpec;
+use super::testtime::{self, TestTime, TEST_TIME_FILE};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+use std::fs::{self, OpenOptions};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// The file that says what a run directory is for.
+pub const SPEC_FILE: &str = "study.json";
+/// The training process's output.
+pub const LOG_FILE: &str = "train.log";
+
+/// Where a run directory stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunStatus {
+    /// No checkpoint yet (or no directory).
+    NotStarted,
+    /// A checkpoint but no final evaluation: continue with `--resume`.
+    Partial,
+    /// Trained, but no test-time evaluation of the final checkpoint yet.
+    Trained,
+    /// Trained and evaluated: nothing to do.
+    Finished,
+    /// Stopped on an error, with the logged message.
+    Failed(String),
+}
+
+/// The last line of each kind a run logged, read leniently: a line cut short by a kill is skipped.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunLog {
+    /// The final evaluation record (`"kind":"eval","final":true`).
+    pub final_eval: Option<Value>,
+    /// An error record (`"kind":"error"`).
+    pub error: Option<Value>,
+    /// Seconds spent training: the sum over the run's segments (a resumed run starts a new one) of the last
+    /// `elapsed_s` of each, so steps redone after a resume count twice, as they cost.
+    pub train_seconds: f64,
+}
+
+/// Reads `metrics.jsonl` of a run directory (an empty log when there is none).
+pub fn read_log(dir: &Path) -> RunLog {
+    let mut log = RunLog::default();
+    let Ok(text) = fs::read_to_string(dir.join("metrics.jsonl")) else { return log };
+    let (mut last_step, mut last_elapsed, mut segment) = (0.0, 0.0, 0.0);
+    for record in text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        match record["kind"].as_str() {
+            Some("train") => {
+                let (step, elapsed) =
+                    (record["step"].as_f64().unwrap_or(0.0), record["elapsed_s"].as_f64().unwrap_or(0.0));
+                if step <= last_step || elapsed < last_elapsed {
+                    log.train_seconds += segment;
+                }
+                (last_step, last_elapsed, segment) = (step, elapsed, elapsed);
+            }
+            Some("eval") if record["final"] == Value::Bool(true) => log.final_eval = Some(record),
+            Some("error") => log.error = Some(record),
+            _ => {}
+        }
+    }
+    log.train_seconds += segment;
+    log
+}
+
+/// Reads a run's `test_time.json`, if it is there and readable.
+pub fn read_test_time(dir: &Path) -> Option<TestTime> {
+    let text = fs::read_to_string(dir.join(TEST_TIME_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Where the run in `dir` stands.
+pub fn status(dir: &Path, spec: &RunSpec) -> RunStatus {
+    let log = read_log(dir);
+    if let Some(e) = &log.error {
+        return RunStatus::Failed(e["message"].as_str().unwrap_or("an error").to_string());
+    }
+    if log.final_eval.is_some() {
+        let evaluated = read_test_time(dir).is_some_and(|t| {
+            t.step == spec.steps && t.results.iter().map(|r| r.steps).eq(sorted_unique(&spec.eval_steps))
+        });
+        return if evaluated { RunStatus::Finished } else { RunStatus::Trained };
+    }
+    if dir.join("checkpoint.safetensors").exists() {
+        RunStatus::Partial
+    } else {
+        RunStatus::NotStarted
+    }
+}
+
+fn sorted_unique(steps: &[usize]) -> Vec<usize> {
+    let mut s = steps.to_vec();
+    s.sort_unstable();
+    s.dedup();
+    s
+}
+
+/// Creates the run directory with its `study.json`, or checks that an existing one was planned the same way
+/// (a study directory never mixes two versions of a plan).
+pub fn prepare(dir: &Path, spec: &RunSpec) -> Result<()> {
+    let path = dir.join(SPEC_FILE);
+    if path.exists() {
+        let existing = read_spec(dir)?;
+        if existing != *spec {
+            bail!(
+                "{}: this run was planned differently (e.g. other overrides or eval steps); use another --out, or \
+                 delete the directory to rerun it",
+                path.display()
+            );
+        }
+        return Ok(());
+    }
+    fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the run directory", dir.display()))?;
+    let mut text = serde_json::to_string_pretty(spec)?;
+    text.push('\n');
+    crate::rundir::write_atomic(&path, text.as_bytes())
+}
+
+/// Reads a run directory's `study.json`.
+pub fn read_spec(dir: &Path) -> Result<RunSpec> {
+    let path = dir.join(SPEC_FILE);
+    let text = fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow!("{}: not a study run spec: {e}", path.display()))
+}
+
+/// What [`execute`] did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Already finished: nothing was run.
+    Skipped,
+    /// Trained (fresh, or resumed from a checkpoint when `resumed`) and/or evaluated.
+    Done { resumed: bool, trained: bool, test_time: TestTime },
+}
+
+/// Brings the run in `dir` to finished: trains it with `exe train ...` (the `loopgrad` binary; output appended
+/// to `train.log`) unless it is trained, then evaluates it at the test-time step counts.
+pub fn execute(dir: &Path, exe: &Path) -> Result<Outcome> {
+    let spec = read_spec(dir)?;
+    let state = status(dir, &spec);
+    let (trained, resumed) = match &state {
+        RunStatus::Finished => return Ok(Outcome::Skipped),
+        RunStatus::Failed(message) => {
+            bail!("{}: the run failed earlier ({message}); delete the directory to retry it", dir.display())
+        }
+        RunStatus::Trained => (false, false),
+        RunStatus::NotStarted => {
+            // A run killed before its first checkpoint may have left a config and metrics lines: start clean.
+            for leftover in ["metrics.jsonl", "config.toml", TEST_TIME_FILE] {
+                let _ = fs::remove_file(dir.join(leftover));
+            }
+            let mut args = vec!["train".to_string()];
+            args.extend(spec.train_args.iter().cloned());
+            args.extend(["--out".to_string(), dir.display().to_string()]);
+            train(exe, &args, dir)?;
+            (true, false)
+        }
+        RunStatus::Partial => {
+            train(exe, &["train".into(), "--resume".into(), dir.display().to_string()], dir)?;
+            (true, true)
+        }
+    };
+    if read_log(dir).final_eval.is_none() {
+        bail!("{}: training ended without its final evaluation (interrupted?); run it again to resume", dir.display());
+    }
+    let test_time = testtime::evaluate_run(dir, &spec.eval_steps, spec.test_time_examples)?;
+    Ok(Outcome::Done { resumed, trained, test_time })
+}
+
+/// Runs `exe args...` with its output appended to the run's log; an error quotes the log's last lines.
+fn train(exe: &Path, args: &[String], dir: &Path) -> Result<()> {
+    let log_path = dir.join(LOG_FILE);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("{}: cannot open", log_path.display()))?;
+    let status = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    if !status.success() {
+        let text = fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect();
+        bail!("{}: training failed ({status}): {}", dir.display(), tail.join(" | "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_reader_sums_segments_and_skips_cut_lines() {
+        let d = std::env::temp_dir().join(format!("loopgrad-study-log-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        let lines = [
+            r#"{"kind":"train","step":10,"elapsed_s":1.0}"#,
+            r#"{"kind":"train","step":20,"elapsed_s":2.0}"#,
+            r#"{"kind":"train","step":30,"ela"#,
+            r#"{"kind":"train","step":30,"elapsed_s":0.5}"#,
+            r#"{"kind":"eval","step":30,"final":false,"exact_accuracy":0.1}"#,
+            r#"{"kind":"eval","step":30,"final":true,"exact_accuracy":0.25}"#,
+        ];
+        fs::write(d.join("metrics.jsonl"), lines.join("\n")).unwrap();
+        let log = read_log(&d);
+        assert_eq!(log.train_seconds, 2.5);
+        assert_eq!(log.final_eval.unwrap()["exact_accuracy"], 0.25);
+        assert!(log.error.is_none());
+        fs::write(d.join("metrics.jsonl"), r#"{"kind":"error","step":3,"message":"the loss became NaN"}"#).unwrap();
+        let spec = RunSpec {
+            name: "x".into(),
+            plan: "p".into(),
+            task: "t".into(),
+            condition: "c".into(),
+            steps: 30,
+            seed: 0,
+            train_args: vec![],
+            eval_steps: vec![1],
+            test_time_examples: 0,
+        };
+        assert_eq!(status(&d, &spec), RunStatus::Failed("the loss became NaN".into()));
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,179 @@
+//! Test-time recursion: a trained model scored after each of several supervision step counts, more or fewer than
+//! it trained with. Evaluation from the init carry is a prefix computation (the carry after s steps does not
+//! depend on how many steps follow), so one pass of max(steps) steps scores every count: [`evaluate_at_steps`]
+//! equals [`crate::evaluate`] run once per count, at the cost of the longest alone.
+
+use super::machine::Machine;
+use crate::rundir::write_atomic;
+use crate::trainer::fill_row;
+use crate::{data, EvalResult, TrainConfig, Trainer};
+use anyhow::{bail, Context, Result};
+use loopgrad_autograd::Tape;
+use loopgrad_models::step::{token_accuracy, Batch, IGNORE_LABEL};
+use loopgrad_models::Model;
+use loopgrad_puzzles::ExampleSet;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// The file a run directory keeps its test-time results in.
+pub const TEST_TIME_FILE: &str = "test_time.json";
+
+/// A run's test-time evaluation, as stored in `test_time.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestTime {
+    /// The optimizer step of the evaluated checkpoint.
+    pub step: u64,
+    /// "ema" or "live": the weights evaluation uses (EMA when the run kept one).
+    pub weights: String,
+    /// One result per supervision step count, in increasing order of steps.
+    pub results: Vec<StepResult>,
+    pub seconds: f64,
+    pub machine: Machine,
+}
+
+/// Held-out scores after `steps` supervision steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    pub steps: usize,
+    pub examples: usize,
+    pub exact_accuracy: f64,
+    pub token_accuracy: f64,
+    pub loss: f64,
+}
+
+impl From<&EvalResult> for StepResult {
+    fn from(r: &EvalResult) -> Self {
+        StepResult {
+            steps: r.steps,
+            examples: r.examples,
+            exact_accuracy: r.exact_accuracy,
+            token_accuracy: r.token_accuracy,
+            loss: r.loss,
+        }
+    }
+}
+
+/// Scores the first `limit` examples of `set` (all when 0) after each count in `steps` (sorted, deduplicated),
+/// in batches of `batch_size`, running every example max(steps) supervision steps from the init carry without a
+/// tape. The scores at count s are exactly those [`crate::evaluate`] gives with `steps = s`.
+pub fn evaluate_at_steps(
+    model: &Model,
+    tape: &mut Tape<f32>,
+    set: &ExampleSet,
+    limit: usize,
+    steps: &[usize],
+    batch_size: usize,
+) -> Vec<EvalResult> {
+    let mut counts = steps.to_vec();
+    counts.sort_unstable();
+    counts.dedup();
+    assert!(counts.first().is_some_and(|&s| s > 0), "evaluate_at_steps: step counts must be positive, got {steps:?}");
+    let n = if limit == 0 { set.len() } else { limit.min(set.len()) };
+    let l = set.seq_len();
+    // Per count: exact, tokens correct, tokens valid, loss sum.
+    let mut sums = vec![(0usize, 0usize, 0usize, 0.0f64); counts.len()];
+    let mut batch = Batch { inputs: Vec::new(), labels: Vec::new(), puzzle_ids: Vec::new() };
+    for start in (0..n).step_by(batch_size.max(1)) {
+        let b = batch_size.min(n - start);
+        batch.inputs.resize(b * l, 0);
+        batch.labels.resize(b * l, 0);
+        batch.puzzle_ids.resize(b, 0);
+        for slot in 0..b {
+            fill_row(&mut batch, slot, set, start + slot);
+        }
+        let mut carry = model.initial_carry(&tape.params, b);
+        for s in 1..=*counts.last().expect("non-empty") {
+            let scored = counts.iter().position(|&c| c == s);
+            let (next, scores) = tape.no_grad(|t| {
+                let out = model.supervision_step(t, carry, &batch);
+                let scores = scored.map(|_| {
+                    let ce = t.stablemax_ce(out.logits, &batch.labels, IGNORE_LABEL);
+                    (token_accuracy(t.value(out.logits), &batch.labels), t.value(ce).to_vec())
+                });
+                (out.carry, scores)
+            });
+            carry = next;
+            tape.reset();
+            if let (Some(k), Some((acc, ce))) = (scored, scores) {
+                for (&(valid, correct, exact), &loss) in acc.iter().zip(&ce) {
+                    sums[k].0 += exact as usize;
+                    sums[k].1 += correct;
+                    sums[k].2 += valid;
+                    sums[k].3 += loss as f64;
+                }
+            }
+        }
+    }
+    counts
+        .iter()
+        .zip(sums)
+        .map(|(&steps, (exact, correct, valid, loss))| EvalResult {
+            examples: n,
+            exact_accuracy: exact as f64 / n.max(1) as f64,
+            token_accuracy: correct as f64 / valid.max(1) as f64,
+            loss: loss / n.max(1) as f64,
+            steps,
+        })
+        .collect()
+}
+
+/// Evaluates a finished run directory's checkpoint (the EMA weights when the run kept them, as the trainer's own
+/// evaluation does) on its held-out set, regenerated from its `config.toml`, at every count of `steps`, and
+/// writes `test_time.json` atomically.
+pub fn evaluate_run(dir: &Path, steps: &[usize], limit: usize) -> Result<TestTime> {
+    let t0 = Instant::now();
+    let config = TrainConfig::from_file(&dir.join("config.toml"))?;
+    let data = data::load(&config.data)?;
+    crate::trainer::check_data(&config, &data.test, "held-out")?;
+    let mut trainer = Trainer::new(config.clone(), &data.train)?;
+    let checkpoint = dir.join("checkpoint.safetensors");
+    trainer
+        .load_checkpoint(&checkpoint, data.train.len())
+        .with_context(|| format!("{}: cannot load for test-time evaluation", checkpoint.display()))?;
+    if trainer.step() != config.run.steps {
+        bail!("{}: at step {} of {}; the run has not finished", checkpoint.display(), trainer.step(), config.run.steps);
+    }
+    // The trainer's own evaluation batch, so that the count the model trained with reproduces its final score.
+    let batch = config.run.batch_size.max(64);
+    let results =
+        trainer.with_eval_weights(|model, tape| evaluate_at_steps(model, tape, &data.test, limit, steps, batch));
+    let result = TestTime {
+        step: trainer.step(),
+        weights: if config.optim.ema > 0.0 { "ema" } else { "live" }.to_string(),
+        results: results.iter().map(StepResult::from).collect(),
+        seconds: t0.elapsed().as_secs_f64(),
+        machine: Machine::this(),
+    };
+    let mut text = serde_json::to_string_pretty(&result)?;
+    text.push('\n');
+    write_atomic(&dir.join(TEST_TIME_FILE), text.as_bytes())?;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate;
+
+    #[test]
+    fn one_pass_equals_one_evaluation_per_step_count() {
+        let mut config = TrainConfig::preset("smoke").unwrap();
+        config.data.train_count = 20;
+        config.data.test_count = 13;
+        let data = data::load(&config.data).unwrap();
+        let mut trainer = Trainer::new(config, &data.train).unwrap();
+        for _ in 0..3 {
+            trainer.train_step(&data.train).unwrap();
+        }
+        let steps = [4, 1, 2, 4];
+        let (model, tape) = (&trainer.model, &mut trainer.tape);
+        let together = evaluate_at_steps(model, tape, &data.test, 11, &steps, 4);
+        assert_eq!(together.iter().map(|r| r.steps).collect::<Vec<_>>(), [1, 2, 4]);
+        for r in &together {
+            let (alone, _) = evaluate(model, tape, &data.test, 11, r.steps, 4);
+            assert_eq!(*r, alone, "at {} steps", r.steps);
+        }
+        assert_ne!(together[0].loss, together[2].loss, "different step counts score differently");
+    }
+}
