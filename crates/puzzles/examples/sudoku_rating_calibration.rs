@@ -37,5 +37,16 @@ fn main() {
             "uniqueness-search guesses, {samples:2} presentations: spearman {:.3}, tdoku/ours ratio of means {ratio:.3} ({us:.0} us/puzzle)",
             rating::spearman(&ours, &tdoku)
         );
+        if samples == rating::SAMPLES {
+            let quantile = |v: &[f64], p: f64| {
+                let mut s = v.to_vec();
+                s.sort_by(f64::total_cmp);
+                s[((s.len() - 1) as f64 * p) as usize]
+            };
+            for p in [0.1, 0.25, 0.5, 0.75, 0.9, 0.99] {
+                let (t, o) = (quantile(&tdoku, p), quantile(&ours, p));
+                println!("    quantile {p:4}: tdoku {t:6.1}, ours {o:7.2}, ratio {:.3}", t / o);
+            }
+        }
     }
 }
