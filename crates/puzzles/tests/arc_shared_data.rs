@@ -1,7 +1,8 @@
 //! The ARC loaders read every shared ARC file (`../shared/data/arc-agi-1`, `arc-agi-2`, `conceptarc`,
 //! `trm-kaggle-combined`) with the counts their READMEs state, the Kaggle copies equal the repository copies,
-//! and the voting evaluator scores a perfect predictor at 100% and an echo predictor at the share of test pairs
-//! whose output equals their input.
+//! and the voting evaluator scores a perfect predictor at 100%, an echo predictor at the share of test pairs
+//! whose output equals their input (none in ARC-AGI-1 evaluation), and a predictor right on one version in four at
+//! 0% pass@1 and the share of tasks it covers at pass@2.
 
 mod common;
 
@@ -83,4 +84,18 @@ fn voting_evaluator_on_arc_agi_1_evaluation() {
         blank.record(i, &vec![canvas::PAD; canvas::SEQ_LEN], 1.0).unwrap();
     }
     assert_eq!(blank.scores(&[2]).overall, vec![0.0]);
+    // Right only on the unaugmented version, blank on the 3 others: the blank wins the vote, the answer is second.
+    // Restricted to tasks whose id starts with 0-7, the score is exactly the share of such tasks.
+    let mut runner_up = ArcEvaluator::new(&d.test, &d.test_tasks);
+    for i in 0..d.test.len() {
+        let name = d.test.identifier_name(d.test.puzzle_id(i));
+        let right = !name.contains("|||") && name.starts_with(|c: char| ('0'..='7').contains(&c));
+        let prediction = if right { d.test.labels(i).to_vec() } else { vec![canvas::PAD; canvas::SEQ_LEN] };
+        runner_up.record(i, &prediction, 0.5).unwrap();
+    }
+    let share = tasks.iter().filter(|t| t.id.starts_with(|c: char| ('0'..='7').contains(&c))).count() as f64 / 400.0;
+    let r = runner_up.scores(&[1, 2]);
+    assert!(share > 0.3 && share < 0.7, "{share}");
+    assert_eq!(r.pass_at(1), Some(0.0));
+    assert!((r.pass_at(2).unwrap() - share).abs() < 1e-12, "{:?} vs {share}", r.pass_at(2));
 }
