@@ -21,19 +21,33 @@ The weights are the reference init except where that would leave a path untested
 the reference) and the puzzle embeddings (zero in the reference) get small random values, and the carry starts
 from the init vectors plus noise, so that every gradient is non-trivial.
 
-Regenerate (a few seconds on a CPU; needs torch and safetensors):
+The evaluation oracle (`--eval-out DIR`, for `loopgrad eval`, tests/cli_eval_oracle.rs) writes into DIR, next to
+the puzzles `sudoku6.csv` it reads (16 6x6 puzzles from `loopgrad data sudoku --box 2x3 --count 16 --seed 2024`):
+
+    trm_mlp_sudoku6.safetensors  a TRM-MLP with the architecture of loopgrad's preset `trm-mlp-sudoku6-cpu`,
+                                 briefly trained here (see `make_eval_fixture`), reference names, bfloat16
+    expected.json                the reference evaluation of those weights on those puzzles after 1, 3 and 8
+                                 supervision steps: loss, exact and token accuracy, and the per-example numbers
+
+Regenerate (seconds on a CPU; needs torch and safetensors; without arguments it writes both sets):
 
     python tests/oracle/trm_reference.py --out tests/oracle/fixtures
+    python tests/oracle/trm_reference.py --eval-out tests/oracle/fixtures/eval
+
+The files are byte-for-byte reproducible with the same torch build on the same CPU (the metadata order is fixed
+by `save_deterministic`); the eval weights come out of float32 training, whose last bits may differ elsewhere.
 """
 
 import argparse
+import csv
 import json
 import math
 import os
+import struct
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 IGNORE = 0  # PAD: labels equal to it are ignored
 
@@ -254,6 +268,25 @@ MODELS = {
 }
 
 
+GENERATOR = "tests/oracle/trm_reference.py"
+
+
+def save_deterministic(tensors, path, metadata):
+    """`safetensors.torch.save_file`, but with the metadata in `metadata`'s order: the library writes it from a
+    Rust HashMap, in a different order on every run, so that a regenerated file would differ byte for byte."""
+    raw = save(tensors, metadata=metadata)
+    (n,) = struct.unpack("<Q", raw[:8])
+    text = raw[8 : 8 + n].decode()
+    header = json.loads(text)
+    compact = lambda h: json.dumps(h, separators=(",", ":"), ensure_ascii=False)
+    assert compact(header) == text.rstrip(" "), "the library's header is not compact JSON: cannot reorder it"
+    header["__metadata__"] = dict(metadata)
+    ordered = compact(header).encode()
+    assert len(ordered) <= n
+    with open(path, "wb") as f:
+        f.write(raw[:8] + ordered + b" " * (n - len(ordered)) + raw[8 + n :])
+
+
 def make_fixture(name, cfg, seed):
     gen = torch.Generator().manual_seed(seed)
     w32 = init_weights(cfg, gen)
@@ -301,20 +334,141 @@ def make_fixture(name, cfg, seed):
     for k in trained:
         tensors[f"grad.{k}"] = w[k].grad
     tensors = {k: v.contiguous() for k, v in tensors.items()}
-    meta = {"config": json.dumps(cfg), "generator": "tests/oracle/trm_reference.py", "torch": torch.__version__}
+    meta = {"generator": GENERATOR, "torch": torch.__version__, "config": json.dumps(cfg)}
     return tensors, meta, loss.item()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The evaluation oracle: a checkpoint written by PyTorch, scored here and by `loopgrad eval`
+
+EVAL_PRESET = "trm-mlp-sudoku6-cpu"  # loopgrad's model preset with this architecture (the main job's)
+EVAL_CFG = dict(
+    arch="trm", seq_len=36, vocab_size=8, num_puzzle_identifiers=1, puzzle_emb_len=4, hidden_size=64, num_heads=4,
+    expansion=4.0, num_layers=2, h_cycles=2, l_cycles=2, halt_max_steps=8, halt_exploration_prob=0.1, mlp_t=True,
+    variant="yz", grad_window="last_recursion", q_continue=False, rms_norm_eps=1e-5, rope_theta=10000.0,
+)
+EVAL_STEPS = (1, 3, 8)  # supervision steps per example; 8 is N_sup, the preset's halt_max_steps
+
+
+def read_sudoku_csv(path):
+    """A `source,question,answer,rating` file as tokens (1 = blank '.', digit d = d + 1): inputs, labels [N, L]."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    tokens = lambda grid: [1 if c == "." else int(c) + 1 for c in grid]
+    return torch.tensor([tokens(r["question"]) for r in rows]), torch.tensor([tokens(r["answer"]) for r in rows])
+
+
+def evaluate(w, cfg, inputs, labels, steps):
+    """The reference evaluation: every example runs `steps` supervision steps from the init carry (H_init, L_init
+    broadcast to every position), halting off; scores at the final step. Returns per example the mean stablemax
+    CE over its non-PAD labels (float64, as the reference) and its correct and valid token counts, and the final
+    logits [N, L, V]."""
+    b, d = inputs.shape[0], cfg["hidden_size"]
+    positions = cfg["puzzle_emb_len"] + cfg["seq_len"]
+    carry = tuple(w[k].expand(b, positions, d) for k in ("inner.H_init", "inner.L_init"))
+    puzzle_ids = torch.zeros(b, dtype=torch.long)  # Sudoku has one puzzle identifier
+    with torch.no_grad():
+        for _ in range(steps):
+            carry, logits, _, _ = inner_forward(w, cfg, carry, inputs, puzzle_ids)
+    valid = (labels != IGNORE).sum(-1)
+    ce = stablemax_ce(logits.double(), labels).sum(-1) / valid.clamp_min(1)
+    correct = ((labels != IGNORE) & (logits.argmax(-1) == labels)).sum(-1)
+    return ce, correct, valid, logits
+
+
+def train_briefly(w, cfg, inputs, labels, passes, lr=3e-3):
+    """Deep supervision on (inputs, labels), in place on the float32 weights `w`: `passes` times, the batch starts
+    from the init carry and runs N_sup supervision steps, each with the ACT loss and an Adam step (betas as the
+    reference's), the carry detached between steps. No halting: every pass runs all N_sup steps."""
+    trained = [n for n, _, _, t in declare(cfg) if t]
+    for k in trained:
+        w[k].requires_grad_(True)
+    opt = torch.optim.Adam([w[k] for k in trained], lr=lr, betas=(0.9, 0.95))
+    b, d = inputs.shape[0], cfg["hidden_size"]
+    positions = cfg["puzzle_emb_len"] + cfg["seq_len"]
+    puzzle_ids = torch.zeros(b, dtype=torch.long)
+    for _ in range(passes):
+        carry = tuple(w[k].expand(b, positions, d) for k in ("inner.H_init", "inner.L_init"))
+        for _ in range(cfg["halt_max_steps"]):
+            carry, logits, q_halt, q_continue = inner_forward(w, cfg, carry, inputs, puzzle_ids)
+            opt.zero_grad()
+            act_loss(logits.double(), q_halt, q_continue, labels, None).backward()
+            opt.step()
+    for k in trained:
+        w[k].requires_grad_(False)
+
+
+def make_eval_fixture(out_dir, seed=4321, train_puzzles=8, passes=8):
+    """Writes `trm_mlp_sudoku6.safetensors` (reference names, bfloat16 to keep the fixture small; no loopgrad
+    config, so `loopgrad eval` needs `--preset`) and `expected.json` (the scores at each of EVAL_STEPS) for the
+    puzzles of `sudoku6.csv` in `out_dir`. The scores come from a float64 forward of the stored weights; a float32
+    forward is recorded beside them (`loss_f32_forward`) to show how far f32 arithmetic alone moves the loss.
+
+    The weights are the init of `declare` trained briefly on the first `train_puzzles` puzzles, for two reasons.
+    At the random init the recursion is chaotic: f32 and f64 forwards of the same weights drift apart about five
+    times per supervision step and differ by ~30% in the carry after 8 steps, so no two f32 implementations could
+    agree at N_sup; a little training makes it contract, as in a trained model. And it makes the scores
+    informative: some puzzles are solved, at some step counts and not others."""
+    cfg = EVAL_CFG
+    gen = torch.Generator().manual_seed(seed)
+    inputs, labels = read_sudoku_csv(os.path.join(out_dir, "sudoku6.csv"))
+    assert inputs.shape[1] == cfg["seq_len"] and int(labels.max()) < cfg["vocab_size"]
+    w32 = init_weights(cfg, gen)
+    train_briefly(w32, cfg, inputs[:train_puzzles], labels[:train_puzzles], passes)
+    weights = {k: v.to(torch.bfloat16) for k, v in w32.items()}
+    runs = []
+    for steps in EVAL_STEPS:
+        ce, correct, valid, logits = evaluate({k: v.double() for k, v in weights.items()}, cfg, inputs, labels, steps)
+        ce32, _, _, logits32 = evaluate({k: v.float() for k, v in weights.items()}, cfg, inputs, labels, steps)
+        # The accuracies are compared exactly: every argmax must be far from a tie compared with f32's error.
+        top2 = logits.topk(2, dim=-1).values
+        margin = (top2[..., 0] - top2[..., 1]).min().item()
+        f32_error = (logits32.double() - logits).abs().max().item()
+        assert margin > 10 * f32_error, f"steps {steps}: an argmax {margin:.1e} from a tie (f32 error {f32_error:.1e})"
+        runs.append({
+            "steps": steps,
+            "examples": len(ce),
+            "loss": ce.mean().item(),
+            "exact_accuracy": (correct == valid).double().mean().item(),
+            "token_accuracy": correct.sum().item() / valid.sum().item(),  # over all tokens, as loopgrad
+            "loss_f32_forward": ce32.mean().item(),
+            "logits_f32_error": f32_error,
+            "min_argmax_margin": margin,
+            "example_loss": ce.tolist(),
+            "example_correct_tokens": correct.tolist(),
+            "example_valid_tokens": valid.tolist(),
+        })
+    meta = {"generator": GENERATOR, "torch": torch.__version__, "format": "pt", "preset": EVAL_PRESET}
+    path = os.path.join(out_dir, "trm_mlp_sudoku6.safetensors")
+    save_deterministic({k: v.contiguous() for k, v in weights.items()}, path, meta)
+    expected = {"generator": GENERATOR, "torch": torch.__version__, "preset": EVAL_PRESET, "config": cfg,
+                "checkpoint": os.path.basename(path), "data": "sudoku6.csv", "runs": runs}
+    with open(os.path.join(out_dir, "expected.json"), "w") as f:
+        json.dump(expected, f, indent=1)
+        f.write("\n")
+    for r in runs:
+        print(f"{path}: {r['steps']} steps: loss {r['loss']:.10f} (f32 forward {r['loss_f32_forward']:.10f}), "
+              f"exact {r['exact_accuracy']:.4f}, token {r['token_accuracy']:.4f}, "
+              f"argmax margin {r['min_argmax_margin']:.1e} vs f32 logit error {r['logits_f32_error']:.1e}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default="tests/oracle/fixtures")
+    ap.add_argument("--out", help="write the one-step fixtures here")
+    ap.add_argument("--eval-out", help="write the evaluation fixtures here (reads sudoku6.csv from it)")
     args = ap.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+    if args.out is None and args.eval_out is None:
+        args.out, args.eval_out = "tests/oracle/fixtures", "tests/oracle/fixtures/eval"
     torch.set_num_threads(1)
+    if args.eval_out is not None:
+        make_eval_fixture(args.eval_out)
+    if args.out is None:
+        return
+    os.makedirs(args.out, exist_ok=True)
     for i, (name, cfg) in enumerate(MODELS.items()):
         tensors, meta, loss = make_fixture(name, cfg, seed=1234 + i)
         path = os.path.join(args.out, f"{name}.safetensors")
-        save_file(tensors, path, metadata=meta)
+        save_deterministic(tensors, path, meta)
         print(f"{path}: loss {loss:.10f}, {os.path.getsize(path)} bytes")
 
 
