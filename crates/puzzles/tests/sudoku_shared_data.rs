@@ -2,7 +2,7 @@
 //!
 //! `test_hard.csv` (5,000 rows) is checked in full. `train.csv` (93,104 rows) is checked on every 8th row by
 //! default and in full by the ignored test `train_csv_every_row` (`cargo test -p loopgrad-puzzles --release --
-//! --ignored`), which takes about half a minute on two cores.
+//! --ignored`), which took about 40 s on the shared two-core machine.
 
 mod common;
 
@@ -52,7 +52,7 @@ fn train_csv_every_8th_row() {
 }
 
 #[test]
-#[ignore = "about 30 s on two cores; run with --ignored"]
+#[ignore = "about 40 s; run with --ignored"]
 fn train_csv_every_row() {
     check("train.csv", 1);
 }
