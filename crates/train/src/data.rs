@@ -66,7 +66,7 @@ fn sudoku(c: &DataConfig) -> Result<Datasets> {
     let test = if c.test_path.is_empty() {
         // A different seed, and an explicit filter: a held-out puzzle is one the model never trained on.
         let extra = c.test_count / 10 + 10;
-        let candidates = generate_puzzles(shape, c.test_count + extra, difficulty, c.seed ^ 0x7e57_5e7)
+        let candidates = generate_puzzles(shape, c.test_count + extra, difficulty, c.seed ^ 0x07e5_75e7)
             .map_err(|e| anyhow!("generating puzzles: {e}"))?;
         let fresh: Vec<SudokuRecord> =
             candidates.into_iter().filter(|r| !seen.contains(r.puzzle.as_slice())).take(c.test_count).collect();

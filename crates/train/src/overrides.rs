@@ -61,7 +61,7 @@ fn parse_value(raw: &str, old: &Value) -> Value {
         .and_then(|v| serde_json::to_value(v).ok());
     match parsed {
         // A string field keeps its value as typed, even if it looks like a number ("--set data.path=123").
-        Some(v) if !(old.is_string() && !v.is_string()) => v,
+        Some(v) if !old.is_string() || v.is_string() => v,
         _ => Value::String(raw.trim_matches('"').to_string()),
     }
 }
