@@ -3,6 +3,7 @@
 
 use crate::config::DataConfig;
 use anyhow::{anyhow, bail, Result};
+use loopgrad_puzzles::maze::{self, MazeConfig, MazeRecord};
 use loopgrad_puzzles::sudoku::csv::{read_csv, SudokuRecord};
 use loopgrad_puzzles::sudoku::dataset::{generate_puzzles, to_example_set, Difficulty};
 use loopgrad_puzzles::sudoku::BoxShape;
@@ -22,7 +23,8 @@ pub struct Datasets {
 pub fn load(config: &DataConfig) -> Result<Datasets> {
     match config.task.as_str() {
         "sudoku" => sudoku(config),
-        other => bail!("data.task {other:?}: training on this task is not available yet (sudoku is)"),
+        "maze" => maze(config),
+        other => bail!("data.task {other:?}: training on this task is not available yet (sudoku and maze are)"),
     }
 }
 
@@ -39,7 +41,18 @@ pub fn load_test_file(task: &str, path: &Path, limit: usize) -> Result<ExampleSe
             }
             Ok(to_example_set(&records, 0, 0))
         }
-        other => bail!("--task {other}: evaluation on this task is not available yet (sudoku is)"),
+        "maze" => {
+            let mut records = maze::csv::read_csv(path).map_err(|e| anyhow!("{e}"))?;
+            if limit > 0 {
+                records.truncate(limit);
+            }
+            if records.is_empty() {
+                bail!("{}: no mazes", path.display());
+            }
+            check_one_size(path, &records)?;
+            Ok(maze::dataset::to_example_set(&records, false))
+        }
+        other => bail!("--task {other}: evaluation on this task is not available yet (sudoku and maze are)"),
     }
 }
 
@@ -92,4 +105,68 @@ fn sudoku(c: &DataConfig) -> Result<Datasets> {
         test: to_example_set(&test, 0, c.seed),
         description,
     })
+}
+
+fn maze(c: &DataConfig) -> Result<Datasets> {
+    let config = MazeConfig::new(c.maze_size, c.maze_min_route);
+    let read = |path: &str, count: usize| -> Result<Vec<MazeRecord>> {
+        let mut records = maze::csv::read_csv(Path::new(path)).map_err(|e| anyhow!("{e}"))?;
+        if count > 0 {
+            records.truncate(count);
+        }
+        check_one_size(Path::new(path), &records)?;
+        Ok(records)
+    };
+    let train = if c.train_path.is_empty() {
+        maze::generate::generate_mazes(&config, c.train_count, c.seed).map_err(|e| anyhow!("generating mazes: {e}"))?
+    } else {
+        read(&c.train_path, c.train_count)?
+    };
+    let seen: HashSet<&[u8]> = train.iter().map(|r| r.question.as_slice()).collect();
+    let test = if c.test_path.is_empty() {
+        let extra = c.test_count / 10 + 10;
+        let candidates = maze::generate::generate_mazes(&config, c.test_count + extra, c.seed ^ 0x07e5_75e7)
+            .map_err(|e| anyhow!("generating mazes: {e}"))?;
+        let fresh: Vec<MazeRecord> =
+            candidates.into_iter().filter(|r| !seen.contains(r.question.as_slice())).take(c.test_count).collect();
+        if fresh.len() < c.test_count {
+            bail!("could only generate {} held-out mazes unseen in training", fresh.len());
+        }
+        fresh
+    } else {
+        read(&c.test_path, c.test_count)?
+    };
+    if train.is_empty() || test.is_empty() {
+        bail!("data: {} training and {} held-out mazes; both must be non-empty", train.len(), test.len());
+    }
+    if train[0].size != test[0].size {
+        bail!("data: training mazes are {0}x{0} but held-out mazes are {1}x{1}", train[0].size, test[0].size);
+    }
+    let side = train[0].size;
+    let description = format!(
+        "{} {side}x{side} mazes for training{}, {} held out ({})",
+        train.len(),
+        if c.augmentations > 0 { " x 8 dihedral images" } else { "" },
+        test.len(),
+        if c.train_path.is_empty() { "generated" } else { "from files" }
+    );
+    Ok(Datasets {
+        train: maze::dataset::to_example_set(&train, c.augmentations > 0),
+        test: maze::dataset::to_example_set(&test, false),
+        description,
+    })
+}
+
+/// A model has one sequence length: every maze of a file must have the same size.
+fn check_one_size(path: &Path, records: &[MazeRecord]) -> Result<()> {
+    if let Some((i, r)) = records.iter().enumerate().find(|(_, r)| r.size != records[0].size) {
+        bail!(
+            "{}: maze {} is {2}x{2}, the first is {3}x{3}; one file, one size",
+            path.display(),
+            i + 1,
+            r.size,
+            records[0].size
+        );
+    }
+    Ok(())
 }

@@ -83,9 +83,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if steps == 0 {
         bail!("--steps must be at least 1");
     }
-    let (result, _) = evaluate(&model, &mut tape, &set, 0, steps, args.batch_size.max(1));
+    let (result, predictions) = evaluate(&model, &mut tape, &set, 0, steps, args.batch_size.max(1));
+    let valid_shortest = (args.task == "maze").then(|| maze_valid_shortest(&set, &predictions.tokens));
     if args.json {
         let mut record = serde_json::to_value(&result)?;
+        if let Some(v) = valid_shortest {
+            record["valid_shortest_accuracy"] = json!(v);
+        }
         record["checkpoint"] = json!(args.checkpoint.display().to_string());
         record["data"] = json!(args.data.display().to_string());
         record["ema_weights"] = json!(ema);
@@ -101,8 +105,27 @@ pub fn run(args: EvalArgs) -> Result<()> {
             result.steps,
             if ema { "EMA" } else { "live" }
         );
+        if let Some(v) = valid_shortest {
+            println!("valid and shortest paths: {:.2}%", 100.0 * v);
+        }
     }
     Ok(())
+}
+
+/// The fraction of mazes whose predicted path is valid and as short as the shortest one (shortest paths are
+/// not unique, so exact match undercounts).
+fn maze_valid_shortest(set: &loopgrad_puzzles::ExampleSet, predictions: &[Vec<u8>]) -> f64 {
+    use loopgrad_puzzles::maze;
+    let size = maze::side_of(set.seq_len()).unwrap_or(0);
+    let good = predictions
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            let question = maze::from_tokens(set.inputs(*i));
+            maze::valid_shortest_path(&question, &maze::from_tokens(p), size)
+        })
+        .count();
+    good as f64 / predictions.len().max(1) as f64
 }
 
 /// --config, else --preset, else the config stored in the checkpoint.
