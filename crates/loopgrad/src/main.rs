@@ -28,6 +28,8 @@ enum Command {
     Data(cli::data::DataCommand),
     /// Draw a run's loss and accuracy curves as an SVG.
     Plot(cli::plot::PlotArgs),
+    /// The recursion study: a grid of runs over seeds, test-time recursion, and a report with tables and plots.
+    Study(cli::study::StudyArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Some(Command::Info(args)) => cli::info::run(args),
         Some(Command::Data(cmd)) => cli::data::run(cmd),
         Some(Command::Plot(args)) => cli::plot::run(args),
+        Some(Command::Study(args)) => cli::study::run(args),
         None => cli::train::run(cli::train::TrainArgs::default()),
     };
     match result {

@@ -4,4 +4,5 @@ pub mod data;
 pub mod eval;
 pub mod info;
 pub mod plot;
+pub mod study;
 pub mod train;

@@ -17,8 +17,14 @@ pub struct ReportContext {
     pub command: String,
     /// The machine that wrote it.
     pub machine: Machine,
-    /// (alt text, path relative to the report) of each plot, grouped by task.
-    pub plots: Vec<(String, Vec<(String, String)>)>,
+    /// The plots, grouped by task.
+    pub plots: Vec<TaskPlots>,
+}
+
+/// A task's plots: (alt text, path relative to the report) of each.
+pub struct TaskPlots {
+    pub task: String,
+    pub plots: Vec<(String, String)>,
 }
 
 /// The whole report as markdown.
@@ -60,7 +66,7 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
     }
     if !ctx.plots.is_empty() {
         let _ = writeln!(md, "## Plots\n");
-        for (task, plots) in &ctx.plots {
+        for TaskPlots { task, plots } in &ctx.plots {
             let _ = writeln!(md, "### {task}\n");
             for (alt, path) in plots {
                 let _ = writeln!(md, "![{alt}]({path})\n");

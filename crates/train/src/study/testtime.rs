@@ -120,10 +120,18 @@ pub fn evaluate_at_steps(
 
 /// Evaluates a finished run directory's checkpoint (the EMA weights when the run kept them, as the trainer's own
 /// evaluation does) on its held-out set, regenerated from its `config.toml`, at every count of `steps`, and
-/// writes `test_time.json` atomically.
+/// writes `test_time.json` atomically. Like `loopgrad train`, it sets the process's thread count to the run's
+/// `run.threads` and flushes denormals, so that the step count the model trained with reproduces the run's final
+/// evaluation exactly.
 pub fn evaluate_run(dir: &Path, steps: &[usize], limit: usize) -> Result<TestTime> {
     let t0 = Instant::now();
     let config = TrainConfig::from_file(&dir.join("config.toml"))?;
+    let threads = match config.run.threads {
+        0 => super::machine::cores(),
+        n => n,
+    };
+    loopgrad_tensor::parallel::set_threads(threads);
+    loopgrad_tensor::parallel::flush_denormals();
     let data = data::load(&config.data)?;
     crate::trainer::check_data(&config, &data.test, "held-out")?;
     let mut trainer = Trainer::new(config.clone(), &data.train)?;

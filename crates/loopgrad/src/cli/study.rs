@@ -1,0 +1,283 @@
+//! `loopgrad study`: the recursion study. Expands a plan into ordinary training runs (several seeds each), runs
+//! them (`--jobs` at a time locally, or `--emit-jobs` for a scheduler), evaluates each trained model at several
+//! test-time step counts, and writes a markdown report with tables and SVG plots. A killed study resumes where it
+//! stopped; `--collect` rebuilds the report from run directories alone. The library side is
+//! `loopgrad_train::study`; see `docs/study.md`.
+
+mod estimate;
+mod plots;
+
+use anyhow::{anyhow, bail, Context, Result};
+use loopgrad_train::study::machine::{cores, Machine};
+use loopgrad_train::study::report::{markdown, sci, ReportContext};
+use loopgrad_train::study::runner::{self, Outcome, RunStatus};
+use loopgrad_train::study::{collect, Expansion, Plan};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+#[derive(clap::Args, Default)]
+pub struct StudyArgs {
+    /// A built-in plan: `default` (the full study, about 2 hours on 2 cores) or `smoke` (seconds).
+    #[arg(long, conflicts_with_all = ["plan_file", "collect", "run_cell"])]
+    pub plan: Option<String>,
+    /// A plan as a TOML file (format: docs/study.md).
+    #[arg(long, conflicts_with_all = ["collect", "run_cell"])]
+    pub plan_file: Option<PathBuf>,
+    /// Seeds per cell (overrides the plan's `seeds`).
+    #[arg(long)]
+    pub seeds: Option<usize>,
+    /// Runs trained at the same time.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Threads per run (overrides the plan's `threads`; with neither, the cores divided by --jobs).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// The study directory (default: runs/study-PLAN). Runs go to OUT/runs/, the resolved plan to OUT/plan.toml.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Where to write the report (default: OUT/report.md); plots go to a folder named after it.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Prepare the runs and write one shell command per run to this file instead of running them.
+    #[arg(long, value_name = "FILE")]
+    pub emit_jobs: Option<PathBuf>,
+    /// Rebuild the report of a study directory from its finished runs.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["emit_jobs", "run_cell"])]
+    pub collect: Option<PathBuf>,
+    /// List the runs (steps, parameters, depth, FLOPs) without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Measure each condition for this many optimizer steps and project the plan's time.
+    #[arg(long, value_name = "STEPS")]
+    pub estimate: Option<u64>,
+    /// Bring one prepared run directory to finished (what --jobs and --emit-jobs run).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub run_cell: Option<PathBuf>,
+}
+
+pub fn run(args: StudyArgs) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot locate the loopgrad binary")?;
+    if let Some(dir) = &args.run_cell {
+        return run_cell(dir, &exe);
+    }
+    if let Some(dir) = &args.collect {
+        let plan = Plan::from_file(&dir.join("plan.toml"))?;
+        let expansion = Expansion::new(&plan, plan.threads)?;
+        let report = args.report.clone().unwrap_or_else(|| dir.join("report.md"));
+        return write_report(&expansion, dir, &report);
+    }
+    let mut plan = match (&args.plan, &args.plan_file) {
+        (Some(name), _) => Plan::built_in(name)?,
+        (None, Some(path)) => Plan::from_file(path)?,
+        (None, None) => bail!("name a plan: --plan {} or --plan-file FILE.toml", Plan::built_in_names().join("|")),
+    };
+    if let Some(k) = args.seeds {
+        plan.seeds = k;
+    }
+    if let Some(t) = args.threads {
+        plan.threads = t;
+    }
+    let jobs = args.jobs.max(1);
+    if plan.threads == 0 {
+        plan.threads = (cores() / jobs).max(1);
+    }
+    plan.validate()?;
+    if jobs * plan.threads > cores() {
+        eprintln!("note: {jobs} jobs x {} threads exceed the {} cores", plan.threads, cores());
+    }
+    let expansion = Expansion::new(&plan, plan.threads)?;
+    if args.dry_run {
+        print_runs(&expansion);
+        return Ok(());
+    }
+    if let Some(steps) = args.estimate {
+        return estimate::run(&expansion, &exe, steps, jobs);
+    }
+    let out = args.out.clone().unwrap_or_else(|| Path::new("runs").join(format!("study-{}", plan.name)));
+    prepare(&expansion, &out)?;
+    if let Some(file) = &args.emit_jobs {
+        return emit_jobs(&expansion, &out, &exe, file);
+    }
+    let failures = run_local(&expansion, &out, &exe, jobs)?;
+    let report = args.report.clone().unwrap_or_else(|| out.join("report.md"));
+    write_report(&expansion, &out, &report)?;
+    if !failures.is_empty() {
+        bail!("{} run(s) failed: {}", failures.len(), failures.join("; "));
+    }
+    Ok(())
+}
+
+/// Writes OUT/plan.toml (or checks it matches) and every run directory's study.json.
+fn prepare(expansion: &Expansion, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out.join("runs")).with_context(|| format!("{}: cannot create", out.display()))?;
+    let path = out.join("plan.toml");
+    let text = expansion.plan.to_toml();
+    if path.exists() {
+        let existing = Plan::from_file(&path)?;
+        if existing != expansion.plan {
+            bail!(
+                "{} holds a study with another plan (or other --seeds/--threads/--jobs); use another --out, or the \
+                 same options to resume it",
+                out.display()
+            );
+        }
+    } else {
+        loopgrad_train::rundir::write_atomic(&path, text.as_bytes())?;
+    }
+    for spec in &expansion.runs {
+        runner::prepare(&out.join("runs").join(&spec.name), spec)?;
+    }
+    Ok(())
+}
+
+/// `--run-cell DIR`: one run to finished, one line of outcome on stdout.
+fn run_cell(dir: &Path, exe: &Path) -> Result<()> {
+    let spec = runner::read_spec(dir)?;
+    match runner::execute(dir, exe)? {
+        Outcome::Skipped => println!("{}: already finished", spec.name),
+        Outcome::Done { resumed, trained, test_time } => {
+            let accuracies: Vec<String> =
+                test_time.results.iter().map(|r| format!("{:.1}%@{}", 100.0 * r.exact_accuracy, r.steps)).collect();
+            let how = match (trained, resumed) {
+                (true, true) => "resumed and trained",
+                (true, false) => "trained",
+                _ => "evaluated",
+            };
+            println!("{}: {how}; held-out exact {}", spec.name, accuracies.join(" "));
+        }
+    }
+    Ok(())
+}
+
+/// Runs every unfinished run, `jobs` at a time, each as `loopgrad study --run-cell DIR`. Returns the failures.
+fn run_local(expansion: &Expansion, out: &Path, exe: &Path, jobs: usize) -> Result<Vec<String>> {
+    let dirs: Vec<PathBuf> = expansion.runs.iter().map(|r| out.join("runs").join(&r.name)).collect();
+    let todo: Vec<usize> =
+        (0..dirs.len()).filter(|&i| runner::status(&dirs[i], &expansion.runs[i]) != RunStatus::Finished).collect();
+    eprintln!(
+        "study {}: {} runs, {} finished already, {} to run, {jobs} at a time; directory {}",
+        expansion.plan.name,
+        dirs.len(),
+        dirs.len() - todo.len(),
+        todo.len(),
+        out.display()
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(todo.len()) {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                if k >= todo.len() || stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let dir = &dirs[todo[k]];
+                let t = Instant::now();
+                let result = Command::new(exe).arg("study").arg("--run-cell").arg(dir).output();
+                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                let line = match result {
+                    Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+                    Ok(o) => {
+                        let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
+                        failures.lock().expect("not poisoned").push(err.clone());
+                        format!("FAILED {err}")
+                    }
+                    Err(e) => {
+                        failures.lock().expect("not poisoned").push(format!("{}: {e}", dir.display()));
+                        format!("FAILED {}: cannot start: {e}", dir.display())
+                    }
+                };
+                eprintln!(
+                    "[{n}/{}] {line} ({:.0} s; {:.0} s elapsed)",
+                    todo.len(),
+                    t.elapsed().as_secs_f64(),
+                    start.elapsed().as_secs_f64()
+                );
+            });
+        }
+    });
+    if stop.load(Ordering::SeqCst) {
+        bail!("interrupted; rerun the same command to resume (finished runs are skipped)");
+    }
+    Ok(failures.into_inner().expect("not poisoned"))
+}
+
+/// Writes one `loopgrad study --run-cell DIR` line per run, for a Slurm array or GNU parallel.
+fn emit_jobs(expansion: &Expansion, out: &Path, exe: &Path, file: &Path) -> Result<()> {
+    let mut text = String::new();
+    for spec in &expansion.runs {
+        let dir = out.join("runs").join(&spec.name);
+        text.push_str(&format!(
+            "{} study --run-cell {}\n",
+            quote(&exe.display().to_string()),
+            quote(&dir.display().to_string())
+        ));
+    }
+    std::fs::write(file, text).with_context(|| format!("{}: cannot write", file.display()))?;
+    let n = expansion.runs.len();
+    println!("wrote {n} commands to {} (one run each; finished runs return at once)", file.display());
+    println!("  GNU parallel: parallel -j JOBS < {}", file.display());
+    println!(
+        "  Slurm array:  sbatch --array=1-{n} --wrap 'sed -n \"${{SLURM_ARRAY_TASK_ID}}p\" {} | bash'",
+        file.display()
+    );
+    println!("then: loopgrad study --collect {}", out.display());
+    Ok(())
+}
+
+/// Collects the runs under OUT/runs and writes the report and its plots.
+fn write_report(expansion: &Expansion, out: &Path, report: &Path) -> Result<()> {
+    let results = collect(expansion, &out.join("runs"));
+    let stem = report.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
+    let parent = report.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let plot_dir = parent.join(&stem);
+    std::fs::create_dir_all(&plot_dir).with_context(|| format!("{}: cannot create", plot_dir.display()))?;
+    let plots = plots::draw_all(&results, &plot_dir, &stem).map_err(|e| anyhow!("{}: {e}", plot_dir.display()))?;
+    let context = ReportContext { command: command_line(), machine: Machine::this(), plots };
+    loopgrad_train::rundir::write_atomic(report, markdown(&results, &context).as_bytes())?;
+    let (finished, failed, missing) = results.counts();
+    println!("report: {} ({finished} runs finished, {failed} failed, {missing} not finished)", report.display());
+    Ok(())
+}
+
+fn print_runs(expansion: &Expansion) {
+    println!("{:<32} {:>7} {:>10} {:>6} {:>10}", "run", "steps", "params", "depth", "FLOPs");
+    let mut total = 0.0;
+    for (spec, config) in expansion.runs.iter().zip(&expansion.configs) {
+        let flops = config.model.step_cost().total_flops() * config.run.batch_size as f64 * spec.steps as f64;
+        total += flops;
+        println!(
+            "{:<32} {:>7} {:>10} {:>6} {:>10}",
+            spec.name,
+            spec.steps,
+            config.model.param_count(),
+            config.model.effective_depth(),
+            sci(flops)
+        );
+    }
+    println!("{} runs, {} training FLOPs in all", expansion.runs.len(), sci(total));
+}
+
+/// The command line as typed, shell-quoted, with the binary as `loopgrad`.
+fn command_line() -> String {
+    let mut words = vec!["loopgrad".to_string()];
+    words.extend(std::env::args().skip(1).map(|a| quote(&a)));
+    words.join(" ")
+}
+
+/// Quotes a word for sh when it needs it.
+fn quote(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}

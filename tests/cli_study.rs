@@ -1,0 +1,155 @@
+//! `loopgrad study` end to end with the smoke plan (4x4 Sudoku, 6 tiny runs): a local study writes the report; the
+//! same plan emitted as one command per run, run one by one, then collected, writes the same report and plots; a
+//! run retrained from its study.json reproduces its numbers; a study with a lost final line and a lost run resumes,
+//! skipping the finished runs, and writes the same report again. Plus one-line errors on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn loopgrad(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_loopgrad")).args(args).current_dir(cwd).output().expect("run loopgrad")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("loopgrad-cli-study-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn ok(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "failed: {stderr}\nstdout: {}", String::from_utf8_lossy(&out.stdout));
+    stderr
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The report without what legitimately differs between two studies of the same plan: the command line and the
+/// wall-time column (the last column of every table that has one).
+fn comparable(report: &str) -> String {
+    let mut strip = false;
+    let mut out = Vec::new();
+    for line in report.lines() {
+        if line.starts_with("- command:") {
+            continue;
+        }
+        if line.contains("| wall time (s) |") {
+            strip = true;
+        }
+        if !line.starts_with('|') {
+            strip = false;
+        }
+        if strip {
+            let (kept, _) = line.trim_end_matches('|').rsplit_once('|').expect("a table row");
+            out.push(format!("{kept}|"));
+        } else {
+            out.push(line.to_string());
+        }
+    }
+    out.join("\n")
+}
+
+/// The final evaluation line of a run and the results of its test-time evaluation.
+fn numbers(run: &Path) -> (serde_json::Value, serde_json::Value) {
+    let metrics = read(&run.join("metrics.jsonl"));
+    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    assert_eq!(last["final"], true, "{}", run.display());
+    let test_time: serde_json::Value = serde_json::from_str(&read(&run.join("test_time.json"))).unwrap();
+    (last, test_time["results"].clone())
+}
+
+fn assert_same_plots(a: &Path, b: &Path) {
+    for name in ["sudoku4-depth.svg", "sudoku4-flops.svg", "sudoku4-eval-steps.svg"] {
+        assert_eq!(read(&a.join(name)), read(&b.join(name)), "{name} differs");
+    }
+}
+
+#[test]
+fn smoke_study_local_emitted_rerun_and_resumed_agree() {
+    let d = tmp("smoke");
+    // 1. A local study, two runs at a time.
+    let stderr = ok(&loopgrad(&["study", "--plan", "smoke", "--jobs", "2", "--out", "local"], &d));
+    assert!(stderr.contains("6 runs, 0 finished already, 6 to run"), "{stderr}");
+    let report = read(&d.join("local/report.md"));
+    for needle in ["## recursion:", "| recursion.4 |", "## test-time:", "## Answer", "T1n1 vs T2n2 at equal steps (30)"]
+    {
+        assert!(report.contains(needle), "{needle:?} not in the report:\n{report}");
+    }
+    assert!(report.contains("- command: `loopgrad study --plan smoke --jobs 2 --out local`"), "{report}");
+    assert!(report.contains("6 of 6 finished"), "{report}");
+
+    // 2. The same plan emitted as one command per run, run one by one, then collected.
+    let out = loopgrad(&["study", "--plan", "smoke", "--out", "emitted", "--emit-jobs", "jobs.txt"], &d);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sbatch --array=1-6"));
+    let jobs = read(&d.join("jobs.txt"));
+    assert_eq!(jobs.lines().count(), 6, "{jobs}");
+    for line in jobs.lines() {
+        assert!(line.contains(" study --run-cell emitted/runs/"), "{line}");
+        ok(&Command::new("bash").arg("-c").arg(line).current_dir(&d).output().unwrap());
+    }
+    ok(&loopgrad(&["study", "--collect", "emitted"], &d));
+    let collected = read(&d.join("emitted/report.md"));
+    assert!(collected.contains("- command: `loopgrad study --collect emitted`"), "{collected}");
+    assert_eq!(comparable(&collected), comparable(&report));
+    assert_same_plots(&d.join("local/report"), &d.join("emitted/report"));
+
+    // 3. A run retrained from its study.json alone gives the same numbers.
+    let original = d.join("local/runs/T2n2-30st-s1");
+    std::fs::create_dir_all(d.join("again")).unwrap();
+    std::fs::copy(original.join("study.json"), d.join("again/study.json")).unwrap();
+    let out = loopgrad(&["study", "--run-cell", "again"], &d);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("T2n2-30st-s1: trained"));
+    assert_eq!(numbers(&d.join("again")), numbers(&original));
+
+    // 4. A killed study: one run lost its final line (it has its checkpoint), another its whole directory.
+    let metrics = original.join("metrics.jsonl");
+    let text = read(&metrics);
+    let cut: Vec<&str> = text.lines().collect();
+    std::fs::write(&metrics, cut[..cut.len() - 1].join("\n") + "\n").unwrap();
+    std::fs::remove_dir_all(d.join("local/runs/T1n1-60st-s0")).unwrap();
+    let stderr = ok(&loopgrad(&["study", "--plan", "smoke", "--jobs", "2", "--out", "local"], &d));
+    assert!(stderr.contains("6 runs, 4 finished already, 2 to run"), "{stderr}");
+    assert!(stderr.contains("T2n2-30st-s1: resumed"), "{stderr}");
+    assert_eq!(comparable(&read(&d.join("local/report.md"))), comparable(&report));
+    assert_eq!(numbers(&original), numbers(&d.join("again")));
+    // Nothing left to do: a third invocation only rewrites the report.
+    let stderr = ok(&loopgrad(&["study", "--plan", "smoke", "--out", "local"], &d));
+    assert!(stderr.contains("6 finished already, 0 to run"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Fails unless the command failed with one `error:` line containing every needle.
+fn assert_clean_error(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "a panic: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    for n in needles {
+        assert!(errors[0].contains(n), "{n:?} not in: {}", errors[0]);
+    }
+}
+
+#[test]
+fn bad_plans_and_directories_are_one_line_errors() {
+    let d = tmp("errors");
+    assert_clean_error(&loopgrad(&["study"], &d), &["--plan", "smoke"]);
+    assert_clean_error(&loopgrad(&["study", "--plan", "nope"], &d), &["unknown plan \"nope\"", "default, smoke"]);
+    assert_clean_error(&loopgrad(&["study", "--plan-file", "absent.toml"], &d), &["absent.toml"]);
+    std::fs::write(d.join("bad.toml"), "name = \"x\"\nseeds = 0\n").unwrap();
+    assert_clean_error(&loopgrad(&["study", "--plan-file", "bad.toml"], &d), &["bad.toml", "invalid plan"]);
+    assert_clean_error(&loopgrad(&["study", "--collect", "nowhere"], &d), &["nowhere", "plan.toml"]);
+    assert_clean_error(&loopgrad(&["study", "--run-cell", "nowhere"], &d), &["nowhere", "study.json"]);
+    // A study directory keeps its plan: other seeds are another study.
+    ok(&loopgrad(&["study", "--plan", "smoke", "--out", "s", "--emit-jobs", "jobs.txt"], &d));
+    assert_clean_error(
+        &loopgrad(&["study", "--plan", "smoke", "--seeds", "3", "--out", "s", "--emit-jobs", "jobs.txt"], &d),
+        &["another plan"],
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
