@@ -4,7 +4,7 @@
 //! augmentation, scoring, and the [`ExampleSet`] every trainer reads. See `docs/puzzles.md` for formats,
 //! token conventions and decisions.
 //!
-//! This crate depends on nothing of loopgrad (it carries its own small [`Rng`]).
+//! It depends on the tensor crate for its seeded [`Rng`] only.
 
 pub mod arc;
 pub mod cache;

@@ -24,6 +24,14 @@ impl Rng {
         Rng { s: [splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x), splitmix64(&mut x)] }
     }
 
+    /// The stream for item `index` of a collection generated from `seed`, independent of every other item's, so
+    /// that item `i` of a generated data set does not depend on how many threads built it or on the items before.
+    pub fn for_item(seed: u64, index: u64) -> Self {
+        let mut x = seed ^ 0x5851_F42D_4C95_7F2D;
+        let a = splitmix64(&mut x);
+        Rng::new(a ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03).rotate_left(17) ^ index)
+    }
+
     /// An independent stream derived from this one's seed material and `stream` (for per-worker RNGs).
     pub fn fork(&self, stream: u64) -> Rng {
         Rng::new(self.s[0] ^ stream.wrapping_mul(0xD1B5_4A32_D192_ED03))
@@ -70,6 +78,12 @@ impl Rng {
                 return (m >> 64) as usize;
             }
         }
+    }
+
+    /// Uniform integer in `lo..=hi`.
+    pub fn range_inclusive(&mut self, lo: usize, hi: usize) -> usize {
+        assert!(lo <= hi, "Rng::range_inclusive({lo}, {hi})");
+        lo + self.below(hi - lo + 1)
     }
 
     /// True with probability p.
@@ -233,6 +247,15 @@ mod tests {
         assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.01, "mean {mean}, var {var}");
         let tail = xs.iter().filter(|x| x.abs() > 1.959_964).count() as f64 / n as f64;
         assert!((tail - 0.05).abs() < 0.003, "P(|x| > 1.96) = {tail}");
+    }
+
+    #[test]
+    fn items_have_their_own_streams() {
+        assert_eq!(Rng::for_item(1, 5).next_u64(), Rng::for_item(1, 5).next_u64());
+        assert_ne!(Rng::for_item(1, 0).next_u64(), Rng::for_item(1, 1).next_u64());
+        assert_ne!(Rng::for_item(1, 0).next_u64(), Rng::for_item(2, 0).next_u64());
+        let mut r = Rng::new(4);
+        assert!((0..200).all(|_| (3..=7).contains(&r.range_inclusive(3, 7))));
     }
 
     #[test]
