@@ -4,7 +4,7 @@
 
 use crate::config::TrainConfig;
 use crate::slots::{ExampleStream, Slots};
-use crate::trainer::Trainer;
+use crate::trainer::{stream_seed, Trainer};
 use anyhow::{anyhow, Context, Result};
 use loopgrad_nn::checkpoint::{CheckpointReader, CheckpointWriter, Policy};
 use loopgrad_tensor::Rng;
@@ -86,8 +86,7 @@ impl Trainer {
         r.finish(Policy::Error).map_err(err)?;
         self.step = state.step;
         self.rng = Rng::from_state(state.rng);
-        self.stream =
-            ExampleStream::at(train_len, self.config.run.seed ^ 0x5eed_da7a, state.stream_epoch, state.stream_offset);
+        self.stream = ExampleStream::at(train_len, stream_seed(&self.config), state.stream_epoch, state.stream_offset);
         self.slots = state.slots;
         self.batch.inputs = state.inputs;
         self.batch.labels = state.labels;

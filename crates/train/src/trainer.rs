@@ -77,7 +77,7 @@ impl Trainer {
             adaptive: config.run.act,
         };
         Ok(Trainer {
-            stream: ExampleStream::new(train.len(), config.run.seed ^ 0x5eed_da7a),
+            stream: ExampleStream::new(train.len(), stream_seed(&config)),
             rng: Rng::new(config.run.seed ^ 0xac7),
             slots: Slots::new(b),
             batch: Batch { inputs: vec![0; b * l], labels: vec![0; b * l], puzzle_ids: vec![0; b] },
@@ -169,6 +169,11 @@ impl Trainer {
         }
         r
     }
+}
+
+/// The seed of the example order, derived from the run's seed (so that it differs from the init's stream).
+pub(crate) fn stream_seed(config: &TrainConfig) -> u64 {
+    config.run.seed ^ 0x5eed_da7a
 }
 
 /// Copies example `index` of `set` into row `slot` of `batch`.
