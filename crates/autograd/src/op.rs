@@ -25,6 +25,8 @@ pub enum Op {
     Sum(reduce::Meta),
     Mean(reduce::Meta),
     RmsNorm(rms_norm::Meta),
+    /// rms_norm(a + b): the post-norm residual step as one op.
+    AddRmsNorm(rms_norm::Meta),
     SwiGlu(swiglu::Meta),
     Rope(rope::Meta),
     Attention(attention::Meta),
@@ -54,6 +56,7 @@ pub(crate) fn backward<E: Float>(op: &Op, ctx: &mut Ctx<'_, E>) {
         Op::Sum(m) => reduce::backward_sum(m, ctx),
         Op::Mean(m) => reduce::backward_mean(m, ctx),
         Op::RmsNorm(m) => rms_norm::backward(m, ctx),
+        Op::AddRmsNorm(m) => rms_norm::backward_add(m, ctx),
         Op::SwiGlu(m) => swiglu::backward(m, ctx),
         Op::Rope(m) => rope::backward(m, ctx),
         Op::Attention(m) => attention::backward(m, ctx),

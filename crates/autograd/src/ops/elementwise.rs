@@ -86,19 +86,24 @@ fn check_row<E: Float>(op: &str, x: &Tensor<E>, v: &Tensor<E>) {
 pub(crate) fn backward_add<E: Float>(ctx: &mut Ctx<'_, E>) {
     let g = ctx.gout.data();
     for k in 0..2 {
-        if let Some(d) = ctx.grad(k) {
-            kernels::add_assign(d, g);
-        }
+        pass_through(ctx, k, g, E::ONE);
     }
 }
 
 pub(crate) fn backward_sub<E: Float>(ctx: &mut Ctx<'_, E>) {
     let g = ctx.gout.data();
-    if let Some(d) = ctx.grad(0) {
-        kernels::add_assign(d, g);
-    }
-    if let Some(d) = ctx.grad(1) {
-        kernels::axpy(-E::ONE, g, d);
+    pass_through(ctx, 0, g, E::ONE);
+    pass_through(ctx, 1, g, -E::ONE);
+}
+
+/// Input k's gradient (+)= s g: a copy (or scaled copy) into a fresh buffer, an add otherwise. No zero-fill.
+fn pass_through<E: Float>(ctx: &mut Ctx<'_, E>, k: usize, g: &[E], s: E) {
+    match ctx.grad_beta(k) {
+        None => {}
+        Some((d, beta)) if beta == E::ZERO && s == E::ONE => d.copy_from_slice(g),
+        Some((d, beta)) if beta == E::ZERO => kernels::scale(g, s, d),
+        Some((d, _)) if s == E::ONE => kernels::add_assign(d, g),
+        Some((d, _)) => kernels::axpy(s, g, d),
     }
 }
 

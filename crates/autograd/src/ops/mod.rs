@@ -13,3 +13,15 @@ pub mod rope;
 pub mod sequence;
 pub mod swiglu;
 pub mod transpose;
+
+use loopgrad_tensor::{kernels::Store, Float};
+
+/// How a backward kernel should store into the buffer [`crate::tape::Ctx::grad_beta`] handed out with `beta`:
+/// overwrite a fresh one (beta 0: no zero-fill first), add into one that holds something (beta 1).
+pub(crate) fn store_for<E: Float>(beta: E) -> Store {
+    if beta == E::ZERO {
+        Store::Write
+    } else {
+        Store::Add
+    }
+}

@@ -10,10 +10,15 @@
 //! Derivation: dr/dx_j = -r^3 x_j / D, so dx_j = r dy_j - r^3 x_j sum_i(dy_i x_i) / D, and r^3 x_j sum(dy x) / D
 //! = r y_j mean(dy y) because y = r x. **Reuses:** the output y (the node's output value, `ctx.out`) and r, one
 //! scalar per row, saved by forward. Nothing of size D is saved beyond the output the tape already holds.
+//!
+//! `add_rms_norm(a, b)` = `rms_norm(a + b)` (the post-norm block's residual step) as one op: the sum is not
+//! stored, and da = db = ds, the RMSNorm gradient above.
 
+use super::store_for;
 use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
-use loopgrad_tensor::{kernels, Float, Tensor};
+use loopgrad_tensor::kernels::{self, Store};
+use loopgrad_tensor::{Float, Tensor};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Meta {}
@@ -25,29 +30,58 @@ impl<E: Float> Tape<E> {
         let (rows, d) = (xt.shape().rows(), xt.shape().last());
         assert!(d > 0, "rms_norm: x has shape {}, the normalised (last) axis is empty", xt.shape());
         let mut r = Tensor::uninit([rows]);
-        kernels::row_mean_sq(xt.data(), d, r.data_mut());
-        for v in r.data_mut() {
-            *v = (*v + E::from_f64(eps)).sqrt().recip();
-        }
         let mut out = Tensor::uninit(xt.shape());
-        for ((orow, xrow), &rr) in out.data_mut().chunks_exact_mut(d).zip(xt.data().chunks_exact(d)).zip(r.data()) {
-            kernels::scale(xrow, rr, orow);
-        }
+        kernels::rms_norm_rows(xt.data(), d, E::from_f64(eps), out.data_mut(), r.data_mut());
         let saved = self.should_record(&[x]).then_some(r);
         self.push_op(Op::RmsNorm(Meta {}), &[x], out, saved, &[])
+    }
+
+    /// The post-norm residual step rms_norm(a + b) as one op: the sum is never stored (backward does not need
+    /// it), and the gradient reaches a and b in one pass. Same numbers as `rms_norm(add(a, b))`, bit for bit.
+    pub fn add_rms_norm(&mut self, a: Var, b: Var, eps: f64) -> Var {
+        let (at, bt) = (self.value(a), self.value(b));
+        assert_eq!(at.shape(), bt.shape(), "add_rms_norm: shapes {} and {} differ", at.shape(), bt.shape());
+        let (rows, d) = (at.shape().rows(), at.shape().last());
+        assert!(d > 0, "add_rms_norm: shape {} has an empty normalised (last) axis", at.shape());
+        let mut r = Tensor::uninit([rows]);
+        let mut out = Tensor::uninit(at.shape());
+        kernels::add_rms_norm_rows(at.data(), bt.data(), d, E::from_f64(eps), out.data_mut(), r.data_mut());
+        let saved = self.should_record(&[a, b]).then_some(r);
+        self.push_op(Op::AddRmsNorm(Meta {}), &[a, b], out, saved, &[])
     }
 }
 
 pub(crate) fn backward<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
     let (gout, y, saved) = (ctx.gout, ctx.out, ctx.saved);
+    let r = &saved[0];
+    let Some((dx, beta)) = ctx.grad_beta(0) else { return };
+    kernels::rms_norm_rows_grad(gout.data(), y.data(), r.data(), y.shape().last(), dx, store_for(beta));
+}
+
+pub(crate) fn backward_add<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
+    let (gout, y, saved) = (ctx.gout, ctx.out, ctx.saved);
+    let r = &saved[0];
     let d = y.shape().last();
-    let inv_d = E::ONE / E::from_usize(d);
-    let Some(dx) = ctx.grad(0) else { return };
-    let rows = dx.chunks_exact_mut(d).zip(gout.data().chunks_exact(d)).zip(y.data().chunks_exact(d));
-    for (((dx_row, dy_row), y_row), &r) in rows.zip(saved[0].data()) {
-        let mean_dy_y = dy_row.iter().zip(y_row).map(|(&a, &b)| a * b).sum::<E>() * inv_d;
-        kernels::axpy(r, dy_row, dx_row);
-        kernels::axpy(-(r * mean_dy_y), y_row, dx_row);
+    match (ctx.wants(0), ctx.wants(1)) {
+        (false, false) => {}
+        // One input wants the gradient: the kernel writes (or adds) straight into its buffer.
+        (true, false) | (false, true) => {
+            let k = if ctx.wants(0) { 0 } else { 1 };
+            let (ds, beta) = ctx.grad_beta(k).expect("wanted");
+            kernels::rms_norm_rows_grad(gout.data(), y.data(), r.data(), d, ds, store_for(beta));
+        }
+        (true, true) => {
+            let mut ds = Tensor::<E>::uninit(y.shape());
+            kernels::rms_norm_rows_grad(gout.data(), y.data(), r.data(), d, ds.data_mut(), Store::Write);
+            for k in 0..2 {
+                let (g, beta) = ctx.grad_beta(k).expect("wanted");
+                if beta == E::ZERO {
+                    g.copy_from_slice(ds.data());
+                } else {
+                    kernels::add_assign(g, ds.data());
+                }
+            }
+        }
     }
 }
 
@@ -112,6 +146,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn fused_add_equals_add_then_norm_bit_for_bit() {
+        let (a, b) = (random(&[3, 4, 21], 1), random(&[3, 4, 21], 2));
+        let mut tape = Tape::<f32>::new(ParamStore::new());
+        let (av, bv) = (tape.constant(a.cast()), tape.constant(b.cast()));
+        let s = tape.add(av, bv);
+        let two_ops = tape.rms_norm(s, 1e-5);
+        let fused = tape.add_rms_norm(av, bv, 1e-5);
+        assert_eq!(tape.value(two_ops), tape.value(fused));
+    }
+
+    #[test]
+    #[should_panic(expected = "add_rms_norm: shapes [2, 3] and [3, 2] differ")]
+    fn fused_add_names_both_shapes() {
+        let mut tape = Tape::<f32>::new(ParamStore::new());
+        let (a, b) = (tape.constant(Tensor::zeros([2, 3])), tape.constant(Tensor::zeros([3, 2])));
+        tape.add_rms_norm(a, b, 1e-5);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::gradcheck::proptest_cases()))]
 
@@ -119,6 +172,18 @@ mod tests {
         fn gradients_match_finite_differences(rows in 1usize..5, d in 1usize..12, seed in 0u64..1000) {
             let x = random(&[rows, d], seed);
             gradcheck("rms_norm", &[x], |t, v| t.rms_norm(v[0], 1e-5)).unwrap();
+        }
+
+        #[test]
+        fn fused_add_gradients_match_finite_differences(rows in 1usize..5, d in 1usize..12, seed in 0u64..1000) {
+            let (a, b) = (random(&[rows, d], seed), random(&[rows, d], seed + 1));
+            gradcheck("add_rms_norm", &[a.clone(), b], |t, v| t.add_rms_norm(v[0], v[1], 1e-5)).unwrap();
+            // One input a constant; and a fan-out (a + a) whose two gradients land in one buffer.
+            gradcheck("add_rms_norm(a, const)", std::slice::from_ref(&a), |t, v| {
+                let c = t.constant(Tensor::full([rows, d], 0.25));
+                t.add_rms_norm(v[0], c, 1e-5)
+            }).unwrap();
+            gradcheck("add_rms_norm(a, a)", &[a], |t, v| t.add_rms_norm(v[0], v[0], 1e-5)).unwrap();
         }
     }
 }

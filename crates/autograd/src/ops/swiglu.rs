@@ -9,8 +9,10 @@
 //! ```
 //!
 //! (silu'(g) = s + g s (1 - s)). **Reuses:** the input gate_up only; s(g) is recomputed in backward, which
-//! costs one exp per element (through `kernels::sigmoid`) and saves an [.., I] buffer per recorded call.
+//! costs one exp per element and saves an [.., I] buffer per recorded call. Both directions are one fused SIMD
+//! pass over the rows (`kernels::swiglu_rows`, `kernels::swiglu_rows_grad`), split across threads by rows.
 
+use super::store_for;
 use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
 use loopgrad_tensor::{kernels, Float, Tensor};
@@ -32,13 +34,7 @@ impl<E: Float> Tape<E> {
         out_dims[..shape.rank()].copy_from_slice(shape.dims());
         out_dims[shape.rank() - 1] = inner;
         let mut out = Tensor::uninit(&out_dims[..shape.rank()]);
-        for (orow, xrow) in out.data_mut().chunks_exact_mut(inner).zip(x.data().chunks_exact(2 * inner)) {
-            let (g, u) = xrow.split_at(inner);
-            kernels::silu(g, orow);
-            for (o, &uv) in orow.iter_mut().zip(u) {
-                *o *= uv;
-            }
-        }
+        kernels::swiglu_rows(x.data(), inner, out.data_mut());
         self.push_op(Op::SwiGlu(Meta {}), &[gate_up], out, [], &[])
     }
 }
@@ -46,20 +42,8 @@ impl<E: Float> Tape<E> {
 pub(crate) fn backward<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
     let (gout, x) = (ctx.gout, ctx.input(0));
     let inner = gout.shape().last();
-    let Some(dx) = ctx.grad(0) else { return };
-    // s(g) of one row at a time, from the (vectorised) sigmoid kernel.
-    let mut sig = Tensor::<E>::uninit([inner]);
-    let rows =
-        dx.chunks_exact_mut(2 * inner).zip(x.data().chunks_exact(2 * inner)).zip(gout.data().chunks_exact(inner));
-    for ((dx_row, x_row), dh_row) in rows {
-        let (dg, du) = dx_row.split_at_mut(inner);
-        let (g, u) = x_row.split_at(inner);
-        kernels::sigmoid(g, sig.data_mut());
-        for (i, &s) in sig.data().iter().enumerate() {
-            dg[i] += dh_row[i] * u[i] * s * (E::ONE + g[i] * (E::ONE - s));
-            du[i] += dh_row[i] * g[i] * s;
-        }
-    }
+    let Some((dx, beta)) = ctx.grad_beta(0) else { return };
+    kernels::swiglu_rows_grad(x.data(), gout.data(), inner, dx, store_for(beta));
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 //! attention variant:  h = rms(h + attn(h));                          h = rms(h + swiglu_D(h))
 //! mlp_t variant:      t = h^T [B, D, L']; t = rms(t + swiglu_L'(t)); h = t^T; h = rms(h + swiglu_D(h))
 //! ```
-//! rms is RMSNorm over the last axis without a gain: x / sqrt(mean(x^2) + eps), eps = 1e-5. In the mlp_t
-//! variant the first norm therefore runs over the token axis, as in the reference (it normalises the
-//! transposed tensor). The MLP variant has no positional encoding: the token MLP's weights are per position.
+//! rms is RMSNorm over the last axis without a gain: x / sqrt(mean(x^2) + eps), eps = 1e-5, and each
+//! `rms(h + f(h))` is one fused op (`Tape::add_rms_norm`: the sum is never stored). In the mlp_t variant the
+//! first norm therefore runs over the token axis, as in the reference (it normalises the transposed tensor).
+//! The MLP variant has no positional encoding: the token MLP's weights are per position.
 
 use super::{Attention, ParamSink, SwiGlu};
 use loopgrad_autograd::{Tape, Var};
@@ -69,20 +70,17 @@ impl Block {
         let h = match &self.mixer {
             Mixer::Attention(attn) => {
                 let a = attn.forward(tape, h, rope);
-                let s = tape.add(h, a);
-                tape.rms_norm(s, self.eps)
+                tape.add_rms_norm(h, a, self.eps)
             }
             Mixer::TokenMlp(mlp_t) => {
                 let t = tape.transpose(h);
                 let m = mlp_t.forward(tape, t);
-                let s = tape.add(t, m);
-                let n = tape.rms_norm(s, self.eps);
+                let n = tape.add_rms_norm(t, m, self.eps);
                 tape.transpose(n)
             }
         };
         let m = self.mlp.forward(tape, h);
-        let s = tape.add(h, m);
-        tape.rms_norm(s, self.eps)
+        tape.add_rms_norm(h, m, self.eps)
     }
 }
 

@@ -13,9 +13,11 @@
 //! magnitudes involved; exp is within 2 ulp of `std`'s, and sigmoid, SiLU and softmax inherit that plus a
 //! rounding or two.
 
+mod norm;
 pub mod reference;
 mod rows;
 
+pub use norm::*;
 pub use reference::{sigmoid_scalar, silu_grad_scalar};
 pub use rows::*;
 
@@ -174,11 +176,19 @@ pub fn silu_mul_grad_add<E: Float>(gate: &[E], up: &[E], d_out: &[E], d_gate: &m
         // has d_gate's length; d_up is exclusively borrowed for the duration of this call.
         let du = unsafe { std::slice::from_raw_parts_mut(d_up.get().add(off), dg.len()) };
         let r = off..off + dg.len();
-        silu_mul_grad_add_serial(&gate[r.clone()], &up[r.clone()], &d_out[r], dg, du);
+        silu_mul_grad_serial::<E, true>(&gate[r.clone()], &up[r.clone()], &d_out[r], dg, du);
     })
 }
 
-fn silu_mul_grad_add_serial<E: Float>(gate: &[E], up: &[E], d_out: &[E], d_gate: &mut [E], d_up: &mut [E]) {
+/// The SwiGLU gradient over one run of elements: d_gate (+)= d_out u silu'(g), d_up (+)= d_out silu(g), adding
+/// when `ADD`, writing otherwise (a const parameter, so each variant is a straight loop).
+pub(crate) fn silu_mul_grad_serial<E: Float, const ADD: bool>(
+    gate: &[E],
+    up: &[E],
+    d_out: &[E],
+    d_gate: &mut [E],
+    d_up: &mut [E],
+) {
     let n = V::<E>::LANES;
     let len = gate.len();
     let whole = len - len % n;
@@ -188,25 +198,27 @@ fn silu_mul_grad_add_serial<E: Float>(gate: &[E], up: &[E], d_out: &[E], d_gate:
         let dsilu = s * g.mul_add(one - s, one);
         ((d * u).mul_add(dsilu, dg), (d * g).mul_add(s, du))
     };
+    let acc = |s: &[E]| if ADD { V::<E>::load(s) } else { V::<E>::splat(E::ZERO) };
     for i in (0..whole).step_by(n) {
         let (dg, du) = step(
             V::<E>::load(&gate[i..]),
             V::<E>::load(&up[i..]),
             V::<E>::load(&d_out[i..]),
-            V::<E>::load(&d_gate[i..]),
-            V::<E>::load(&d_up[i..]),
+            acc(&d_gate[i..]),
+            acc(&d_up[i..]),
         );
         dg.store(&mut d_gate[i..]);
         du.store(&mut d_up[i..]);
     }
     if whole < len {
         let z = E::ZERO;
+        let tail_acc = |s: &[E]| if ADD { simd::load_partial(s, z) } else { V::<E>::splat(z) };
         let (dg, du) = step(
             simd::load_partial(&gate[whole..], z),
             simd::load_partial(&up[whole..], z),
             simd::load_partial(&d_out[whole..], z),
-            simd::load_partial(&d_gate[whole..], z),
-            simd::load_partial(&d_up[whole..], z),
+            tail_acc(&d_gate[whole..]),
+            tail_acc(&d_up[whole..]),
         );
         simd::store_partial(dg, &mut d_gate[whole..]);
         simd::store_partial(du, &mut d_up[whole..]);

@@ -362,6 +362,36 @@ pub fn softmax_rows_grad_add<E: Float>(y: &[E], dy: &[E], cols: usize, dx: &mut 
     }
 }
 
+/// out[r, :] = x[r, :] rr[r], rr[r] = 1 / sqrt(mean_j x[r, j]^2 + eps)
+pub fn rms_norm_rows<E: Float>(x: &[E], cols: usize, eps: E, out: &mut [E], rr: &mut [E]) {
+    check_len("rms_norm_rows", x.len(), out.len());
+    row_mean_sq(x, cols, rr);
+    for ((orow, xrow), r) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)).zip(rr.iter_mut()) {
+        *r = (*r + eps).sqrt().recip();
+        scale(xrow, *r, orow);
+    }
+}
+
+/// out = rms_norm_rows(a + b)
+pub fn add_rms_norm_rows<E: Float>(a: &[E], b: &[E], cols: usize, eps: E, out: &mut [E], rr: &mut [E]) {
+    let mut s = vec![E::ZERO; a.len()];
+    add(a, b, &mut s);
+    rms_norm_rows(&s, cols, eps, out, rr)
+}
+
+/// The gradient of [`rms_norm_rows`], accumulated: ds[r, :] += rr[r] (dy[r, :] - y[r, :] mean_j(dy y))
+pub fn rms_norm_rows_grad_add<E: Float>(dy: &[E], y: &[E], rr: &[E], cols: usize, ds: &mut [E]) {
+    check_len("rms_norm_rows_grad", dy.len(), y.len());
+    check_len("rms_norm_rows_grad", dy.len(), ds.len());
+    let inv = E::ONE / E::from_usize(cols);
+    for (((d, g), yr), &r) in ds.chunks_exact_mut(cols).zip(dy.chunks_exact(cols)).zip(y.chunks_exact(cols)).zip(rr) {
+        let mean = g.iter().zip(yr).map(|(&p, &q)| p * q).sum::<E>() * inv;
+        for ((o, &gv), &yv) in d.iter_mut().zip(g).zip(yr) {
+            *o += r * (gv - yv * mean);
+        }
+    }
+}
+
 fn for_rows<E: Float>(op: &str, x: &[E], cols: usize, out: &mut [E], f: impl Fn(&[E]) -> E) {
     assert!(cols > 0 && x.len() % cols == 0, "{op}: length {} is not rows of {cols}", x.len());
     check_len(op, x.len() / cols, out.len());

@@ -2,7 +2,7 @@
 //! fused `[gate, up]` projection, and the transpose of the last two axes. Rows are independent, so the thread
 //! split is by whole rows.
 
-use super::{check_len, silu_mul_grad_add_serial, V};
+use super::{check_len, silu_mul_grad_serial, Store, V};
 use crate::float::Float;
 use crate::parallel::{for_chunks, PAR_MIN_ELEMS_EXP, PAR_MIN_ELEMS_STREAMING};
 use crate::simd::{self, SimdVec};
@@ -29,7 +29,7 @@ fn sum_of<E: Float>(row: &[E]) -> E {
 }
 
 #[inline(always)]
-fn sum_sq_of<E: Float>(row: &[E]) -> E {
+pub(crate) fn sum_sq_of<E: Float>(row: &[E]) -> E {
     simd::fold1::<V<E>>(row, E::ZERO, |acc, x| x.mul_add(x, acc), |p, q| p + q).reduce_sum()
 }
 
@@ -186,14 +186,23 @@ pub fn swiglu_rows<E: Float>(gate_up: &[E], inner: usize, out: &mut [E]) {
 
 /// The gradient of [`swiglu_rows`], accumulated: d_gate_up[r, :] += [d_out * u * silu'(g), d_out * silu(g)].
 pub fn swiglu_rows_grad_add<E: Float>(gate_up: &[E], d_out: &[E], inner: usize, d_gate_up: &mut [E]) {
-    check_rows("swiglu_rows_grad_add", gate_up.len(), 2 * inner);
-    check_len("swiglu_rows_grad_add", gate_up.len() / 2, d_out.len());
-    check_len("swiglu_rows_grad_add", gate_up.len(), d_gate_up.len());
+    swiglu_rows_grad(gate_up, d_out, inner, d_gate_up, Store::Add)
+}
+
+/// The gradient of [`swiglu_rows`], written into or added to `d_gate_up` as `store` says.
+pub fn swiglu_rows_grad<E: Float>(gate_up: &[E], d_out: &[E], inner: usize, d_gate_up: &mut [E], store: Store) {
+    check_rows("swiglu_rows_grad", gate_up.len(), 2 * inner);
+    check_len("swiglu_rows_grad", gate_up.len() / 2, d_out.len());
+    check_len("swiglu_rows_grad", gate_up.len(), d_gate_up.len());
     for_chunks(d_gate_up, 2 * inner, 1, PAR_MIN_ELEMS_EXP, |off, o| {
         let rows = o.chunks_exact_mut(2 * inner).zip(gate_up[off..].chunks_exact(2 * inner));
         for ((drow, row), d) in rows.zip(d_out[off / 2..].chunks_exact(inner)) {
             let (dg, du) = drow.split_at_mut(inner);
-            silu_mul_grad_add_serial(&row[..inner], &row[inner..], d, dg, du);
+            let (g, u) = row.split_at(inner);
+            match store {
+                Store::Write => silu_mul_grad_serial::<E, false>(g, u, d, dg, du),
+                Store::Add => silu_mul_grad_serial::<E, true>(g, u, d, dg, du),
+            }
         }
     })
 }
