@@ -1,6 +1,6 @@
 //! GEMM at TRM shapes, on 1 and 2 threads: criterion's timings (its "thrpt" in elem/s counts flops, so
-//! Gelem/s reads as GFLOP/s), then a summary measured in the same run that puts each GEMM next to this
-//! machine's FMA peak:
+//! Gelem/s reads as GFLOP/s; one thread is timed in thread CPU time, two in wall time), then a summary measured
+//! in the same run that puts each GEMM next to this machine's FMA peak:
 //!
 //!     cargo bench --bench gemm
 //!
@@ -9,11 +9,16 @@
 //! kernels use at runtime on such CPUs). The machine is shared, so every summary line is the median of
 //! interleaved rounds (peak, GEMM, peak, GEMM, ...): load from other processes hits both sides of each ratio.
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+use cpu_time::{thread_cpu_seconds, wall_seconds, ThreadCpuTime};
+use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use loopgrad_tensor::simd::SimdVec;
 use loopgrad_tensor::{gemm_batched, set_threads, Float, Rng};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// One benchmarked product: `batch` x ([m, k] x [k, n]); `ta` / `tb`: the operand is stored transposed.
 struct Shape {
@@ -70,21 +75,19 @@ impl Shape {
 /// Independent FMA chains per thread: enough to cover FMA latency (4 cycles) times two FMA ports.
 const CHAINS: usize = 12;
 
-/// GFLOP/s of one thread running `iters` rounds of CHAINS independent f32x8 FMAs (the library's own vector
-/// type for f32, `wide::f32x8`).
+/// Runs `iters` rounds of CHAINS independent f32x8 FMAs (the library's own vector type for f32, `wide::f32x8`)
+/// and returns the flops done.
 fn fma_loop_f32x8(iters: usize) -> f64 {
     type V = <f32 as Float>::Simd;
     let (x, y) = (V::splat(0.999_999), V::splat(1e-7));
     let mut acc = [V::splat(1.0); CHAINS];
-    let t = Instant::now();
     for _ in 0..iters {
         for a in acc.iter_mut() {
             *a = a.mul_add(x, y);
         }
     }
-    let dt = t.elapsed().as_secs_f64();
     black_box(acc);
-    (iters * CHAINS * 2 * V::LANES) as f64 / dt / 1e9
+    (iters * CHAINS * 2 * V::LANES) as f64
 }
 
 /// The same with 512-bit vectors (16 f32 lanes), or `None` when the CPU lacks AVX-512F. (AVX-512 intrinsics
@@ -98,15 +101,13 @@ fn fma_loop_avx512(iters: usize) -> Option<f64> {
             use std::arch::x86_64::{_mm512_fmadd_ps, _mm512_set1_ps};
             let (x, y) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
             let mut acc = [_mm512_set1_ps(1.0); CHAINS];
-            let t = Instant::now();
             for _ in 0..iters {
                 for a in acc.iter_mut() {
                     *a = _mm512_fmadd_ps(*a, x, y);
                 }
             }
-            let dt = t.elapsed().as_secs_f64();
             black_box(acc);
-            (iters * CHAINS * 32) as f64 / dt / 1e9
+            (iters * CHAINS * 32) as f64
         }
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F, checked just above.
@@ -117,12 +118,14 @@ fn fma_loop_avx512(iters: usize) -> Option<f64> {
     None
 }
 
-/// Total GFLOP/s of `f` run on `threads` threads at once (the machine's peak for that many threads).
-fn on_threads(threads: usize, f: impl Fn() -> f64 + Sync) -> f64 {
-    std::thread::scope(|s| {
+/// GFLOP/s of `f` (which returns its flop count) run on `threads` threads at once, timed by `clock`.
+fn gflops_on(threads: usize, clock: fn() -> f64, f: impl Fn() -> f64 + Sync) -> f64 {
+    let t0 = clock();
+    let flops = std::thread::scope(|s| {
         let others: Vec<_> = (1..threads).map(|_| s.spawn(&f)).collect();
         f() + others.into_iter().map(|h| h.join().unwrap()).sum::<f64>()
-    })
+    });
+    flops / (clock() - t0) / 1e9
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -130,27 +133,38 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// The summary: for each shape and thread count, the median over interleaved rounds of GEMM GFLOP/s and of
-/// its ratio to the FMA peaks measured in the same round.
+fn best(v: &[f64]) -> f64 {
+    v.iter().copied().fold(0.0, f64::max)
+}
+
+/// The summary: for each shape and thread count, rounds of (f32x8 peak, GEMM, AVX-512 peak), each about 20 ms,
+/// so that the load of other processes changes little within a round. One thread is timed in thread CPU time
+/// (immune to being descheduled), two threads in wall time (the only clock for a speed-up). Printed: the median
+/// GEMM GFLOP/s, and its ratio to each peak as the median of the per-round ratios.
 fn peak_summary() {
-    const ROUNDS: usize = 9;
-    const PEAK_ITERS: usize = 2_000_000; // about 15 ms per peak loop
-    println!("\nGEMM f32 against this machine's FMA peak (median of {ROUNDS} interleaved rounds):");
+    const ROUNDS: usize = 15;
+    // 12 chains x 16 flops x 9M = 1.7 GFLOP per thread (f32x8; twice that with AVX-512): about 20 ms each.
+    const PEAK_ITERS: usize = 9_000_000;
+    println!("\nGEMM f32 against this machine's FMA peak, median of {ROUNDS} interleaved rounds:");
     for threads in [1, 2] {
         set_threads(threads);
+        let clock: fn() -> f64 = if threads == 1 { thread_cpu_seconds } else { wall_seconds };
+        let clock_name = if threads == 1 { "thread CPU time" } else { "wall time" };
+        println!("  {threads} thread{} ({clock_name}):", if threads == 1 { "" } else { "s" });
         for shape in SHAPES {
             let mut p = shape.problem();
             shape.run(&mut p);
-            let reps = ((0.05e12 / shape.flops()) as usize).max(2);
+            let reps = ((2e9 / shape.flops()) as usize).max(1);
             let (mut gf, mut r256, mut r512, mut p256, mut p512) = (vec![], vec![], vec![], vec![], vec![]);
             for _ in 0..ROUNDS {
-                let peak256 = on_threads(threads, || fma_loop_f32x8(PEAK_ITERS));
-                let peak512 = fma_loop_avx512(1).map(|_| on_threads(threads, || fma_loop_avx512(PEAK_ITERS).unwrap()));
-                let t = Instant::now();
+                let peak256 = gflops_on(threads, clock, || fma_loop_f32x8(PEAK_ITERS));
+                let t0 = clock();
                 for _ in 0..reps {
                     shape.run(&mut p);
                 }
-                let g = shape.flops() * reps as f64 / t.elapsed().as_secs_f64() / 1e9;
+                let g = shape.flops() * reps as f64 / (clock() - t0) / 1e9;
+                let avx512 = fma_loop_avx512(1).is_some();
+                let peak512 = avx512.then(|| gflops_on(threads, clock, || fma_loop_avx512(PEAK_ITERS).unwrap()));
                 gf.push(g);
                 r256.push(g / peak256);
                 p256.push(peak256);
@@ -159,16 +173,16 @@ fn peak_summary() {
                     p512.push(pk);
                 }
             }
-            let avx512 = if r512.is_empty() {
-                String::from("no AVX-512")
+            let avx512 = if p512.is_empty() {
+                String::from("(no AVX-512)")
             } else {
-                format!("{:3.0}% of the AVX-512 peak ({:.0})", 100.0 * median(r512), median(p512))
+                format!("{:4.0}% of the AVX-512 peak ({:.0})", 100.0 * median(r512), median(p512))
             };
             println!(
-                "  {threads} thread{} {:<34} {:6.1} GFLOP/s = {:3.0}% of the f32x8 FMA peak ({:.0}), {avx512}",
-                if threads == 1 { " " } else { "s" },
+                "    {:<34} {:6.1} GFLOP/s (best {:5.1}) = {:4.0}% of the f32x8 FMA peak ({:.0}), {avx512}",
                 shape.name,
-                median(gf),
+                median(gf.clone()),
+                best(&gf),
                 100.0 * median(r256),
                 median(p256),
             );
@@ -176,30 +190,35 @@ fn peak_summary() {
     }
 }
 
-fn criterion_benches(c: &mut Criterion) {
-    for threads in [1, 2] {
-        set_threads(threads);
-        let mut group = c.benchmark_group(format!("gemm_f32_{threads}t"));
-        for shape in SHAPES {
-            let mut p = shape.problem();
-            group.throughput(Throughput::Elements(shape.flops() as u64));
-            group.bench_function(BenchmarkId::from_parameter(shape.name), |bch| bch.iter(|| shape.run(&mut p)));
-        }
-        group.finish();
+/// Criterion timings: one thread in thread CPU time, two threads in wall time (see `support/cpu_time.rs`).
+fn criterion_benches<M: Measurement>(c: &mut Criterion<M>, threads: usize) {
+    set_threads(threads);
+    let mut group = c.benchmark_group(format!("gemm_f32_{threads}t"));
+    for shape in SHAPES {
+        let mut p = shape.problem();
+        group.throughput(Throughput::Elements(shape.flops() as u64));
+        group.bench_function(BenchmarkId::from_parameter(shape.name), |bch| bch.iter(|| shape.run(&mut p)));
     }
+    group.finish();
+}
+
+/// Few samples and short runs: the summary below needs the time more.
+fn config<M: Measurement>(c: Criterion<M>) -> Criterion<M> {
+    c.sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .configure_from_args()
 }
 
 fn main() {
     // Size rayon's pool for two threads first; each part below then picks its split count.
     set_threads(2);
     loopgrad_tensor::flush_denormals();
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .configure_from_args();
-    criterion_benches(&mut c);
-    c.final_summary();
+    let mut cpu = config(Criterion::default().with_measurement(ThreadCpuTime));
+    criterion_benches(&mut cpu, 1);
+    let mut wall = config(Criterion::default());
+    criterion_benches(&mut wall, 2);
+    wall.final_summary();
     // `cargo test --benches` runs each benchmark once in test mode; the summary is for real runs only.
     if !std::env::args().any(|a| a == "--test" || a == "--list") {
         peak_summary();

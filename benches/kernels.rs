@@ -1,11 +1,17 @@
 //! Element-wise and row kernels in GB/s (criterion's throughput counts the bytes each kernel must read and
-//! write), SIMD on 1 and 2 threads and the scalar reference on 1, at two sizes of a [rows, 512] f32
+//! write), SIMD on 1 and 2 threads and the scalar reference on 1 (one thread timed in thread CPU time, two in
+//! wall time: see `support/cpu_time.rs`), at two sizes of a [rows, 512] f32
 //! activation: 97 rows (one TRM sequence, 194 KiB per operand: cache-resident, below the parallel thresholds)
 //! and 2048 rows (4 MiB per operand: memory traffic, split across threads).
 //!
 //!     cargo bench --bench kernels
 //!     cargo bench --bench kernels -- 2048x512_1t      # one group
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+use cpu_time::ThreadCpuTime;
+use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use loopgrad_tensor::kernels::{self, reference};
 use loopgrad_tensor::{set_threads, Rng};
@@ -65,7 +71,7 @@ macro_rules! kernel_list {
     }};
 }
 
-fn bench_group(c: &mut Criterion, label: &str, rows: usize, list: &[Kernel]) {
+fn bench_group<M: Measurement>(c: &mut Criterion<M>, label: &str, rows: usize, list: &[Kernel]) {
     let mut d = Data::new(rows);
     let mut group = c.benchmark_group(label);
     for &(name, bytes_per_elem, f) in list {
@@ -80,22 +86,27 @@ fn bench_group(c: &mut Criterion, label: &str, rows: usize, list: &[Kernel]) {
     group.finish();
 }
 
+/// Few samples and short runs: there are 126 benchmarks.
+fn config<M: Measurement>(c: Criterion<M>) -> Criterion<M> {
+    c.sample_size(10)
+        .warm_up_time(Duration::from_millis(200))
+        .measurement_time(Duration::from_millis(500))
+        .configure_from_args()
+}
+
 fn main() {
     // Size rayon's pool for two threads first; each group then picks its split count.
     set_threads(2);
     loopgrad_tensor::flush_denormals();
-    let mut c = Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(200))
-        .measurement_time(Duration::from_millis(500))
-        .configure_from_args();
+    // One thread in thread CPU time (immune to being descheduled on a shared machine), two in wall time.
+    let mut cpu = config(Criterion::default().with_measurement(ThreadCpuTime));
+    let mut wall = config(Criterion::default());
     for rows in [97, 2048] {
         set_threads(1);
-        bench_group(&mut c, &format!("reference_{rows}x{COLS}"), rows, &kernel_list!(reference));
-        for threads in [1, 2] {
-            set_threads(threads);
-            bench_group(&mut c, &format!("simd_{rows}x{COLS}_{threads}t"), rows, &kernel_list!(kernels));
-        }
+        bench_group(&mut cpu, &format!("reference_{rows}x{COLS}"), rows, &kernel_list!(reference));
+        bench_group(&mut cpu, &format!("simd_{rows}x{COLS}_1t"), rows, &kernel_list!(kernels));
+        set_threads(2);
+        bench_group(&mut wall, &format!("simd_{rows}x{COLS}_2t"), rows, &kernel_list!(kernels));
     }
-    c.final_summary();
+    wall.final_summary();
 }

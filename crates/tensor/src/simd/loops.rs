@@ -21,12 +21,23 @@ pub fn store_partial<V: SimdVec>(v: V, s: &mut [V::Elem]) {
     s.copy_from_slice(&buf[..n]);
 }
 
-/// `out[i] = f(a[i])`, a vector at a time; the tail runs as one zero-padded vector, so every element gets the
-/// very same instructions (a result never depends on where in the slice its element sits).
+/// Vectors per trip of the unrolled main loops: four independent load/compute/store chains per trip keep the
+/// loop overhead off the critical path (measured: +15% on `add` over one vector per trip, in L1).
+const UNROLL: usize = 4;
+
+/// `out[i] = f(a[i])`, four vectors per loop trip, then single vectors, then the tail as one zero-padded
+/// vector, so every element gets the very same instructions (a result never depends on where in the slice its
+/// element sits).
 #[inline(always)]
 pub fn map1<V: SimdVec>(a: &[V::Elem], out: &mut [V::Elem], f: impl Fn(V) -> V) {
     let n = V::LANES;
-    let (mut ac, mut oc) = (a.chunks_exact(n), out.chunks_exact_mut(n));
+    let (mut ab, mut ob) = (a.chunks_exact(UNROLL * n), out.chunks_exact_mut(UNROLL * n));
+    for (o, x) in (&mut ob).zip(&mut ab) {
+        for k in 0..UNROLL {
+            f(V::load(&x[k * n..])).store(&mut o[k * n..]);
+        }
+    }
+    let (mut ac, mut oc) = (ab.remainder().chunks_exact(n), ob.into_remainder().chunks_exact_mut(n));
     for (o, x) in (&mut oc).zip(&mut ac) {
         f(V::load(x)).store(o);
     }
@@ -40,7 +51,15 @@ pub fn map1<V: SimdVec>(a: &[V::Elem], out: &mut [V::Elem], f: impl Fn(V) -> V) 
 #[inline(always)]
 pub fn map2<V: SimdVec>(a: &[V::Elem], b: &[V::Elem], out: &mut [V::Elem], f: impl Fn(V, V) -> V) {
     let n = V::LANES;
-    let (mut ac, mut bc, mut oc) = (a.chunks_exact(n), b.chunks_exact(n), out.chunks_exact_mut(n));
+    let (mut ab, mut bb) = (a.chunks_exact(UNROLL * n), b.chunks_exact(UNROLL * n));
+    let mut ob = out.chunks_exact_mut(UNROLL * n);
+    for ((o, x), y) in (&mut ob).zip(&mut ab).zip(&mut bb) {
+        for k in 0..UNROLL {
+            f(V::load(&x[k * n..]), V::load(&y[k * n..])).store(&mut o[k * n..]);
+        }
+    }
+    let (mut ac, mut bc) = (ab.remainder().chunks_exact(n), bb.remainder().chunks_exact(n));
+    let mut oc = ob.into_remainder().chunks_exact_mut(n);
     for ((o, x), y) in (&mut oc).zip(&mut ac).zip(&mut bc) {
         f(V::load(x), V::load(y)).store(o);
     }
@@ -54,7 +73,14 @@ pub fn map2<V: SimdVec>(a: &[V::Elem], b: &[V::Elem], out: &mut [V::Elem], f: im
 /// `y[i] = f(y[i])` in place, as [`map1`].
 #[inline(always)]
 pub fn map_inplace<V: SimdVec>(y: &mut [V::Elem], f: impl Fn(V) -> V) {
-    let mut yc = y.chunks_exact_mut(V::LANES);
+    let n = V::LANES;
+    let mut yb = y.chunks_exact_mut(UNROLL * n);
+    for o in &mut yb {
+        for k in 0..UNROLL {
+            f(V::load(&o[k * n..])).store(&mut o[k * n..]);
+        }
+    }
+    let mut yc = yb.into_remainder().chunks_exact_mut(n);
     for o in &mut yc {
         f(V::load(o)).store(o);
     }
@@ -68,7 +94,13 @@ pub fn map_inplace<V: SimdVec>(y: &mut [V::Elem], f: impl Fn(V) -> V) {
 #[inline(always)]
 pub fn update1<V: SimdVec>(y: &mut [V::Elem], a: &[V::Elem], f: impl Fn(V, V) -> V) {
     let n = V::LANES;
-    let (mut yc, mut ac) = (y.chunks_exact_mut(n), a.chunks_exact(n));
+    let (mut yb, mut ab) = (y.chunks_exact_mut(UNROLL * n), a.chunks_exact(UNROLL * n));
+    for (o, x) in (&mut yb).zip(&mut ab) {
+        for k in 0..UNROLL {
+            f(V::load(&o[k * n..]), V::load(&x[k * n..])).store(&mut o[k * n..]);
+        }
+    }
+    let (mut yc, mut ac) = (yb.into_remainder().chunks_exact_mut(n), ab.remainder().chunks_exact(n));
     for (o, x) in (&mut yc).zip(&mut ac) {
         f(V::load(o), V::load(x)).store(o);
     }
@@ -83,7 +115,15 @@ pub fn update1<V: SimdVec>(y: &mut [V::Elem], a: &[V::Elem], f: impl Fn(V, V) ->
 #[inline(always)]
 pub fn update2<V: SimdVec>(y: &mut [V::Elem], a: &[V::Elem], b: &[V::Elem], f: impl Fn(V, V, V) -> V) {
     let n = V::LANES;
-    let (mut yc, mut ac, mut bc) = (y.chunks_exact_mut(n), a.chunks_exact(n), b.chunks_exact(n));
+    let mut yb = y.chunks_exact_mut(UNROLL * n);
+    let (mut ab, mut bb) = (a.chunks_exact(UNROLL * n), b.chunks_exact(UNROLL * n));
+    for ((o, x), w) in (&mut yb).zip(&mut ab).zip(&mut bb) {
+        for k in 0..UNROLL {
+            f(V::load(&o[k * n..]), V::load(&x[k * n..]), V::load(&w[k * n..])).store(&mut o[k * n..]);
+        }
+    }
+    let mut yc = yb.into_remainder().chunks_exact_mut(n);
+    let (mut ac, mut bc) = (ab.remainder().chunks_exact(n), bb.remainder().chunks_exact(n));
     for ((o, x), w) in (&mut yc).zip(&mut ac).zip(&mut bc) {
         f(V::load(o), V::load(x), V::load(w)).store(o);
     }
