@@ -12,6 +12,7 @@ pub mod float;
 pub mod gemm;
 pub mod kernels;
 pub mod parallel;
+pub mod peak;
 pub mod pool;
 pub mod rng;
 pub mod shape;

@@ -232,16 +232,26 @@ pub fn transpose<E: Float>(x: &[E], batch: usize, rows: usize, cols: usize, out:
     })
 }
 
-/// Writes output rows `js` (columns of the [rows, cols] matrix `x`) into `dst`, tile by tile.
+/// Writes output rows `js` (columns of the [rows, cols] matrix `x`) into `dst`, tile by tile; inside a tile,
+/// whole `LANES x LANES` blocks go through [`SimdVec::transpose_block`], the ragged edges element by element.
 fn transpose_tiles<E: Float>(x: &[E], rows: usize, cols: usize, js: std::ops::Range<usize>, dst: &mut [E]) {
+    let l = V::<E>::LANES;
     for jb in js.clone().step_by(TILE) {
         let je = js.end.min(jb + TILE);
         for ib in (0..rows).step_by(TILE) {
             let ie = rows.min(ib + TILE);
-            for j in jb..je {
-                let drow = &mut dst[(j - js.start) * rows..];
-                for i in ib..ie {
-                    drow[i] = x[i * cols + j];
+            for j0 in (jb..je).step_by(l) {
+                for i0 in (ib..ie).step_by(l) {
+                    let d0 = (j0 - js.start) * rows + i0;
+                    if j0 + l <= je && i0 + l <= ie {
+                        V::<E>::transpose_block(&x[i0 * cols + j0..], cols, &mut dst[d0..], rows);
+                    } else {
+                        for j in j0..je.min(j0 + l) {
+                            for i in i0..ie.min(i0 + l) {
+                                dst[(j - js.start) * rows + i] = x[i * cols + j];
+                            }
+                        }
+                    }
                 }
             }
         }

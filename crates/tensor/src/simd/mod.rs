@@ -69,6 +69,17 @@ pub trait SimdVec:
     /// `2^k` for integer-valued lanes `k` in the normal exponent range (f32: -126..=127, f64: -1022..=1023).
     fn pow2i(k: Self) -> Self;
 
+    /// Writes the transpose of the `LANES x LANES` block at the start of `src` (rows `src_stride` apart) to the
+    /// start of `dst` (rows `dst_stride` apart). Scalar by default; `f32x8` shuffles in registers.
+    #[inline(always)]
+    fn transpose_block(src: &[Self::Elem], src_stride: usize, dst: &mut [Self::Elem], dst_stride: usize) {
+        for i in 0..Self::LANES {
+            for j in 0..Self::LANES {
+                dst[j * dst_stride + i] = src[i * src_stride + j];
+            }
+        }
+    }
+
     /// A constant (rounded to the element type).
     #[inline(always)]
     fn konst(x: f64) -> Self {
@@ -152,6 +163,13 @@ impl SimdVec for f32x8 {
         // 23 moves it into the exponent field and pushes the rest out of the word.
         let t = k + f32x8::splat(8_388_608.0 + 127.0);
         cast(cast::<f32x8, u32x8>(t) << 23)
+    }
+    #[inline(always)]
+    fn transpose_block(src: &[f32], src_stride: usize, dst: &mut [f32], dst_stride: usize) {
+        let rows: [f32x8; 8] = std::array::from_fn(|i| Self::load(&src[i * src_stride..]));
+        for (j, v) in f32x8::transpose(rows).into_iter().enumerate() {
+            v.store(&mut dst[j * dst_stride..]);
+        }
     }
 }
 
