@@ -30,6 +30,8 @@ enum Command {
     Plot(cli::plot::PlotArgs),
     /// The recursion study: a grid of runs over seeds, test-time recursion, and a report with tables and plots.
     Study(cli::study::StudyArgs),
+    /// Time whole training steps (or evaluations) on random tokens; flags and JSON as the PyTorch reference.
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Some(Command::Data(cmd)) => cli::data::run(cmd),
         Some(Command::Plot(args)) => cli::plot::run(args),
         Some(Command::Study(args)) => cli::study::run(args),
+        Some(Command::Bench(args)) => cli::bench::run(args),
         None => cli::train::run(cli::train::TrainArgs::default()),
     };
     match result {

@@ -1,5 +1,6 @@
 //! Subcommands of the `loopgrad` binary, one module each.
 
+pub mod bench;
 pub mod data;
 pub mod eval;
 pub mod info;

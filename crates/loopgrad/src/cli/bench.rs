@@ -1,0 +1,234 @@
+//! `loopgrad bench`: whole TRM/HRM training steps (or 16-step evaluations) on random tokens, timed, with the
+//! flags and the one-line JSON of the PyTorch reference `../shared/bench/torch_trm.py`, so the two can run side
+//! by side:
+//!
+//! ```text
+//! loopgrad bench --arch mlp --hidden 64 --seq 36 --prefix 4 --vocab 8 --T 2 --n 2 --batch 64 --steps 20 --threads 2
+//! python3 torch_trm.py --arch mlp --hidden 64 --seq 36 --prefix 4 --vocab 8 --T 2 --n 2 --batch 64 --steps 20 --threads 2
+//! ```
+//!
+//! Keys beyond the reference's: `gflops` (the step's GEMM and attention FLOPs from `ModelConfig::step_cost`, over
+//! the median step time), `peak_fraction` (that over this machine's f32x8 FMA peak on the same number of threads,
+//! measured in the same run by `loopgrad_tensor::peak`), `allocs_per_step` (heap allocations per timed step,
+//! counted by the binary's global allocator: 0 means a steady-state step never reaches the allocator).
+
+mod step;
+
+pub use step::{BenchShape, BenchStep};
+
+use anyhow::{bail, Result};
+use serde_json::json;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// `trm` or `hrm` (HRM: --T is H_cycles, --n L_cycles, --layers the depth of each level; attention only).
+    #[arg(long, default_value = "trm")]
+    pub model: String,
+    /// TRM's mixer: `mlp` (token-mixing MLP, the default) or `att` (attention). HRM has attention only.
+    #[arg(long)]
+    pub arch: Option<String>,
+    #[arg(long, default_value_t = 512)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 8)]
+    pub heads: usize,
+    #[arg(long, default_value_t = 4.0)]
+    pub expansion: f64,
+    #[arg(long, default_value_t = 2)]
+    pub layers: usize,
+    /// Recursions per supervision step.
+    #[arg(long = "T", default_value_t = 3)]
+    pub t: usize,
+    /// Latent updates per recursion.
+    #[arg(long, default_value_t = 6)]
+    pub n: usize,
+    #[arg(long, default_value_t = 81)]
+    pub seq: usize,
+    #[arg(long, default_value_t = 11)]
+    pub vocab: usize,
+    #[arg(long, default_value_t = 16)]
+    pub prefix: usize,
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub steps: usize,
+    /// Untimed steps first (buffers, caches, the pool warm up).
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Threads for kernels and GEMMs; 0 = every core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Time a 16-step no-grad evaluation of the batch instead of a training step.
+    #[arg(long)]
+    pub eval: bool,
+}
+
+/// Counts every allocation (and reallocation) the process makes, then hands it to the system allocator. One
+/// relaxed atomic add per call: invisible next to the allocation itself.
+pub struct CountingAlloc;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; counting has no effect on
+// the memory handed out.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+impl BenchArgs {
+    fn shape(&self) -> Result<BenchShape> {
+        let hrm = match self.model.as_str() {
+            "trm" => false,
+            "hrm" => true,
+            other => bail!("--model must be trm or hrm, not {other:?}"),
+        };
+        let mlp = match (self.arch.as_deref(), hrm) {
+            (Some("mlp"), true) => bail!("--model hrm has attention only; drop --arch mlp"),
+            (None, true) | (Some("att"), _) => false,
+            (None, false) | (Some("mlp"), false) => true,
+            (Some(other), _) => bail!("--arch must be mlp or att, not {other:?}"),
+        };
+        let positive =
+            [("hidden", self.hidden), ("heads", self.heads), ("layers", self.layers), ("T", self.t), ("n", self.n)];
+        for (name, v) in positive.into_iter().chain([("seq", self.seq), ("batch", self.batch), ("steps", self.steps)]) {
+            if v == 0 {
+                bail!("--{name} must be at least 1");
+            }
+        }
+        if self.vocab < 3 {
+            bail!("--vocab must be at least 3 (PAD, blank and one symbol), not {}", self.vocab);
+        }
+        let attention = hrm || !mlp;
+        if attention && (self.hidden % self.heads != 0 || (self.hidden / self.heads) % 2 != 0) {
+            bail!("--hidden {} must split into {} heads of an even size (RoPE)", self.hidden, self.heads);
+        }
+        if self.expansion.is_nan() || self.expansion <= 0.0 {
+            bail!("--expansion must be positive, not {}", self.expansion);
+        }
+        Ok(BenchShape {
+            hrm,
+            mlp,
+            hidden: self.hidden,
+            heads: self.heads,
+            expansion: self.expansion,
+            layers: self.layers,
+            t: self.t,
+            n: self.n,
+            seq: self.seq,
+            vocab: self.vocab,
+            prefix: self.prefix,
+            batch: self.batch,
+            seed: self.seed,
+        })
+    }
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let shape = args.shape()?;
+    let threads = match args.threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    loopgrad_tensor::set_threads(threads);
+    loopgrad_tensor::flush_denormals();
+    // The peak first, while nothing else of ours runs: best of 5 rounds of about 20 ms.
+    let peak = loopgrad_tensor::peak::fma_peak_gflops(threads, 5);
+
+    let mut bench = BenchStep::new(&shape);
+    let params = bench.model.param_count(&bench.tape.params);
+    let flops = if args.eval { bench.eval_flops() } else { bench.train_flops() };
+    // Everything runs on one rayon worker (see `loopgrad_tensor::install`): parallel kernels then queue their
+    // parts on that worker's own deque instead of rayon's global injector, which allocates.
+    let (times, loss, allocs) = loopgrad_tensor::install(|| {
+        let mut loss = f32::NAN;
+        let mut run = |bench: &mut BenchStep| {
+            if args.eval {
+                bench.eval();
+            } else {
+                loss = bench.train_step();
+            }
+        };
+        for _ in 0..args.warmup {
+            run(&mut bench);
+        }
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let mut times = Vec::with_capacity(args.steps);
+        for _ in 0..args.steps {
+            let t = Instant::now();
+            run(&mut bench);
+            times.push(t.elapsed().as_secs_f64());
+        }
+        let allocs = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        (times, loss, allocs)
+    });
+    let step = median(times);
+    let gflops = flops / step / 1e9;
+    let line = json!({
+        "impl": if args.eval { "loopgrad-eval" } else { "loopgrad" },
+        "threads": threads,
+        "model": args.model,
+        "arch": if shape.mlp { "mlp" } else { "att" },
+        "hidden": shape.hidden,
+        "T": shape.t,
+        "n": shape.n,
+        "batch": shape.batch,
+        "params": params,
+        "step_ms": round(step * 1e3, 2),
+        "samples_per_s": round(shape.batch as f64 / step, 3),
+        "loss": if args.eval { serde_json::Value::Null } else { json!(round(loss as f64, 6)) },
+        "peak_rss_mib": peak_rss_mib(),
+        "gflops": round(gflops, 1),
+        "peak_gflops": round(peak, 1),
+        "peak_fraction": round(gflops / peak, 3),
+        "allocs_per_step": allocs as f64 / args.steps as f64,
+        "flops_per_step": flops,
+        "flops_from": "ModelConfig::step_cost (every GEMM and attention product, forward and backward)",
+    });
+    println!("{line}");
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let s = 10f64.powi(digits);
+    (x * s).round() / s
+}
+
+/// The process's peak resident set in MiB (`VmHWM` in `/proc/self/status`; `null` where there is no such file).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(round(kib / 1024.0, 1))
+}
