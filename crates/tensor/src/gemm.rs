@@ -69,6 +69,17 @@ impl<'a, E: Float> MatMut<'a, E> {
 /// [`threads`](crate::parallel::threads) blocks, each computed by a single-threaded matrixmultiply call on
 /// rayon's pool.
 pub fn gemm<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
+    gemm_on(None, alpha, a, b, beta, c)
+}
+
+/// [`gemm`] on the calling thread only, whatever its size: for callers that already split their work across
+/// threads (attention runs its (batch, head) products in parallel, each on one thread).
+pub fn gemm_serial<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
+    gemm_on(Some(1), alpha, a, b, beta, c)
+}
+
+/// [`gemm`] in `parts` blocks (`None`: as many as the size deserves).
+fn gemm_on<E: Float>(parts: Option<usize>, alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
     assert!(
         a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
         "gemm: cannot multiply [{}, {}] by [{}, {}] into [{}, {}]",
@@ -93,7 +104,7 @@ pub fn gemm<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: 
         c.cs,
         c.data.len()
     );
-    let parts = parts_for(m * k * n, PAR_MIN_GEMM_MACS);
+    let parts = parts.unwrap_or_else(|| parts_for(m * k * n, PAR_MIN_GEMM_MACS));
     let cv = RawMat { ptr: SyncPtr(c.data.as_mut_ptr()), rs: c.rs, cs: c.cs };
     // SAFETY: A and B were bounds-checked against their slices and C against its slice just above; C is a
     // unique borrow, so it cannot alias A or B.

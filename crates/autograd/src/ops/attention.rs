@@ -20,13 +20,15 @@
 //! read straight from qkv and dQ, dK, dV are accumulated straight into its gradient with strided GEMMs
 //! (beta = 1).
 //!
-//! Every product is one [`gemm`] call per (b, h) on strided views; only the [L, L] scores of one head at a time
-//! need scratch space. In a no-grad scope P is not kept either: one [L, L] buffer serves every head.
+//! Every product is one single-threaded GEMM call per (b, h) on strided views, and batch items run in parallel,
+//! an even share per thread; each share needs only the [L, L] scores of one head at a time as scratch. In a
+//! no-grad scope P is not kept either: one [L, L] buffer per share serves every head.
 
 use super::rope::{check_tables, rotate_heads, unrotate_heads_add};
 use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
-use loopgrad_tensor::{gemm, kernels, Float, MatMut, MatRef, Shape, Tensor};
+use loopgrad_tensor::{gemm_serial, kernels, Float, MatMut, MatRef, Shape, Tensor};
+use rayon::prelude::*;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Meta {
@@ -84,17 +86,27 @@ fn rotate_qk<E: Float>(qkv: &[E], cos: &Tensor<E>, sin: &Tensor<E>, d: Dims) -> 
     rot
 }
 
+/// How many batch items each parallel part takes: all of them (one part, on the calling thread) below about a
+/// million multiply-adds, else an even share for each of [`loopgrad_tensor::threads`].
+fn items_per_part(batch: usize, macs_per_item: usize) -> usize {
+    let parts = if batch * macs_per_item < 1 << 20 { 1 } else { loopgrad_tensor::threads().min(batch) };
+    batch.div_ceil(parts.max(1)).max(1)
+}
+
 impl<E: Float> Tape<E> {
     /// Fused bidirectional multi-head attention on a fused projection: qkv [B, L, 3 H hd] laid out as
     /// [q heads | k heads | v heads] (the TRM/HRM layout), RoPE applied to q and k when `rope` = (cos, sin)
     /// [L, hd] is given -> [B, L, H hd].
+    ///
+    /// Batch items run in parallel (one share per thread, each product single-threaded: [L, hd] x [hd, L] is too
+    /// small to split further).
     pub fn attention(&mut self, qkv: Var, heads: usize, rope: Option<(Var, Var)>) -> Var {
         let d = Dims::of(self.value(qkv).shape(), heads);
         if let Some((cos, sin)) = rope {
             check_tables("attention", self, cos, sin, d.l, d.hd);
         }
         let record = self.should_record(&[qkv]);
-        let (w, ll) = (d.width(), d.l * d.l);
+        let (w, l, ll) = (d.width(), d.l, d.l * d.l);
         let x = self.value(qkv).data();
         let rotated = rope.map(|(cos, sin)| rotate_qk(x, self.value(cos), self.value(sin), d));
         // Q and K come from the rotated copy (rows 2w apart) or straight from qkv (rows 3w apart).
@@ -102,31 +114,51 @@ impl<E: Float> Tape<E> {
             Some(r) => (r.data(), 2 * w),
             None => (x, 3 * w),
         };
-        let mut out = Tensor::uninit([d.b, d.l, w]);
-        let mut probs =
-            Tensor::uninit(if record { Shape::new(&[d.b, d.h, d.l, d.l]) } else { Shape::new(&[d.l, d.l]) });
-        let mut scores = Tensor::uninit([d.l, d.l]);
-        for b in 0..d.b {
-            for h in 0..d.h {
-                let q = head(qk, b * d.l * qk_rs + h * d.hd, d, qk_rs);
-                let k = head(qk, b * d.l * qk_rs + w + h * d.hd, d, qk_rs);
-                let v = head(x, b * d.l * 3 * w + 2 * w + h * d.hd, d, 3 * w);
-                gemm(E::from_f64(d.scale()), q, k.t(), E::ZERO, MatMut::new(scores.data_mut(), d.l, d.l));
-                let p_off = if record { (b * d.h + h) * ll } else { 0 };
-                let p = &mut probs.data_mut()[p_off..p_off + ll];
-                kernels::softmax_rows(scores.data(), d.l, p);
-                let o = head_mut(out.data_mut(), b * d.l * w + h * d.hd, d, w);
-                gemm(E::ONE, MatRef::new(p, d.l, d.l), v, E::ZERO, o);
+        let mut out = Tensor::uninit([d.b, l, w]);
+        // Recorded: P [B, H, L, L] is saved. Untaped: each part reuses one [L, L] buffer for all its heads.
+        let mut probs = record.then(|| Tensor::uninit([d.b, d.h, l, l]));
+        // Batch items first..first + n: out rows `o` [n, L, w], probabilities `p` [n, H, L, L] when recorded.
+        let items = |first: usize, o: &mut [E], mut p: Option<&mut [E]>| {
+            let mut scores = Tensor::<E>::uninit([l, l]);
+            let mut scratch = p.is_none().then(|| Tensor::<E>::uninit([l, l]));
+            for (j, ob) in o.chunks_exact_mut(l * w).enumerate() {
+                let b = first + j;
+                for h in 0..d.h {
+                    let q = head(qk, b * l * qk_rs + h * d.hd, d, qk_rs);
+                    let k = head(qk, b * l * qk_rs + w + h * d.hd, d, qk_rs);
+                    let v = head(x, b * l * 3 * w + 2 * w + h * d.hd, d, 3 * w);
+                    gemm_serial(E::from_f64(d.scale()), q, k.t(), E::ZERO, MatMut::new(scores.data_mut(), l, l));
+                    let pbh = match (&mut p, &mut scratch) {
+                        (Some(p), _) => &mut p[(j * d.h + h) * ll..(j * d.h + h + 1) * ll],
+                        (None, Some(s)) => s.data_mut(),
+                        (None, None) => unreachable!(),
+                    };
+                    kernels::softmax_rows(scores.data(), l, pbh);
+                    let o = head_mut(ob, h * d.hd, d, w);
+                    gemm_serial(E::ONE, MatRef::new(pbh, l, l), v, E::ZERO, o);
+                }
+            }
+        };
+        let per = items_per_part(d.b, 2 * d.h * ll * d.hd);
+        if per >= d.b {
+            items(0, out.data_mut(), probs.as_mut().map(|p| p.data_mut()));
+        } else {
+            let outs = out.data_mut().par_chunks_mut(per * l * w).enumerate();
+            match probs.as_mut() {
+                Some(p) => outs
+                    .zip(p.data_mut().par_chunks_mut(per * d.h * ll))
+                    .for_each(|((i, o), p)| items(i * per, o, Some(p))),
+                None => outs.for_each(|(i, o)| items(i * per, o, None)),
             }
         }
-        drop((rotated, scores));
+        drop(rotated);
         let meta = Meta { heads, rope: rope.is_some() };
         let inputs = match rope {
             Some((cos, sin)) => [qkv, cos, sin],
             None => [qkv; 3],
         };
         let n_inputs = if rope.is_some() { 3 } else { 1 };
-        self.push_op(Op::Attention(meta), &inputs[..n_inputs], out, record.then_some(probs), &[])
+        self.push_op(Op::Attention(meta), &inputs[..n_inputs], out, probs, &[])
     }
 }
 
@@ -143,50 +175,57 @@ pub(crate) fn backward<E: Float>(m: &Meta, ctx: &mut Ctx<'_, E>) {
         Some(r) => (r.data(), 2 * w),
         None => (x.data(), 3 * w),
     };
-    // With RoPE, dQ and dK are formed in the rotated frame first (each head's block written once, beta = 0) and
-    // rotated back below; without, they accumulate straight into the qkv gradient.
-    let mut dqk_rotated = tables.map(|_| Tensor::<E>::uninit([d.b, l, 2 * w]));
-    let mut ds = Tensor::<E>::uninit([l, l]);
     let scale = E::from_f64(d.scale());
-    for b in 0..d.b {
-        for h in 0..d.h {
-            let q = head(qk, b * l * qk_rs + h * d.hd, d, qk_rs);
-            let k = head(qk, b * l * qk_rs + w + h * d.hd, d, qk_rs);
-            let v_off = b * l * 3 * w + 2 * w + h * d.hd;
-            let v = head(x.data(), v_off, d, 3 * w);
-            let p_bh = &probs[(b * d.h + h) * ll..(b * d.h + h + 1) * ll];
-            let p = MatRef::new(p_bh, l, l);
-            let d_o = head(dout, b * l * w + h * d.hd, d, w);
-            gemm(E::ONE, p.t(), d_o, E::ONE, head_mut(dx, v_off, d, 3 * w));
-            // dP = dO V^T, then dS = P * (dP - rowsum(dP * P)) in place.
-            gemm(E::ONE, d_o, v.t(), E::ZERO, MatMut::new(ds.data_mut(), l, l));
-            for (ds_row, p_row) in ds.data_mut().chunks_exact_mut(l).zip(p_bh.chunks_exact(l)) {
-                let dot: E = ds_row.iter().zip(p_row).map(|(&a, &b)| a * b).sum();
-                for (g, &pv) in ds_row.iter_mut().zip(p_row) {
-                    *g = pv * (*g - dot);
+    // Batch items first..first + n, whose qkv gradient rows are `dxs` [n, L, 3w]. With RoPE, dQ and dK of one
+    // item are formed in the rotated frame first (each head's block written once, beta = 0) and rotated back into
+    // dxs; without, they accumulate straight into it.
+    let items = |first: usize, dxs: &mut [E]| {
+        let mut ds = Tensor::<E>::uninit([l, l]);
+        let mut dqk_rotated = tables.map(|_| Tensor::<E>::uninit([l, 2 * w]));
+        for (j, dxb) in dxs.chunks_exact_mut(l * 3 * w).enumerate() {
+            let b = first + j;
+            for h in 0..d.h {
+                let q = head(qk, b * l * qk_rs + h * d.hd, d, qk_rs);
+                let k = head(qk, b * l * qk_rs + w + h * d.hd, d, qk_rs);
+                let v = head(x.data(), b * l * 3 * w + 2 * w + h * d.hd, d, 3 * w);
+                let p_bh = &probs[(b * d.h + h) * ll..(b * d.h + h + 1) * ll];
+                let p = MatRef::new(p_bh, l, l);
+                let d_o = head(dout, b * l * w + h * d.hd, d, w);
+                gemm_serial(E::ONE, p.t(), d_o, E::ONE, head_mut(dxb, 2 * w + h * d.hd, d, 3 * w));
+                // dP = dO V^T, then dS = P * (dP - rowsum(dP * P)) in place.
+                gemm_serial(E::ONE, d_o, v.t(), E::ZERO, MatMut::new(ds.data_mut(), l, l));
+                for (ds_row, p_row) in ds.data_mut().chunks_exact_mut(l).zip(p_bh.chunks_exact(l)) {
+                    let dot: E = ds_row.iter().zip(p_row).map(|(&a, &b)| a * b).sum();
+                    for (g, &pv) in ds_row.iter_mut().zip(p_row) {
+                        *g = pv * (*g - dot);
+                    }
+                }
+                let ds_m = MatRef::new(ds.data(), l, l);
+                match &mut dqk_rotated {
+                    Some(t) => {
+                        let buf = t.data_mut();
+                        gemm_serial(scale, ds_m, k, E::ZERO, head_mut(buf, h * d.hd, d, 2 * w));
+                        gemm_serial(scale, ds_m.t(), q, E::ZERO, head_mut(buf, w + h * d.hd, d, 2 * w));
+                    }
+                    None => {
+                        gemm_serial(scale, ds_m, k, E::ONE, head_mut(dxb, h * d.hd, d, 3 * w));
+                        gemm_serial(scale, ds_m.t(), q, E::ONE, head_mut(dxb, w + h * d.hd, d, 3 * w));
+                    }
                 }
             }
-            let ds_m = MatRef::new(ds.data(), l, l);
-            match &mut dqk_rotated {
-                Some(t) => {
-                    let (buf, off) = (t.data_mut(), b * l * 2 * w + h * d.hd);
-                    gemm(scale, ds_m, k, E::ZERO, head_mut(buf, off, d, 2 * w));
-                    gemm(scale, ds_m.t(), q, E::ZERO, head_mut(buf, off + w, d, 2 * w));
-                }
-                None => {
-                    let off = b * l * 3 * w + h * d.hd;
-                    gemm(scale, ds_m, k, E::ONE, head_mut(dx, off, d, 3 * w));
-                    gemm(scale, ds_m.t(), q, E::ONE, head_mut(dx, off + w, d, 3 * w));
+            if let (Some(g), Some((cos, sin))) = (&dqk_rotated, tables) {
+                for (p, (grow, drow)) in g.data().chunks_exact(2 * w).zip(dxb.chunks_exact_mut(3 * w)).enumerate() {
+                    let (c, s) = (&cos.data()[p * d.hd..(p + 1) * d.hd], &sin.data()[p * d.hd..(p + 1) * d.hd]);
+                    unrotate_heads_add(grow, c, s, &mut drow[..2 * w]);
                 }
             }
         }
-    }
-    if let (Some(g), Some((cos, sin))) = (&dqk_rotated, tables) {
-        for (pos, grow) in g.data().chunks_exact(2 * w).enumerate() {
-            let p = pos % l;
-            let (c, s) = (&cos.data()[p * d.hd..(p + 1) * d.hd], &sin.data()[p * d.hd..(p + 1) * d.hd]);
-            unrotate_heads_add(grow, c, s, &mut dx[pos * 3 * w..pos * 3 * w + 2 * w]);
-        }
+    };
+    let per = items_per_part(d.b, 4 * d.h * ll * d.hd);
+    if per >= d.b {
+        items(0, dx);
+    } else {
+        dx.par_chunks_mut(per * l * 3 * w).enumerate().for_each(|(i, dxs)| items(i * per, dxs));
     }
 }
 
@@ -282,6 +321,33 @@ mod tests {
         for row in tape.value(y).data().chunks(hd) {
             assert!((row[0] - 1.0).abs() < 1e-15 && (row[1] - 10.0).abs() < 1e-15, "{row:?}");
         }
+    }
+
+    /// Large enough to split across threads: the split gives the serial result bit for bit, forward, no-grad
+    /// forward and backward, with and without RoPE.
+    #[test]
+    fn the_parallel_split_matches_one_thread_bit_for_bit() {
+        let (b, l, heads, hd) = (8, 64, 4, 16);
+        let qkv = random(&[b, l, 3 * heads * hd], 17).cast::<f32>();
+        let (cos, sin) = rope_tables::<f32>(l, hd, 10000.0);
+        let run = |threads: usize, rope: bool| {
+            loopgrad_tensor::set_threads(threads);
+            let mut tape = Tape::<f32>::new(ParamStore::new());
+            let x = tape.leaf(qkv.clone());
+            let tables = rope.then(|| (tape.constant(cos.clone()), tape.constant(sin.clone())));
+            let free = tape.no_grad(|t| t.attention(x, heads, tables));
+            let y = tape.attention(x, heads, tables);
+            let s = tape.sum(y);
+            tape.backward(s);
+            (tape.value(free).clone(), tape.value(y).clone(), tape.grad(x).unwrap().clone())
+        };
+        let before = loopgrad_tensor::threads();
+        for rope in [false, true] {
+            let serial = run(1, rope);
+            let split = run(2, rope);
+            assert!(serial == split, "rope {rope}: the split changed a bit");
+        }
+        loopgrad_tensor::set_threads(before);
     }
 
     #[test]
