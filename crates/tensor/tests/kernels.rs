@@ -256,6 +256,33 @@ fn rms_norm<E: Float>(cols: usize, x: &[f64], b: &[f64], dy: &[f64]) {
     assert_close("rms_norm_rows_grad (write)", &d_write, &d_zero, &scale, (cols + 8) as f64);
 }
 
+/// Two AdamATan2 steps against the scalar reference with `std`'s atan2.
+fn adam_atan2<E: Float>(p0: &[f64], g0: &[f64], m0: &[f64]) {
+    let c = kernels::AdamAtan2Step {
+        decay: E::from_f64(1.0 - 1e-3),
+        step_size: E::from_f64(1e-2),
+        bc1_recip: E::from_f64(1.0 / 0.19),
+        bc2_sqrt: E::from_f64(0.0975f64.sqrt()),
+        one_minus_beta1: E::from_f64(0.1),
+        beta2: E::from_f64(0.95),
+        one_minus_beta2: E::from_f64(0.05),
+    };
+    let (mut p, mut m, mut v): (Vec<E>, Vec<E>, Vec<E>) =
+        (cast(p0), cast(m0), m0.iter().map(|x| E::from_f64(x * x)).collect());
+    let (mut pr, mut mr, mut vr) = (p.clone(), m.clone(), v.clone());
+    for _ in 0..2 {
+        let (mut g, mut gr): (Vec<E>, Vec<E>) = (cast(g0), cast(g0));
+        kernels::adam_atan2_step(&mut p, &mut g, &mut m, &mut v, &c);
+        reference::adam_atan2_step(&mut pr, &mut gr, &mut mr, &mut vr, &c);
+        assert!(g.iter().all(|&x| x == E::ZERO), "the step consumes the gradient");
+    }
+    // m, v: a fused multiply-add instead of a multiply and an add; p: |p| + lr pi/2 bounds what went in.
+    let scale = |x: &[f64]| x.iter().map(|v| 4.0 * (v.abs() + 1.0)).collect::<Vec<f64>>();
+    assert_close("adam_atan2_step (m)", &m, &mr, &scale(m0), 8.0);
+    assert_close("adam_atan2_step (v)", &v, &vr, &scale(&m0.iter().map(|x| x * x + 1.0).collect::<Vec<_>>()), 8.0);
+    assert_close("adam_atan2_step (p)", &p, &pr, &scale(p0), 8.0);
+}
+
 type Vecs = (Vec<f64>, Vec<f64>, Vec<f64>);
 
 /// Three vectors of one random length: inputs, a second input, an accumulator.
@@ -305,6 +332,12 @@ proptest! {
         let dy: Vec<f64> = b.iter().rev().map(|v| 0.5 * v).collect();
         rms_norm::<f32>(cols, &x, &b, &dy);
         rms_norm::<f64>(cols, &x, &b, &dy);
+    }
+
+    #[test]
+    fn adam_atan2_matches_the_reference((p, g, m) in three(-3.0, 3.0)) {
+        adam_atan2::<f32>(&p, &g, &m);
+        adam_atan2::<f64>(&p, &g, &m);
     }
 
     #[test]

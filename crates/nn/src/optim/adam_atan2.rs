@@ -21,6 +21,7 @@
 use super::{bias_corrections, check_params, Moments, Optimizer};
 use crate::checkpoint::{CheckpointError, CheckpointReader, CheckpointWriter};
 use loopgrad_autograd::{Param, ParamStore};
+use loopgrad_tensor::kernels::{self, AdamAtan2Step};
 use loopgrad_tensor::Float;
 use serde::{Deserialize, Serialize};
 
@@ -65,22 +66,19 @@ impl<E: Float> Optimizer<E> for AdamAtan2<E> {
         let AdamAtan2Config { beta1, beta2, weight_decay } = self.config;
         self.state.t += 1;
         let (bc1, bc2) = bias_corrections(beta1, beta2, self.state.t);
-        let step_size = E::from_f64(lr);
-        let decay = E::from_f64(1.0 - lr * weight_decay);
-        let bc1_recip = E::from_f64(1.0 / bc1);
-        let bc2_sqrt = E::from_f64(bc2.sqrt());
-        let (one_minus_b1, b2, one_minus_b2) = (E::from_f64(1.0 - beta1), E::from_f64(beta2), E::from_f64(1.0 - beta2));
+        let step = AdamAtan2Step {
+            decay: E::from_f64(1.0 - lr * weight_decay),
+            step_size: E::from_f64(lr),
+            bc1_recip: E::from_f64(1.0 / bc1),
+            bc2_sqrt: E::from_f64(bc2.sqrt()),
+            one_minus_beta1: E::from_f64(1.0 - beta1),
+            beta2: E::from_f64(beta2),
+            one_minus_beta2: E::from_f64(1.0 - beta2),
+        };
         for (i, &p) in self.params.iter().enumerate() {
             let (value, grad) = store.value_and_grad_mut(p);
             let (m, v) = (self.state.exp_avg[i].data_mut(), self.state.exp_avg_sq[i].data_mut());
-            for (((x, g), m), v) in value.data_mut().iter_mut().zip(grad.data_mut()).zip(m).zip(v) {
-                let gi = *g;
-                *g = E::ZERO;
-                *m += one_minus_b1 * (gi - *m);
-                *v = *v * b2 + one_minus_b2 * gi * gi;
-                let denom = v.sqrt() / bc2_sqrt;
-                *x = *x * decay - step_size * (bc1_recip * *m).atan2(denom);
-            }
+            kernels::adam_atan2_step(value.data_mut(), grad.data_mut(), m, v, &step);
         }
     }
 

@@ -14,10 +14,12 @@
 //! rounding or two.
 
 mod norm;
+mod optim;
 pub mod reference;
 mod rows;
 
 pub use norm::*;
+pub use optim::*;
 pub use reference::{sigmoid_scalar, silu_grad_scalar};
 pub use rows::*;
 

@@ -392,6 +392,24 @@ pub fn rms_norm_rows_grad_add<E: Float>(dy: &[E], y: &[E], rr: &[E], cols: usize
     }
 }
 
+/// One AdamATan2 step (see [`crate::kernels::AdamAtan2Step`]), element by element with `std`'s atan2.
+pub fn adam_atan2_step<E: Float>(
+    p: &mut [E],
+    g: &mut [E],
+    m: &mut [E],
+    v: &mut [E],
+    c: &crate::kernels::AdamAtan2Step<E>,
+) {
+    for i in 0..p.len() {
+        let gi = g[i];
+        g[i] = E::ZERO;
+        m[i] += c.one_minus_beta1 * (gi - m[i]);
+        v[i] = v[i] * c.beta2 + c.one_minus_beta2 * gi * gi;
+        let denom = v[i].sqrt() / c.bc2_sqrt;
+        p[i] = p[i] * c.decay - c.step_size * (c.bc1_recip * m[i]).atan2(denom);
+    }
+}
+
 fn for_rows<E: Float>(op: &str, x: &[E], cols: usize, out: &mut [E], f: impl Fn(&[E]) -> E) {
     assert!(cols > 0 && x.len() % cols == 0, "{op}: length {} is not rows of {cols}", x.len());
     check_len(op, x.len() / cols, out.len());
