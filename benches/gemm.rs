@@ -15,8 +15,8 @@ mod cpu_time;
 use cpu_time::{thread_cpu_seconds, wall_seconds, ThreadCpuTime};
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use loopgrad_tensor::simd::SimdVec;
-use loopgrad_tensor::{gemm_batched, set_threads, Float, Rng};
+use loopgrad_tensor::peak::{fma_chains_f32x8 as fma_loop_f32x8, CHAINS};
+use loopgrad_tensor::{gemm_batched, set_threads, Rng};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -70,24 +70,6 @@ impl Shape {
         gemm_batched(self.batch, m, k, n, 1.0, &p.a, self.ta, m * k, &p.b, self.tb, k * n, 0.0, &mut p.c);
         black_box(&p.c);
     }
-}
-
-/// Independent FMA chains per thread: enough to cover FMA latency (4 cycles) times two FMA ports.
-const CHAINS: usize = 12;
-
-/// Runs `iters` rounds of CHAINS independent f32x8 FMAs (the library's own vector type for f32, `wide::f32x8`)
-/// and returns the flops done.
-fn fma_loop_f32x8(iters: usize) -> f64 {
-    type V = <f32 as Float>::Simd;
-    let (x, y) = (V::splat(0.999_999), V::splat(1e-7));
-    let mut acc = [V::splat(1.0); CHAINS];
-    for _ in 0..iters {
-        for a in acc.iter_mut() {
-            *a = a.mul_add(x, y);
-        }
-    }
-    black_box(acc);
-    (iters * CHAINS * 2 * V::LANES) as f64
 }
 
 /// The same with 512-bit vectors (16 f32 lanes), or `None` when the CPU lacks AVX-512F. (AVX-512 intrinsics
