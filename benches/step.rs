@@ -1,0 +1,53 @@
+//! Whole steps at the main job's shape (TRM-MLP D 64, batch 64, 36 tokens + 4 prefix positions, T 2, n 2), on 1
+//! and 2 threads: the no-grad latent recursion (n + 1 = 3 net calls without a tape) and the supervision training
+//! step `loopgrad bench` times (forward with T-1 untaped recursions and the recorded one, ACT loss, backward,
+//! AdamATan2, sign-SGD, EMA). One thread is timed in thread CPU time, two in wall time (`support/cpu_time.rs`).
+//! The paper-size step (seconds each) is `loopgrad bench`'s job, not criterion's.
+//!
+//!     cargo bench --bench step
+
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+// The benchmark step of `loopgrad bench`, compiled into this bench as well: one copy of the step.
+#[allow(dead_code)]
+#[path = "../crates/loopgrad/src/cli/bench/step.rs"]
+mod step;
+
+use cpu_time::ThreadCpuTime;
+use criterion::measurement::Measurement;
+use criterion::{BenchmarkId, Criterion, Throughput};
+use loopgrad_tensor::set_threads;
+use std::time::Duration;
+use step::{BenchShape, BenchStep};
+
+fn benches<M: Measurement>(c: &mut Criterion<M>, threads: usize) {
+    set_threads(threads);
+    let shape = BenchShape::main_job();
+    let mut bench = BenchStep::new(&shape);
+    let mut group = c.benchmark_group(format!("step_{threads}t"));
+    // Throughput in examples per second.
+    group.throughput(Throughput::Elements(shape.batch as u64));
+    group.bench_function(BenchmarkId::from_parameter("latent recursion, no grad (main job)"), |b| {
+        b.iter(|| bench.latent_recursion_no_grad())
+    });
+    group.bench_function(BenchmarkId::from_parameter("supervision step (main job)"), |b| b.iter(|| bench.train_step()));
+    group.finish();
+}
+
+fn config<M: Measurement>(c: Criterion<M>) -> Criterion<M> {
+    c.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args()
+}
+
+fn main() {
+    set_threads(2);
+    loopgrad_tensor::flush_denormals();
+    let mut cpu = config(Criterion::default().with_measurement(ThreadCpuTime));
+    benches(&mut cpu, 1);
+    let mut wall = config(Criterion::default());
+    benches(&mut wall, 2);
+    wall.final_summary();
+}
