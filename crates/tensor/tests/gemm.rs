@@ -103,7 +103,7 @@ fn problem() -> impl Strategy<Value = (f64, Operand, Operand, f64, Operand)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(common::config())]
 
     #[test]
     fn gemm_matches_the_naive_product((alpha, a, b, beta, c) in problem()) {

@@ -304,7 +304,7 @@ fn swiglu_rows() -> impl Strategy<Value = (usize, Vecs)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(common::config())]
 
     #[test]
     fn elementwise_kernels_match_the_reference((a, b, y) in three(-8.0, 8.0), s in -3.0..3.0f64) {

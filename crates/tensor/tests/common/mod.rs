@@ -5,6 +5,15 @@
 use loopgrad_tensor::Float;
 use proptest::prelude::*;
 
+/// 64 cases per property unless `PROPTEST_CASES` says otherwise (`ProptestConfig::with_cases` would ignore it).
+pub fn config() -> ProptestConfig {
+    let mut c = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        c.cases = 64;
+    }
+    c
+}
+
 /// Lengths that straddle the SIMD widths (4 for f64, 8 for f32) and the 4-accumulator blocks of the
 /// reductions (16 and 32 elements), plus random ones.
 pub fn len() -> impl Strategy<Value = usize> {
