@@ -76,8 +76,8 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
     let _ = writeln!(
         md,
         "## Answer\n\nMechanical: one sentence per comparison, differences in percentage points of held-out exact \
-         accuracy between the means of the named rows. \"within noise\" marks a difference smaller than the larger \
-         of the two rows' seed standard deviations.\n"
+         accuracy (and token accuracy) between the means of the named rows. \"within noise\" marks a difference \
+         smaller than the larger of the two rows' standard deviations over seeds.\n"
     );
     for q in &plan.questions {
         let _ = writeln!(md, "### {}: {}\n", q.id, q.title);
@@ -200,7 +200,7 @@ fn compare_answers(results: &Results, q: &Question) -> Vec<String> {
             let other = results.cell(c, budget);
             let what = format!("{c} vs {reference} at {}", budget_phrase(results, &other, budget));
             let rows = format!("rows {} and {}", row_of(c), row_of(&reference));
-            out.push(difference(&what, other.exact, base.exact, &rows));
+            out.push(compare_sentence(&what, &other, &base, &rows));
         }
     }
     out
@@ -234,16 +234,34 @@ fn difference(what: &str, a: Option<Summary>, b: Option<Summary>, rows: &str) ->
     let (Some(a), Some(b)) = (a, b) else {
         return format!("{what}: not available, a row has no finished runs ({rows}).");
     };
+    format!("{what}: {}, means over {} and {} seeds; {rows}.", delta(a, b), a.n, b.n)
+}
+
+/// The comparison sentence of two table rows: exact accuracy, then token accuracy (which still separates
+/// conditions while exact accuracy is near 0 or 100%).
+fn compare_sentence(what: &str, a: &CellResult, b: &CellResult, rows: &str) -> String {
+    let (Some(exact_a), Some(exact_b)) = (a.exact, b.exact) else {
+        return format!("{what}: not available, a row has no finished runs ({rows}).");
+    };
+    let token = match (a.token, b.token) {
+        (Some(ta), Some(tb)) => format!("; token {}", delta(ta, tb)),
+        _ => String::new(),
+    };
+    format!(
+        "{what}: exact {}{token}; means over {} and {} seeds; {rows}.",
+        delta(exact_a, exact_b),
+        exact_a.n,
+        exact_b.n
+    )
+}
+
+/// "+x.x points (a% vs b%)", with ", within noise" when the difference is smaller than the larger of the two
+/// standard deviations over seeds.
+fn delta(a: Summary, b: Summary) -> String {
     let d = 100.0 * (a.mean - b.mean);
     let noise = a.sd.into_iter().chain(b.sd).fold(0.0, f64::max) * 100.0;
     let qualifier = if noise > 0.0 && d.abs() < noise { ", within noise" } else { "" };
-    format!(
-        "{what}: {d:+.1} points ({:.1}% vs {:.1}%, means over {} and {} seeds{qualifier}; {rows}).",
-        100.0 * a.mean,
-        100.0 * b.mean,
-        a.n,
-        b.n
-    )
+    format!("{d:+.1} points ({:.1}% vs {:.1}%{qualifier})", 100.0 * a.mean, 100.0 * b.mean)
 }
 
 fn label(results: &Results, condition: &str) -> String {
@@ -298,7 +316,7 @@ mod tests {
         let a = Summary::of(&[0.90, 0.94]);
         let b = Summary::of(&[0.80, 0.82]);
         let s = difference("A vs B", a, b, "rows q.1 and q.2");
-        assert_eq!(s, "A vs B: +11.0 points (92.0% vs 81.0%, means over 2 and 2 seeds; rows q.1 and q.2).");
+        assert_eq!(s, "A vs B: +11.0 points (92.0% vs 81.0%), means over 2 and 2 seeds; rows q.1 and q.2.");
         let c = Summary::of(&[0.91, 0.80]);
         assert!(difference("A vs C", a, c, "r").contains("within noise"));
         assert!(difference("A vs D", a, None, "r").contains("not available"));
