@@ -215,7 +215,15 @@ fn test_time_answers(results: &Results, q: &Question) -> Vec<String> {
             out.push(format!("{condition}: no finished runs yet ({row})."));
             continue;
         };
-        let (&best, best_acc) = r.test_time.iter().max_by(|a, b| a.1.mean.total_cmp(&b.1.mean)).expect("non-empty");
+        // The fewest steps that reach the highest mean.
+        let (best, best_acc) = r
+            .test_time
+            .iter()
+            .fold(None, |best: Option<(usize, Summary)>, (&s, &m)| match best {
+                Some((_, b)) if b.mean >= m.mean => best,
+                _ => Some((s, m)),
+            })
+            .expect("non-empty");
         let best = format!("best at {best} steps ({:.1}%)", 100.0 * best_acc.mean);
         match r.test_time.get(&r.cell.n_sup) {
             Some(&trained) if most != r.cell.n_sup => {
@@ -234,7 +242,7 @@ fn difference(what: &str, a: Option<Summary>, b: Option<Summary>, rows: &str) ->
     let (Some(a), Some(b)) = (a, b) else {
         return format!("{what}: not available, a row has no finished runs ({rows}).");
     };
-    format!("{what}: {}, means over {} and {} seeds; {rows}.", delta(a, b), a.n, b.n)
+    format!("{what}: exact {}, means over {} and {} seeds; {rows}.", delta(a, b), a.n, b.n)
 }
 
 /// The comparison sentence of two table rows: exact accuracy, then token accuracy (which still separates
@@ -316,11 +324,68 @@ mod tests {
         let a = Summary::of(&[0.90, 0.94]);
         let b = Summary::of(&[0.80, 0.82]);
         let s = difference("A vs B", a, b, "rows q.1 and q.2");
-        assert_eq!(s, "A vs B: +11.0 points (92.0% vs 81.0%), means over 2 and 2 seeds; rows q.1 and q.2.");
+        assert_eq!(s, "A vs B: exact +11.0 points (92.0% vs 81.0%), means over 2 and 2 seeds; rows q.1 and q.2.");
         let c = Summary::of(&[0.91, 0.80]);
         assert!(difference("A vs C", a, c, "r").contains("within noise"));
         assert!(difference("A vs D", a, None, "r").contains("not available"));
         assert_eq!(percent(Summary::of(&[0.5])), "50.0");
         assert_eq!(sci(1234.0e9), "1.23e12");
+    }
+
+    /// The smoke plan with made-up finished runs (run i scores 0.1 (i + 1) exact), one run missing.
+    fn fabricated() -> Results {
+        use super::super::collect::RunResult;
+        use super::super::runner::RunStatus;
+        use super::super::Expansion;
+        let expansion = Expansion::new(&super::super::Plan::built_in("smoke").unwrap(), 1).unwrap();
+        let runs = (0..expansion.runs.len())
+            .map(|i| {
+                let x = 0.1 * (i + 1) as f64;
+                let finished = i != 5;
+                RunResult {
+                    status: if finished { RunStatus::Finished } else { RunStatus::NotStarted },
+                    exact: finished.then_some(x),
+                    token: finished.then_some(0.5 + x / 2.0),
+                    train_seconds: finished.then_some(1.0),
+                    test_time: if finished { [(1, x / 2.0), (2, x), (4, x)].into() } else { Default::default() },
+                    machine: None,
+                }
+            })
+            .collect();
+        Results { expansion, runs, machines: Default::default() }
+    }
+
+    #[test]
+    fn every_answer_number_is_in_the_rows_it_cites() {
+        let ctx = ReportContext { command: "loopgrad study".into(), machine: Machine::this(), plots: vec![] };
+        let md = markdown(&fabricated(), &ctx);
+        let row = |id: &str| -> Vec<String> {
+            let line =
+                md.lines().find(|l| l.starts_with(&format!("| {id} |"))).unwrap_or_else(|| panic!("no row {id}"));
+            line.split('|').map(|c| c.trim().to_string()).collect()
+        };
+        let answers: Vec<&str> = md.lines().skip_while(|l| *l != "## Answer").filter(|l| l.starts_with("- ")).collect();
+        assert_eq!(answers.len(), 4, "{md}");
+        for a in &answers[..2] {
+            // "... exact +d points (A% vs B%...); token ...; rows X and Y."
+            let (a_exact, b_exact) =
+                a.split_once("exact ").unwrap().1.split_once('(').unwrap().1.split_once(" vs ").unwrap();
+            let b_exact = b_exact.split(['%', ',']).next().unwrap();
+            let a_exact = a_exact.trim_end_matches('%');
+            let rows = a.rsplit_once("rows ").unwrap().1.trim_end_matches('.');
+            let (x, y) = rows.split_once(" and ").unwrap();
+            // Column 9 is the exact accuracy ("mean ± sd").
+            assert!(row(x)[9].starts_with(a_exact), "{a} vs row {x}: {:?}", row(x));
+            assert!(row(y)[9].starts_with(b_exact), "{a} vs row {y}: {:?}", row(y));
+        }
+        // Seeds 0 and 1 of T1n1 at equal steps are runs 0 and 3: 10% and 40%; T2n2 (runs 2 and 5) lost seed 1.
+        assert!(row("recursion.1")[9].starts_with("25.0 ± 21.2"), "{:?}", row("recursion.1"));
+        assert_eq!(row("recursion.2")[9], "30.0");
+        assert_eq!(row("recursion.2")[11], "1/2");
+        // Test-time: T2n2 at 4 vs its N_sup 2, and the fewest steps that reach the best mean.
+        assert!(answers[3]
+            .contains("T2n2 evaluated at 4 instead of its N_sup = 2 steps: exact +0.0 points (30.0% vs 30.0%)"));
+        assert!(answers[3].contains("best at 2 steps (30.0%)"), "{}", answers[3]);
+        assert_eq!(row("test-time.2")[4..8], ["15.0", "30.0", "30.0", "1/2"]);
     }
 }
