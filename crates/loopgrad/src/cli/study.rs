@@ -185,6 +185,8 @@ fn run_local(expansion: &Expansion, out: &Path, exe: &Path, jobs: usize) -> Resu
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                 let line = match result {
                     Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+                    // Ctrl-C reaches the children too: their trainers save a checkpoint and the run resumes later.
+                    Ok(_) if stop.load(Ordering::SeqCst) => format!("interrupted: {}", dir.display()),
                     Ok(o) => {
                         let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
                         failures.lock().expect("not poisoned").push(err.clone());
