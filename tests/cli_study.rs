@@ -96,6 +96,18 @@ fn smoke_study_local_emitted_rerun_and_resumed_agree() {
     assert!(collected.contains("- command: `loopgrad study --collect emitted`"), "{collected}");
     assert_eq!(comparable(&collected), comparable(&report));
     assert_same_plots(&d.join("local/report"), &d.join("emitted/report"));
+    // The plain-language answer: a number read off the row it cites passes; one that is not stops the report.
+    let row1 = collected.lines().find(|l| l.starts_with("| recursion.1 |")).expect("row recursion.1");
+    let exact = row1.split('|').nth(9).unwrap().split_whitespace().next().unwrap().to_string();
+    std::fs::write(d.join("answer.md"), format!("T1n1 reached {exact}% (recursion.1).\n")).unwrap();
+    ok(&loopgrad(&["study", "--collect", "emitted", "--report", "answered.md", "--answer", "answer.md"], &d));
+    let answered = read(&d.join("answered.md"));
+    assert!(answered.contains(&format!("## In plain language\n\nT1n1 reached {exact}% (recursion.1).")), "{answered}");
+    std::fs::write(d.join("wrong.md"), "T1n1 reached 123.4% (recursion.1).\n").unwrap();
+    let out = loopgrad(&["study", "--collect", "emitted", "--report", "wrong-report.md", "--answer", "wrong.md"], &d);
+    assert_clean_error(&out, &["wrong.md", "not read off a cited row"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: 123.4 is not in row recursion.1"));
+    assert!(!d.join("wrong-report.md").exists() && !d.join("wrong-report").exists());
 
     // 3. A run retrained from its study.json alone gives the same numbers.
     let original = d.join("local/runs/T2n2-30st-s1");

@@ -8,6 +8,7 @@ mod estimate;
 mod plots;
 
 use anyhow::{anyhow, bail, Context, Result};
+use loopgrad_train::study::answer;
 use loopgrad_train::study::machine::{cores, Machine};
 use loopgrad_train::study::report::{markdown, sci, ReportContext};
 use loopgrad_train::study::runner::{self, Outcome, RunStatus};
@@ -41,6 +42,11 @@ pub struct StudyArgs {
     /// Where to write the report (default: OUT/report.md); plots go to a folder named after it.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// A hand-written plain-language answer (markdown) to put at the top of the report. Every number in a
+    /// paragraph must be read off a table row the paragraph cites (`recursion.2`); the report is not written
+    /// otherwise.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["emit_jobs", "run_cell"])]
+    pub answer: Option<PathBuf>,
     /// Prepare the runs and write one shell command per run to this file instead of running them.
     #[arg(long, value_name = "FILE")]
     pub emit_jobs: Option<PathBuf>,
@@ -67,7 +73,7 @@ pub fn run(args: StudyArgs) -> Result<()> {
         let plan = Plan::from_file(&dir.join("plan.toml"))?;
         let expansion = Expansion::new(&plan, plan.threads)?;
         let report = args.report.clone().unwrap_or_else(|| dir.join("report.md"));
-        return write_report(&expansion, dir, &report);
+        return write_report(&expansion, dir, &report, args.answer.as_deref());
     }
     let mut plan = match (&args.plan, &args.plan_file) {
         (Some(name), _) => Plan::built_in(name)?,
@@ -103,7 +109,7 @@ pub fn run(args: StudyArgs) -> Result<()> {
     }
     let failures = run_local(&expansion, &out, &exe, jobs)?;
     let report = args.report.clone().unwrap_or_else(|| out.join("report.md"));
-    write_report(&expansion, &out, &report)?;
+    write_report(&expansion, &out, &report, args.answer.as_deref())?;
     if !failures.is_empty() {
         bail!("{} run(s) failed: {}", failures.len(), failures.join("; "));
     }
@@ -235,16 +241,36 @@ fn emit_jobs(expansion: &Expansion, out: &Path, exe: &Path, file: &Path) -> Resu
     Ok(())
 }
 
-/// Collects the runs under OUT/runs and writes the report and its plots.
-fn write_report(expansion: &Expansion, out: &Path, report: &Path) -> Result<()> {
+/// Collects the runs under OUT/runs and writes the report and its plots, with the checked answer if given.
+fn write_report(expansion: &Expansion, out: &Path, report: &Path, answer: Option<&Path>) -> Result<()> {
     let results = collect(expansion, &out.join("runs"));
+    let mut context = ReportContext { command: command_line(), machine: Machine::this(), plots: vec![] };
+    // The answer is checked against the tables before anything is written (the rows do not depend on the plots).
+    let answer = match answer {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            if let Err(problems) = answer::check(&text, &markdown(&results, &context)) {
+                bail!(
+                    "{}: {} number(s) not read off a cited row:\n  {}",
+                    path.display(),
+                    problems.len(),
+                    problems.join("\n  ")
+                );
+            }
+            Some(text)
+        }
+    };
     let stem = report.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "report".into());
     let parent = report.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let plot_dir = parent.join(&stem);
     std::fs::create_dir_all(&plot_dir).with_context(|| format!("{}: cannot create", plot_dir.display()))?;
-    let plots = plots::draw_all(&results, &plot_dir, &stem).map_err(|e| anyhow!("{}: {e}", plot_dir.display()))?;
-    let context = ReportContext { command: command_line(), machine: Machine::this(), plots };
-    loopgrad_train::rundir::write_atomic(report, markdown(&results, &context).as_bytes())?;
+    context.plots = plots::draw_all(&results, &plot_dir, &stem).map_err(|e| anyhow!("{}: {e}", plot_dir.display()))?;
+    let mut md = markdown(&results, &context);
+    if let Some(text) = &answer {
+        md = answer::insert(&md, text);
+    }
+    loopgrad_train::rundir::write_atomic(report, md.as_bytes())?;
     let (finished, failed, missing) = results.counts();
     println!("report: {} ({finished} runs finished, {failed} failed, {missing} not finished)", report.display());
     Ok(())

@@ -10,6 +10,7 @@
 //! Every step reads and writes run directories only, so runs can be trained anywhere (a local pool, a Slurm
 //! array, GNU parallel) and collected later. See `docs/study.md`.
 
+pub mod answer;
 pub mod collect;
 pub mod expand;
 pub mod machine;
