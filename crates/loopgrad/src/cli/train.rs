@@ -44,7 +44,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     loopgrad_tensor::parallel::set_threads(threads);
     loopgrad_tensor::parallel::flush_denormals();
+    // On a worker of loopgrad's pool, the parallel kernels split without going through rayon's injector queue
+    // (which allocates and wakes threads on every call from outside the pool).
+    loopgrad_tensor::parallel::install(|| train(config, dir, args.resume.is_some(), threads))
+}
 
+/// Loads the data, trains to `run.steps` (or resumes), checkpoints, and prints the held-out evaluation.
+fn train(config: TrainConfig, dir: PathBuf, resume: bool, threads: usize) -> Result<()> {
     let t0 = Instant::now();
     let data = data::load(&config.data)?;
     loopgrad_train::trainer::check_data(&config, &data.test, "held-out")?;
@@ -52,7 +58,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
     let mut trainer = Trainer::new(config.clone(), &data.train)?;
     let mut run = RunDir::open(&dir)?;
-    if args.resume.is_some() {
+    if resume {
         trainer.load_checkpoint(&dir.join(CHECKPOINT), data.train.len())?;
         eprintln!("resuming {} at step {}", dir.display(), trainer.step());
     } else {
