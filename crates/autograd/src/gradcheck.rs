@@ -74,22 +74,33 @@ pub trait Graph: Fn(&mut Tape<f64>, &[Var]) -> Var {}
 impl<F: Fn(&mut Tape<f64>, &[Var]) -> Var> Graph for F {}
 
 impl GradCheck {
-    /// The projected output <R, f(inputs)> with the tape's current parameters, computed without recording.
-    fn objective(
-        &self,
-        tape: &mut Tape<f64>,
-        inputs: &[Tensor<f64>],
-        r: &mut Option<Tensor<f64>>,
-        f: &impl Graph,
-    ) -> f64 {
+    /// f(inputs) with the tape's current parameters, computed without recording.
+    fn forward(&self, tape: &mut Tape<f64>, inputs: &[Tensor<f64>], f: &impl Graph) -> Tensor<f64> {
         tape.reset();
         let vars: Vec<Var> = inputs.iter().map(|t| tape.constant(t.clone())).collect();
         let out = tape.no_grad(|t| f(t, &vars));
-        let val = tape.value(out);
-        let proj = r.get_or_insert_with(|| projection(val, self.seed));
-        let s = val.data().iter().zip(proj.data()).map(|(a, b)| a * b).sum();
+        let val = tape.value(out).clone();
         tape.reset();
-        s
+        val
+    }
+
+    /// The projected output <R, f(inputs)> with the tape's current parameters, computed without recording.
+    fn objective(&self, tape: &mut Tape<f64>, inputs: &[Tensor<f64>], r: &Tensor<f64>, f: &impl Graph) -> f64 {
+        let val = self.forward(tape, inputs, f);
+        val.data().iter().zip(r.data()).map(|(a, b)| a * b).sum()
+    }
+
+    /// The start of both checks: R, fixed from one forward at the unperturbed point (its shape is the
+    /// output's), and the analytic gradients of <R, f> there (see [`GradCheck::analytic`]).
+    fn projection_and_gradients(
+        &self,
+        tape: &mut Tape<f64>,
+        inputs: &[Tensor<f64>],
+        f: &impl Graph,
+    ) -> (Tensor<f64>, Vec<Tensor<f64>>) {
+        let r = projection(&self.forward(tape, inputs, f), self.seed);
+        let grads = self.analytic(tape, inputs, &r, f);
+        (r, grads)
     }
 
     /// Analytic gradients of <R, f>: one per input, and the parameters' (left in `tape.params`' gradients).
@@ -124,19 +135,15 @@ impl GradCheck {
         inputs: &[Tensor<f64>],
         f: impl Graph,
     ) -> Result<(), GradCheckError> {
-        let mut r = None;
-        self.objective(tape, inputs, &mut r, &f);
-        let r = r.unwrap();
-        let grads = self.analytic(tape, inputs, &r, &f);
+        let (r, grads) = self.projection_and_gradients(tape, inputs, &f);
         let mut xs: Vec<Tensor<f64>> = inputs.to_vec();
-        let mut r_opt = Some(r);
         for (k, g) in grads.iter().enumerate() {
             for i in sample_indices(xs[k].numel(), self.max_per_tensor) {
                 let x0 = xs[k].data()[i];
                 xs[k].data_mut()[i] = x0 + self.eps;
-                let fp = self.objective(tape, &xs, &mut r_opt, &f);
+                let fp = self.objective(tape, &xs, &r, &f);
                 xs[k].data_mut()[i] = x0 - self.eps;
-                let fm = self.objective(tape, &xs, &mut r_opt, &f);
+                let fm = self.objective(tape, &xs, &r, &f);
                 xs[k].data_mut()[i] = x0;
                 self.compare(name, Wrt::Input(k), i, g.data()[i], (fp - fm) / (2.0 * self.eps))?;
             }
@@ -147,9 +154,9 @@ impl GradCheck {
             for i in sample_indices(g.numel(), self.max_per_tensor) {
                 let x0 = tape.params.value(p).data()[i];
                 tape.params.value_mut(p).data_mut()[i] = x0 + self.eps;
-                let fp = self.objective(tape, &xs, &mut r_opt, &f);
+                let fp = self.objective(tape, &xs, &r, &f);
                 tape.params.value_mut(p).data_mut()[i] = x0 - self.eps;
-                let fm = self.objective(tape, &xs, &mut r_opt, &f);
+                let fm = self.objective(tape, &xs, &r, &f);
                 tape.params.value_mut(p).data_mut()[i] = x0;
                 let numeric = (fp - fm) / (2.0 * self.eps);
                 self.compare(name, Wrt::Param(tape.params.name(p).to_string()), i, g.data()[i], numeric)?;
@@ -167,10 +174,7 @@ impl GradCheck {
         inputs: &[Tensor<f64>],
         f: impl Graph,
     ) -> Result<(), GradCheckError> {
-        let mut r = None;
-        self.objective(tape, inputs, &mut r, &f);
-        let r = r.unwrap();
-        let grads = self.analytic(tape, inputs, &r, &f);
+        let (r, grads) = self.projection_and_gradients(tape, inputs, &f);
         let mut rng = Rng::new(self.seed ^ 0xfa57);
         let params: Vec<Param> = tape.params.ids().filter(|&p| tape.params.is_trainable(p)).collect();
         let us: Vec<Vec<f64>> = inputs.iter().map(|x| (0..x.numel()).map(|_| rng.normal()).collect()).collect();
@@ -199,8 +203,7 @@ impl GradCheck {
                 v.copy_from(base);
                 v.data_mut().iter_mut().zip(u).for_each(|(a, b)| *a += sign * self.eps * b);
             }
-            let mut r_opt = Some(r.clone());
-            self.objective(tape, &xs, &mut r_opt, &f)
+            self.objective(tape, &xs, &r, &f)
         };
         let fp = eval(1.0, tape);
         let fm = eval(-1.0, tape);

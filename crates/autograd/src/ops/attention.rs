@@ -234,15 +234,9 @@ mod tests {
     use super::super::rope::rope_tables;
     use super::*;
     use crate::gradcheck::gradcheck;
+    use crate::ops::test_support::standard_normal;
     use crate::ParamStore;
-    use loopgrad_tensor::Rng;
     use proptest::prelude::*;
-
-    fn random(shape: &[usize], seed: u64) -> Tensor<f64> {
-        let mut t = Tensor::uninit(shape);
-        Rng::new(seed).fill_normal(t.data_mut(), 1.0);
-        t
-    }
 
     /// Attention written the slow, obvious way: scalar loops over positions with PyTorch's indexing
     /// qkv.view(B, L, 3H, hd)[b, i, head, :], RoPE as x * cos + rotate_half(x) * sin.
@@ -293,7 +287,7 @@ mod tests {
         for (bs, l, heads, hd, with_rope) in
             [(2, 5, 2, 4, false), (2, 5, 2, 4, true), (1, 9, 3, 6, true), (1, 1, 1, 2, true)]
         {
-            let qkv = random(&[bs, l, 3 * heads * hd], (l * hd) as u64);
+            let qkv = standard_normal(&[bs, l, 3 * heads * hd], (l * hd) as u64);
             let tables = with_rope.then(|| rope_tables(l, hd, 10000.0));
             let want = reference(&qkv, heads, tables.as_ref());
             let mut tape = Tape::<f64>::new(ParamStore::new());
@@ -328,7 +322,7 @@ mod tests {
     #[test]
     fn the_parallel_split_matches_one_thread_bit_for_bit() {
         let (b, l, heads, hd) = (8, 64, 4, 16);
-        let qkv = random(&[b, l, 3 * heads * hd], 17).cast::<f32>();
+        let qkv = standard_normal(&[b, l, 3 * heads * hd], 17).cast::<f32>();
         let (cos, sin) = rope_tables::<f32>(l, hd, 10000.0);
         let run = |threads: usize, rope: bool| {
             loopgrad_tensor::set_threads(threads);
@@ -354,7 +348,7 @@ mod tests {
     fn f32_matches_f64_and_no_grad_matches_recorded() {
         // L = 97 (TRM's Sudoku length with its prefix): odd, not a multiple of any SIMD width.
         let (l, heads, hd) = (97, 2, 8);
-        let qkv = random(&[2, l, 3 * heads * hd], 3);
+        let qkv = standard_normal(&[2, l, 3 * heads * hd], 3);
         let tables = Some(rope_tables(l, hd, 10000.0));
         let mut tape = Tape::<f64>::new(ParamStore::new());
         let x = tape.leaf(qkv.clone());
@@ -390,7 +384,7 @@ mod tests {
             seed in 0u64..1000,
         ) {
             let hd = 2 * half;
-            let qkv = random(&[bs, l, 3 * heads * hd], seed);
+            let qkv = standard_normal(&[bs, l, 3 * heads * hd], seed);
             let tables = with_rope.then(|| rope_tables(l, hd, 10000.0));
             gradcheck("attention", &[qkv], |t, v| run(t, v[0], heads, tables.as_ref())).unwrap();
         }

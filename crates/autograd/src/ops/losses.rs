@@ -201,6 +201,7 @@ pub(crate) fn backward_bce_logits<E: Float>(_m: &BceMeta, ctx: &mut Ctx<'_, E>) 
 mod tests {
     use super::*;
     use crate::gradcheck::gradcheck;
+    use crate::ops::test_support::normal;
     use crate::ParamStore;
     use loopgrad_tensor::Rng;
     use proptest::prelude::*;
@@ -209,8 +210,7 @@ mod tests {
 
     /// Normal logits pushed at least 0.05 away from stablemax's kink at 0.
     fn logits(shape: &[usize], seed: u64) -> Tensor<f64> {
-        let mut t = Tensor::<f64>::uninit(shape);
-        Rng::new(seed).fill_normal(t.data_mut(), 2.0);
+        let mut t = normal(shape, 2.0, seed);
         for x in t.data_mut() {
             if x.abs() < 0.05 {
                 *x = if *x < 0.0 { -0.05 } else { 0.05 };

@@ -191,15 +191,9 @@ pub(crate) fn backward_matmul<E: Float>(meta: &MatMulMeta, ctx: &mut Ctx<'_, E>)
 mod tests {
     use super::*;
     use crate::gradcheck::{gradcheck, GradCheck};
+    use crate::ops::test_support::standard_normal;
     use crate::ParamStore;
-    use loopgrad_tensor::Rng;
     use proptest::prelude::*;
-
-    fn random(shape: &[usize], seed: u64) -> Tensor<f64> {
-        let mut t = Tensor::uninit(shape);
-        Rng::new(seed).fill_normal(t.data_mut(), 1.0);
-        t
-    }
 
     #[test]
     fn linear_forward_matches_pytorch_layout() {
@@ -215,8 +209,8 @@ mod tests {
     #[test]
     fn matmul_trans_b_equals_matmul_of_the_transpose() {
         let mut tape = Tape::<f64>::new(ParamStore::new());
-        let a = tape.constant(random(&[3, 2, 4], 1));
-        let bt = random(&[3, 5, 4], 2);
+        let a = tape.constant(standard_normal(&[3, 2, 4], 1));
+        let bt = standard_normal(&[3, 5, 4], 2);
         let b = tape.constant(bt.transpose_last2());
         let b_t = tape.constant(bt);
         let c1 = tape.matmul(a, b, false);
@@ -228,8 +222,8 @@ mod tests {
     #[test]
     fn broadcast_b_equals_per_batch_products() {
         let mut tape = Tape::<f64>::new(ParamStore::new());
-        let at = random(&[2, 3, 4], 3);
-        let bt = random(&[4, 5], 4);
+        let at = standard_normal(&[2, 3, 4], 3);
+        let bt = standard_normal(&[4, 5], 4);
         let a = tape.constant(at.clone());
         let b = tape.constant(bt.clone());
         let c = tape.matmul(a, b, false);
@@ -281,7 +275,8 @@ mod tests {
         fn linear_gradients_match_finite_differences(
             batch in 1usize..4, rows in 1usize..4, n_in in 1usize..10, n_out in 1usize..10, seed in 0u64..1000
         ) {
-            let (x, w, b) = (random(&[batch, rows, n_in], seed), random(&[n_out, n_in], seed + 1), random(&[n_out], seed + 2));
+            let x = standard_normal(&[batch, rows, n_in], seed);
+            let (w, b) = (standard_normal(&[n_out, n_in], seed + 1), standard_normal(&[n_out], seed + 2));
             gradcheck("linear", &[x.clone(), w.clone()], |t, v| t.linear(v[0], v[1], None)).unwrap();
             gradcheck("linear+bias", &[x.clone(), w.clone(), b.clone()], |t, v| t.linear(v[0], v[1], Some(v[2]))).unwrap();
             // Fan-out of x (beta = 0 then 1 on its gradient) and the weight as a parameter (beta = 1).
@@ -300,8 +295,9 @@ mod tests {
         fn matmul_gradients_match_finite_differences(
             batch in 1usize..4, m in 1usize..8, k in 1usize..10, n in 1usize..8, seed in 0u64..1000
         ) {
-            let a = random(&[batch, m, k], seed);
-            let (b, bt, b2) = (random(&[batch, k, n], seed + 1), random(&[batch, n, k], seed + 2), random(&[k, n], seed + 3));
+            let a = standard_normal(&[batch, m, k], seed);
+            let (b, bt) = (standard_normal(&[batch, k, n], seed + 1), standard_normal(&[batch, n, k], seed + 2));
+            let b2 = standard_normal(&[k, n], seed + 3);
             gradcheck("matmul", &[a.clone(), b], |t, v| t.matmul(v[0], v[1], false)).unwrap();
             gradcheck("matmul trans_b", &[a.clone(), bt], |t, v| t.matmul(v[0], v[1], true)).unwrap();
             gradcheck("matmul broadcast", &[a.clone(), b2.clone()], |t, v| t.matmul(v[0], v[1], false)).unwrap();

@@ -12,6 +12,8 @@ pub mod rms_norm;
 pub mod rope;
 pub mod sequence;
 pub mod swiglu;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod transpose;
 
 use loopgrad_tensor::{kernels::Store, Float};

@@ -89,15 +89,9 @@ pub(crate) fn backward_add<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
 mod tests {
     use super::*;
     use crate::gradcheck::gradcheck;
+    use crate::ops::test_support::standard_normal;
     use crate::ParamStore;
-    use loopgrad_tensor::Rng;
     use proptest::prelude::*;
-
-    fn random(shape: &[usize], seed: u64) -> Tensor<f64> {
-        let mut t = Tensor::uninit(shape);
-        Rng::new(seed).fill_normal(t.data_mut(), 1.0);
-        t
-    }
 
     #[test]
     fn forward_values() {
@@ -115,7 +109,7 @@ mod tests {
     #[test]
     fn rows_have_unit_mean_square_and_d_equal_one_gives_the_sign() {
         let mut tape = Tape::<f64>::new(ParamStore::new());
-        let x = tape.constant(random(&[3, 2, 9], 4));
+        let x = tape.constant(standard_normal(&[3, 2, 9], 4));
         let y = tape.rms_norm(x, 0.0);
         for row in tape.value(y).data().chunks(9) {
             let ms = row.iter().map(|v| v * v).sum::<f64>() / 9.0;
@@ -128,7 +122,7 @@ mod tests {
 
     #[test]
     fn f32_matches_f64_and_no_grad_matches_recorded() {
-        let x = random(&[4, 7, 33], 9);
+        let x = standard_normal(&[4, 7, 33], 9);
         let mut tape = Tape::<f64>::new(ParamStore::new());
         let xv = tape.leaf(x.clone());
         let y = tape.rms_norm(xv, 1e-5);
@@ -148,7 +142,7 @@ mod tests {
 
     #[test]
     fn fused_add_equals_add_then_norm_bit_for_bit() {
-        let (a, b) = (random(&[3, 4, 21], 1), random(&[3, 4, 21], 2));
+        let (a, b) = (standard_normal(&[3, 4, 21], 1), standard_normal(&[3, 4, 21], 2));
         let mut tape = Tape::<f32>::new(ParamStore::new());
         let (av, bv) = (tape.constant(a.cast()), tape.constant(b.cast()));
         let s = tape.add(av, bv);
@@ -170,13 +164,13 @@ mod tests {
 
         #[test]
         fn gradients_match_finite_differences(rows in 1usize..5, d in 1usize..12, seed in 0u64..1000) {
-            let x = random(&[rows, d], seed);
+            let x = standard_normal(&[rows, d], seed);
             gradcheck("rms_norm", &[x], |t, v| t.rms_norm(v[0], 1e-5)).unwrap();
         }
 
         #[test]
         fn fused_add_gradients_match_finite_differences(rows in 1usize..5, d in 1usize..12, seed in 0u64..1000) {
-            let (a, b) = (random(&[rows, d], seed), random(&[rows, d], seed + 1));
+            let (a, b) = (standard_normal(&[rows, d], seed), standard_normal(&[rows, d], seed + 1));
             gradcheck("add_rms_norm", &[a.clone(), b], |t, v| t.add_rms_norm(v[0], v[1], 1e-5)).unwrap();
             // One input a constant; and a fan-out (a + a) whose two gradients land in one buffer.
             gradcheck("add_rms_norm(a, const)", std::slice::from_ref(&a), |t, v| {

@@ -139,15 +139,9 @@ pub fn rope_tables<E: Float>(seq_len: usize, head_dim: usize, theta: f64) -> (Te
 mod tests {
     use super::*;
     use crate::gradcheck::gradcheck;
+    use crate::ops::test_support::standard_normal;
     use crate::ParamStore;
-    use loopgrad_tensor::Rng;
     use proptest::prelude::*;
-
-    fn random(shape: &[usize], seed: u64) -> Tensor<f64> {
-        let mut t = Tensor::uninit(shape);
-        Rng::new(seed).fill_normal(t.data_mut(), 1.0);
-        t
-    }
 
     /// x * cos + rotate_half(x) * sin with rotate_half spelled out as a concatenation, one head at a time.
     fn reference(x: &Tensor<f64>, cos: &Tensor<f64>, sin: &Tensor<f64>) -> Vec<f64> {
@@ -199,7 +193,7 @@ mod tests {
     #[test]
     fn forward_matches_reference_with_arbitrary_tables() {
         let mut tape = Tape::<f64>::new(ParamStore::new());
-        let (x, c, s) = (random(&[2, 3, 2, 4], 1), random(&[3, 4], 2), random(&[3, 4], 3));
+        let (x, c, s) = (standard_normal(&[2, 3, 2, 4], 1), standard_normal(&[3, 4], 2), standard_normal(&[3, 4], 3));
         let want = reference(&x, &c, &s);
         let (xv, cv, sv) = (tape.constant(x), tape.constant(c), tape.constant(s));
         let y = tape.rope(xv, cv, sv);
@@ -211,7 +205,7 @@ mod tests {
     #[test]
     fn backward_of_standard_tables_undoes_the_rotation() {
         let (c, s) = rope_tables::<f64>(4, 6, 10000.0);
-        let x = random(&[1, 4, 2, 6], 7);
+        let x = standard_normal(&[1, 4, 2, 6], 7);
         let mut y = vec![0.0; x.numel()];
         let mut back = vec![0.0; x.numel()];
         for p in 0..4 {
@@ -226,7 +220,7 @@ mod tests {
 
     #[test]
     fn f32_matches_f64_and_no_grad_matches_recorded() {
-        let (x, (c, s)) = (random(&[2, 7, 3, 8], 11), rope_tables::<f64>(7, 8, 10000.0));
+        let (x, (c, s)) = (standard_normal(&[2, 7, 3, 8], 11), rope_tables::<f64>(7, 8, 10000.0));
         let run = |tape: &mut Tape<f64>, leaf: bool| {
             let xv = if leaf { tape.leaf(x.clone()) } else { tape.constant(x.clone()) };
             let (cv, sv) = (tape.constant(c.clone()), tape.constant(s.clone()));
@@ -277,12 +271,12 @@ mod tests {
             seed in 0u64..1000,
         ) {
             let hd = 2 * half;
-            let x = random(&[b, l, h, hd], seed);
+            let x = standard_normal(&[b, l, h, hd], seed);
             // Arbitrary tables exercise the cos[i] != cos[i + h] terms that the standard tables hide.
             let (c, s) = if standard {
                 rope_tables(l, hd, 10000.0)
             } else {
-                (random(&[l, hd], seed + 1), random(&[l, hd], seed + 2))
+                (standard_normal(&[l, hd], seed + 1), standard_normal(&[l, hd], seed + 2))
             };
             gradcheck("rope", &[x], |t, v| {
                 let (cv, sv) = (t.constant(c.clone()), t.constant(s.clone()));

@@ -98,15 +98,9 @@ pub(crate) fn backward_slice<E: Float>(m: &SliceMeta, ctx: &mut Ctx<'_, E>) {
 mod tests {
     use super::*;
     use crate::gradcheck::gradcheck;
+    use crate::ops::test_support::standard_normal;
     use crate::ParamStore;
-    use loopgrad_tensor::Rng;
     use proptest::prelude::*;
-
-    fn random(shape: &[usize], seed: u64) -> Tensor<f64> {
-        let mut t = Tensor::uninit(shape);
-        Rng::new(seed).fill_normal(t.data_mut(), 1.0);
-        t
-    }
 
     #[test]
     fn slice_undoes_concat() {
@@ -154,7 +148,7 @@ mod tests {
         fn gradients_match_finite_differences(
             batch in 1usize..4, la in 1usize..5, lb in 1usize..8, d in 1usize..10, seed in 0u64..1000
         ) {
-            let (a, b) = (random(&[batch, la, d], seed), random(&[batch, lb, d], seed + 1));
+            let (a, b) = (standard_normal(&[batch, la, d], seed), standard_normal(&[batch, lb, d], seed + 1));
             gradcheck("concat_seq", &[a.clone(), b.clone()], |t, x| t.concat_seq(x[0], x[1])).unwrap();
             let start = (seed as usize) % lb;
             let len = 1 + (seed as usize / 7) % (lb - start);

@@ -50,15 +50,9 @@ pub(crate) fn backward<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
 mod tests {
     use super::*;
     use crate::gradcheck::gradcheck;
+    use crate::ops::test_support::normal;
     use crate::ParamStore;
-    use loopgrad_tensor::Rng;
     use proptest::prelude::*;
-
-    fn random(shape: &[usize], seed: u64) -> Tensor<f64> {
-        let mut t = Tensor::uninit(shape);
-        Rng::new(seed).fill_normal(t.data_mut(), 2.0);
-        t
-    }
 
     #[test]
     fn forward_values() {
@@ -75,7 +69,7 @@ mod tests {
 
     #[test]
     fn f32_matches_f64_and_no_grad_matches_recorded() {
-        let x = random(&[3, 5, 2 * 19], 5);
+        let x = normal(&[3, 5, 2 * 19], 2.0, 5);
         let mut tape = Tape::<f64>::new(ParamStore::new());
         let xv = tape.leaf(x.clone());
         let y = tape.swiglu(xv);
@@ -113,7 +107,7 @@ mod tests {
 
         #[test]
         fn gradients_match_finite_differences(rows in 1usize..5, inner in 1usize..12, seed in 0u64..1000) {
-            let x = random(&[rows, 2 * inner], seed);
+            let x = normal(&[rows, 2 * inner], 2.0, seed);
             gradcheck("swiglu", &[x], |t, v| t.swiglu(v[0])).unwrap();
         }
     }
