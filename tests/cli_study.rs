@@ -27,13 +27,13 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The report without what legitimately differs between two studies of the same plan: the command line and the
-/// wall-time column (the last column of every table that has one).
+/// The report without what legitimately differs between two studies of the same plan: the command line, the
+/// study's wall time, and the wall-time column (the last column of every table that has one).
 fn comparable(report: &str) -> String {
     let mut strip = false;
     let mut out = Vec::new();
     for line in report.lines() {
-        if line.starts_with("- command:") {
+        if line.starts_with("- command:") || line.starts_with("- study wall time:") {
             continue;
         }
         if line.contains("| wall time (s) |") {
@@ -80,6 +80,7 @@ fn smoke_study_local_emitted_rerun_and_resumed_agree() {
     }
     assert!(report.contains("- command: `loopgrad study --plan smoke --jobs 2 --out local`"), "{report}");
     assert!(report.contains("6 of 6 finished"), "{report}");
+    assert!(report.contains("- study wall time: ") && report.contains("for 6 runs with --jobs 2, in 1 invocation"));
 
     // 2. The same plan emitted as one command per run, run one by one, then collected.
     let out = loopgrad(&["study", "--plan", "smoke", "--out", "emitted", "--emit-jobs", "jobs.txt"], &d);

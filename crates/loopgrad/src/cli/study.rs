@@ -8,6 +8,7 @@ mod estimate;
 mod plots;
 
 use anyhow::{anyhow, bail, Context, Result};
+use loopgrad_models::model::group_thousands;
 use loopgrad_train::study::answer;
 use loopgrad_train::study::machine::{cores, Machine};
 use loopgrad_train::study::report::{markdown, sci, ReportContext};
@@ -212,10 +213,56 @@ fn run_local(expansion: &Expansion, out: &Path, exe: &Path, jobs: usize) -> Resu
             });
         }
     });
+    if !todo.is_empty() {
+        record_wall_time(out, jobs, done.load(Ordering::SeqCst), start.elapsed().as_secs_f64())?;
+    }
     if stop.load(Ordering::SeqCst) {
         bail!("interrupted; rerun the same command to resume (finished runs are skipped)");
     }
     Ok(failures.into_inner().expect("not poisoned"))
+}
+
+/// Where a study directory keeps the wall time of each local invocation (one JSON line each).
+const WALL_TIME_FILE: &str = "wall_time.jsonl";
+
+/// Appends this invocation's wall time to OUT/wall_time.jsonl, for the report.
+fn record_wall_time(out: &Path, jobs: usize, runs: usize, wall_s: f64) -> Result<()> {
+    use std::io::Write;
+    let path = out.join(WALL_TIME_FILE);
+    let line = serde_json::json!({ "jobs": jobs, "runs": runs, "wall_s": wall_s });
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("{}: cannot open", path.display()))?;
+    writeln!(file, "{line}").with_context(|| format!("{}: cannot write", path.display()))
+}
+
+/// "5,996 s (1 h 40 min) for 87 runs with --jobs 2, in 1 invocation", from OUT/wall_time.jsonl; None without it
+/// (a study trained elsewhere, through --emit-jobs) or when a line does not parse.
+fn wall_time(out: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(out.join(WALL_TIME_FILE)).ok()?;
+    let (mut seconds, mut runs, mut jobs, mut n) = (0.0, 0, Vec::new(), 0);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        seconds += v["wall_s"].as_f64()?;
+        runs += v["runs"].as_u64()?;
+        let j = v["jobs"].as_u64()?;
+        if !jobs.contains(&j) {
+            jobs.push(j);
+        }
+        n += 1;
+    }
+    let jobs: Vec<String> = jobs.iter().map(|j| j.to_string()).collect();
+    let minutes = (seconds / 60.0).round() as u64;
+    Some(format!(
+        "{} s ({} h {} min) for {runs} runs with --jobs {}, in {n} invocation{}",
+        group_thousands(seconds.round() as usize),
+        minutes / 60,
+        minutes % 60,
+        jobs.join("/"),
+        if n == 1 { "" } else { "s" }
+    ))
 }
 
 /// Writes one `loopgrad study --run-cell DIR` line per run, for a Slurm array or GNU parallel.
@@ -244,7 +291,8 @@ fn emit_jobs(expansion: &Expansion, out: &Path, exe: &Path, file: &Path) -> Resu
 /// Collects the runs under OUT/runs and writes the report and its plots, with the checked answer if given.
 fn write_report(expansion: &Expansion, out: &Path, report: &Path, answer: Option<&Path>) -> Result<()> {
     let results = collect(expansion, &out.join("runs"));
-    let mut context = ReportContext { command: command_line(), machine: Machine::this(), plots: vec![] };
+    let mut context =
+        ReportContext { command: command_line(), machine: Machine::this(), plots: vec![], wall_time: wall_time(out) };
     // The answer is checked against the tables before anything is written (the rows do not depend on the plots).
     let answer = match answer {
         None => None,

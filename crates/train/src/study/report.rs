@@ -19,6 +19,8 @@ pub struct ReportContext {
     pub machine: Machine,
     /// The plots, grouped by task.
     pub plots: Vec<TaskPlots>,
+    /// How long the local runs took (`loopgrad study --jobs`), when the study directory recorded it.
+    pub wall_time: Option<String>,
 }
 
 /// A task's plots: (alt text, path relative to the report) of each.
@@ -47,6 +49,9 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
     let _ = writeln!(md, "- report written on: {}", ctx.machine.describe());
     for (m, n) in &results.machines {
         let _ = writeln!(md, "- runs evaluated on: {} ({n} run{})", m.describe(), if *n == 1 { "" } else { "s" });
+    }
+    if let Some(t) = &ctx.wall_time {
+        let _ = writeln!(md, "- study wall time: {t}");
     }
     let threads = results.expansion.configs.first().map(|c| c.run.threads).unwrap_or(0);
     let _ = writeln!(
@@ -357,8 +362,14 @@ mod tests {
 
     #[test]
     fn every_answer_number_is_in_the_rows_it_cites() {
-        let ctx = ReportContext { command: "loopgrad study".into(), machine: Machine::this(), plots: vec![] };
+        let ctx = ReportContext {
+            command: "loopgrad study".into(),
+            machine: Machine::this(),
+            plots: vec![],
+            wall_time: Some("1 s".into()),
+        };
         let md = markdown(&fabricated(), &ctx);
+        assert!(md.contains("\n- study wall time: 1 s\n- runs: "), "{md}");
         let row = |id: &str| -> Vec<String> {
             let line =
                 md.lines().find(|l| l.starts_with(&format!("| {id} |"))).unwrap_or_else(|| panic!("no row {id}"));
