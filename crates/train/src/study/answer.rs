@@ -66,7 +66,7 @@ pub fn insert(report: &str, answer: &str) -> String {
     }
 }
 
-/// Row id -> the text a number may be read from: the row itself, its table's heading and question.
+/// Row id -> the text a number may be read from: the row itself, its table's heading, question and header.
 fn row_texts(report: &str) -> HashMap<String, String> {
     let mut rows = HashMap::new();
     let mut context = String::new();
@@ -77,6 +77,10 @@ fn row_texts(report: &str) -> HashMap<String, String> {
             let id = rest.split(" |").next().unwrap_or("").trim();
             if is_row_id(id) {
                 rows.insert(id.to_string(), format!("{context}\n{line}"));
+            } else {
+                // A table's header names its columns (`@8`, `@32` in the test-time tables): part of every row.
+                context.push('\n');
+                context.push_str(line);
             }
         } else if !line.trim().is_empty() && !context.is_empty() {
             context.push('\n');
@@ -205,14 +209,14 @@ mod tests {
     use super::*;
 
     const REPORT: &str = "# Study results\n\n- command: `loopgrad study`\n\n## recursion: Depth (6x6)\n\n\
-        Does looping help?\n\n| row | condition | steps | exact acc. (%) | seeds |\n|---|---|---|---|---|\n\
+        Does looping help?\n\n| row | condition | steps | exact acc. (%) @8 | seeds |\n|---|---|---|---|---|\n\
         | recursion.1 | T1n1 (TRM T=1, n=1) | 1,200 | 42.5 ± 3.1 | 3/3 |\n\
         | recursion.2 | T2n2 (TRM T=2, n=2) | 400 | 85.0 ± 1.2 | 3/3 |\n\n## Answer\n";
 
     #[test]
     fn numbers_read_off_cited_rows_pass() {
         let answer = "Looping helps: T=2, n=2 reached 85.0% against 42.5% for T=1, n=1 \
-                      (recursion.2, recursion.1), +42.5 points, 2.0x, at 1,200 and 400 steps over 3 seeds.\n\n\
+                      (recursion.2, recursion.1), +42.5 points, 2.0x, at 1,200 and 400 steps over 3 seeds, after 8 steps.\n\n\
                       # A heading with 7 in it\n\nNo figures here, only T2n2 and 6x6 names.";
         assert_eq!(check(answer, REPORT), Ok(()));
     }

@@ -120,20 +120,17 @@ fn scatter(
             .label(name)
             .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
     }
-    labels(&mut chart)?;
+    labels(&mut chart, SeriesLabelPosition::LowerRight)?;
     root.present()?;
     Ok(())
 }
 
 type Chart<'a> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-fn labels(chart: &mut Chart<'_>) -> Drawn {
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+/// The legend, where the data leaves room: accuracy rises with steps, so the eval-steps lines leave the upper
+/// left free; the scatter plots spread their points, and the legend sits lower right.
+fn labels(chart: &mut Chart<'_>, at: SeriesLabelPosition) -> Drawn {
+    chart.configure_series_labels().position(at).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
     Ok(())
 }
 
@@ -178,7 +175,7 @@ fn eval_steps(path: &Path, task: &str, cells: &[CellResult]) -> Drawn {
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
         chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
     }
-    labels(&mut chart)?;
+    labels(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present()?;
     Ok(())
 }
