@@ -4,12 +4,12 @@
 //! equals [`crate::evaluate`] run once per count, at the cost of the longest alone.
 
 use super::machine::Machine;
+use crate::eval::{for_each_batch, Tally};
 use crate::rundir::write_atomic;
-use crate::trainer::fill_row;
 use crate::{data, EvalResult, TrainConfig, Trainer};
 use anyhow::{bail, Context, Result};
 use loopgrad_autograd::Tape;
-use loopgrad_models::step::{token_accuracy, Batch, IGNORE_LABEL};
+use loopgrad_models::step::{token_accuracy, IGNORE_LABEL};
 use loopgrad_models::Model;
 use loopgrad_puzzles::ExampleSet;
 use serde::{Deserialize, Serialize};
@@ -69,24 +69,13 @@ pub fn evaluate_at_steps(
     counts.sort_unstable();
     counts.dedup();
     assert!(counts.first().is_some_and(|&s| s > 0), "evaluate_at_steps: step counts must be positive, got {steps:?}");
-    let n = if limit == 0 { set.len() } else { limit.min(set.len()) };
-    let l = set.seq_len();
-    // Per count: exact, tokens correct, tokens valid, loss sum.
-    let mut sums = vec![(0usize, 0usize, 0usize, 0.0f64); counts.len()];
-    let mut batch = Batch { inputs: Vec::new(), labels: Vec::new(), puzzle_ids: Vec::new() };
-    for start in (0..n).step_by(batch_size.max(1)) {
-        let b = batch_size.min(n - start);
-        batch.inputs.resize(b * l, 0);
-        batch.labels.resize(b * l, 0);
-        batch.puzzle_ids.resize(b, 0);
-        for slot in 0..b {
-            fill_row(&mut batch, slot, set, start + slot);
-        }
+    let mut tallies = vec![Tally::default(); counts.len()];
+    let n = for_each_batch(set, limit, batch_size, |batch, b| {
         let mut carry = model.initial_carry(&tape.params, b);
         for s in 1..=*counts.last().expect("non-empty") {
             let scored = counts.iter().position(|&c| c == s);
             let (next, scores) = tape.no_grad(|t| {
-                let out = model.supervision_step(t, carry, &batch);
+                let out = model.supervision_step(t, carry, batch);
                 let scores = scored.map(|_| {
                     let ce = t.stablemax_ce(out.logits, &batch.labels, IGNORE_LABEL);
                     (token_accuracy(t.value(out.logits), &batch.labels), t.value(ce).to_vec())
@@ -96,26 +85,13 @@ pub fn evaluate_at_steps(
             carry = next;
             tape.reset();
             if let (Some(k), Some((acc, ce))) = (scored, scores) {
-                for (&(valid, correct, exact), &loss) in acc.iter().zip(&ce) {
-                    sums[k].0 += exact as usize;
-                    sums[k].1 += correct;
-                    sums[k].2 += valid;
-                    sums[k].3 += loss as f64;
+                for (&a, &loss) in acc.iter().zip(&ce) {
+                    tallies[k].add(a, loss);
                 }
             }
         }
-    }
-    counts
-        .iter()
-        .zip(sums)
-        .map(|(&steps, (exact, correct, valid, loss))| EvalResult {
-            examples: n,
-            exact_accuracy: exact as f64 / n.max(1) as f64,
-            token_accuracy: correct as f64 / valid.max(1) as f64,
-            loss: loss / n.max(1) as f64,
-            steps,
-        })
-        .collect()
+    });
+    counts.iter().zip(tallies).map(|(&steps, tally)| tally.result(n, steps)).collect()
 }
 
 /// Evaluates a finished run directory's checkpoint (the EMA weights when the run kept them, as the trainer's own
