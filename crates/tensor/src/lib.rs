@@ -8,6 +8,7 @@
 //! Everything above (the tape, the layers, TRM and HRM) is written against the slice-level kernels in
 //! [`kernels`] and [`gemm`], so that a kernel can be made faster without touching the code that calls it.
 
+pub mod counting_alloc;
 pub mod float;
 pub mod gemm;
 pub mod kernels;

@@ -6,41 +6,13 @@
 //!
 //! Everything runs in one #[test] so that no other test's allocations land in the counts.
 
+use loopgrad_tensor::counting_alloc::{allocations, CountingAlloc};
 use loopgrad_tensor::kernels;
 use loopgrad_tensor::pool::PoolWindow;
 use loopgrad_tensor::{gemm, gemm_batched, Rng, Tensor};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: defers every call to the system allocator unchanged; it only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.load(Ordering::Relaxed)
-}
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 /// One "step" of element-wise and row work on a [rows, cols] activation, shaped like a transformer block's
 /// non-GEMM part: SwiGLU, residual add, RMSNorm statistics, softmax, a transpose, and their gradients.

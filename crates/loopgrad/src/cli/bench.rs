@@ -17,9 +17,8 @@ mod step;
 pub use step::{BenchShape, BenchStep};
 
 use anyhow::{bail, Result};
+use loopgrad_tensor::counting_alloc::{allocations, CountingAlloc};
 use serde_json::json;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 #[derive(clap::Args)]
@@ -68,32 +67,7 @@ pub struct BenchArgs {
     pub eval: bool,
 }
 
-/// Counts every allocation (and reallocation) the process makes, then hands it to the system allocator. One
-/// relaxed atomic add per call: invisible next to the allocation itself.
-pub struct CountingAlloc;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; counting has no effect on
-// the memory handed out.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
-
+/// `allocs_per_step` counts the allocations of the whole process (loopgrad's and its dependencies').
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
 
@@ -173,14 +147,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
         for _ in 0..args.warmup {
             run(&mut bench);
         }
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = allocations();
         let mut times = Vec::with_capacity(args.steps);
         for _ in 0..args.steps {
             let t = Instant::now();
             run(&mut bench);
             times.push(t.elapsed().as_secs_f64());
         }
-        let allocs = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let allocs = allocations() - before;
         (times, loss, allocs)
     });
     let step = median(times);
