@@ -14,7 +14,8 @@ use std::path::Path;
 
 type Drawn = Result<(), Box<dyn Error>>;
 
-const PALETTE: [RGBColor; 8] = [
+/// The ten "tab10" colours: the default plan's test-time plot draws nine lines, each its own colour.
+const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
@@ -23,6 +24,8 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(23, 190, 207),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
 ];
 
 /// Draws every plot into `dir` and returns, per task, (alt text, path relative to the report) of each plot.
