@@ -1,9 +1,18 @@
 //! A global allocator that counts every allocation of the process, for the figures that must stay at zero
 //! (`loopgrad bench`'s `allocs_per_step`, the allocation tests). A binary opts in with
 //!
-//! ```ignore
+//! ```
+//! use loopgrad_tensor::counting_alloc::{allocations, CountingAlloc};
+//!
 //! #[global_allocator]
-//! static GLOBAL: loopgrad_tensor::counting_alloc::CountingAlloc = loopgrad_tensor::counting_alloc::CountingAlloc;
+//! static GLOBAL: CountingAlloc = CountingAlloc;
+//!
+//! fn main() {
+//!     let before = allocations();
+//!     let buffer = vec![0u8; 4096];
+//!     assert_eq!(allocations() - before, 1);
+//!     drop(buffer);
+//! }
 //! ```
 //!
 //! and reads [`allocations`] before and after the code it measures. Without that declaration the counter stays 0.
