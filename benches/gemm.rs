@@ -12,7 +12,7 @@
 #[path = "support/cpu_time.rs"]
 mod cpu_time;
 
-use cpu_time::{thread_cpu_seconds, wall_seconds, ThreadCpuTime};
+use cpu_time::{thread_cpu_seconds, wall_seconds};
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use loopgrad_tensor::peak::{fma_chains_f32x8 as fma_loop_f32x8, CHAINS};
@@ -184,21 +184,10 @@ fn criterion_benches<M: Measurement>(c: &mut Criterion<M>, threads: usize) {
     group.finish();
 }
 
-/// Few samples and short runs: the summary below needs the time more.
-fn config<M: Measurement>(c: Criterion<M>) -> Criterion<M> {
-    c.sample_size(10)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .configure_from_args()
-}
-
 fn main() {
-    // Size rayon's pool for two threads first; each part below then picks its split count.
-    set_threads(2);
-    loopgrad_tensor::flush_denormals();
-    let mut cpu = config(Criterion::default().with_measurement(ThreadCpuTime));
+    // One thread in thread CPU time (immune to being descheduled on a shared machine), two in wall time.
+    let (mut cpu, mut wall) = cpu_time::criterions(Duration::from_millis(300), Duration::from_secs(1));
     criterion_benches(&mut cpu, 1);
-    let mut wall = config(Criterion::default());
     criterion_benches(&mut wall, 2);
     wall.final_summary();
     // `cargo test --benches` runs each benchmark once in test mode; the summary is for real runs only.

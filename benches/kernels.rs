@@ -10,7 +10,6 @@
 #[path = "support/cpu_time.rs"]
 mod cpu_time;
 
-use cpu_time::ThreadCpuTime;
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use loopgrad_tensor::kernels::{self, reference};
@@ -86,21 +85,9 @@ fn bench_group<M: Measurement>(c: &mut Criterion<M>, label: &str, rows: usize, l
     group.finish();
 }
 
-/// Few samples and short runs: there are 126 benchmarks.
-fn config<M: Measurement>(c: Criterion<M>) -> Criterion<M> {
-    c.sample_size(10)
-        .warm_up_time(Duration::from_millis(200))
-        .measurement_time(Duration::from_millis(500))
-        .configure_from_args()
-}
-
 fn main() {
-    // Size rayon's pool for two threads first; each group then picks its split count.
-    set_threads(2);
-    loopgrad_tensor::flush_denormals();
     // One thread in thread CPU time (immune to being descheduled on a shared machine), two in wall time.
-    let mut cpu = config(Criterion::default().with_measurement(ThreadCpuTime));
-    let mut wall = config(Criterion::default());
+    let (mut cpu, mut wall) = cpu_time::criterions(Duration::from_millis(200), Duration::from_millis(500));
     for rows in [97, 2048] {
         set_threads(1);
         bench_group(&mut cpu, &format!("reference_{rows}x{COLS}"), rows, &kernel_list!(reference));

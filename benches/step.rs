@@ -14,7 +14,6 @@ mod cpu_time;
 #[path = "../crates/loopgrad/src/cli/bench/step.rs"]
 mod step;
 
-use cpu_time::ThreadCpuTime;
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use loopgrad_tensor::set_threads;
@@ -35,19 +34,10 @@ fn benches<M: Measurement>(c: &mut Criterion<M>, threads: usize) {
     group.finish();
 }
 
-fn config<M: Measurement>(c: Criterion<M>) -> Criterion<M> {
-    c.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(3))
-        .configure_from_args()
-}
-
 fn main() {
-    set_threads(2);
-    loopgrad_tensor::flush_denormals();
-    let mut cpu = config(Criterion::default().with_measurement(ThreadCpuTime));
+    // One thread in thread CPU time (immune to being descheduled on a shared machine), two in wall time.
+    let (mut cpu, mut wall) = cpu_time::criterions(Duration::from_millis(500), Duration::from_secs(3));
     benches(&mut cpu, 1);
-    let mut wall = config(Criterion::default());
     benches(&mut wall, 2);
     wall.final_summary();
 }

@@ -3,7 +3,23 @@
 //! back to wall time). Multi-threaded measurements must use wall time: this clock sees one thread.
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::Criterion;
 use std::time::{Duration, Instant};
+
+/// The two criterions of every loopgrad bench: one for single-threaded runs in thread CPU time, one for
+/// two-threaded runs in wall time, each with 10 samples and the given warm-up and measurement times (short: the
+/// benches are many). Also sizes rayon's pool for two threads (each group then picks its split count with
+/// `set_threads`) and flushes denormals on every training thread, as `loopgrad train` does.
+pub fn criterions(warm_up: Duration, measurement: Duration) -> (Criterion<ThreadCpuTime>, Criterion<WallTime>) {
+    loopgrad_tensor::set_threads(2);
+    loopgrad_tensor::flush_denormals();
+    fn config<M: Measurement>(c: Criterion<M>, warm_up: Duration, measurement: Duration) -> Criterion<M> {
+        c.sample_size(10).warm_up_time(warm_up).measurement_time(measurement).configure_from_args()
+    }
+    let cpu = config(Criterion::default().with_measurement(ThreadCpuTime), warm_up, measurement);
+    let wall = config(Criterion::default(), warm_up, measurement);
+    (cpu, wall)
+}
 
 /// Seconds of CPU time the calling thread has used.
 pub fn thread_cpu_seconds() -> f64 {
