@@ -16,8 +16,12 @@ pub fn check(answer: &str, report: &str) -> Result<(), Vec<String>> {
     let rows = row_texts(report);
     let mut problems = Vec::new();
     for (line, unit) in units(answer) {
-        let mut cited: Vec<&str> = row_ids(&unit).into_iter().filter(|id| rows.contains_key(*id)).collect();
-        cited.dedup();
+        let mut cited: Vec<&str> = Vec::new();
+        for id in row_ids(&unit) {
+            if rows.contains_key(id) && !cited.contains(&id) {
+                cited.push(id);
+            }
+        }
         let mut text = unit.clone();
         // Longest first, so that citing `q.1` does not eat the start of `q.12`.
         let mut by_length = cited.clone();
