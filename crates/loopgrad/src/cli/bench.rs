@@ -95,7 +95,7 @@ impl BenchArgs {
             bail!("--vocab must be at least 3 (PAD, blank and one symbol), not {}", self.vocab);
         }
         let attention = hrm || !mlp;
-        if attention && (self.hidden % self.heads != 0 || (self.hidden / self.heads) % 2 != 0) {
+        if attention && (!self.hidden.is_multiple_of(self.heads) || !(self.hidden / self.heads).is_multiple_of(2)) {
             bail!("--hidden {} must split into {} heads of an even size (RoPE)", self.hidden, self.heads);
         }
         if self.expansion.is_nan() || self.expansion <= 0.0 {

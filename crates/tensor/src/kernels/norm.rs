@@ -25,7 +25,7 @@ pub enum Store {
 }
 
 fn check_norm(op: &str, len: usize, out: usize, r: usize, cols: usize) {
-    assert!(cols > 0 && len % cols == 0, "{op}: length {len} is not rows of {cols}");
+    assert!(cols > 0 && len.is_multiple_of(cols), "{op}: length {len} is not rows of {cols}");
     check_len(op, len, out);
     check_len(op, len / cols, r);
 }

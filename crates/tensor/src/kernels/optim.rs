@@ -1,6 +1,6 @@
 //! Optimizer updates as one fused pass over a parameter, its gradient and its moments.
 
-use super::{check_len, SyncPtr, V};
+use super::{SyncPtr, V};
 use crate::float::Float;
 use crate::parallel::{for_chunks, PAR_MIN_ELEMS_STREAMING};
 use crate::simd::{self, SimdVec};
@@ -29,7 +29,8 @@ pub struct AdamAtan2Step<E> {
 /// [`simd::atan2_nonneg_x`] (about one ulp; its denominator is never negative).
 pub fn adam_atan2_step<E: Float>(p: &mut [E], g: &mut [E], m: &mut [E], v: &mut [E], c: &AdamAtan2Step<E>) {
     for (what, len) in [("grad", g.len()), ("exp_avg", m.len()), ("exp_avg_sq", v.len())] {
-        check_len(&format!("adam_atan2_step ({what})"), p.len(), len);
+        // Not check_len(&format!(..)): formatting the name on every call would allocate on every step.
+        assert_eq!(p.len(), len, "adam_atan2_step ({what}): length {} vs {len}", p.len());
     }
     let (gp, mp, vp) = (SyncPtr(g.as_mut_ptr()), SyncPtr(m.as_mut_ptr()), SyncPtr(v.as_mut_ptr()));
     for_chunks(p, V::<E>::LANES, 8, PAR_MIN_ELEMS_STREAMING, |off, pc| {

@@ -147,7 +147,7 @@ pub fn row_argmax<E: Float>(x: &[E], cols: usize, out: &mut [usize]) {
 /// out[r, :] = softmax(x[r, :]) (max-subtracted)
 pub fn softmax_rows<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     check_len("softmax_rows", x.len(), out.len());
-    assert!(cols > 0 && x.len() % cols == 0, "softmax_rows: length {} is not rows of {cols}", x.len());
+    assert!(cols > 0 && x.len().is_multiple_of(cols), "softmax_rows: length {} is not rows of {cols}", x.len());
     for (orow, row) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
         let m = row.iter().copied().fold(row[0], E::max);
         let mut s = E::ZERO;
@@ -166,7 +166,7 @@ pub fn softmax_rows<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
 pub fn add_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
     check_len("add_row_broadcast", x.len(), out.len());
     let cols = row.len();
-    assert!(cols > 0 && x.len() % cols == 0, "add_row_broadcast: length {} is not rows of {cols}", x.len());
+    assert!(cols > 0 && x.len().is_multiple_of(cols), "add_row_broadcast: length {} is not rows of {cols}", x.len());
     for (orow, xrow) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
         for ((o, &a), &b) in orow.iter_mut().zip(xrow).zip(row) {
             *o = a + b;
@@ -177,7 +177,7 @@ pub fn add_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
 /// acc[j] += sum_r x[r, j] (column sums, e.g. a bias gradient)
 pub fn col_sum_add<E: Float>(x: &[E], acc: &mut [E]) {
     let cols = acc.len();
-    assert!(cols > 0 && x.len() % cols == 0, "col_sum_add: length {} is not rows of {cols}", x.len());
+    assert!(cols > 0 && x.len().is_multiple_of(cols), "col_sum_add: length {} is not rows of {cols}", x.len());
     for xrow in x.chunks_exact(cols) {
         for (a, &v) in acc.iter_mut().zip(xrow) {
             *a += v;
@@ -280,7 +280,7 @@ pub fn silu_mul_grad_add<E: Float>(gate: &[E], up: &[E], d_out: &[E], d_gate: &m
 /// out[r, :] = silu(g[r, :]) * u[r, :] for rows gate_up[r, :] = [g (inner), u (inner)]
 pub fn swiglu_rows<E: Float>(gate_up: &[E], inner: usize, out: &mut [E]) {
     assert!(
-        inner > 0 && gate_up.len() % (2 * inner) == 0,
+        inner > 0 && gate_up.len().is_multiple_of(2 * inner),
         "swiglu_rows: length {} is not rows of 2 x {inner}",
         gate_up.len()
     );
@@ -293,7 +293,7 @@ pub fn swiglu_rows<E: Float>(gate_up: &[E], inner: usize, out: &mut [E]) {
 /// The gradient of [`swiglu_rows`], accumulated: d_gate_up[r, :] += [d_g, d_u] (see [`silu_mul_grad_add`])
 pub fn swiglu_rows_grad_add<E: Float>(gate_up: &[E], d_out: &[E], inner: usize, d_gate_up: &mut [E]) {
     assert!(
-        inner > 0 && gate_up.len() % (2 * inner) == 0,
+        inner > 0 && gate_up.len().is_multiple_of(2 * inner),
         "swiglu_rows_grad_add: length {} is not rows of 2 x {inner}",
         gate_up.len()
     );
@@ -310,7 +310,7 @@ pub fn swiglu_rows_grad_add<E: Float>(gate_up: &[E], d_out: &[E], inner: usize, 
 /// out[r] = sum_j a[r, j] * b[r, j]
 pub fn row_dot<E: Float>(a: &[E], b: &[E], cols: usize, out: &mut [E]) {
     check_len("row_dot", a.len(), b.len());
-    assert!(cols > 0 && a.len() % cols == 0, "row_dot: length {} is not rows of {cols}", a.len());
+    assert!(cols > 0 && a.len().is_multiple_of(cols), "row_dot: length {} is not rows of {cols}", a.len());
     check_len("row_dot", a.len() / cols, out.len());
     for ((o, x), y) in out.iter_mut().zip(a.chunks_exact(cols)).zip(b.chunks_exact(cols)) {
         *o = x.iter().zip(y).map(|(&p, &q)| p * q).sum();
@@ -325,7 +325,7 @@ pub fn row_sum_sq<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
 /// out[r, j] = x[r, j] * s[r] (one scale per row, e.g. RMSNorm's 1 / rms)
 pub fn scale_rows<E: Float>(x: &[E], s: &[E], out: &mut [E]) {
     check_len("scale_rows", x.len(), out.len());
-    assert!(!s.is_empty() && x.len() % s.len() == 0, "scale_rows: length {} is not {} rows", x.len(), s.len());
+    assert!(!s.is_empty() && x.len().is_multiple_of(s.len()), "scale_rows: length {} is not {} rows", x.len(), s.len());
     let cols = x.len() / s.len();
     if cols == 0 {
         return;
@@ -341,7 +341,7 @@ pub fn scale_rows<E: Float>(x: &[E], s: &[E], out: &mut [E]) {
 pub fn mul_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
     check_len("mul_row_broadcast", x.len(), out.len());
     let cols = row.len();
-    assert!(cols > 0 && x.len() % cols == 0, "mul_row_broadcast: length {} is not rows of {cols}", x.len());
+    assert!(cols > 0 && x.len().is_multiple_of(cols), "mul_row_broadcast: length {} is not rows of {cols}", x.len());
     for (orow, xrow) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
         for ((o, &a), &b) in orow.iter_mut().zip(xrow).zip(row) {
             *o = a * b;
@@ -353,7 +353,11 @@ pub fn mul_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
 pub fn softmax_rows_grad_add<E: Float>(y: &[E], dy: &[E], cols: usize, dx: &mut [E]) {
     check_len("softmax_rows_grad_add", y.len(), dy.len());
     check_len("softmax_rows_grad_add", y.len(), dx.len());
-    assert!(cols > 0 && y.len() % cols == 0, "softmax_rows_grad_add: length {} is not rows of {cols}", y.len());
+    assert!(
+        cols > 0 && y.len().is_multiple_of(cols),
+        "softmax_rows_grad_add: length {} is not rows of {cols}",
+        y.len()
+    );
     for ((yr, gr), dr) in y.chunks_exact(cols).zip(dy.chunks_exact(cols)).zip(dx.chunks_exact_mut(cols)) {
         let d: E = yr.iter().zip(gr).map(|(&p, &q)| p * q).sum();
         for ((o, &p), &q) in dr.iter_mut().zip(yr).zip(gr) {
@@ -411,7 +415,7 @@ pub fn adam_atan2_step<E: Float>(
 }
 
 fn for_rows<E: Float>(op: &str, x: &[E], cols: usize, out: &mut [E], f: impl Fn(&[E]) -> E) {
-    assert!(cols > 0 && x.len() % cols == 0, "{op}: length {} is not rows of {cols}", x.len());
+    assert!(cols > 0 && x.len().is_multiple_of(cols), "{op}: length {} is not rows of {cols}", x.len());
     check_len(op, x.len() / cols, out.len());
     for (o, row) in out.iter_mut().zip(x.chunks_exact(cols)) {
         *o = f(row);

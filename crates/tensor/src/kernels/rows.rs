@@ -8,7 +8,7 @@ use crate::parallel::{for_chunks, PAR_MIN_ELEMS_EXP, PAR_MIN_ELEMS_STREAMING};
 use crate::simd::{self, SimdVec};
 
 fn check_rows(op: &str, len: usize, cols: usize) {
-    assert!(cols > 0 && len % cols == 0, "{op}: length {len} is not rows of {cols}");
+    assert!(cols > 0 && len.is_multiple_of(cols), "{op}: length {len} is not rows of {cols}");
 }
 
 /// `out[r] = f(x[r, :])`, split by rows across threads from `min_work` elements of `x`.
@@ -145,7 +145,7 @@ pub fn mul_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
 /// out[r, j] = x[r, j] * s[r] (one scale per row, e.g. RMSNorm's 1 / rms)
 pub fn scale_rows<E: Float>(x: &[E], s: &[E], out: &mut [E]) {
     check_len("scale_rows", x.len(), out.len());
-    assert!(!s.is_empty() && x.len() % s.len() == 0, "scale_rows: length {} is not {} rows", x.len(), s.len());
+    assert!(!s.is_empty() && x.len().is_multiple_of(s.len()), "scale_rows: length {} is not {} rows", x.len(), s.len());
     let cols = x.len() / s.len();
     if cols == 0 {
         return;

@@ -1,4 +1,4 @@
-//! GEMM through `matrixmultiply`: C = alpha A B + beta C with arbitrary row and column strides, so a transposed
+//! GEMM through `matrixmultiply`, or for f32 on AVX-512 CPUs through [`avx512`] (the same bits, faster): C = alpha A B + beta C with arbitrary row and column strides, so a transposed
 //! operand is a stride swap, not a copy, and beta = 1 accumulates in place (weight gradients go straight into
 //! their persistent buffers).
 
@@ -6,6 +6,9 @@ use crate::float::Float;
 use crate::kernels::SyncPtr;
 use crate::parallel::{parts_for, PAR_MIN_GEMM_MACS};
 use std::any::TypeId;
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// A read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -119,7 +122,9 @@ struct RawMat<E> {
     cs: isize,
 }
 
-/// Row (or column) blocks are multiples of this, the register tile of matrixmultiply's AVX-512 kernels.
+/// Row (or column) blocks are multiples of this, the register tile of matrixmultiply's AVX-512 kernels. The
+/// [`avx512`] GEMM depends on it too: it rounds like matrixmultiply's partial tiles only at a block's last
+/// rows or columns, which must be where they were.
 const BLOCK_ALIGN: usize = 16;
 
 /// Computes C = alpha A B + beta C in `parts` blocks on rayon's pool (one block: on the calling thread).
@@ -156,12 +161,24 @@ unsafe fn gemm_split<E: Float>(parts: usize, alpha: E, a: MatRef<'_, E>, b: MatR
     });
 }
 
-/// One single-threaded matrixmultiply call.
+/// One single-threaded GEMM: f32 on an AVX-512 CPU through [`avx512`] (the same bits as matrixmultiply, no
+/// allocation), everything else through matrixmultiply.
 ///
 /// # Safety
 /// As [`gemm_split`].
 unsafe fn gemm_raw<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: RawMat<E>) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<E>() == TypeId::of::<f32>() && avx512::available() {
+        #[rustfmt::skip]
+        avx512::sgemm(
+            m, k, n, alpha.to_f64() as f32,
+            a.data.as_ptr() as *const f32, a.rs, a.cs,
+            b.data.as_ptr() as *const f32, b.rs, b.cs,
+            beta.to_f64() as f32, c.ptr.get() as *mut f32, c.rs, c.cs,
+        );
+        return;
+    }
     if TypeId::of::<E>() == TypeId::of::<f32>() {
         #[rustfmt::skip]
         matrixmultiply::sgemm(

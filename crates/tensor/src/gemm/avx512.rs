@@ -1,0 +1,340 @@
+//! f32 GEMM on AVX-512: a 14 x 32 register tile, and packing buffers kept per thread.
+//!
+//! Why not matrixmultiply's own AVX-512 kernel: its 16 x 16 tile issues one load of B and sixteen broadcasts of A
+//! for sixteen FMAs, so the two load ports, not the two FMA ports, set its pace (55-63% of this CPU's 512-bit
+//! peak on one thread, `docs/benchmarks.md`); and it allocates its packing buffer on every call. A 14 x 32 tile
+//! issues two loads and fourteen broadcasts for 28 FMAs (28 accumulators + 2 rows of B = 30 of the 32 zmm
+//! registers), so the FMA ports are the limit, and the buffers here are allocated once per thread.
+//!
+//! The results are bit for bit those of matrixmultiply 0.3's AVX-512 path, on purpose: loopgrad's recorded study
+//! (`docs/results.md`) reproduces only if every float of training does. Three things decide a GEMM's bits, and
+//! they are kept:
+//! 1. each element's sum over K is a chain of FMAs in K order, starting from +0;
+//! 2. the chain is rounded into C every [`KC`] = 256 terms: C = alpha ab + beta C for the first 256, then with
+//!    beta = 1;
+//! 3. the epilogue: fma(alpha, ab, beta c) inside matrixmultiply's full 16 x 16 tiles, but beta c + alpha ab,
+//!    rounded twice, in its partial tiles (the last m % 16 rows and n % 16 columns). This differs only when
+//!    alpha != 1 and beta != 0 (attention's scaled gradient accumulation).
+//!
+//! The tile shape, the packing and the loop order change no bit. `tests/gemm_bits.rs` compares the two.
+
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+/// Terms of the K sum per rounding into C: matrixmultiply's `S_KC`. Changing it changes results.
+const KC: usize = 256;
+/// Rows of the register tile (broadcasts of packed A).
+const MR: usize = 14;
+/// Columns of the register tile: two zmm vectors of packed B.
+const NR: usize = 32;
+/// Rows of A packed at a time: 112 x 256 f32 = 112 KiB.
+const MC: usize = MR * 8;
+/// Columns of B packed at a time: 256 x 1024 f32 = 1 MiB, resident in the 2 MiB L2.
+const NC: usize = NR * 32;
+/// matrixmultiply's register tile, which decides where its epilogue rounds twice (point 3 above).
+const MM_TILE: usize = 16;
+
+/// Whether this CPU runs this module (checked once per call; `is_x86_feature_detected` caches it).
+pub(crate) fn available() -> bool {
+    is_x86_feature_detected!("avx512f")
+}
+
+/// A 64-byte aligned line of packed data, so the kernel's loads of B never split a cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+/// Per-thread packing buffers. They grow to the largest GEMM a thread has run and stay, so a training step
+/// allocates nothing once every shape has been seen.
+struct Packs {
+    a: Vec<Line>,
+    b: Vec<Line>,
+}
+
+thread_local! {
+    static PACKS: RefCell<Packs> = const { RefCell::new(Packs { a: Vec::new(), b: Vec::new() }) };
+}
+
+/// A buffer of at least `floats` f32, grown (never shrunk) as needed.
+fn reserve(buf: &mut Vec<Line>, floats: usize) -> *mut f32 {
+    let lines = floats.div_ceil(16);
+    if buf.len() < lines {
+        buf.resize(lines, Line([0.0; 16]));
+    }
+    buf.as_mut_ptr() as *mut f32
+}
+
+/// C = alpha A B + beta C for f32, single-threaded: A is [m, k] (element (i, p) at `a[i rsa + p csa]`), B is
+/// [k, n], C is [m, n]. With beta = 0, C is not read.
+///
+/// # Safety
+/// The CPU has AVX-512F ([`available`]); the strided views are in bounds of their allocations; C's elements
+/// are distinct, valid for writes and not aliased by A or B.
+#[allow(clippy::too_many_arguments)]
+#[rustfmt::skip]
+pub(crate) unsafe fn sgemm(
+    m: usize, k: usize, n: usize, alpha: f32,
+    a: *const f32, rsa: isize, csa: isize,
+    b: *const f32, rsb: isize, csb: isize,
+    beta: f32, c: *mut f32, rsc: isize, csc: isize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m as isize {
+            for j in 0..n as isize {
+                let cp = c.offset(i * rsc + j * csc);
+                *cp = if beta == 0.0 { 0.0 } else { *cp * beta };
+            }
+        }
+        return;
+    }
+    if csc != 1 && rsc == 1 {
+        // C is column-major: compute C^T = B^T A^T, whose rows are contiguous, so the tile's 32 columns are.
+        return sgemm(n, k, m, alpha, b, csb, rsb, a, csa, rsa, beta, c, csc, rsc);
+    }
+    PACKS.with_borrow_mut(|packs| {
+        let ap = reserve(&mut packs.a, m.min(MC).next_multiple_of(MR) * k.min(KC));
+        let bp = reserve(&mut packs.b, n.min(NC).next_multiple_of(NR) * k.min(KC));
+        let twice_from = (m / MM_TILE * MM_TILE, n / MM_TILE * MM_TILE);
+        for j0 in (0..n).step_by(NC) {
+            let nc = NC.min(n - j0);
+            for (l, p0) in (0..k).step_by(KC).enumerate() {
+                let kc = KC.min(k - p0);
+                pack_b(kc, nc, b.offset(p0 as isize * rsb + j0 as isize * csb), rsb, csb, bp);
+                let beta = if l == 0 { beta } else { 1.0 };
+                for i0 in (0..m).step_by(MC) {
+                    let mc = MC.min(m - i0);
+                    pack_a(mc, kc, a.offset(i0 as isize * rsa + p0 as isize * csa), rsa, csa, ap);
+                    // A~'s 14-row panel stays in L1 while B~'s 32-column panels stream from L2.
+                    for ir in (0..mc).step_by(MR) {
+                        for jr in (0..nc).step_by(NR) {
+                            let (i, j) = (i0 + ir, j0 + jr);
+                            let out = Out {
+                                c: c.offset(i as isize * rsc + j as isize * csc), rsc, csc,
+                                rows: MR.min(m - i), cols: NR.min(n - j),
+                                twice_from: (twice_from.0.saturating_sub(i), twice_from.1.saturating_sub(j)),
+                                alpha, beta,
+                            };
+                            tile(kc, ap.add(ir * kc), bp.add(jr * kc), &out);
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Where one register tile's result goes: `rows` x `cols` of C from `c`, and the epilogue's coefficients.
+#[derive(Clone, Copy)]
+struct Out {
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+    rows: usize,
+    cols: usize,
+    /// Tile rows from `.0` on and columns from `.1` on lie in matrixmultiply's partial tiles (two roundings).
+    twice_from: (usize, usize),
+    alpha: f32,
+    beta: f32,
+}
+
+/// One 14 x 32 tile: ab = A~ B~ over `kc` terms (packed panels `a`: [kc][MR], `b`: [kc][NR]), then
+/// C = alpha ab + beta C.
+///
+/// # Safety
+/// As [`sgemm`]; `a` and `b` hold `kc` packed steps; `out` describes a valid part of C.
+#[target_feature(enable = "avx512f")]
+unsafe fn tile(kc: usize, mut a: *const f32, mut b: *const f32, out: &Out) {
+    let mut ab = [[_mm512_setzero_ps(); 2]; MR];
+    for _ in 0..kc {
+        let (b0, b1) = (_mm512_load_ps(b), _mm512_load_ps(b.add(16)));
+        for (r, row) in ab.iter_mut().enumerate() {
+            // A memory-operand broadcast: it folds into the FMA, so each step is 2 loads + 14 broadcasts.
+            let ar = _mm512_set1_ps(*a.add(r));
+            row[0] = _mm512_fmadd_ps(ar, b0, row[0]);
+            row[1] = _mm512_fmadd_ps(ar, b1, row[1]);
+        }
+        a = a.add(MR);
+        b = b.add(NR);
+    }
+    let Out { c, rsc, csc, rows, cols, twice_from, alpha, beta } = *out;
+    let one_rounding = beta == 0.0 || alpha == 1.0 || (twice_from.0 >= MR && twice_from.1 >= NR);
+    if csc == 1 && one_rounding {
+        // Masked loads and stores cover an edge tile's missing columns; its missing rows are not visited.
+        let lanes = |v: usize| ((1u32 << cols.saturating_sub(16 * v).min(16)) - 1) as __mmask16;
+        let (alphav, betav) = (_mm512_set1_ps(alpha), _mm512_set1_ps(beta));
+        for (r, row) in ab.iter().enumerate().take(rows) {
+            for (v, acc) in row.iter().enumerate() {
+                let (cp, mask) = (c.offset(r as isize * rsc + 16 * v as isize), lanes(v));
+                let value = if beta == 0.0 {
+                    _mm512_mul_ps(alphav, *acc)
+                } else {
+                    _mm512_fmadd_ps(alphav, *acc, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, cp), betav))
+                };
+                _mm512_mask_storeu_ps(cp, mask, value);
+            }
+        }
+        return;
+    }
+    // A strided C, or the two-rounding case: element by element, as matrixmultiply's masked path does.
+    let mut buf = [Line([0.0; 16]); 2 * MR];
+    for (r, row) in ab.iter().enumerate() {
+        _mm512_store_ps(buf[2 * r].0.as_mut_ptr(), row[0]);
+        _mm512_store_ps(buf[2 * r + 1].0.as_mut_ptr(), row[1]);
+    }
+    for r in 0..rows {
+        for j in 0..cols {
+            let v = buf[2 * r + j / 16].0[j % 16];
+            let cp = c.offset(r as isize * rsc + j as isize * csc);
+            *cp = if beta == 0.0 {
+                alpha * v
+            } else if r >= twice_from.0 || j >= twice_from.1 {
+                *cp * beta + alpha * v
+            } else {
+                alpha.mul_add(v, *cp * beta)
+            };
+        }
+    }
+}
+
+/// Lanes 0..n of a vector (n <= 16).
+fn lanes(n: usize) -> __mmask16 {
+    ((1u32 << n.min(16)) - 1) as __mmask16
+}
+
+/// Packs rows 0..mc and columns 0..kc of A into [`MR`]-row panels, each stored [kc][MR] (the broadcasts of one
+/// step side by side); rows past mc are zero.
+///
+/// # Safety
+/// AVX-512F; A's view is in bounds; `out` holds mc rounded up to MR, times kc, floats.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, rsa: isize, csa: isize, out: *mut f32) {
+    for (q, i0) in (0..mc).step_by(MR).enumerate() {
+        let rows = MR.min(mc - i0);
+        let panel = out.add(q * MR * kc);
+        let src = a.offset(i0 as isize * rsa);
+        if csa == 1 {
+            // Row-major A (activations): each panel step is a column of A, so transpose 16 x 16 blocks.
+            transpose_pack(src, rsa, rows, kc, panel, MR);
+        } else if rsa == 1 {
+            // Column-major A (a transposed activation in a weight gradient): each step is a contiguous run.
+            for p in 0..kc {
+                let v = _mm512_maskz_loadu_ps(lanes(rows), src.offset(p as isize * csa));
+                _mm512_mask_storeu_ps(panel.add(p * MR), lanes(MR), v);
+            }
+        } else {
+            for p in 0..kc {
+                for r in 0..MR {
+                    *panel.add(p * MR + r) =
+                        if r < rows { *src.offset(r as isize * rsa + p as isize * csa) } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+/// Packs rows 0..kc and columns 0..nc of B into [`NR`]-column panels, each stored [kc][NR] (one step's two
+/// vectors); columns past nc are zero.
+///
+/// # Safety
+/// AVX-512F; B's view is in bounds; `out` holds nc rounded up to NR, times kc, floats.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rsb: isize, csb: isize, out: *mut f32) {
+    for (q, j0) in (0..nc).step_by(NR).enumerate() {
+        let cols = NR.min(nc - j0);
+        let panel = out.add(q * NR * kc);
+        let src = b.offset(j0 as isize * csb);
+        if csb == 1 {
+            for p in 0..kc {
+                let row = src.offset(p as isize * rsb);
+                for v in 0..NR / 16 {
+                    let x = _mm512_maskz_loadu_ps(lanes(cols.saturating_sub(16 * v)), row.add(16 * v));
+                    _mm512_store_ps(panel.add(p * NR + 16 * v), x);
+                }
+            }
+        } else if rsb == 1 {
+            // Column-major B (a weight used transposed, x W^T): each column is contiguous, so transpose.
+            for v in 0..NR / 16 {
+                let half = src.offset(16 * v as isize * csb);
+                transpose_pack(half, csb, cols.saturating_sub(16 * v).min(16), kc, panel.add(16 * v), NR);
+            }
+        } else {
+            for p in 0..kc {
+                for j in 0..NR {
+                    *panel.add(p * NR + j) =
+                        if j < cols { *src.offset(p as isize * rsb + j as isize * csb) } else { 0.0 };
+                }
+            }
+        }
+    }
+}
+
+/// Writes the transpose of a [lines, len] strided block (line l starts at `src + l * stride` and is contiguous,
+/// lines <= 16) as `len` rows of 16 lanes at `dst + p * dst_stride`, lanes past `lines` zero; only the first
+/// `dst_stride.min(16)` lanes of each row are stored. 16 x 16 blocks go through registers: 16 loads, 64 permutes
+/// and 16 stores instead of 256 scalar moves.
+///
+/// # Safety
+/// AVX-512F; the source lines are readable for `len` floats; `dst` is writable for `len` rows.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_pack(src: *const f32, stride: isize, lines: usize, len: usize, dst: *mut f32, dst_stride: usize) {
+    let store = lanes(dst_stride);
+    for p0 in (0..len).step_by(16) {
+        let n = 16.min(len - p0);
+        let mut block = [_mm512_setzero_ps(); 16];
+        for (l, row) in block.iter_mut().enumerate().take(lines) {
+            *row = _mm512_maskz_loadu_ps(lanes(n), src.offset(l as isize * stride).add(p0));
+        }
+        transpose16(&mut block);
+        for (p, row) in block.iter().enumerate().take(n) {
+            _mm512_mask_storeu_ps(dst.add((p0 + p) * dst_stride), store, *row);
+        }
+    }
+}
+
+/// Transposes a 16 x 16 block held as 16 vectors (row i = vector i), by swapping the off-diagonal d x d blocks
+/// of every 2d x 2d block for d = 8, 4, 2, 1 (recursive block transposition, each swap two two-source permutes).
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(rows: &mut [__m512; 16]) {
+    swap_blocks::<8>(rows);
+    swap_blocks::<4>(rows);
+    swap_blocks::<2>(rows);
+    swap_blocks::<1>(rows);
+}
+
+/// One round of [`transpose16`]: rows i and i + D (i & D == 0) exchange their off-diagonal D-lane blocks.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn swap_blocks<const D: usize>(rows: &mut [__m512; 16]) {
+    let (upper, lower) = swap_indices(D);
+    let (up, lo) = (_mm512_loadu_si512(upper.as_ptr().cast()), _mm512_loadu_si512(lower.as_ptr().cast()));
+    for i in 0..16 {
+        if i & D == 0 {
+            let (x, y) = (rows[i], rows[i + D]);
+            rows[i] = _mm512_permutex2var_ps(x, up, y);
+            rows[i + D] = _mm512_permutex2var_ps(x, lo, y);
+        }
+    }
+}
+
+/// The permute indices of [`swap_blocks`]: lane j of the new upper row is its own lane j (j & d == 0) or the
+/// lower row's lane j - d; of the new lower row, the upper row's lane j + d or its own lane j. Index 16 + x
+/// means lane x of the lower row.
+const fn swap_indices(d: usize) -> ([i32; 16], [i32; 16]) {
+    let (mut upper, mut lower) = ([0i32; 16], [0i32; 16]);
+    let mut j = 0;
+    while j < 16 {
+        let own = j as i32;
+        if j & d == 0 {
+            upper[j] = own;
+            lower[j] = own + d as i32;
+        } else {
+            upper[j] = 16 + own - d as i32;
+            lower[j] = 16 + own;
+        }
+        j += 1;
+    }
+    (upper, lower)
+}

@@ -1,0 +1,120 @@
+//! loopgrad's f32 GEMM gives the same bits as one `matrixmultiply::sgemm` call on the same operands: the study in
+//! `docs/results.md` was trained with matrixmultiply, and reproduces only if every float does (see
+//! `src/gemm/avx512.rs` for what decides a GEMM's bits).
+//!
+//! Covered: K across the 256-term rounding blocks (255, 256, 257, 700), M and N across both register tiles
+//! (14 x 32 here, 16 x 16 in matrixmultiply), transposed and padded operands, a column-major C, alpha and beta
+//! including the alpha != 1, beta != 0 case where matrixmultiply rounds its edge tiles twice, and two threads
+//! (blocks of C on rayon's pool). Values span nine binary orders of magnitude, so a different summation order
+//! or rounding would show in the last bits.
+
+use loopgrad_tensor::{gemm, MatMut, MatRef, Rng};
+use proptest::prelude::*;
+
+mod common;
+
+/// A [rows, cols] f32 operand with a leading dimension `ld` (padding 0..3), row- or column-major.
+#[derive(Clone, Debug)]
+struct Operand {
+    rows: usize,
+    cols: usize,
+    transposed: bool,
+    ld: usize,
+    buf: Vec<f32>,
+}
+
+impl Operand {
+    fn new(rows: usize, cols: usize, transposed: bool, pad: usize, rng: &mut Rng) -> Self {
+        let ld = if transposed { rows } else { cols } + pad;
+        let len = if rows * cols == 0 { 0 } else { (if transposed { cols } else { rows } - 1) * ld + ld };
+        let buf = (0..len).map(|_| (rng.uniform_in(-1.0, 1.0) * 2f64.powi(rng.below(9) as i32 - 4)) as f32).collect();
+        Operand { rows, cols, transposed, ld, buf }
+    }
+    fn strides(&self) -> (isize, isize) {
+        if self.transposed {
+            (1, self.ld as isize)
+        } else {
+            (self.ld as isize, 1)
+        }
+    }
+    fn view(&self) -> MatRef<'_, f32> {
+        let (rs, cs) = self.strides();
+        MatRef { data: &self.buf, rows: self.rows, cols: self.cols, rs, cs }
+    }
+}
+
+/// Runs loopgrad's `gemm` and matrixmultiply on copies of C and compares every element of the buffer bit for bit.
+fn same_bits(alpha: f32, a: &Operand, b: &Operand, beta: f32, c: &Operand) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let mut ours = c.buf.clone();
+    let (rs, cs) = c.strides();
+    gemm(alpha, a.view(), b.view(), beta, MatMut { data: &mut ours, rows: m, cols: n, rs, cs });
+    let mut theirs = c.buf.clone();
+    let ((rsa, csa), (rsb, csb)) = (a.strides(), b.strides());
+    // SAFETY: the three views are in bounds of their buffers (Operand::new sizes them), and C is its own copy.
+    unsafe {
+        #[rustfmt::skip]
+        matrixmultiply::sgemm(
+            m, k, n, alpha,
+            a.buf.as_ptr(), rsa, csa, b.buf.as_ptr(), rsb, csb,
+            beta, theirs.as_mut_ptr(), rs, cs,
+        );
+    }
+    for (idx, (x, y)) in ours.iter().zip(&theirs).enumerate() {
+        assert!(
+            x.to_bits() == y.to_bits(),
+            "gemm [{m}, {k}] x [{k}, {n}], alpha {alpha}, beta {beta}: element {idx} of C is {x:e}, matrixmultiply \
+             gives {y:e}"
+        );
+    }
+}
+
+fn dim() -> impl Strategy<Value = usize> {
+    prop_oneof![prop::sample::select(vec![1usize, 13, 14, 15, 16, 17, 31, 32, 33, 97]), 0usize..120]
+}
+
+fn depth() -> impl Strategy<Value = usize> {
+    prop_oneof![prop::sample::select(vec![0usize, 1, 64, 255, 256, 257, 700]), 0usize..600]
+}
+
+fn coefficient() -> impl Strategy<Value = f32> {
+    prop_oneof![Just(0.0), Just(1.0), Just(0.125), -2.0..2.0f32]
+}
+
+proptest! {
+    #![proptest_config(common::config())]
+
+    #[test]
+    fn f32_gemm_has_matrixmultiplys_bits(
+        (m, k, n) in (dim(), depth(), dim()),
+        (alpha, beta) in (coefficient(), coefficient()),
+        layout in (any::<[bool; 3]>(), 0usize..3),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Rng::new(seed);
+        let ([ta, tb, tc], pad) = layout;
+        let (a, b) = (Operand::new(m, k, ta, pad, &mut rng), Operand::new(k, n, tb, pad, &mut rng));
+        let c = Operand::new(m, n, tc, pad, &mut rng);
+        same_bits(alpha, &a, &b, beta, &c);
+    }
+}
+
+/// The shapes of training, split across two threads: TRM's token-mixing and channel products at the main job's
+/// and the paper's sizes, a weight gradient (A transposed, beta = 1), and attention's scaled accumulation.
+#[test]
+fn training_shapes_split_across_threads_have_matrixmultiplys_bits() {
+    loopgrad_tensor::set_threads(2);
+    let mut rng = Rng::new(7);
+    let cases: [(usize, usize, usize, bool, bool, f32, f32); 6] = [
+        (2560, 64, 256, false, true, 1.0, 0.0),
+        (776, 512, 1536, false, true, 1.0, 0.0),
+        (776, 1536, 512, false, false, 1.0, 1.0),
+        (512, 776, 1536, true, false, 1.0, 1.0),
+        (97, 97, 64, false, false, 0.125, 1.0),
+        (64, 2560, 64, true, false, 1.0, 1.0),
+    ];
+    for (m, k, n, ta, tb, alpha, beta) in cases {
+        let (a, b) = (Operand::new(m, k, ta, 0, &mut rng), Operand::new(k, n, tb, 0, &mut rng));
+        same_bits(alpha, &a, &b, beta, &Operand::new(m, n, false, 0, &mut rng));
+    }
+}
