@@ -117,7 +117,12 @@ pub(crate) unsafe fn sgemm(
                                 twice_from: (twice_from.0.saturating_sub(i), twice_from.1.saturating_sub(j)),
                                 alpha, beta,
                             };
-                            tile(kc, ap.add(ir * kc), bp.add(jr * kc), &out);
+                            let (a, b) = (ap.add(ir * kc), bp.add(jr * kc));
+                            if out.cols <= 16 {
+                                tile::<1>(kc, a, b, &out)
+                            } else {
+                                tile::<2>(kc, a, b, &out)
+                            }
                         }
                     }
                 }
@@ -140,27 +145,35 @@ struct Out {
     beta: f32,
 }
 
-/// One 14 x 32 tile: ab = A~ B~ over `kc` terms (packed panels `a`: [kc][MR], `b`: [kc][NR]), then
-/// C = alpha ab + beta C.
+/// One 14 x (16 NV) tile: ab = A~ B~ over `kc` terms (packed panels `a`: [kc][MR], `b`: [kc][NR], of which the
+/// first 16 NV columns are read), then C = alpha ab + beta C. NV = 1 serves a last panel of at most 16 columns
+/// (N = 97 would otherwise compute 128 columns for 97).
 ///
 /// # Safety
-/// As [`sgemm`]; `a` and `b` hold `kc` packed steps; `out` describes a valid part of C.
+/// As [`sgemm`]; `a` and `b` hold `kc` packed steps; `out` describes a valid part of C, at most 16 NV wide.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile(kc: usize, mut a: *const f32, mut b: *const f32, out: &Out) {
-    let mut ab = [[_mm512_setzero_ps(); 2]; MR];
+unsafe fn tile<const NV: usize>(kc: usize, mut a: *const f32, mut b: *const f32, out: &Out) {
+    let mut ab = [[_mm512_setzero_ps(); NV]; MR];
     for _ in 0..kc {
-        let (b0, b1) = (_mm512_load_ps(b), _mm512_load_ps(b.add(16)));
+        // B~ streams from L2: fetch the lines 8 steps ahead into L1.
+        _mm_prefetch::<_MM_HINT_T0>(b.add(8 * NR) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(b.add(8 * NR + 16) as *const i8);
+        let mut bv = [_mm512_setzero_ps(); NV];
+        for (v, x) in bv.iter_mut().enumerate() {
+            *x = _mm512_load_ps(b.add(16 * v));
+        }
         for (r, row) in ab.iter_mut().enumerate() {
-            // A memory-operand broadcast: it folds into the FMA, so each step is 2 loads + 14 broadcasts.
+            // One broadcast feeds NV FMAs: with NV = 2 a step is 2 loads + 14 broadcasts for 28 FMAs.
             let ar = _mm512_set1_ps(*a.add(r));
-            row[0] = _mm512_fmadd_ps(ar, b0, row[0]);
-            row[1] = _mm512_fmadd_ps(ar, b1, row[1]);
+            for (acc, x) in row.iter_mut().zip(bv) {
+                *acc = _mm512_fmadd_ps(ar, x, *acc);
+            }
         }
         a = a.add(MR);
         b = b.add(NR);
     }
     let Out { c, rsc, csc, rows, cols, twice_from, alpha, beta } = *out;
-    let one_rounding = beta == 0.0 || alpha == 1.0 || (twice_from.0 >= MR && twice_from.1 >= NR);
+    let one_rounding = beta == 0.0 || alpha == 1.0 || (twice_from.0 >= MR && twice_from.1 >= 16 * NV);
     if csc == 1 && one_rounding {
         // Masked loads and stores cover an edge tile's missing columns; its missing rows are not visited.
         let lanes = |v: usize| ((1u32 << cols.saturating_sub(16 * v).min(16)) - 1) as __mmask16;
@@ -181,12 +194,13 @@ unsafe fn tile(kc: usize, mut a: *const f32, mut b: *const f32, out: &Out) {
     // A strided C, or the two-rounding case: element by element, as matrixmultiply's masked path does.
     let mut buf = [Line([0.0; 16]); 2 * MR];
     for (r, row) in ab.iter().enumerate() {
-        _mm512_store_ps(buf[2 * r].0.as_mut_ptr(), row[0]);
-        _mm512_store_ps(buf[2 * r + 1].0.as_mut_ptr(), row[1]);
+        for (v, acc) in row.iter().enumerate() {
+            _mm512_store_ps(buf[NV * r + v].0.as_mut_ptr(), *acc);
+        }
     }
     for r in 0..rows {
         for j in 0..cols {
-            let v = buf[2 * r + j / 16].0[j % 16];
+            let v = buf[NV * r + j / 16].0[j % 16];
             let cp = c.offset(r as isize * rsc + j as isize * csc);
             *cp = if beta == 0.0 {
                 alpha * v
