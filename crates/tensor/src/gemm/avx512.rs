@@ -4,7 +4,9 @@
 //! for sixteen FMAs, so the two load ports, not the two FMA ports, set its pace (55-63% of this CPU's 512-bit
 //! peak on one thread, `docs/benchmarks.md`); and it allocates its packing buffer on every call. A 14 x 32 tile
 //! issues two loads and fourteen broadcasts for 28 FMAs (28 accumulators + 2 rows of B = 30 of the 32 zmm
-//! registers), so the FMA ports are the limit, and the buffers here are allocated once per thread.
+//! registers), so the FMA ports are the limit, and the buffers here are allocated once per thread. A row-major A
+//! is not packed at all (a tile broadcasts from its 14 rows in place): at TRM's narrow products (N = 40, 64, 97)
+//! packing A would cost a quarter of the multiply.
 //!
 //! The results are bit for bit those of matrixmultiply 0.3's AVX-512 path, on purpose: loopgrad's recorded study
 //! (`docs/results.md`) reproduces only if every float of training does. Three things decide a GEMM's bits, and
@@ -106,8 +108,12 @@ pub(crate) unsafe fn sgemm(
                 let beta = if l == 0 { beta } else { 1.0 };
                 for i0 in (0..m).step_by(MC) {
                     let mc = MC.min(m - i0);
-                    pack_a(mc, kc, a.offset(i0 as isize * rsa + p0 as isize * csa), rsa, csa, ap);
-                    // A~'s 14-row panel stays in L1 while B~'s 32-column panels stream from L2.
+                    let a_blk = a.offset(i0 as isize * rsa + p0 as isize * csa);
+                    // Row-major A is read in place (its 14 rows are 14 runs of kc floats), except a last partial
+                    // panel; otherwise A is packed. Either way the 14-row panel stays in L1 while B~'s
+                    // 32-column panels stream from L2.
+                    let direct_rows = if csa == 1 { mc / MR * MR } else { 0 };
+                    pack_a(mc - direct_rows, kc, a_blk.offset(direct_rows as isize * rsa), rsa, csa, ap);
                     for ir in (0..mc).step_by(MR) {
                         for jr in (0..nc).step_by(NR) {
                             let (i, j) = (i0 + ir, j0 + jr);
@@ -117,11 +123,13 @@ pub(crate) unsafe fn sgemm(
                                 twice_from: (twice_from.0.saturating_sub(i), twice_from.1.saturating_sub(j)),
                                 alpha, beta,
                             };
-                            let (a, b) = (ap.add(ir * kc), bp.add(jr * kc));
-                            if out.cols <= 16 {
-                                tile::<1>(kc, a, b, &out)
+                            let b = bp.add(jr * kc);
+                            if ir < direct_rows {
+                                let a = InPlace(a_blk.offset(ir as isize * rsa), rsa);
+                                if out.cols <= 16 { tile::<1, _>(kc, a, b, &out) } else { tile::<2, _>(kc, a, b, &out) }
                             } else {
-                                tile::<2>(kc, a, b, &out)
+                                let a = Packed(ap.add((ir - direct_rows) * kc));
+                                if out.cols <= 16 { tile::<1, _>(kc, a, b, &out) } else { tile::<2, _>(kc, a, b, &out) }
                             }
                         }
                     }
@@ -145,6 +153,44 @@ struct Out {
     beta: f32,
 }
 
+/// Where a tile reads A's 14 values of one step.
+trait PanelA: Copy {
+    /// Row `r` (< 14) of the current step.
+    unsafe fn at(self, r: usize) -> f32;
+    /// The next step.
+    unsafe fn next(self) -> Self;
+}
+
+/// A packed panel, [kc][MR].
+#[derive(Clone, Copy)]
+struct Packed(*const f32);
+
+impl PanelA for Packed {
+    #[inline(always)]
+    unsafe fn at(self, r: usize) -> f32 {
+        *self.0.add(r)
+    }
+    #[inline(always)]
+    unsafe fn next(self) -> Self {
+        Packed(self.0.add(MR))
+    }
+}
+
+/// 14 rows of a row-major A read in place: element (r, step) at `ptr[r rs + step]`.
+#[derive(Clone, Copy)]
+struct InPlace(*const f32, isize);
+
+impl PanelA for InPlace {
+    #[inline(always)]
+    unsafe fn at(self, r: usize) -> f32 {
+        *self.0.offset(r as isize * self.1)
+    }
+    #[inline(always)]
+    unsafe fn next(self) -> Self {
+        InPlace(self.0.add(1), self.1)
+    }
+}
+
 /// One 14 x (16 NV) tile: ab = A~ B~ over `kc` terms (packed panels `a`: [kc][MR], `b`: [kc][NR], of which the
 /// first 16 NV columns are read), then C = alpha ab + beta C. NV = 1 serves a last panel of at most 16 columns
 /// (N = 97 would otherwise compute 128 columns for 97).
@@ -152,7 +198,7 @@ struct Out {
 /// # Safety
 /// As [`sgemm`]; `a` and `b` hold `kc` packed steps; `out` describes a valid part of C, at most 16 NV wide.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile<const NV: usize>(kc: usize, mut a: *const f32, mut b: *const f32, out: &Out) {
+unsafe fn tile<const NV: usize, A: PanelA>(kc: usize, mut a: A, mut b: *const f32, out: &Out) {
     let mut ab = [[_mm512_setzero_ps(); NV]; MR];
     for _ in 0..kc {
         // B~ streams from L2: fetch the lines 8 steps ahead into L1.
@@ -164,12 +210,12 @@ unsafe fn tile<const NV: usize>(kc: usize, mut a: *const f32, mut b: *const f32,
         }
         for (r, row) in ab.iter_mut().enumerate() {
             // One broadcast feeds NV FMAs: with NV = 2 a step is 2 loads + 14 broadcasts for 28 FMAs.
-            let ar = _mm512_set1_ps(*a.add(r));
+            let ar = _mm512_set1_ps(a.at(r));
             for (acc, x) in row.iter_mut().zip(bv) {
                 *acc = _mm512_fmadd_ps(ar, x, *acc);
             }
         }
-        a = a.add(MR);
+        a = a.next();
         b = b.add(NR);
     }
     let Out { c, rsc, csc, rows, cols, twice_from, alpha, beta } = *out;
