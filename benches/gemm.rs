@@ -8,6 +8,8 @@
 //! width of loopgrad's own kernels) and, where the CPU has it, one with AVX-512 (the width matrixmultiply's
 //! kernels use at runtime on such CPUs). The machine is shared, so every summary line is the median of
 //! interleaved rounds (peak, GEMM, peak, GEMM, ...): load from other processes hits both sides of each ratio.
+//! On one thread each round also runs `matrixmultiply::sgemm` on the same operands, and the line ends with
+//! loopgrad's speed as a multiple of its (the median of the per-round ratios).
 
 #[path = "support/cpu_time.rs"]
 mod cpu_time;
@@ -39,6 +41,9 @@ const SHAPES: &[Shape] = &[
     Shape { name: "skinny x[64,512] W[512,512]", batch: 1, m: 64, k: 512, n: 512, ta: false, tb: false },
     Shape { name: "scores 64 x q[97,64] k^T[64,97]", batch: 64, m: 97, k: 64, n: 97, ta: false, tb: true },
     Shape { name: "values 64 x p[97,97] v[97,64]", batch: 64, m: 97, k: 97, n: 64, ta: false, tb: false },
+    Shape { name: "token up x[4096,40] W^T[40,512]", batch: 1, m: 4096, k: 40, n: 512, ta: false, tb: true },
+    Shape { name: "narrow x[4096,512] W^T[512,97]", batch: 1, m: 4096, k: 512, n: 97, ta: false, tb: true },
+    Shape { name: "narrow x[2560,256] W^T[256,64]", batch: 1, m: 2560, k: 256, n: 64, ta: false, tb: true },
 ];
 
 /// Operands and output of one shape, filled once.
@@ -68,6 +73,23 @@ impl Shape {
     fn run(&self, p: &mut Problem) {
         let (m, k, n) = (self.m, self.k, self.n);
         gemm_batched(self.batch, m, k, n, 1.0, &p.a, self.ta, m * k, &p.b, self.tb, k * n, 0.0, &mut p.c);
+        black_box(&p.c);
+    }
+    /// The same product by `matrixmultiply::sgemm`, one call per batch item on the calling thread.
+    fn run_matrixmultiply(&self, p: &mut Problem) {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let (rsa, csa) = if self.ta { (1, m as isize) } else { (k as isize, 1) };
+        let (rsb, csb) = if self.tb { (1, k as isize) } else { (n as isize, 1) };
+        for i in 0..self.batch {
+            let (a, b, c) = (&p.a[i * m * k..], &p.b[i * k * n..], &mut p.c[i * m * n..]);
+            // SAFETY: item i's operands are [m, k], [k, n] and [m, n] blocks inside their vectors (`problem`).
+            unsafe {
+                #[rustfmt::skip]
+                matrixmultiply::sgemm(
+                    m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, 0.0, c.as_mut_ptr(), n as isize, 1,
+                );
+            }
+        }
         black_box(&p.c);
     }
 }
@@ -122,7 +144,8 @@ fn best(v: &[f64]) -> f64 {
 /// The summary: for each shape and thread count, rounds of (f32x8 peak, GEMM, AVX-512 peak), each about 20 ms,
 /// so that the load of other processes changes little within a round. One thread is timed in thread CPU time
 /// (immune to being descheduled), two threads in wall time (the only clock for a speed-up). Printed: the median
-/// GEMM GFLOP/s, and its ratio to each peak as the median of the per-round ratios.
+/// GEMM GFLOP/s, and its ratio to each peak (and, on one thread, to matrixmultiply) as the median of the
+/// per-round ratios.
 fn peak_summary() {
     const ROUNDS: usize = 15;
     // 12 chains x 16 flops x 9M = 1.7 GFLOP per thread (f32x8; twice that with AVX-512): about 20 ms each.
@@ -137,7 +160,8 @@ fn peak_summary() {
             let mut p = shape.problem();
             shape.run(&mut p);
             let reps = ((2e9 / shape.flops()) as usize).max(1);
-            let (mut gf, mut r256, mut r512, mut p256, mut p512) = (vec![], vec![], vec![], vec![], vec![]);
+            let (mut gf, mut r256, mut r512, mut p256, mut p512, mut mm) =
+                (vec![], vec![], vec![], vec![], vec![], vec![]);
             for _ in 0..ROUNDS {
                 let peak256 = gflops_on(threads, clock, || fma_loop_f32x8(PEAK_ITERS));
                 let t0 = clock();
@@ -147,6 +171,13 @@ fn peak_summary() {
                 let g = shape.flops() * reps as f64 / (clock() - t0) / 1e9;
                 let avx512 = fma_loop_avx512(1).is_some();
                 let peak512 = avx512.then(|| gflops_on(threads, clock, || fma_loop_avx512(PEAK_ITERS).unwrap()));
+                if threads == 1 {
+                    let t0 = clock();
+                    for _ in 0..reps {
+                        shape.run_matrixmultiply(&mut p);
+                    }
+                    mm.push(g / (shape.flops() * reps as f64 / (clock() - t0) / 1e9));
+                }
                 gf.push(g);
                 r256.push(g / peak256);
                 p256.push(peak256);
@@ -160,8 +191,9 @@ fn peak_summary() {
             } else {
                 format!("{:4.0}% of the AVX-512 peak ({:.0})", 100.0 * median(r512), median(p512))
             };
+            let vs_mm = if mm.is_empty() { String::new() } else { format!(", {:.2}x matrixmultiply", median(mm)) };
             println!(
-                "    {:<34} {:6.1} GFLOP/s (best {:5.1}) = {:4.0}% of the f32x8 FMA peak ({:.0}), {avx512}",
+                "    {:<34} {:6.1} GFLOP/s (best {:5.1}) = {:4.0}% of the f32x8 FMA peak ({:.0}), {avx512}{vs_mm}",
                 shape.name,
                 median(gf.clone()),
                 best(&gf),
