@@ -76,8 +76,8 @@ impl Reasoner for Baseline {
     fn window(&self) -> GradWindow {
         GradWindow::Full
     }
-    fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> Box<dyn Recurrence<E> + 'a> {
-        Box::new(BaselineCall { baseline: self, x, rope })
+    fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> impl Recurrence<E> + 'a {
+        BaselineCall { baseline: self, x, rope }
     }
     fn answer(&self, state: &[Var]) -> Var {
         state[0]

@@ -104,8 +104,8 @@ impl Reasoner for Hrm {
     fn window(&self) -> GradWindow {
         self.config.grad_window
     }
-    fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> Box<dyn Recurrence<E> + 'a> {
-        Box::new(HrmCalls { hrm: self, x, rope })
+    fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> impl Recurrence<E> + 'a {
+        HrmCalls { hrm: self, x, rope }
     }
     fn answer(&self, state: &[Var]) -> Var {
         state[0]

@@ -22,7 +22,8 @@
 //! let batch = Batch { inputs: vec![1; 2 * 36], labels: vec![2; 2 * 36], puzzle_ids: vec![0, 0] };
 //! let carry = model.initial_carry(&tape.params, 2);
 //! let mut out = model.supervision_step(&mut tape, carry, &batch);
-//! let loss = act_loss(&mut tape, &out, &batch, None);
+//! let mut slots = Vec::new(); // per-slot results, reused from step to step
+//! let loss = act_loss(&mut tape, &out, &batch, None, &mut slots);
 //! model.backward(&mut tape, loss.loss, &mut out);
 //! let carry = out.carry; // detached; reset halted slots with model.reset_carry
 //! tape.reset();
@@ -41,4 +42,4 @@ pub mod trm;
 pub use config::{BaselineConfig, HrmConfig, ModelConfig, TrmConfig, TrmVariant};
 pub use loopgrad_autograd::window::GradWindow;
 pub use model::{Model, Reasoner};
-pub use step::{act_loss, Batch, Carry, Loss, SlotStats, StepOutput};
+pub use step::{act_loss, Batch, Carry, CarryVars, Loss, SlotStats, StepOutput};

@@ -12,12 +12,12 @@ use crate::baseline::Baseline;
 use crate::config::ModelConfig;
 use crate::hrm::Hrm;
 use crate::io::{broadcast_init, reset_slots, InputOutput, PUZZLE_EMB};
-use crate::step::{Batch, Carry, PendingBackward, StepOutput};
+use crate::step::{Batch, Carry, CarryVars, PendingBackward, StepOutput};
 use crate::trm::Trm;
 use loopgrad_autograd::window::{run_recursions, GradWindow, Recurrence};
 use loopgrad_autograd::{Param, ParamStore, Tape, Var};
 use loopgrad_nn::layers::{rope_tables, BlockStack, Builder, Manifest, ParamSink};
-use loopgrad_tensor::{kernels, Float, Rng};
+use loopgrad_tensor::{kernels, Float, Rng, Tensor};
 
 /// One net call: net(sum(h), sum(inj)) = blocks(h + inj), each sum taken left to right as in the reference
 /// (`z_L + (z_H + x)`).
@@ -49,8 +49,9 @@ pub trait Reasoner {
     /// Recursions per supervision step (T, H_cycles, 1).
     fn recursions(&self) -> usize;
     fn window(&self) -> GradWindow;
-    /// The net calls of one recursion, reading x and the rotary tables besides the carry.
-    fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> Box<dyn Recurrence<E> + 'a>;
+    /// The net calls of one recursion, reading x and the rotary tables besides the carry (a small struct of
+    /// handles, returned by value: building it allocates nothing).
+    fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> impl Recurrence<E> + 'a;
     /// The state the heads read (y, or z_H).
     fn answer(&self, state: &[Var]) -> Var;
 
@@ -65,8 +66,17 @@ pub trait Reasoner {
 
     /// Every slot at the init vectors.
     fn initial_carry<E: Float>(&self, store: &ParamStore<E>, batch: usize) -> Carry<E> {
+        let mut carry = Carry::default();
+        self.restart_carry(store, batch, &mut carry);
+        carry
+    }
+
+    /// `carry` becomes `batch` slots at the init vectors, in place: its `Vec` and (through the pool) its buffers
+    /// are reused, so restarting an evaluation batch allocates nothing.
+    fn restart_carry<E: Float>(&self, store: &ParamStore<E>, batch: usize, carry: &mut Carry<E>) {
         let positions = self.io().spec.positions();
-        Carry { states: self.carry_inits().iter().map(|&p| broadcast_init(store, p, batch, positions)).collect() }
+        carry.states.clear();
+        carry.states.extend(self.carry_inits().iter().map(|&p| broadcast_init(store, p, batch, positions)));
     }
 
     /// Slots where `reset` holds go back to the init vectors (halted slots that take a fresh example).
@@ -77,26 +87,16 @@ pub trait Reasoner {
     }
 
     /// One supervision step from `carry` on `batch` (see the module doc). Then compute a loss of the outputs
-    /// (e.g. [`crate::step::act_loss`]), call [`Reasoner::backward`] on it, and `tape.reset()`.
+    /// (e.g. [`crate::step::act_loss`]), call [`Reasoner::backward`] on it, and `tape.reset()`. The new carry
+    /// reuses the old one's `Vec`, and its tensors come from the pool: a steady-state step allocates nothing.
     fn supervision_step<E: Float>(&self, tape: &mut Tape<E>, carry: Carry<E>, batch: &Batch) -> StepOutput<E> {
-        let spec = self.io().spec;
-        let positions = spec.positions();
-        assert_eq!(carry.states.len(), self.carry_inits().len(), "supervision_step: carry has the wrong arity");
-        for s in &carry.states {
-            assert_eq!(
-                s.dims(),
-                &[batch.size(), positions, spec.hidden_size],
-                "supervision_step: carry state shape vs a batch of {} examples",
-                batch.size()
-            );
-        }
-        let x = self.io().input_embeddings(tape, batch);
-        let rope = self.rope_constants(tape);
-        let mut state: Vec<Var> = carry.states.into_iter().map(|t| tape.constant(t)).collect();
-        let run = run_recursions(tape, &*self.calls::<E>(x, rope), &mut state, self.recursions(), self.window());
-        let (logits, q_halt, q_continue) = self.io().heads(tape, self.answer(&state));
-        let carry = Carry { states: state.iter().map(|&v| tape.value(v).clone()).collect() };
-        StepOutput { logits, q_halt, q_continue, carry, recursion: Some(PendingBackward { run, x, rope }) }
+        check_carry(self, &carry, batch);
+        // The carry's tensors move onto the tape; its emptied Vec then takes copies of the final states.
+        let mut states = carry.states;
+        let step = forward(self, tape, states.drain(..), batch);
+        states.extend(step.state.iter().map(|&v| tape.value(v).clone()));
+        let Forward { logits, q_halt, q_continue, pending, .. } = step;
+        StepOutput { logits, q_halt, q_continue, carry: Carry { states }, recursion: Some(pending) }
     }
 
     /// Backward from `loss` through the step `out`, including the recomputed recursions of
@@ -104,29 +104,73 @@ pub trait Reasoner {
     fn backward<E: Float>(&self, tape: &mut Tape<E>, loss: Var, out: &mut StepOutput<E>) {
         tape.backward(loss);
         if let Some(p) = out.recursion.take() {
-            p.run.finish_backward(tape, &*self.calls::<E>(p.x, p.rope));
+            p.run.finish_backward(tape, &self.calls::<E>(p.x, p.rope));
         }
     }
 
     /// HRM's bootstrapped continue target [B]: one more step from the new `carry` without a tape, then
     /// sigmoid(q_halt') on a slot's last step and sigmoid(max(q_halt', q_continue')) otherwise. Nothing it
-    /// creates outlives the call.
+    /// creates outlives the call but the target (a pooled tensor).
     fn q_continue_target<E: Float>(
         &self,
         tape: &mut Tape<E>,
         carry: &Carry<E>,
         batch: &Batch,
         is_last_step: &[bool],
-    ) -> Vec<E> {
+    ) -> Tensor<E> {
+        check_carry(self, carry, batch);
+        assert_eq!(is_last_step.len(), batch.size(), "q_continue_target: one is_last_step flag per slot");
         let mark = tape.mark();
-        let (halt, cont) = tape.no_grad(|t| {
-            let out = self.supervision_step(t, carry.clone(), batch);
-            (t.value(out.q_halt).to_vec(), t.value(out.q_continue).to_vec())
+        let target = tape.no_grad(|t| {
+            let step = forward(self, t, carry.states.iter().cloned(), batch);
+            let (halt, cont) = (t.value(step.q_halt).data(), t.value(step.q_continue).data());
+            let mut target = Tensor::uninit([batch.size()]);
+            for (i, y) in target.data_mut().iter_mut().enumerate() {
+                *y = kernels::sigmoid_scalar(if is_last_step[i] { halt[i] } else { halt[i].max(cont[i]) });
+            }
+            target
         });
         tape.release_from(mark, &mut []);
-        assert_eq!(is_last_step.len(), halt.len(), "q_continue_target: one is_last_step flag per slot");
-        let pick = |i: usize| if is_last_step[i] { halt[i] } else { halt[i].max(cont[i]) };
-        (0..halt.len()).map(|i| kernels::sigmoid_scalar(pick(i))).collect()
+        target
+    }
+}
+
+/// What [`forward`] recorded: the new carry on the tape, the heads' outputs, and what backward needs.
+struct Forward {
+    state: CarryVars,
+    logits: Var,
+    q_halt: Var,
+    q_continue: Var,
+    pending: PendingBackward,
+}
+
+/// The step itself (see the module doc): x, the carry `states` as constants, the recursions under the window,
+/// the heads on the answer state.
+fn forward<E: Float, R: Reasoner + ?Sized>(
+    model: &R,
+    tape: &mut Tape<E>,
+    states: impl ExactSizeIterator<Item = Tensor<E>>,
+    batch: &Batch,
+) -> Forward {
+    let x = model.io().input_embeddings(tape, batch);
+    let rope = model.rope_constants(tape);
+    let mut state = CarryVars::constants(tape, states);
+    let run = run_recursions(tape, &model.calls::<E>(x, rope), &mut state, model.recursions(), model.window());
+    let (logits, q_halt, q_continue) = model.io().heads(tape, model.answer(&state));
+    Forward { state, logits, q_halt, q_continue, pending: PendingBackward { run, x, rope } }
+}
+
+/// Panics unless `carry` has the model's arity and one [B, P + L, D] state per latent for `batch`.
+fn check_carry<E: Float, R: Reasoner + ?Sized>(model: &R, carry: &Carry<E>, batch: &Batch) {
+    let spec = model.io().spec;
+    assert_eq!(carry.states.len(), model.carry_inits().len(), "supervision_step: carry has the wrong arity");
+    for s in &carry.states {
+        assert_eq!(
+            s.dims(),
+            &[batch.size(), spec.positions(), spec.hidden_size],
+            "supervision_step: carry state shape vs a batch of {} examples",
+            batch.size()
+        );
     }
 }
 
@@ -187,6 +231,10 @@ impl Model {
         dispatch!(self, m => m.initial_carry(store, batch))
     }
 
+    pub fn restart_carry<E: Float>(&self, store: &ParamStore<E>, batch: usize, carry: &mut Carry<E>) {
+        dispatch!(self, m => m.restart_carry(store, batch, carry))
+    }
+
     pub fn reset_carry<E: Float>(&self, store: &ParamStore<E>, carry: &mut Carry<E>, reset: &[bool]) {
         dispatch!(self, m => m.reset_carry(store, carry, reset))
     }
@@ -201,7 +249,7 @@ impl Model {
         carry: &Carry<E>,
         batch: &Batch,
         is_last_step: &[bool],
-    ) -> Vec<E> {
+    ) -> Tensor<E> {
         dispatch!(self, m => m.q_continue_target(tape, carry, batch, is_last_step))
     }
 

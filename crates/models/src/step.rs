@@ -6,10 +6,10 @@
 //! ```
 //! "valid" means a label other than [`IGNORE_LABEL`]; exact_b means every valid token's argmax is right.
 
-use loopgrad_autograd::ops::nograd::argmax_last;
 use loopgrad_autograd::window::RecursionRun;
 use loopgrad_autograd::{Tape, Var};
-use loopgrad_tensor::{Float, Tensor};
+use loopgrad_tensor::{kernels, Float, Tensor};
+use std::ops::{Deref, DerefMut};
 
 /// Labels equal to this id (PAD, token 0 in every puzzle) contribute nothing to the loss or the accuracy.
 pub const IGNORE_LABEL: usize = 0;
@@ -59,6 +59,67 @@ impl<E: Float> Carry<E> {
     }
 }
 
+/// No states yet (a placeholder while a step consumes the carry, or a buffer for [`crate::Model::restart_carry`]).
+impl<E: Float> Default for Carry<E> {
+    fn default() -> Self {
+        Carry { states: Vec::new() }
+    }
+}
+
+/// The carry as tape variables while a step runs (TRM: [y, z]), on the stack for up to [`CarryVars::INLINE`]
+/// latents so that a step allocates nothing; more (multi-scale z with n >= 8) spill into a `Vec`.
+pub struct CarryVars {
+    inline: [Var; CarryVars::INLINE],
+    spilled: Vec<Var>,
+    len: usize,
+}
+
+impl CarryVars {
+    /// Every model's carry but multi-scale z with n >= 8 fits.
+    pub const INLINE: usize = 8;
+
+    /// Each state of `states` as a tape constant (moved, not copied), in carry order.
+    pub fn constants<E: Float>(tape: &mut Tape<E>, states: impl ExactSizeIterator<Item = Tensor<E>>) -> Self {
+        let len = states.len();
+        let spill = len > Self::INLINE;
+        let mut vars = CarryVars {
+            inline: [Var::Value(0); Self::INLINE], // entries from `len` on are never read
+            spilled: Vec::with_capacity(if spill { len } else { 0 }),
+            len,
+        };
+        for (i, t) in states.enumerate() {
+            let v = tape.constant(t);
+            if spill {
+                vars.spilled.push(v);
+            } else {
+                vars.inline[i] = v;
+            }
+        }
+        vars
+    }
+}
+
+impl Deref for CarryVars {
+    type Target = [Var];
+    fn deref(&self) -> &[Var] {
+        if self.len > Self::INLINE {
+            &self.spilled
+        } else {
+            &self.inline[..self.len]
+        }
+    }
+}
+
+impl DerefMut for CarryVars {
+    fn deref_mut(&mut self) -> &mut [Var] {
+        if self.len > Self::INLINE {
+            &mut self.spilled
+        } else {
+            &mut self.inline[..self.len]
+        }
+    }
+}
+
 /// What backward needs from the recursion beyond the tape (the recomputation of `full_recompute`).
 pub struct PendingBackward {
     pub run: RecursionRun,
@@ -95,11 +156,10 @@ pub struct SlotStats {
     pub q_continue: f64,
 }
 
-/// The loss on the tape and what the trainer logs.
+/// The loss on the tape and its parts (the per-slot results go to the caller's buffer, see [`act_loss`]).
 pub struct Loss {
     /// The scalar to call backward on.
     pub loss: Var,
-    pub slots: Vec<SlotStats>,
     /// sum_b CE_b, sum_b BCE(q_halt), sum_b BCE(q_continue) (0 without a target), before dividing by B.
     pub lm_loss: f64,
     pub q_halt_loss: f64,
@@ -108,33 +168,53 @@ pub struct Loss {
 
 /// Per-token correctness of `logits` [B, L, V] against `labels` [B * L]: per slot (valid, correct, exact).
 pub fn token_accuracy<E: Float>(logits: &Tensor<E>, labels: &[usize]) -> Vec<(usize, usize, bool)> {
-    let l = logits.dims()[1];
-    let mut pred = vec![0; labels.len()];
-    argmax_last(logits, &mut pred);
-    pred.chunks_exact(l)
-        .zip(labels.chunks_exact(l))
-        .map(|(p, y)| {
-            let valid = y.iter().filter(|&&t| t != IGNORE_LABEL).count();
-            let correct = p.iter().zip(y).filter(|(p, y)| **y != IGNORE_LABEL && p == y).count();
-            (valid, correct, correct == valid)
-        })
-        .collect()
+    slot_accuracies(logits, labels).collect()
+}
+
+/// [`token_accuracy`] one slot at a time, without allocating.
+pub fn slot_accuracies<'a, E: Float>(
+    logits: &'a Tensor<E>,
+    labels: &'a [usize],
+) -> impl Iterator<Item = (usize, usize, bool)> + 'a {
+    let (seq_len, vocab) = (logits.dims()[1], logits.dims()[2]);
+    let slots = logits.data().chunks_exact(seq_len * vocab).zip(labels.chunks_exact(seq_len));
+    slots.map(move |(logits, labels)| slot_accuracy(logits, labels, vocab))
+}
+
+/// One slot's (valid, correct, exact): its `logits` [L, V] against its `labels` [L]. The argmax is the row kernel
+/// `argmax_last` runs, one token at a time so that it needs no output buffer.
+fn slot_accuracy<E: Float>(logits: &[E], labels: &[usize], vocab: usize) -> (usize, usize, bool) {
+    let (mut valid, mut correct) = (0, 0);
+    for (row, &label) in logits.chunks_exact(vocab).zip(labels).filter(|(_, &y)| y != IGNORE_LABEL) {
+        let mut predicted = 0;
+        kernels::row_argmax(row, vocab, std::slice::from_mut(&mut predicted));
+        valid += 1;
+        correct += (predicted == label) as usize;
+    }
+    (valid, correct, correct == valid)
 }
 
 /// The reference ACT loss (see the module doc). `q_continue_target` [B] (HRM's bootstrapped target, from
-/// [`crate::Model::q_continue_target`]) adds the continue term.
+/// [`crate::Model::q_continue_target`]) adds the continue term. `slots` receives the per-slot results (its
+/// capacity is reused: keep it across steps and a steady-state step allocates nothing here).
 pub fn act_loss<E: Float>(
     tape: &mut Tape<E>,
     out: &StepOutput<E>,
     batch: &Batch,
     q_continue_target: Option<&[E]>,
+    slots: &mut Vec<SlotStats>,
 ) -> Loss {
     let b = batch.size();
-    let acc = token_accuracy(tape.value(out.logits), &batch.labels);
+    slots.clear();
+    let accuracies = slot_accuracies(tape.value(out.logits), &batch.labels);
+    slots.extend(accuracies.map(|(valid, correct, exact)| SlotStats { valid, correct, exact, ..SlotStats::default() }));
     let ce = tape.stablemax_ce(out.logits, &batch.labels, IGNORE_LABEL); // [B]
     let lm = tape.sum(ce);
-    let exact: Vec<E> = acc.iter().map(|a| if a.2 { E::ONE } else { E::ZERO }).collect();
-    let exact = tape.constant(Tensor::from_vec(exact, [b, 1, 1]));
+    let mut exact = Tensor::uninit([b, 1, 1]);
+    for (e, s) in exact.data_mut().iter_mut().zip(slots.iter()) {
+        *e = if s.exact { E::ONE } else { E::ZERO };
+    }
+    let exact = tape.constant(exact);
     let halt = tape.bce_logits(out.q_halt, exact);
     let halt = tape.sum(halt);
     let mut q_terms = halt;
@@ -151,19 +231,11 @@ pub fn act_loss<E: Float>(
     let loss = tape.scale(total, 1.0 / b as f64);
 
     let (ce_v, qh, qc) = (tape.value(ce).data(), tape.value(out.q_halt).data(), tape.value(out.q_continue).data());
-    let slots = (0..b)
-        .map(|i| SlotStats {
-            valid: acc[i].0,
-            correct: acc[i].1,
-            exact: acc[i].2,
-            lm_loss: ce_v[i].to_f64(),
-            q_halt: qh[i].to_f64(),
-            q_continue: qc[i].to_f64(),
-        })
-        .collect();
+    for (i, s) in slots.iter_mut().enumerate() {
+        (s.lm_loss, s.q_halt, s.q_continue) = (ce_v[i].to_f64(), qh[i].to_f64(), qc[i].to_f64());
+    }
     Loss {
         loss,
-        slots,
         lm_loss: tape.value(lm).item().to_f64(),
         q_halt_loss: tape.value(halt).item().to_f64(),
         q_continue_loss,

@@ -144,8 +144,8 @@ impl Reasoner for Trm {
     fn window(&self) -> GradWindow {
         self.config.grad_window
     }
-    fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> Box<dyn Recurrence<E> + 'a> {
-        Box::new(TrmCalls { trm: self, x, rope })
+    fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> impl Recurrence<E> + 'a {
+        TrmCalls { trm: self, x, rope }
     }
     fn answer(&self, state: &[Var]) -> Var {
         state[0]

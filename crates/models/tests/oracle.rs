@@ -95,7 +95,7 @@ fn run<E: Float>(fx: &Fixture, config: &ModelConfig) -> Vec<(String, f64)> {
         let last: Vec<bool> = fx.ints("batch.is_last_step").iter().map(|&x| x == 1).collect();
         model.q_continue_target(&mut tape, &out.carry, &batch, &last)
     });
-    let loss = act_loss(&mut tape, &out, &batch, target.as_deref());
+    let loss = act_loss(&mut tape, &out, &batch, target.as_ref().map(|t| t.data()), &mut Vec::new());
     model.backward(&mut tape, loss.loss, &mut out);
 
     let mut errs = vec![
@@ -108,7 +108,7 @@ fn run<E: Float>(fx: &Fixture, config: &ModelConfig) -> Vec<(String, f64)> {
         errs.push((format!("carry.{i}"), rel_err(state.data(), &fx.get(&format!("out.carry.{i}")).0)));
     }
     if let Some(t) = &target {
-        errs.push(("target_q_continue".to_string(), rel_err(t, &fx.get("out.target_q_continue").0)));
+        errs.push(("target_q_continue".to_string(), rel_err(t.data(), &fx.get("out.target_q_continue").0)));
     }
     let mut grads = 0;
     for p in tape.params.ids() {

@@ -7,7 +7,7 @@
 //! weight, which also moves x) must equal the gradient the real supervision step produced.
 
 use loopgrad_autograd::gradcheck::GradCheck;
-use loopgrad_autograd::{ParamStore, Tape, Var};
+use loopgrad_autograd::{ParamStore, Recurrence, Tape, Var};
 use loopgrad_models::{
     act_loss, BaselineConfig, Batch, Carry, GradWindow, HrmConfig, Model, ModelConfig, Reasoner, StepOutput, TrmConfig,
     TrmVariant,
@@ -64,8 +64,8 @@ fn carry<R: Reasoner>(m: &R, store: &ParamStore<f64>, seed: u64) -> Carry<f64> {
 
 /// The loss of a step's outputs, as the trainer computes it.
 fn loss(tape: &mut Tape<f64>, logits: Var, q_halt: Var, q_continue: Var, b: &Batch) -> Var {
-    let out = StepOutput { logits, q_halt, q_continue, carry: Carry { states: vec![] }, recursion: None };
-    act_loss(tape, &out, b, None).loss
+    let out = StepOutput { logits, q_halt, q_continue, carry: Carry::default(), recursion: None };
+    act_loss(tape, &out, b, None, &mut Vec::new()).loss
 }
 
 /// Checks the truncated gradient of `m`'s window against finite differences of its recorded part.
@@ -236,7 +236,7 @@ fn full_recompute_gives_the_gradients_of_full() {
         let c = model.initial_carry(&store, 2);
         let mut tape = Tape::new(store);
         let mut out = model.supervision_step(&mut tape, c, &b);
-        let l = act_loss(&mut tape, &out, &b, None).loss;
+        let l = act_loss(&mut tape, &out, &b, None, &mut Vec::new()).loss;
         model.backward(&mut tape, l, &mut out);
         tape.params.ids().map(|p| tape.params.grad(p).clone()).collect::<Vec<_>>()
     };

@@ -3,8 +3,9 @@
 //! step.
 
 use crate::trainer::fill_row;
+use loopgrad_autograd::ops::nograd::argmax_last;
 use loopgrad_autograd::Tape;
-use loopgrad_models::step::{token_accuracy, Batch, IGNORE_LABEL};
+use loopgrad_models::step::{slot_accuracies, Batch, Carry, StepOutput, IGNORE_LABEL};
 use loopgrad_models::Model;
 use loopgrad_puzzles::ExampleSet;
 use serde::Serialize;
@@ -41,33 +42,70 @@ pub fn evaluate(
     let l = set.seq_len();
     let mut tally = Tally::default();
     let mut preds = Predictions::default();
-    let n = for_each_batch(set, limit, batch_size, |batch, b| {
-        let mut carry = model.initial_carry(&tape.params, b);
-        for s in 0..steps {
-            let last = s + 1 == steps;
-            let scores = tape.no_grad(|t| {
-                let out = model.supervision_step(t, carry, batch);
-                let scores = last.then(|| {
-                    let ce = t.stablemax_ce(out.logits, &batch.labels, IGNORE_LABEL);
-                    let logits = t.value(out.logits);
-                    let mut argmax = vec![0usize; batch.labels.len()];
-                    loopgrad_autograd::ops::nograd::argmax_last(logits, &mut argmax);
-                    (token_accuracy(logits, &batch.labels), t.value(ce).to_vec(), t.value(out.q_halt).to_vec(), argmax)
-                });
-                (out.carry, scores)
-            });
-            carry = scores.0;
-            tape.reset();
-            if let Some((acc, ce, q_halt, argmax)) = scores.1 {
-                for i in 0..b {
-                    tally.add(acc[i], ce[i]);
-                    preds.q_halt.push(q_halt[i] as f64);
-                    preds.tokens.push(argmax[i * l..(i + 1) * l].iter().map(|&t| t as u8).collect());
-                }
-            }
+    let mut scores = BatchScores::default();
+    let n = for_each_batch(set, limit, batch_size, |batch, _| {
+        evaluate_batch(model, tape, batch, steps, &mut scores);
+        for (i, (&accuracy, &loss)) in scores.accuracy.iter().zip(&scores.loss).enumerate() {
+            tally.add(accuracy, loss);
+            preds.q_halt.push(scores.q_halt[i] as f64);
+            preds.tokens.push(scores.argmax[i * l..(i + 1) * l].iter().map(|&t| t as u8).collect());
         }
     });
     (tally.result(n, steps), preds)
+}
+
+/// The final-step scores of one batch, per slot. Reused from batch to batch (with the carry it evaluates), so a
+/// batch after the first allocates nothing.
+#[derive(Debug, Default)]
+pub struct BatchScores {
+    /// (valid, correct, exact) per slot, from [`slot_accuracies`].
+    pub accuracy: Vec<(usize, usize, bool)>,
+    /// Mean stablemax cross-entropy over each slot's valid tokens.
+    pub loss: Vec<f32>,
+    /// The q_halt logit per slot.
+    pub q_halt: Vec<f32>,
+    /// Argmax token per position [B * L].
+    pub argmax: Vec<usize>,
+    carry: Carry<f32>,
+}
+
+/// Runs `steps` supervision steps of `batch` from the init carry without a tape and scores the final one into
+/// `scores` (left empty when `steps` is 0).
+pub fn evaluate_batch(model: &Model, tape: &mut Tape<f32>, batch: &Batch, steps: usize, scores: &mut BatchScores) {
+    scores.clear();
+    let mut carry = std::mem::take(&mut scores.carry);
+    model.restart_carry(&tape.params, batch.size(), &mut carry);
+    for s in 0..steps {
+        carry = tape.no_grad(|t| {
+            let out = model.supervision_step(t, carry, batch);
+            if s + 1 == steps {
+                scores.record(t, &out, batch);
+            }
+            out.carry
+        });
+        tape.reset();
+    }
+    scores.carry = carry;
+}
+
+impl BatchScores {
+    fn clear(&mut self) {
+        self.accuracy.clear();
+        self.loss.clear();
+        self.q_halt.clear();
+        self.argmax.clear();
+    }
+
+    /// Scores the step `out` (its logits and q_halt) against the batch's labels.
+    fn record(&mut self, tape: &mut Tape<f32>, out: &StepOutput<f32>, batch: &Batch) {
+        let ce = tape.stablemax_ce(out.logits, &batch.labels, IGNORE_LABEL);
+        let logits = tape.value(out.logits);
+        self.accuracy.extend(slot_accuracies(logits, &batch.labels));
+        self.argmax.resize(batch.labels.len(), 0);
+        argmax_last(logits, &mut self.argmax);
+        self.loss.extend_from_slice(tape.value(ce).data());
+        self.q_halt.extend_from_slice(tape.value(out.q_halt).data());
+    }
 }
 
 /// Visits the first `limit` examples of `set` (all when `limit` is 0 or larger), in order, in batches of

@@ -16,5 +16,5 @@ pub mod study;
 pub mod trainer;
 
 pub use config::TrainConfig;
-pub use eval::{evaluate, EvalResult, Predictions};
+pub use eval::{evaluate, evaluate_batch, BatchScores, EvalResult, Predictions};
 pub use trainer::{StepStats, Trainer};

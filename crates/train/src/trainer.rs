@@ -9,12 +9,16 @@
 //! backward; AdamATan2 on the weights, sign-SGD on the batch's puzzle rows; EMA; reset the tape
 //! carry = out.carry (detached); each slot halts at N_sup, or when its Q-head says so (training only)
 //! ```
+//!
+//! Everything a step writes besides the tape lives across steps (the carry, the batch, `StepBuffers`) and every
+//! tensor comes from the pool, so a step after the first few allocates nothing
+//! (`tests/steady_state_allocations.rs`).
 
 use crate::config::TrainConfig;
 use crate::slots::{ExampleStream, Halting, Slots};
 use anyhow::{bail, Result};
 use loopgrad_autograd::Tape;
-use loopgrad_models::step::{act_loss, Batch, Carry};
+use loopgrad_models::step::{act_loss, Batch, Carry, SlotStats};
 use loopgrad_models::Model;
 use loopgrad_nn::ema::Ema;
 use loopgrad_nn::optim::{trainable_except, Optimizer, SparseSignSgd};
@@ -54,6 +58,19 @@ pub struct Trainer {
     pub(crate) carry: Carry<f32>,
     pub(crate) batch: Batch,
     pub(crate) act: Halting,
+    pub(crate) buffers: StepBuffers,
+}
+
+/// What a step writes besides the tape and the carry, kept from step to step so that a steady-state step
+/// allocates nothing.
+#[derive(Debug, Default)]
+pub(crate) struct StepBuffers {
+    /// Which slots took a fresh example this step (their carry went back to the init vectors).
+    reset: Vec<bool>,
+    /// Which slots are on their last step whatever the Q-head says (HRM's continue target).
+    last_step: Vec<bool>,
+    /// The step's per-slot results (`act_loss`).
+    slots: Vec<SlotStats>,
 }
 
 impl Trainer {
@@ -89,6 +106,7 @@ impl Trainer {
             ema,
             carry,
             act,
+            buffers: StepBuffers::default(),
             config,
         })
     }
@@ -101,19 +119,19 @@ impl Trainer {
     /// One optimizer step (see the module doc). A non-finite loss is an error naming the step, and nothing is
     /// updated: the weights stay those of the last good step.
     pub fn train_step(&mut self, train: &ExampleSet) -> Result<StepStats> {
-        let reset = self.slots.refill(&mut self.stream);
-        for (slot, _) in reset.iter().enumerate().filter(|(_, &r)| r) {
+        let buffers = &mut self.buffers;
+        self.slots.refill(&mut self.stream, &mut buffers.reset);
+        for (slot, _) in buffers.reset.iter().enumerate().filter(|(_, &r)| r) {
             fill_row(&mut self.batch, slot, train, self.slots.example[slot]);
         }
-        self.model.reset_carry(&self.tape.params, &mut self.carry, &reset);
+        self.model.reset_carry(&self.tape.params, &mut self.carry, &buffers.reset);
 
-        let carry = std::mem::replace(&mut self.carry, Carry { states: Vec::new() });
-        let mut out = self.model.supervision_step(&mut self.tape, carry, &self.batch);
+        let mut out = self.model.supervision_step(&mut self.tape, std::mem::take(&mut self.carry), &self.batch);
         let target = self.act.use_q_continue.then(|| {
-            let last = self.slots.is_last_step(&self.act);
-            self.model.q_continue_target(&mut self.tape, &out.carry, &self.batch, &last)
+            self.slots.is_last_step(&self.act, &mut buffers.last_step);
+            self.model.q_continue_target(&mut self.tape, &out.carry, &self.batch, &buffers.last_step)
         });
-        let loss = act_loss(&mut self.tape, &out, &self.batch, target.as_deref());
+        let loss = act_loss(&mut self.tape, &out, &self.batch, target.as_ref().map(|t| t.data()), &mut buffers.slots);
         let value = self.tape.value(loss.loss).item() as f64;
         if !value.is_finite() {
             self.tape.reset();
@@ -135,9 +153,7 @@ impl Trainer {
         self.tape.reset();
         self.carry = out.carry;
 
-        let q_halt: Vec<f64> = loss.slots.iter().map(|s| s.q_halt).collect();
-        let q_continue: Vec<f64> = loss.slots.iter().map(|s| s.q_continue).collect();
-        self.slots.advance(&q_halt, &q_continue, &self.act, true, &mut self.rng);
+        self.slots.advance(&buffers.slots, &self.act, true, &mut self.rng);
 
         let b = self.batch.size() as f64;
         let mut stats = StepStats {
@@ -148,7 +164,7 @@ impl Trainer {
             q_halt_loss: loss.q_halt_loss / b,
             ..StepStats::default()
         };
-        for (i, s) in loss.slots.iter().enumerate().filter(|(i, s)| self.slots.halted[*i] && s.valid > 0) {
+        for (i, s) in buffers.slots.iter().enumerate().filter(|(i, s)| self.slots.halted[*i] && s.valid > 0) {
             stats.halted += 1;
             stats.exact += s.exact as usize;
             stats.tokens_correct += s.correct;

@@ -147,8 +147,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
         for _ in 0..args.warmup {
             run(&mut bench);
         }
+        let mut times = Vec::with_capacity(args.steps); // before the count: it is the benchmark's, not the step's
         let before = allocations();
-        let mut times = Vec::with_capacity(args.steps);
         for _ in 0..args.steps {
             let t = Instant::now();
             run(&mut bench);

@@ -10,11 +10,12 @@
 
 use loopgrad_autograd::Tape;
 use loopgrad_models::config::{HrmConfig, ModelConfig, TrmConfig, TrmVariant};
-use loopgrad_models::step::{act_loss, Batch, Carry};
+use loopgrad_models::step::{act_loss, Batch, Carry, CarryVars, SlotStats};
 use loopgrad_models::{GradWindow, Model};
 use loopgrad_nn::ema::Ema;
 use loopgrad_nn::optim::{trainable_except, AdamAtan2, AdamAtan2Config, Optimizer, SignSgdConfig, SparseSignSgd};
 use loopgrad_tensor::Rng;
+use loopgrad_train::eval::{evaluate_batch, BatchScores};
 
 /// The reference recipe's optimizer settings, as in `torch_trm.py`.
 pub const LR: f64 = 1e-4;
@@ -128,6 +129,13 @@ pub struct BenchStep {
     ema: Ema<f32>,
     carry: Carry<f32>,
     batch: Batch,
+    // What a step writes besides the tape, kept across steps as the trainer keeps it.
+    /// The per-slot results of `act_loss`.
+    slots: Vec<SlotStats>,
+    /// HRM's continue target: no slot is ever on its last step (halting is out of reach).
+    not_last_step: Vec<bool>,
+    /// The evaluation's scores and carry.
+    eval_scores: BatchScores,
 }
 
 impl BenchStep {
@@ -151,18 +159,29 @@ impl BenchStep {
             puzzle_ids: vec![0; shape.batch],
         };
         let carry = model.initial_carry(&store, shape.batch);
-        BenchStep { config, model, tape: Tape::new(store), dense, sparse, ema, carry, batch }
+        BenchStep {
+            config,
+            model,
+            tape: Tape::new(store),
+            dense,
+            sparse,
+            ema,
+            carry,
+            slots: Vec::new(),
+            not_last_step: vec![false; batch.size()],
+            eval_scores: BatchScores::default(),
+            batch,
+        }
     }
 
     /// One supervision training step; returns the loss.
     pub fn train_step(&mut self) -> f32 {
-        let carry = std::mem::replace(&mut self.carry, Carry { states: Vec::new() });
-        let mut out = self.model.supervision_step(&mut self.tape, carry, &self.batch);
-        let target = self.config.q_continue().then(|| {
-            let last = vec![false; self.batch.size()];
-            self.model.q_continue_target(&mut self.tape, &out.carry, &self.batch, &last)
-        });
-        let loss = act_loss(&mut self.tape, &out, &self.batch, target.as_deref());
+        let mut out = self.model.supervision_step(&mut self.tape, std::mem::take(&mut self.carry), &self.batch);
+        let target = self
+            .config
+            .q_continue()
+            .then(|| self.model.q_continue_target(&mut self.tape, &out.carry, &self.batch, &self.not_last_step));
+        let loss = act_loss(&mut self.tape, &out, &self.batch, target.as_ref().map(|t| t.data()), &mut self.slots);
         let value = self.tape.value(loss.loss).item();
         self.model.backward(&mut self.tape, loss.loss, &mut out);
         self.dense.step(&mut self.tape.params, LR);
@@ -173,15 +192,11 @@ impl BenchStep {
         value
     }
 
-    /// The evaluation of the batch: [`EVAL_STEPS`] supervision steps without a tape from the init carry (the live
-    /// weights; `loopgrad eval` swaps the EMA weights in first, which costs nothing per step).
+    /// The evaluation of the batch as `loopgrad eval` runs it ([`evaluate_batch`]): [`EVAL_STEPS`] supervision
+    /// steps without a tape from the init carry, scored at the last (the live weights; `loopgrad eval` swaps the
+    /// EMA weights in first, which costs nothing per step).
     pub fn eval(&mut self) {
-        let mut carry = self.model.initial_carry(&self.tape.params, self.batch.size());
-        for _ in 0..EVAL_STEPS {
-            let (model, batch) = (&self.model, &self.batch);
-            carry = self.tape.no_grad(|t| model.supervision_step(t, carry, batch).carry);
-            self.tape.reset();
-        }
+        evaluate_batch(&self.model, &mut self.tape, &self.batch, EVAL_STEPS, &mut self.eval_scores);
     }
 
     /// One latent recursion of a TRM (n + 1 net calls) without a tape, from the current carry.
@@ -192,7 +207,7 @@ impl BenchStep {
         let x = trm.io.input_embeddings(tape, &self.batch);
         let rope = loopgrad_models::Reasoner::rope_constants(trm, tape);
         let calls = loopgrad_models::trm::TrmCalls { trm, x, rope };
-        let mut state: Vec<_> = self.carry.states.iter().map(|s| tape.constant(s.clone())).collect();
+        let mut state = CarryVars::constants(tape, self.carry.states.iter().cloned());
         tape.no_grad(|t| trm.latent_recursion(t, &calls, &mut state));
         tape.reset();
     }
