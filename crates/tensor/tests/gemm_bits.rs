@@ -2,13 +2,16 @@
 //! `docs/results.md` was trained with matrixmultiply, and reproduces only if every float does (see
 //! `src/gemm/avx512.rs` for what decides a GEMM's bits).
 //!
+//! `gemm_swiglu` (the gate/up product and SwiGLU in one pass) gives the same bits as matrixmultiply into the
+//! [m, 2I] product followed by `kernels::swiglu_rows`.
+//!
 //! Covered: K across the 256-term rounding blocks (255, 256, 257, 700), M and N across both register tiles
 //! (14 x 32 here, 16 x 16 in matrixmultiply), transposed and padded operands, a column-major C, alpha and beta
 //! including the alpha != 1, beta != 0 case where matrixmultiply rounds its edge tiles twice, and two threads
 //! (blocks of C on rayon's pool). Values span nine binary orders of magnitude, so a different summation order
 //! or rounding would show in the last bits.
 
-use loopgrad_tensor::{gemm, MatMut, MatRef, Rng};
+use loopgrad_tensor::{gemm, gemm_swiglu, kernels, MatMut, MatRef, Rng};
 use proptest::prelude::*;
 
 mod common;
@@ -99,6 +102,48 @@ proptest! {
     }
 }
 
+/// `gemm_swiglu(A, B)` against matrixmultiply's A B into [m, 2 inner], then `swiglu_rows`, bit for bit.
+fn same_swiglu_bits(a: &Operand, b: &Operand) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let mut ours = vec![f32::NAN; m * n / 2];
+    gemm_swiglu(a.view(), b.view(), &mut ours);
+    let mut gate_up = vec![0.0f32; m * n];
+    let ((rsa, csa), (rsb, csb)) = (a.strides(), b.strides());
+    // SAFETY: as in same_bits; the output is a fresh [m, n] vector.
+    unsafe {
+        #[rustfmt::skip]
+        matrixmultiply::sgemm(
+            m, k, n, 1.0, a.buf.as_ptr(), rsa, csa, b.buf.as_ptr(), rsb, csb, 0.0, gate_up.as_mut_ptr(), n as isize, 1,
+        );
+    }
+    let mut theirs = vec![0.0f32; m * n / 2];
+    if n > 0 {
+        kernels::swiglu_rows(&gate_up, n / 2, &mut theirs);
+    }
+    for (idx, (x, y)) in ours.iter().zip(&theirs).enumerate() {
+        assert!(
+            x.to_bits() == y.to_bits(),
+            "gemm_swiglu [{m}, {k}] x [{k}, {n}]: element {idx} is {x:e}, matrixmultiply + swiglu_rows give {y:e}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(common::config())]
+
+    #[test]
+    fn gemm_swiglu_has_the_bits_of_gemm_then_swiglu_rows(
+        (m, k, inner) in (dim(), prop_oneof![Just(256usize), Just(257), 1usize..300], 1usize..70),
+        layout in (any::<[bool; 2]>(), 0usize..3),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Rng::new(seed);
+        let ([ta, tb], pad) = layout;
+        let a = Operand::new(m, k, ta, pad, &mut rng);
+        same_swiglu_bits(&a, &Operand::new(k, 2 * inner, tb, pad, &mut rng));
+    }
+}
+
 /// The shapes of training, split across two threads: TRM's token-mixing and channel products at the main job's
 /// and the paper's sizes, a weight gradient (A transposed, beta = 1), and attention's scaled accumulation.
 #[test]
@@ -116,5 +161,10 @@ fn training_shapes_split_across_threads_have_matrixmultiplys_bits() {
     for (m, k, n, ta, tb, alpha, beta) in cases {
         let (a, b) = (Operand::new(m, k, ta, 0, &mut rng), Operand::new(k, n, tb, 0, &mut rng));
         same_bits(alpha, &a, &b, beta, &Operand::new(m, n, false, 0, &mut rng));
+    }
+    // The token and channel SwiGLUs of the main job and the paper size (x W^T: B column-major).
+    for (m, k, inner) in [(4096, 40, 256), (2560, 64, 256), (4096, 97, 512), (776, 512, 1536)] {
+        let (a, b) = (Operand::new(m, k, false, 0, &mut rng), Operand::new(k, 2 * inner, true, 0, &mut rng));
+        same_swiglu_bits(&a, &b);
     }
 }

@@ -128,7 +128,7 @@ impl Geometry {
 }
 
 /// `s` with its last axis replaced by `n`.
-fn with_last(s: Shape, n: usize) -> Shape {
+pub(crate) fn with_last(s: Shape, n: usize) -> Shape {
     let mut dims = [0; loopgrad_tensor::shape::MAX_RANK];
     let r = s.rank();
     dims[..r].copy_from_slice(s.dims());

@@ -11,11 +11,16 @@
 //! (silu'(g) = s + g s (1 - s)). **Reuses:** the input gate_up only; s(g) is recomputed in backward, which
 //! costs one exp per element and saves an [.., I] buffer per recorded call. Both directions are one fused SIMD
 //! pass over the rows (`kernels::swiglu_rows`, `kernels::swiglu_rows_grad`), split across threads by rows.
+//!
+//! `linear_swiglu` is the projection and the SwiGLU together. Recorded, it is the two ops (backward needs
+//! gate_up); untaped (TRM's T - 1 no-grad recursions, and evaluation) it is one pass, `gemm_swiglu`, that gates
+//! each register tile of the product and never stores the [.., 2I] tensor. The bits are the same either way.
 
+use super::matmul::with_last;
 use super::store_for;
 use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
-use loopgrad_tensor::{kernels, Float, Tensor};
+use loopgrad_tensor::{gemm_swiglu, kernels, Float, MatRef, Tensor};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Meta {}
@@ -36,6 +41,29 @@ impl<E: Float> Tape<E> {
         let mut out = Tensor::uninit(&out_dims[..shape.rank()]);
         kernels::swiglu_rows(x.data(), inner, out.data_mut());
         self.push_op(Op::SwiGlu(Meta {}), &[gate_up], out, [], &[])
+    }
+}
+
+impl<E: Float> Tape<E> {
+    /// swiglu(x W^T) for a bias-free gate/up projection: x [.., in], W [2I, in] (gate rows first) -> [.., I].
+    /// Recorded: [`Tape::linear`] then [`Tape::swiglu`]. Untaped: one fused pass (see the module doc).
+    pub fn linear_swiglu(&mut self, x: Var, w: Var) -> Var {
+        if self.should_record(&[x, w]) {
+            let gate_up = self.linear(x, w, None);
+            return self.swiglu(gate_up);
+        }
+        let (xt, wt) = (self.value(x), self.value(w));
+        let (xs, ws) = (xt.shape(), wt.shape());
+        assert!(
+            ws.rank() == 2 && ws.dim(0) > 0 && ws.dim(0) % 2 == 0 && xs.rank() >= 1 && xs.last() == ws.dim(1),
+            "linear_swiglu: input of shape {xs} does not fit a gate/up weight of shape {ws} ([2I, in])"
+        );
+        let (rows, n_in, inner) = (xs.rows(), ws.dim(1), ws.dim(0) / 2);
+        let mut h = Tensor::uninit(with_last(xs, inner));
+        let w_t = MatRef::new(wt.data(), 2 * inner, n_in).t();
+        gemm_swiglu(MatRef::new(xt.data(), rows, n_in), w_t, h.data_mut());
+        // Untaped: there is nothing to record, so the result is a plain value.
+        self.constant(h)
     }
 }
 
@@ -95,6 +123,29 @@ mod tests {
     }
 
     #[test]
+    fn linear_swiglu_untaped_has_the_bits_of_linear_then_swiglu() {
+        // x [2, 37, 40] W [2 x 50, 40]: above the fused kernel's thread split, with edge tiles in rows and columns.
+        let (x, w) = (normal(&[2, 37, 40], 1.0, 1).cast::<f32>(), normal(&[100, 40], 0.3, 2).cast::<f32>());
+        let mut tape = Tape::<f32>::new(ParamStore::new());
+        let (xv, wv) = (tape.leaf(x), tape.leaf(w));
+        let recorded = tape.linear_swiglu(xv, wv);
+        assert_eq!(tape.num_nodes(), 2, "recorded: linear and swiglu");
+        let fused = tape.no_grad(|t| t.linear_swiglu(xv, wv));
+        assert_eq!(tape.num_nodes(), 2, "untaped: no node");
+        assert_eq!(tape.value(fused).dims(), &[2, 37, 50]);
+        let bits = |v: Var, t: &Tape<f32>| t.value(v).data().iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(fused, &tape), bits(recorded, &tape));
+    }
+
+    #[test]
+    #[should_panic(expected = "linear_swiglu: input of shape [3, 8] does not fit a gate/up weight of shape [5, 8]")]
+    fn linear_swiglu_names_both_shapes() {
+        let mut tape = Tape::<f32>::new(ParamStore::new());
+        let (x, w) = (tape.constant(Tensor::zeros([3, 8])), tape.constant(Tensor::zeros([5, 8])));
+        tape.linear_swiglu(x, w);
+    }
+
+    #[test]
     #[should_panic(expected = "swiglu: gate_up has shape [2, 7], expected [.., 2I]")]
     fn odd_width_names_the_shape() {
         let mut tape = Tape::<f32>::new(ParamStore::new());
@@ -109,6 +160,14 @@ mod tests {
         fn gradients_match_finite_differences(rows in 1usize..5, inner in 1usize..12, seed in 0u64..1000) {
             let x = normal(&[rows, 2 * inner], 2.0, seed);
             gradcheck("swiglu", &[x], |t, v| t.swiglu(v[0])).unwrap();
+        }
+
+        #[test]
+        fn linear_swiglu_gradients_match_finite_differences(
+            rows in 1usize..5, n_in in 1usize..6, inner in 1usize..6, seed in 0u64..1000,
+        ) {
+            let (x, w) = (normal(&[rows, n_in], 1.0, seed), normal(&[2 * inner, n_in], 1.0, seed + 1));
+            gradcheck("linear_swiglu", &[x, w], |t, v| t.linear_swiglu(v[0], v[1])).unwrap();
         }
     }
 }

@@ -30,10 +30,16 @@ impl SwiGlu {
         }
     }
 
-    /// x [.., W] -> [.., W].
+    /// x [.., W] -> [.., W]. The projection and the gate go through `linear_swiglu`, which untaped never
+    /// stores the [.., 2I] gate/up tensor.
     pub fn forward<E: Float>(&self, tape: &mut Tape<E>, x: Var) -> Var {
-        let gate_up = self.gate_up_proj.forward(tape, x);
-        let h = tape.swiglu(gate_up);
+        let h = match self.gate_up_proj.bias {
+            None => tape.linear_swiglu(x, tape.param(self.gate_up_proj.weight)),
+            Some(_) => {
+                let gate_up = self.gate_up_proj.forward(tape, x);
+                tape.swiglu(gate_up)
+            }
+        };
         self.down_proj.forward(tape, h)
     }
 

@@ -20,11 +20,13 @@
 //!
 //! The tile shape, the packing and the loop order change no bit. `tests/gemm_bits.rs` compares the two.
 
+use crate::simd;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
+use wide::f32x8;
 
 /// Terms of the K sum per rounding into C: matrixmultiply's `S_KC`. Changing it changes results.
-const KC: usize = 256;
+pub(crate) const KC: usize = 256;
 /// Rows of the register tile (broadcasts of packed A).
 const MR: usize = 14;
 /// Columns of the register tile: two zmm vectors of packed B.
@@ -107,14 +109,8 @@ pub(crate) unsafe fn sgemm(
                 pack_b(kc, nc, b.offset(p0 as isize * rsb + j0 as isize * csb), rsb, csb, bp);
                 let beta = if l == 0 { beta } else { 1.0 };
                 for i0 in (0..m).step_by(MC) {
-                    let mc = MC.min(m - i0);
-                    let a_blk = a.offset(i0 as isize * rsa + p0 as isize * csa);
-                    // Row-major A is read in place (its 14 rows are 14 runs of kc floats), except a last partial
-                    // panel; otherwise A is packed. Either way the 14-row panel stays in L1 while B~'s
-                    // 32-column panels stream from L2.
-                    let direct_rows = if csa == 1 { mc / MR * MR } else { 0 };
-                    pack_a(mc - direct_rows, kc, a_blk.offset(direct_rows as isize * rsa), rsa, csa, ap);
-                    for ir in (0..mc).step_by(MR) {
+                    let rows = RowBlock::new(i0, MC.min(m - i0), kc, a.offset(p0 as isize * csa), rsa, csa, ap);
+                    for ir in (0..rows.mc).step_by(MR) {
                         for jr in (0..nc).step_by(NR) {
                             let (i, j) = (i0 + ir, j0 + jr);
                             let out = Out {
@@ -124,12 +120,10 @@ pub(crate) unsafe fn sgemm(
                                 alpha, beta,
                             };
                             let b = bp.add(jr * kc);
-                            if ir < direct_rows {
-                                let a = InPlace(a_blk.offset(ir as isize * rsa), rsa);
-                                if out.cols <= 16 { tile::<1, _>(kc, a, b, &out) } else { tile::<2, _>(kc, a, b, &out) }
+                            if out.cols <= 16 {
+                                run_tile::<1, false>(kc, rows.panel(ir), b, &out)
                             } else {
-                                let a = Packed(ap.add((ir - direct_rows) * kc));
-                                if out.cols <= 16 { tile::<1, _>(kc, a, b, &out) } else { tile::<2, _>(kc, a, b, &out) }
+                                run_tile::<2, false>(kc, rows.panel(ir), b, &out)
                             }
                         }
                     }
@@ -137,6 +131,105 @@ pub(crate) unsafe fn sgemm(
             }
         }
     })
+}
+
+/// out = silu(A B_gate) * (A B_up) for f32, single-threaded, where B = [B_gate | B_up] is [k, 2 inner] (gate
+/// columns first, as in `gate_up_proj`) and `out` is [m, inner] with rows `rso` apart: the SwiGLU of a fused
+/// projection without storing the [m, 2 inner] product. Each tile pairs 16 gate columns with their 16 up columns
+/// and applies `simd::silu(g) * u` to its accumulators; the bits are those of [`sgemm`] into [m, 2 inner]
+/// followed by `kernels::swiglu_rows`. Only one rounding block: k <= [`KC`].
+///
+/// # Safety
+/// As [`sgemm`], with k <= KC and `out` [m, inner] valid for writes and not aliased by A or B.
+#[allow(clippy::too_many_arguments)]
+#[rustfmt::skip]
+pub(crate) unsafe fn sgemm_swiglu(
+    m: usize, k: usize, inner: usize,
+    a: *const f32, rsa: isize, csa: isize,
+    b: *const f32, rsb: isize, csb: isize,
+    out: *mut f32, rso: isize,
+) {
+    assert!(k <= KC, "sgemm_swiglu: k = {k} needs more than one rounding block");
+    if m == 0 || inner == 0 {
+        return;
+    }
+    PACKS.with_borrow_mut(|packs| {
+        let ap = reserve(&mut packs.a, m.min(MC).next_multiple_of(MR) * k);
+        let bp = reserve(&mut packs.b, inner.div_ceil(16) * NR * k);
+        pack_b_pairs(k, inner, b, rsb, csb, bp);
+        for i0 in (0..m).step_by(MC) {
+            let rows = RowBlock::new(i0, MC.min(m - i0), k, a, rsa, csa, ap);
+            for ir in (0..rows.mc).step_by(MR) {
+                for (q, j) in (0..inner).step_by(16).enumerate() {
+                    let i = i0 + ir;
+                    let out = Out {
+                        c: out.offset(i as isize * rso + j as isize), rsc: rso, csc: 1,
+                        rows: MR.min(m - i), cols: 16.min(inner - j),
+                        twice_from: (MR, NR), alpha: 1.0, beta: 0.0,
+                    };
+                    run_tile::<2, true>(k, rows.panel(ir), bp.add(q * NR * k), &out);
+                }
+            }
+        }
+    })
+}
+
+/// Rows i0..i0 + mc of A for one rounding block of kc columns: a row-major A is read in place (14 runs of kc
+/// floats per panel), except a last partial panel; otherwise its panels are packed into `ap`. Either way a
+/// 14-row panel stays in L1 while B~'s panels stream from L2.
+struct RowBlock {
+    mc: usize,
+    kc: usize,
+    /// A's element (i0, first column of the block).
+    a: *const f32,
+    rsa: isize,
+    /// Panels before this row are read in place; the rest are packed.
+    direct_rows: usize,
+    ap: *const f32,
+}
+
+impl RowBlock {
+    /// # Safety
+    /// AVX-512F; `a` is A's element (0, first column of the block), in bounds for mc rows and kc columns from
+    /// row i0; `ap` holds mc rounded up to MR, times kc, floats.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn new(i0: usize, mc: usize, kc: usize, a: *const f32, rsa: isize, csa: isize, ap: *mut f32) -> Self {
+        let a = a.offset(i0 as isize * rsa);
+        let direct_rows = if csa == 1 { mc / MR * MR } else { 0 };
+        pack_a(mc - direct_rows, kc, a.offset(direct_rows as isize * rsa), rsa, csa, ap);
+        RowBlock { mc, kc, a, rsa, direct_rows, ap }
+    }
+
+    /// The panel of rows ir..ir + 14 of the block.
+    fn panel(&self, ir: usize) -> Panel {
+        if ir < self.direct_rows {
+            // SAFETY: rows ir..ir + 14 lie inside the block, which `new`'s caller guarantees is in bounds.
+            Panel::InPlace(InPlace(unsafe { self.a.offset(ir as isize * self.rsa) }, self.rsa))
+        } else {
+            // SAFETY: the packed panels start at row direct_rows, each MR x kc floats, inside `ap`.
+            Panel::Packed(Packed(unsafe { self.ap.add((ir - self.direct_rows) * self.kc) }))
+        }
+    }
+}
+
+/// Where a tile reads A: in place or packed.
+#[derive(Clone, Copy)]
+enum Panel {
+    InPlace(InPlace),
+    Packed(Packed),
+}
+
+/// [`tile`] on either kind of A panel.
+///
+/// # Safety
+/// As [`tile`].
+#[target_feature(enable = "avx512f")]
+unsafe fn run_tile<const NV: usize, const SWIGLU: bool>(kc: usize, a: Panel, b: *const f32, out: &Out) {
+    match a {
+        Panel::InPlace(a) => tile::<NV, _, SWIGLU>(kc, a, b, out),
+        Panel::Packed(a) => tile::<NV, _, SWIGLU>(kc, a, b, out),
+    }
 }
 
 /// Where one register tile's result goes: `rows` x `cols` of C from `c`, and the epilogue's coefficients.
@@ -193,12 +286,13 @@ impl PanelA for InPlace {
 
 /// One 14 x (16 NV) tile: ab = A~ B~ over `kc` terms (packed panels `a`: [kc][MR], `b`: [kc][NR], of which the
 /// first 16 NV columns are read), then C = alpha ab + beta C. NV = 1 serves a last panel of at most 16 columns
-/// (N = 97 would otherwise compute 128 columns for 97).
+/// (N = 97 would otherwise compute 128 columns for 97). With `SWIGLU` (and NV = 2), C's row r gets
+/// silu(ab[r][0]) * ab[r][1] in its first `cols` columns instead (see [`sgemm_swiglu`]).
 ///
 /// # Safety
 /// As [`sgemm`]; `a` and `b` hold `kc` packed steps; `out` describes a valid part of C, at most 16 NV wide.
 #[target_feature(enable = "avx512f")]
-unsafe fn tile<const NV: usize, A: PanelA>(kc: usize, mut a: A, mut b: *const f32, out: &Out) {
+unsafe fn tile<const NV: usize, A: PanelA, const SWIGLU: bool>(kc: usize, mut a: A, mut b: *const f32, out: &Out) {
     let mut ab = [[_mm512_setzero_ps(); NV]; MR];
     for _ in 0..kc {
         // B~ streams from L2: fetch the lines 8 steps ahead into L1.
@@ -219,6 +313,22 @@ unsafe fn tile<const NV: usize, A: PanelA>(kc: usize, mut a: A, mut b: *const f3
         b = b.add(NR);
     }
     let Out { c, rsc, csc, rows, cols, twice_from, alpha, beta } = *out;
+    if SWIGLU {
+        // ab[r][0] is a gate and ab[r][1] its up, as sgemm with alpha 1 and beta 0 would store them; then
+        // kernels::swiglu_rows's own formula, on 8-lane vectors as there (each lane is computed alone).
+        for (r, row) in ab.iter().enumerate().take(rows) {
+            let (mut g, mut u, mut h) = (Line([0.0; 16]), Line([0.0; 16]), Line([0.0; 16]));
+            _mm512_store_ps(g.0.as_mut_ptr(), row[0]);
+            _mm512_store_ps(u.0.as_mut_ptr(), row[NV - 1]);
+            for half in 0..2 {
+                let lanes8 = |x: &Line| f32x8::from(<[f32; 8]>::try_from(&x.0[8 * half..8 * half + 8]).unwrap());
+                let hv = simd::silu(lanes8(&g)) * lanes8(&u);
+                h.0[8 * half..8 * half + 8].copy_from_slice(&hv.to_array());
+            }
+            _mm512_mask_storeu_ps(c.offset(r as isize * rsc), lanes(cols), _mm512_load_ps(h.0.as_ptr()));
+        }
+        return;
+    }
     let one_rounding = beta == 0.0 || alpha == 1.0 || (twice_from.0 >= MR && twice_from.1 >= 16 * NV);
     if csc == 1 && one_rounding {
         // Masked loads and stores cover an edge tile's missing columns; its missing rows are not visited.
@@ -303,29 +413,47 @@ unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, rsa: isize, csa: isize, ou
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rsb: isize, csb: isize, out: *mut f32) {
     for (q, j0) in (0..nc).step_by(NR).enumerate() {
-        let cols = NR.min(nc - j0);
         let panel = out.add(q * NR * kc);
-        let src = b.offset(j0 as isize * csb);
-        if csb == 1 {
-            for p in 0..kc {
-                let row = src.offset(p as isize * rsb);
-                for v in 0..NR / 16 {
-                    let x = _mm512_maskz_loadu_ps(lanes(cols.saturating_sub(16 * v)), row.add(16 * v));
-                    _mm512_store_ps(panel.add(p * NR + 16 * v), x);
-                }
-            }
-        } else if rsb == 1 {
-            // Column-major B (a weight used transposed, x W^T): each column is contiguous, so transpose.
-            for v in 0..NR / 16 {
-                let half = src.offset(16 * v as isize * csb);
-                transpose_pack(half, csb, cols.saturating_sub(16 * v).min(16), kc, panel.add(16 * v), NR);
-            }
-        } else {
-            for p in 0..kc {
-                for j in 0..NR {
-                    *panel.add(p * NR + j) =
-                        if j < cols { *src.offset(p as isize * rsb + j as isize * csb) } else { 0.0 };
-                }
+        for v in 0..NR / 16 {
+            let (j, cols) = (j0 + 16 * v, nc.saturating_sub(j0 + 16 * v).min(16));
+            pack_b_half(kc, cols, b.offset(j as isize * csb), rsb, csb, panel.add(16 * v));
+        }
+    }
+}
+
+/// Packs B for [`sgemm_swiglu`]: panel q holds gate columns 16q.. and, beside them, up columns inner + 16q..
+/// (16 each, zero past `inner`), so one tile's two accumulator columns are a gate and its up.
+///
+/// # Safety
+/// As [`pack_b`]; B has 2 `inner` columns; `out` holds `inner` rounded up to 16, times 2 kc, floats.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_b_pairs(kc: usize, inner: usize, b: *const f32, rsb: isize, csb: isize, out: *mut f32) {
+    for (q, j) in (0..inner).step_by(16).enumerate() {
+        let (panel, cols) = (out.add(q * NR * kc), 16.min(inner - j));
+        pack_b_half(kc, cols, b.offset(j as isize * csb), rsb, csb, panel);
+        pack_b_half(kc, cols, b.offset((inner + j) as isize * csb), rsb, csb, panel.add(16));
+    }
+}
+
+/// Packs rows 0..kc of `cols` <= 16 columns of B (from `src`) into one 16-lane half of a panel (`dst`, rows
+/// [`NR`] apart); lanes past `cols` are zero.
+///
+/// # Safety
+/// AVX-512F; the columns are in bounds for kc rows; `dst` is writable for kc rows.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_b_half(kc: usize, cols: usize, src: *const f32, rsb: isize, csb: isize, dst: *mut f32) {
+    if csb == 1 {
+        for p in 0..kc {
+            let x = _mm512_maskz_loadu_ps(lanes(cols), src.offset(p as isize * rsb));
+            _mm512_store_ps(dst.add(p * NR), x);
+        }
+    } else if rsb == 1 {
+        // Column-major B (a weight used transposed, x W^T): each column is contiguous, so transpose.
+        transpose_pack(src, csb, cols, kc, dst, NR);
+    } else {
+        for p in 0..kc {
+            for j in 0..16 {
+                *dst.add(p * NR + j) = if j < cols { *src.offset(p as isize * rsb + j as isize * csb) } else { 0.0 };
             }
         }
     }

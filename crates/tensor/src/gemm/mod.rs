@@ -3,8 +3,9 @@
 //! their persistent buffers).
 
 use crate::float::Float;
-use crate::kernels::SyncPtr;
+use crate::kernels::{self, SyncPtr};
 use crate::parallel::{parts_for, PAR_MIN_GEMM_MACS};
+use crate::tensor::Tensor;
 use std::any::TypeId;
 
 #[cfg(target_arch = "x86_64")]
@@ -79,6 +80,51 @@ pub fn gemm<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: 
 /// threads (attention runs its (batch, head) products in parallel, each on one thread).
 pub fn gemm_serial<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
     gemm_on(Some(1), alpha, a, b, beta, c)
+}
+
+/// out = silu(A B_gate) * (A B_up): the SwiGLU of a fused gate/up projection. B = [B_gate | B_up] is [k, 2I]
+/// (gate columns first, as `gate_up_proj` stores them), `out` is a contiguous [m, I]. The bits are those of
+/// [`gemm`] into an [m, 2I] buffer followed by [`kernels::swiglu_rows`]: on an AVX-512 CPU with k <= 256 (one
+/// rounding block) the [m, 2I] product is never stored, each register tile gating its own accumulators;
+/// otherwise it goes through a pooled buffer. Rows are split across threads as [`gemm`] splits them.
+pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, out: &mut [E]) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(
+        a.cols == b.rows && n % 2 == 0 && out.len() * 2 == m * n,
+        "gemm_swiglu: cannot gate [{m}, {}] x [{}, {n}] into {} elements ([{m}, {n} / 2])",
+        a.cols,
+        b.rows,
+        out.len()
+    );
+    a.check("gemm_swiglu (A)");
+    b.check("gemm_swiglu (B)");
+    let inner = n / 2;
+    if m == 0 || inner == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<E>() == TypeId::of::<f32>() && avx512::available() && k <= avx512::KC {
+        let rows = |lo: usize, o: &mut [E]| {
+            // SAFETY: A and B were bounds-checked above; rows lo..lo + o.len() / inner of A exist, and `o` is
+            // exactly those rows of the output, owned by this call.
+            unsafe {
+                let (a_rows, rows) = (a.data.as_ptr().offset(lo as isize * a.rs) as *const f32, o.len() / inner);
+                let (b_ptr, o_ptr) = (b.data.as_ptr() as *const f32, o.as_mut_ptr() as *mut f32);
+                avx512::sgemm_swiglu(rows, k, inner, a_rows, a.rs, a.cs, b_ptr, b.rs, b.cs, o_ptr, inner as isize)
+            }
+        };
+        let block = m.div_ceil(parts_for(m * k * n, PAR_MIN_GEMM_MACS)).next_multiple_of(BLOCK_ALIGN);
+        if block >= m {
+            rows(0, out);
+        } else {
+            use rayon::prelude::*;
+            out.par_chunks_mut(block * inner).enumerate().for_each(|(p, o)| rows(p * block, o));
+        }
+        return;
+    }
+    let mut gate_up = Tensor::<E>::uninit([m, n]);
+    gemm(E::ONE, a, b, E::ZERO, MatMut::new(gate_up.data_mut(), m, n));
+    kernels::swiglu_rows(gate_up.data(), inner, out);
 }
 
 /// [`gemm`] in `parts` blocks (`None`: as many as the size deserves).
