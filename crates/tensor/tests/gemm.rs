@@ -10,37 +10,13 @@ mod common;
 use loopgrad_tensor::{gemm, gemm_batched, Float, MatMut, MatRef};
 use proptest::prelude::*;
 
-/// A [rows, cols] operand stored inside a larger buffer: row-major with leading dimension `ld >= cols`, or
-/// column-major (`transposed`, ld >= rows). `fill` values sit in the padding, which must never be read as data.
-#[derive(Clone, Debug)]
-struct Operand {
-    rows: usize,
-    cols: usize,
-    transposed: bool,
-    ld: usize,
-    buf: Vec<f64>,
-}
-
-impl Operand {
-    fn at(&self, i: usize, j: usize) -> usize {
-        if self.transposed {
-            j * self.ld + i
-        } else {
-            i * self.ld + j
-        }
-    }
-    fn view<'a, E: Float>(&self, data: &'a [E]) -> MatRef<'a, E> {
-        let (rs, cs) = if self.transposed { (1, self.ld as isize) } else { (self.ld as isize, 1) };
-        MatRef { data, rows: self.rows, cols: self.cols, rs, cs }
-    }
-}
+type Operand = common::Operand<f64>;
 
 /// An operand with random layout: padding 0..3 beyond the minimal leading dimension, maybe transposed.
 fn operand(rows: usize, cols: usize) -> impl Strategy<Value = Operand> {
-    (any::<bool>(), 0usize..3).prop_flat_map(move |(transposed, pad)| {
-        let ld = if transposed { rows } else { cols } + pad;
-        let len = if rows * cols == 0 { 0 } else { (if transposed { cols } else { rows } - 1) * ld + ld };
-        prop::collection::vec(-2.0..2.0f64, len).prop_map(move |buf| Operand { rows, cols, transposed, ld, buf })
+    (any::<bool>(), 0usize..3, any::<u64>()).prop_map(move |(transposed, pad, seed)| {
+        let mut rng = loopgrad_tensor::Rng::new(seed);
+        Operand::new(rows, cols, transposed, pad, || rng.uniform_in(-2.0, 2.0))
     })
 }
 
@@ -66,7 +42,7 @@ fn check<E: Float>(alpha: f64, a: &Operand, b: &Operand, beta: f64, c: &Operand)
         }
     }
     let before = ce.clone();
-    let (rs, cs) = if c.transposed { (1, c.ld as isize) } else { (c.ld as isize, 1) };
+    let (rs, cs) = c.strides();
     let cv = MatMut { data: &mut ce, rows: m, cols: n, rs, cs };
     gemm(E::from_f64(alpha), a.view(&ae), b.view(&be), E::from_f64(beta), cv);
 
@@ -180,9 +156,7 @@ fn split_gemms_match_the_naive_product() {
     loopgrad_tensor::set_threads(2);
     let mut rng = loopgrad_tensor::Rng::new(9);
     let mut op = |rows: usize, cols: usize, transposed: bool| {
-        let ld = if transposed { rows } else { cols } + 1;
-        let len = (if transposed { cols } else { rows } - 1) * ld + ld;
-        Operand { rows, cols, transposed, ld, buf: (0..len).map(|_| rng.uniform_in(-1.0, 1.0)).collect() }
+        Operand::new(rows, cols, transposed, 1, || rng.uniform_in(-1.0, 1.0))
     };
     for &(m, k, n) in &[(300, 70, 40), (33, 90, 310)] {
         let (a, b, c) = (op(m, k, true), op(k, n, false), op(m, n, true));

@@ -11,39 +11,18 @@
 //! (blocks of C on rayon's pool). Values span nine binary orders of magnitude, so a different summation order
 //! or rounding would show in the last bits.
 
-use loopgrad_tensor::{gemm, gemm_swiglu, kernels, MatMut, MatRef, Rng};
+use loopgrad_tensor::{gemm, gemm_swiglu, kernels, MatMut, Rng};
 use proptest::prelude::*;
 
 mod common;
 
-/// A [rows, cols] f32 operand with a leading dimension `ld` (padding 0..3), row- or column-major.
-#[derive(Clone, Debug)]
-struct Operand {
-    rows: usize,
-    cols: usize,
-    transposed: bool,
-    ld: usize,
-    buf: Vec<f32>,
-}
+type Operand = common::Operand<f32>;
 
-impl Operand {
-    fn new(rows: usize, cols: usize, transposed: bool, pad: usize, rng: &mut Rng) -> Self {
-        let ld = if transposed { rows } else { cols } + pad;
-        let len = if rows * cols == 0 { 0 } else { (if transposed { cols } else { rows } - 1) * ld + ld };
-        let buf = (0..len).map(|_| (rng.uniform_in(-1.0, 1.0) * 2f64.powi(rng.below(9) as i32 - 4)) as f32).collect();
-        Operand { rows, cols, transposed, ld, buf }
-    }
-    fn strides(&self) -> (isize, isize) {
-        if self.transposed {
-            (1, self.ld as isize)
-        } else {
-            (self.ld as isize, 1)
-        }
-    }
-    fn view(&self) -> MatRef<'_, f32> {
-        let (rs, cs) = self.strides();
-        MatRef { data: &self.buf, rows: self.rows, cols: self.cols, rs, cs }
-    }
+/// A random f32 operand whose values span nine binary orders of magnitude.
+fn operand(rows: usize, cols: usize, transposed: bool, pad: usize, rng: &mut Rng) -> Operand {
+    Operand::new(rows, cols, transposed, pad, || {
+        (rng.uniform_in(-1.0, 1.0) * 2f64.powi(rng.below(9) as i32 - 4)) as f32
+    })
 }
 
 /// Runs loopgrad's `gemm` and matrixmultiply on copies of C and compares every element of the buffer bit for bit.
@@ -51,7 +30,7 @@ fn same_bits(alpha: f32, a: &Operand, b: &Operand, beta: f32, c: &Operand) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let mut ours = c.buf.clone();
     let (rs, cs) = c.strides();
-    gemm(alpha, a.view(), b.view(), beta, MatMut { data: &mut ours, rows: m, cols: n, rs, cs });
+    gemm(alpha, a.view(&a.buf), b.view(&b.buf), beta, MatMut { data: &mut ours, rows: m, cols: n, rs, cs });
     let mut theirs = c.buf.clone();
     let ((rsa, csa), (rsb, csb)) = (a.strides(), b.strides());
     // SAFETY: the three views are in bounds of their buffers (Operand::new sizes them), and C is its own copy.
@@ -96,8 +75,8 @@ proptest! {
     ) {
         let mut rng = Rng::new(seed);
         let ([ta, tb, tc], pad) = layout;
-        let (a, b) = (Operand::new(m, k, ta, pad, &mut rng), Operand::new(k, n, tb, pad, &mut rng));
-        let c = Operand::new(m, n, tc, pad, &mut rng);
+        let (a, b) = (operand(m, k, ta, pad, &mut rng), operand(k, n, tb, pad, &mut rng));
+        let c = operand(m, n, tc, pad, &mut rng);
         same_bits(alpha, &a, &b, beta, &c);
     }
 }
@@ -106,7 +85,7 @@ proptest! {
 fn same_swiglu_bits(a: &Operand, b: &Operand) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let mut ours = vec![f32::NAN; m * n / 2];
-    gemm_swiglu(a.view(), b.view(), &mut ours);
+    gemm_swiglu(a.view(&a.buf), b.view(&b.buf), &mut ours);
     let mut gate_up = vec![0.0f32; m * n];
     let ((rsa, csa), (rsb, csb)) = (a.strides(), b.strides());
     // SAFETY: as in same_bits; the output is a fresh [m, n] vector.
@@ -139,8 +118,8 @@ proptest! {
     ) {
         let mut rng = Rng::new(seed);
         let ([ta, tb], pad) = layout;
-        let a = Operand::new(m, k, ta, pad, &mut rng);
-        same_swiglu_bits(&a, &Operand::new(k, 2 * inner, tb, pad, &mut rng));
+        let a = operand(m, k, ta, pad, &mut rng);
+        same_swiglu_bits(&a, &operand(k, 2 * inner, tb, pad, &mut rng));
     }
 }
 
@@ -159,12 +138,12 @@ fn training_shapes_split_across_threads_have_matrixmultiplys_bits() {
         (64, 2560, 64, true, false, 1.0, 1.0),
     ];
     for (m, k, n, ta, tb, alpha, beta) in cases {
-        let (a, b) = (Operand::new(m, k, ta, 0, &mut rng), Operand::new(k, n, tb, 0, &mut rng));
-        same_bits(alpha, &a, &b, beta, &Operand::new(m, n, false, 0, &mut rng));
+        let (a, b) = (operand(m, k, ta, 0, &mut rng), operand(k, n, tb, 0, &mut rng));
+        same_bits(alpha, &a, &b, beta, &operand(m, n, false, 0, &mut rng));
     }
     // The token and channel SwiGLUs of the main job and the paper size (x W^T: B column-major).
     for (m, k, inner) in [(4096, 40, 256), (2560, 64, 256), (4096, 97, 512), (776, 512, 1536)] {
-        let (a, b) = (Operand::new(m, k, false, 0, &mut rng), Operand::new(k, 2 * inner, true, 0, &mut rng));
+        let (a, b) = (operand(m, k, false, 0, &mut rng), operand(k, 2 * inner, true, 0, &mut rng));
         same_swiglu_bits(&a, &b);
     }
 }

@@ -42,18 +42,20 @@ impl<'a, E: Float> MatRef<'a, E> {
         MatRef { data: self.data, rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs }
     }
     fn check(&self, op: &str) {
-        if self.rows > 0 && self.cols > 0 {
-            let last = (self.rows as isize - 1) * self.rs + (self.cols as isize - 1) * self.cs;
-            assert!(
-                self.rs >= 0 && self.cs >= 0 && (last as usize) < self.data.len(),
-                "{op}: strides ({}, {}) of a [{}, {}] view overrun {} elements",
-                self.rs,
-                self.cs,
-                self.rows,
-                self.cols,
-                self.data.len()
-            );
-        }
+        check_view(op, "view", (self.rows, self.cols), (self.rs, self.cs), self.data.len());
+    }
+}
+
+/// Panics, naming `op`, unless a non-empty [rows, cols] `kind` ("view" for an operand, "output") with strides
+/// (rs, cs) lies inside `len` elements.
+fn check_view(op: &str, kind: &str, (rows, cols): (usize, usize), (rs, cs): (isize, isize), len: usize) {
+    if rows > 0 && cols > 0 {
+        let last = (rows as isize - 1) * rs + (cols as isize - 1) * cs;
+        let article = if kind == "output" { "the" } else { "a" };
+        assert!(
+            rs >= 0 && cs >= 0 && (last as usize) < len,
+            "{op}: strides ({rs}, {cs}) of {article} [{rows}, {cols}] {kind} overrun {len} elements"
+        );
     }
 }
 
@@ -145,14 +147,7 @@ fn gemm_on<E: Float>(parts: Option<usize>, alpha: E, a: MatRef<'_, E>, b: MatRef
     if m == 0 || n == 0 {
         return;
     }
-    let last = (c.rows as isize - 1) * c.rs + (c.cols as isize - 1) * c.cs;
-    assert!(
-        c.rs >= 0 && c.cs >= 0 && (last as usize) < c.data.len(),
-        "gemm: strides ({}, {}) of the [{m}, {n}] output overrun {} elements",
-        c.rs,
-        c.cs,
-        c.data.len()
-    );
+    check_view("gemm", "output", (m, n), (c.rs, c.cs), c.data.len());
     let parts = parts.unwrap_or_else(|| parts_for(m * k * n, PAR_MIN_GEMM_MACS));
     let cv = RawMat { ptr: SyncPtr(c.data.as_mut_ptr()), rs: c.rs, cs: c.cs };
     // SAFETY: A and B were bounds-checked against their slices and C against its slice just above; C is a

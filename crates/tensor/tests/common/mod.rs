@@ -2,7 +2,7 @@
 //! (`E::EPSILON`, one ulp at 1.0), so the same stated bound is 2^29 times tighter for f64 than for f32.
 #![allow(dead_code)]
 
-use loopgrad_tensor::Float;
+use loopgrad_tensor::{Float, MatRef};
 use proptest::prelude::*;
 
 /// 64 cases per property unless `PROPTEST_CASES` says otherwise (`ProptestConfig::with_cases` would ignore it).
@@ -71,5 +71,46 @@ pub fn assert_ulps<E: Float>(op: &str, got: &[E], want: &[E], ulps: f64) {
         let spacing = if w.abs() < min_normal { min_normal * eps } else { 2f64.powf(w.abs().log2().floor()) * eps };
         let err = (g - w).abs() / spacing;
         assert!(err <= ulps, "{op} ({}) [{i}]: {g:e} vs reference {w:e} is {err:.2} ulp > {ulps}", E::NAME);
+    }
+}
+
+/// A [rows, cols] GEMM operand stored inside a larger buffer: row-major with leading dimension `ld >= cols`, or
+/// column-major (`transposed`, `ld >= rows`). Values in the padding must never be read as data.
+#[derive(Clone, Debug)]
+pub struct Operand<T> {
+    pub rows: usize,
+    pub cols: usize,
+    pub transposed: bool,
+    pub ld: usize,
+    pub buf: Vec<T>,
+}
+
+impl<T> Operand<T> {
+    /// `pad` elements beyond the minimal leading dimension; `fill` gives the buffer's values in order.
+    pub fn new(rows: usize, cols: usize, transposed: bool, pad: usize, mut fill: impl FnMut() -> T) -> Self {
+        let ld = if transposed { rows } else { cols } + pad;
+        let len = if rows * cols == 0 { 0 } else { (if transposed { cols } else { rows } - 1) * ld + ld };
+        Operand { rows, cols, transposed, ld, buf: (0..len).map(|_| fill()).collect() }
+    }
+    /// The buffer index of element (i, j).
+    pub fn at(&self, i: usize, j: usize) -> usize {
+        if self.transposed {
+            j * self.ld + i
+        } else {
+            i * self.ld + j
+        }
+    }
+    /// (row stride, column stride).
+    pub fn strides(&self) -> (isize, isize) {
+        if self.transposed {
+            (1, self.ld as isize)
+        } else {
+            (self.ld as isize, 1)
+        }
+    }
+    /// This operand's view of `data`: its own buffer, or a copy of it in another type.
+    pub fn view<'a, E: Float>(&self, data: &'a [E]) -> MatRef<'a, E> {
+        let (rs, cs) = self.strides();
+        MatRef { data, rows: self.rows, cols: self.cols, rs, cs }
     }
 }
