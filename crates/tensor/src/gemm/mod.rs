@@ -202,6 +202,24 @@ unsafe fn gemm_split<E: Float>(parts: usize, alpha: E, a: MatRef<'_, E>, b: MatR
     });
 }
 
+/// matrixmultiply's `sgemm` signature, which [`avx512::sgemm`] shares.
+type Sgemm = unsafe fn(
+    usize,
+    usize,
+    usize,
+    f32,
+    *const f32,
+    isize,
+    isize,
+    *const f32,
+    isize,
+    isize,
+    f32,
+    *mut f32,
+    isize,
+    isize,
+);
+
 /// One single-threaded GEMM: f32 on an AVX-512 CPU through [`avx512`] (the same bits as matrixmultiply, no
 /// allocation), everything else through matrixmultiply.
 ///
@@ -209,20 +227,13 @@ unsafe fn gemm_split<E: Float>(parts: usize, alpha: E, a: MatRef<'_, E>, b: MatR
 /// As [`gemm_split`].
 unsafe fn gemm_raw<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: RawMat<E>) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    #[cfg(target_arch = "x86_64")]
-    if TypeId::of::<E>() == TypeId::of::<f32>() && avx512::available() {
-        #[rustfmt::skip]
-        avx512::sgemm(
-            m, k, n, alpha.to_f64() as f32,
-            a.data.as_ptr() as *const f32, a.rs, a.cs,
-            b.data.as_ptr() as *const f32, b.rs, b.cs,
-            beta.to_f64() as f32, c.ptr.get() as *mut f32, c.rs, c.cs,
-        );
-        return;
-    }
     if TypeId::of::<E>() == TypeId::of::<f32>() {
+        #[cfg(target_arch = "x86_64")]
+        let sgemm: Sgemm = if avx512::available() { avx512::sgemm } else { matrixmultiply::sgemm };
+        #[cfg(not(target_arch = "x86_64"))]
+        let sgemm: Sgemm = matrixmultiply::sgemm;
         #[rustfmt::skip]
-        matrixmultiply::sgemm(
+        sgemm(
             m, k, n, alpha.to_f64() as f32,
             a.data.as_ptr() as *const f32, a.rs, a.cs,
             b.data.as_ptr() as *const f32, b.rs, b.cs,
