@@ -1,6 +1,6 @@
 //! loopgrad's f32 GEMM gives the same bits as one `matrixmultiply::sgemm` call on the same operands: the study in
 //! `docs/results.md` was trained with matrixmultiply, and reproduces only if every float does (see
-//! `src/gemm/avx512.rs` for what decides a GEMM's bits).
+//! `src/gemm/avx512/mod.rs` for what decides a GEMM's bits).
 //!
 //! `gemm_swiglu` (the gate/up product and SwiGLU in one pass) gives the same bits as matrixmultiply into the
 //! [m, 2I] product followed by `kernels::swiglu_rows`.

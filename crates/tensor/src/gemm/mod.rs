@@ -1,6 +1,7 @@
-//! GEMM through `matrixmultiply`, or for f32 on AVX-512 CPUs through [`avx512`] (the same bits, faster): C = alpha A B + beta C with arbitrary row and column strides, so a transposed
-//! operand is a stride swap, not a copy, and beta = 1 accumulates in place (weight gradients go straight into
-//! their persistent buffers).
+//! GEMM: C = alpha A B + beta C with arbitrary row and column strides, so a transposed operand is a stride swap,
+//! not a copy, and beta = 1 accumulates in place (weight gradients go straight into their persistent buffers).
+//! f32 on an AVX-512 CPU runs loopgrad's own kernel (`avx512`: matrixmultiply's bits, faster, no allocation);
+//! everything else runs `matrixmultiply`.
 
 use crate::float::Float;
 use crate::kernels::{self, SyncPtr};

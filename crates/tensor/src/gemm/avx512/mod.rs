@@ -19,15 +19,21 @@
 //!    alpha != 1 and beta != 0 (attention's scaled gradient accumulation).
 //!
 //! The tile shape, the packing and the loop order change no bit. `tests/gemm_bits.rs` compares the two.
+//!
+//! [`sgemm_swiglu`] runs the same tiles with a SwiGLU epilogue (gate and up columns side by side in B~), for the
+//! untaped `linear_swiglu` of the tape.
+
+mod pack;
 
 use crate::simd;
+use pack::{lanes, pack_a, pack_b, pack_b_pairs};
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 use wide::f32x8;
 
 /// Terms of the K sum per rounding into C: matrixmultiply's `S_KC`. Changing it changes results.
 pub(crate) const KC: usize = 256;
-/// Rows of the register tile (broadcasts of packed A).
+/// Rows of the register tile (broadcasts of A).
 const MR: usize = 14;
 /// Columns of the register tile: two zmm vectors of packed B.
 const NR: usize = 32;
@@ -287,7 +293,7 @@ impl PanelA for InPlace {
 /// One 14 x (16 NV) tile: ab = A~ B~ over `kc` terms (packed panels `a`: [kc][MR], `b`: [kc][NR], of which the
 /// first 16 NV columns are read), then C = alpha ab + beta C. NV = 1 serves a last panel of at most 16 columns
 /// (N = 97 would otherwise compute 128 columns for 97). With `SWIGLU` (and NV = 2), C's row r gets
-/// silu(ab[r][0]) * ab[r][1] in its first `cols` columns instead (see [`sgemm_swiglu`]).
+/// silu(`ab[r][0]`) * `ab[r][1]` in its first `cols` columns instead (see [`sgemm_swiglu`]).
 ///
 /// # Safety
 /// As [`sgemm`]; `a` and `b` hold `kc` packed steps; `out` describes a valid part of C, at most 16 NV wide.
@@ -367,162 +373,4 @@ unsafe fn tile<const NV: usize, A: PanelA, const SWIGLU: bool>(kc: usize, mut a:
             };
         }
     }
-}
-
-/// Lanes 0..n of a vector (n <= 16).
-fn lanes(n: usize) -> __mmask16 {
-    ((1u32 << n.min(16)) - 1) as __mmask16
-}
-
-/// Packs rows 0..mc and columns 0..kc of A into [`MR`]-row panels, each stored [kc][MR] (the broadcasts of one
-/// step side by side); rows past mc are zero.
-///
-/// # Safety
-/// AVX-512F; A's view is in bounds; `out` holds mc rounded up to MR, times kc, floats.
-#[target_feature(enable = "avx512f")]
-unsafe fn pack_a(mc: usize, kc: usize, a: *const f32, rsa: isize, csa: isize, out: *mut f32) {
-    for (q, i0) in (0..mc).step_by(MR).enumerate() {
-        let rows = MR.min(mc - i0);
-        let panel = out.add(q * MR * kc);
-        let src = a.offset(i0 as isize * rsa);
-        if csa == 1 {
-            // Row-major A (activations): each panel step is a column of A, so transpose 16 x 16 blocks.
-            transpose_pack(src, rsa, rows, kc, panel, MR);
-        } else if rsa == 1 {
-            // Column-major A (a transposed activation in a weight gradient): each step is a contiguous run.
-            for p in 0..kc {
-                let v = _mm512_maskz_loadu_ps(lanes(rows), src.offset(p as isize * csa));
-                _mm512_mask_storeu_ps(panel.add(p * MR), lanes(MR), v);
-            }
-        } else {
-            for p in 0..kc {
-                for r in 0..MR {
-                    *panel.add(p * MR + r) =
-                        if r < rows { *src.offset(r as isize * rsa + p as isize * csa) } else { 0.0 };
-                }
-            }
-        }
-    }
-}
-
-/// Packs rows 0..kc and columns 0..nc of B into [`NR`]-column panels, each stored [kc][NR] (one step's two
-/// vectors); columns past nc are zero.
-///
-/// # Safety
-/// AVX-512F; B's view is in bounds; `out` holds nc rounded up to NR, times kc, floats.
-#[target_feature(enable = "avx512f")]
-unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rsb: isize, csb: isize, out: *mut f32) {
-    for (q, j0) in (0..nc).step_by(NR).enumerate() {
-        let panel = out.add(q * NR * kc);
-        for v in 0..NR / 16 {
-            let (j, cols) = (j0 + 16 * v, nc.saturating_sub(j0 + 16 * v).min(16));
-            pack_b_half(kc, cols, b.offset(j as isize * csb), rsb, csb, panel.add(16 * v));
-        }
-    }
-}
-
-/// Packs B for [`sgemm_swiglu`]: panel q holds gate columns 16q.. and, beside them, up columns inner + 16q..
-/// (16 each, zero past `inner`), so one tile's two accumulator columns are a gate and its up.
-///
-/// # Safety
-/// As [`pack_b`]; B has 2 `inner` columns; `out` holds `inner` rounded up to 16, times 2 kc, floats.
-#[target_feature(enable = "avx512f")]
-unsafe fn pack_b_pairs(kc: usize, inner: usize, b: *const f32, rsb: isize, csb: isize, out: *mut f32) {
-    for (q, j) in (0..inner).step_by(16).enumerate() {
-        let (panel, cols) = (out.add(q * NR * kc), 16.min(inner - j));
-        pack_b_half(kc, cols, b.offset(j as isize * csb), rsb, csb, panel);
-        pack_b_half(kc, cols, b.offset((inner + j) as isize * csb), rsb, csb, panel.add(16));
-    }
-}
-
-/// Packs rows 0..kc of `cols` <= 16 columns of B (from `src`) into one 16-lane half of a panel (`dst`, rows
-/// [`NR`] apart); lanes past `cols` are zero.
-///
-/// # Safety
-/// AVX-512F; the columns are in bounds for kc rows; `dst` is writable for kc rows.
-#[target_feature(enable = "avx512f")]
-unsafe fn pack_b_half(kc: usize, cols: usize, src: *const f32, rsb: isize, csb: isize, dst: *mut f32) {
-    if csb == 1 {
-        for p in 0..kc {
-            let x = _mm512_maskz_loadu_ps(lanes(cols), src.offset(p as isize * rsb));
-            _mm512_store_ps(dst.add(p * NR), x);
-        }
-    } else if rsb == 1 {
-        // Column-major B (a weight used transposed, x W^T): each column is contiguous, so transpose.
-        transpose_pack(src, csb, cols, kc, dst, NR);
-    } else {
-        for p in 0..kc {
-            for j in 0..16 {
-                *dst.add(p * NR + j) = if j < cols { *src.offset(p as isize * rsb + j as isize * csb) } else { 0.0 };
-            }
-        }
-    }
-}
-
-/// Writes the transpose of a [lines, len] strided block (line l starts at `src + l * stride` and is contiguous,
-/// lines <= 16) as `len` rows of 16 lanes at `dst + p * dst_stride`, lanes past `lines` zero; only the first
-/// `dst_stride.min(16)` lanes of each row are stored. 16 x 16 blocks go through registers: 16 loads, 64 permutes
-/// and 16 stores instead of 256 scalar moves.
-///
-/// # Safety
-/// AVX-512F; the source lines are readable for `len` floats; `dst` is writable for `len` rows.
-#[target_feature(enable = "avx512f")]
-unsafe fn transpose_pack(src: *const f32, stride: isize, lines: usize, len: usize, dst: *mut f32, dst_stride: usize) {
-    let store = lanes(dst_stride);
-    for p0 in (0..len).step_by(16) {
-        let n = 16.min(len - p0);
-        let mut block = [_mm512_setzero_ps(); 16];
-        for (l, row) in block.iter_mut().enumerate().take(lines) {
-            *row = _mm512_maskz_loadu_ps(lanes(n), src.offset(l as isize * stride).add(p0));
-        }
-        transpose16(&mut block);
-        for (p, row) in block.iter().enumerate().take(n) {
-            _mm512_mask_storeu_ps(dst.add((p0 + p) * dst_stride), store, *row);
-        }
-    }
-}
-
-/// Transposes a 16 x 16 block held as 16 vectors (row i = vector i), by swapping the off-diagonal d x d blocks
-/// of every 2d x 2d block for d = 8, 4, 2, 1 (recursive block transposition, each swap two two-source permutes).
-#[target_feature(enable = "avx512f")]
-unsafe fn transpose16(rows: &mut [__m512; 16]) {
-    swap_blocks::<8>(rows);
-    swap_blocks::<4>(rows);
-    swap_blocks::<2>(rows);
-    swap_blocks::<1>(rows);
-}
-
-/// One round of [`transpose16`]: rows i and i + D (i & D == 0) exchange their off-diagonal D-lane blocks.
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn swap_blocks<const D: usize>(rows: &mut [__m512; 16]) {
-    let (upper, lower) = swap_indices(D);
-    let (up, lo) = (_mm512_loadu_si512(upper.as_ptr().cast()), _mm512_loadu_si512(lower.as_ptr().cast()));
-    for i in 0..16 {
-        if i & D == 0 {
-            let (x, y) = (rows[i], rows[i + D]);
-            rows[i] = _mm512_permutex2var_ps(x, up, y);
-            rows[i + D] = _mm512_permutex2var_ps(x, lo, y);
-        }
-    }
-}
-
-/// The permute indices of [`swap_blocks`]: lane j of the new upper row is its own lane j (j & d == 0) or the
-/// lower row's lane j - d; of the new lower row, the upper row's lane j + d or its own lane j. Index 16 + x
-/// means lane x of the lower row.
-const fn swap_indices(d: usize) -> ([i32; 16], [i32; 16]) {
-    let (mut upper, mut lower) = ([0i32; 16], [0i32; 16]);
-    let mut j = 0;
-    while j < 16 {
-        let own = j as i32;
-        if j & d == 0 {
-            upper[j] = own;
-            lower[j] = own + d as i32;
-        } else {
-            upper[j] = 16 + own - d as i32;
-            lower[j] = 16 + own;
-        }
-        j += 1;
-    }
-    (upper, lower)
 }
