@@ -94,9 +94,7 @@ impl Shape {
     }
 }
 
-/// The same with 512-bit vectors (16 f32 lanes), or `None` when the CPU lacks AVX-512F. (AVX-512 intrinsics
-/// need Rust 1.89, as do matrixmultiply's AVX-512 kernels, which it silently leaves out on older compilers.)
-#[allow(clippy::incompatible_msrv)]
+/// The same with 512-bit vectors (16 f32 lanes), or `None` when the CPU lacks AVX-512F.
 fn fma_loop_avx512(iters: usize) -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {

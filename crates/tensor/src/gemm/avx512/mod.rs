@@ -1,7 +1,7 @@
 //! f32 GEMM on AVX-512: a 14 x 32 register tile, and packing buffers kept per thread.
 //!
 //! Why not matrixmultiply's own AVX-512 kernel: its 16 x 16 tile issues one load of B and sixteen broadcasts of A
-//! for sixteen FMAs, so the two load ports, not the two FMA ports, set its pace (55-63% of this CPU's 512-bit
+//! for sixteen FMAs, so the two load ports, not the two FMA ports, set its pace (54-63% of this CPU's 512-bit
 //! peak on one thread, `docs/benchmarks.md`); and it allocates its packing buffer on every call. A 14 x 32 tile
 //! issues two loads and fourteen broadcasts for 28 FMAs (28 accumulators + 2 rows of B = 30 of the 32 zmm
 //! registers), so the FMA ports are the limit, and the buffers here are allocated once per thread. A row-major A
