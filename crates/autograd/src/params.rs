@@ -3,8 +3,9 @@
 //! A weight used 2(n+1)L times in a supervision step appears on the tape as the same [`crate::Var::Param`]
 //! every time; each backward kernel *adds* into its gradient buffer here, so fan-out needs no special case.
 
-use loopgrad_tensor::{Float, Shape, Tensor};
+use loopgrad_tensor::{Float, PackedWeight, Shape, Tensor};
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 /// The id of a parameter in a [`ParamStore`]. `Copy`, cheap, stable for the life of the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -17,6 +18,29 @@ pub struct ParamStore<E: Float> {
     values: Vec<Tensor<E>>,
     grads: Vec<Tensor<E>>,
     trainable: Vec<bool>,
+    packs: Vec<Packs>,
+}
+
+/// [`ParamStore::split`]: values, gradients (writable), trainable flags and packed copies.
+pub(crate) type Split<'a, E> = (&'a [Tensor<E>], &'a mut [Tensor<E>], &'a [bool], &'a [Packs]);
+
+/// A parameter's packed copies for the GEMM ([`PackedWeight`]), so that a weight used 2(n+1)L times between two
+/// optimizer steps is packed once: as the right operand of `linear`'s x W^T and of its input gradient dY W.
+/// Every mutable borrow of the value forgets them. (A `Mutex` only so that ops can use them through `&self`.)
+#[derive(Default)]
+pub(crate) struct Packs {
+    /// W^T, the B of x W^T.
+    pub(crate) transposed: Mutex<PackedWeight>,
+    /// W, the B of dY W.
+    pub(crate) plain: Mutex<PackedWeight>,
+}
+
+impl Packs {
+    fn invalidate(&mut self) {
+        for pack in [&mut self.transposed, &mut self.plain] {
+            pack.get_mut().unwrap_or_else(|e| e.into_inner()).invalidate();
+        }
+    }
 }
 
 impl<E: Float> ParamStore<E> {
@@ -27,6 +51,7 @@ impl<E: Float> ParamStore<E> {
             values: Vec::new(),
             grads: Vec::new(),
             trainable: Vec::new(),
+            packs: Vec::new(),
         }
     }
 
@@ -48,6 +73,7 @@ impl<E: Float> ParamStore<E> {
         self.names.push(name.to_string());
         self.index.insert(name.to_string(), id);
         self.trainable.push(trainable);
+        self.packs.push(Packs::default());
         id
     }
 
@@ -73,6 +99,7 @@ impl<E: Float> ParamStore<E> {
         &self.values[p.0 as usize]
     }
     pub fn value_mut(&mut self, p: Param) -> &mut Tensor<E> {
+        self.packs[p.0 as usize].invalidate();
         &mut self.values[p.0 as usize]
     }
     pub fn grad(&self, p: Param) -> &Tensor<E> {
@@ -83,7 +110,13 @@ impl<E: Float> ParamStore<E> {
     }
     /// The value and the gradient of one parameter at once (for optimizers).
     pub fn value_and_grad_mut(&mut self, p: Param) -> (&mut Tensor<E>, &mut Tensor<E>) {
+        self.packs[p.0 as usize].invalidate();
         (&mut self.values[p.0 as usize], &mut self.grads[p.0 as usize])
+    }
+
+    /// The packed copies of `p`'s value (see [`Packs`]).
+    pub(crate) fn packs(&self, p: Param) -> &Packs {
+        &self.packs[p.0 as usize]
     }
     pub fn is_trainable(&self, p: Param) -> bool {
         self.trainable[p.0 as usize]
@@ -105,8 +138,8 @@ impl<E: Float> ParamStore<E> {
     }
 
     /// Split borrows for the backward pass: values read-only, gradients writable.
-    pub(crate) fn split(&mut self) -> (&[Tensor<E>], &mut [Tensor<E>], &[bool]) {
-        (&self.values, &mut self.grads, &self.trainable)
+    pub(crate) fn split(&mut self) -> Split<'_, E> {
+        (&self.values, &mut self.grads, &self.trainable, &self.packs)
     }
 
     /// A copy of the whole store in another element type (gradient checks run f32 models in f64).

@@ -20,7 +20,7 @@
 //! thread's buffer pool, so a supervision step after the first allocates nothing on the tape's side.
 
 use crate::op::{self, Op};
-use crate::params::{Param, ParamStore};
+use crate::params::{Packs, Param, ParamStore};
 use loopgrad_tensor::{kernels, Float, Tensor};
 use std::ops::Range;
 
@@ -401,7 +401,7 @@ impl<E: Float> Tape<E> {
             };
             let node = &self.nodes[ni];
             let n_in = node.n_inputs as usize;
-            let (pvals, pgrads, ptrain) = self.params.split();
+            let (pvals, pgrads, ptrain, ppacks) = self.params.split();
             let mut inputs: [Option<&Tensor<E>>; MAX_INPUTS] = [None; MAX_INPUTS];
             let mut wants = [false; MAX_INPUTS];
             for k in 0..n_in {
@@ -427,6 +427,7 @@ impl<E: Float> Tape<E> {
                 ints: &self.ints[node.ints.start as usize..node.ints.end as usize],
                 grads: &mut self.grads,
                 param_grads: pgrads,
+                param_packs: ppacks,
             };
             op::backward(&node.op, &mut ctx);
             // The output's gradient has been propagated: back to the pool.
@@ -461,12 +462,21 @@ pub struct Ctx<'a, E: Float> {
     pub ints: &'a [usize],
     grads: &'a mut [Option<Tensor<E>>],
     param_grads: &'a mut [Tensor<E>],
+    param_packs: &'a [Packs],
 }
 
 impl<'a, E: Float> Ctx<'a, E> {
     /// The value of input `k`.
     pub fn input(&self, k: usize) -> &'a Tensor<E> {
         self.inputs[k].expect("backward: no such input")
+    }
+
+    /// The packed copies of input `k`'s value, if it is a parameter.
+    pub(crate) fn packs(&self, k: usize) -> Option<&'a Packs> {
+        match self.input_vars[k] {
+            Var::Param(p) => Some(&self.param_packs[p as usize]),
+            Var::Value(_) => None,
+        }
     }
 
     /// Whether input `k` wants a gradient (skip the work if not).

@@ -21,7 +21,7 @@ pub mod simd;
 pub mod tensor;
 
 pub use float::Float;
-pub use gemm::{gemm, gemm_batched, gemm_serial, gemm_swiglu, MatMut, MatRef};
+pub use gemm::{gemm, gemm_batched, gemm_packed, gemm_serial, gemm_swiglu, MatMut, MatRef, PackedWeight};
 pub use parallel::{
     denormals_flushed, flush_denormals, flush_denormals_on_current_thread, install, set_threads, threads,
 };

@@ -2,7 +2,8 @@
 //! `docs/results.md` was trained with matrixmultiply, and reproduces only if every float does (see
 //! `src/gemm/avx512/mod.rs` for what decides a GEMM's bits).
 //!
-//! `gemm_swiglu` (the gate/up product and SwiGLU in one pass) gives the same bits as matrixmultiply into the
+//! `gemm_packed` (B kept packed across calls) gives the same bits as `gemm`, on its first call and when it reuses
+//! the packed copy. `gemm_swiglu` (the gate/up product and SwiGLU in one pass) gives the same bits as matrixmultiply into the
 //! [m, 2I] product followed by `kernels::swiglu_rows`.
 //!
 //! Covered: K across the 256-term rounding blocks (255, 256, 257, 700), M and N across both register tiles
@@ -11,7 +12,7 @@
 //! (blocks of C on rayon's pool). Values span nine binary orders of magnitude, so a different summation order
 //! or rounding would show in the last bits.
 
-use loopgrad_tensor::{gemm, gemm_swiglu, kernels, MatMut, Rng};
+use loopgrad_tensor::{gemm, gemm_packed, gemm_swiglu, kernels, MatMut, PackedWeight, Rng};
 use proptest::prelude::*;
 
 mod common;
@@ -25,12 +26,23 @@ fn operand(rows: usize, cols: usize, transposed: bool, pad: usize, rng: &mut Rng
     })
 }
 
-/// Runs loopgrad's `gemm` and matrixmultiply on copies of C and compares every element of the buffer bit for bit.
+/// Runs loopgrad's `gemm`, `gemm_packed` (packing, then reusing the packed B) and matrixmultiply on copies of C
+/// and compares every element of the buffer bit for bit.
 fn same_bits(alpha: f32, a: &Operand, b: &Operand, beta: f32, c: &Operand) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    let mut ours = c.buf.clone();
     let (rs, cs) = c.strides();
-    gemm(alpha, a.view(&a.buf), b.view(&b.buf), beta, MatMut { data: &mut ours, rows: m, cols: n, rs, cs });
+    let mut pack = PackedWeight::new();
+    let mut run = |packed: Option<&mut PackedWeight>| {
+        let mut out = c.buf.clone();
+        let cv = MatMut { data: &mut out, rows: m, cols: n, rs, cs };
+        match packed {
+            None => gemm(alpha, a.view(&a.buf), b.view(&b.buf), beta, cv),
+            Some(pack) => gemm_packed(alpha, a.view(&a.buf), b.view(&b.buf), pack, beta, cv),
+        }
+        out
+    };
+    let ours =
+        [("gemm", run(None)), ("gemm_packed", run(Some(&mut pack))), ("gemm_packed again", run(Some(&mut pack)))];
     let mut theirs = c.buf.clone();
     let ((rsa, csa), (rsb, csb)) = (a.strides(), b.strides());
     // SAFETY: the three views are in bounds of their buffers (Operand::new sizes them), and C is its own copy.
@@ -42,12 +54,14 @@ fn same_bits(alpha: f32, a: &Operand, b: &Operand, beta: f32, c: &Operand) {
             beta, theirs.as_mut_ptr(), rs, cs,
         );
     }
-    for (idx, (x, y)) in ours.iter().zip(&theirs).enumerate() {
-        assert!(
-            x.to_bits() == y.to_bits(),
-            "gemm [{m}, {k}] x [{k}, {n}], alpha {alpha}, beta {beta}: element {idx} of C is {x:e}, matrixmultiply \
-             gives {y:e}"
-        );
+    for (what, ours) in &ours {
+        for (idx, (x, y)) in ours.iter().zip(&theirs).enumerate() {
+            assert!(
+                x.to_bits() == y.to_bits(),
+                "{what} [{m}, {k}] x [{k}, {n}], alpha {alpha}, beta {beta}: element {idx} of C is {x:e}, \
+                 matrixmultiply gives {y:e}"
+            );
+        }
     }
 }
 
@@ -85,7 +99,13 @@ proptest! {
 fn same_swiglu_bits(a: &Operand, b: &Operand) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let mut ours = vec![f32::NAN; m * n / 2];
-    gemm_swiglu(a.view(&a.buf), b.view(&b.buf), &mut ours);
+    gemm_swiglu(a.view(&a.buf), b.view(&b.buf), None, &mut ours);
+    let mut packed = vec![f32::NAN; m * n / 2];
+    gemm_swiglu(a.view(&a.buf), b.view(&b.buf), Some(&mut PackedWeight::new()), &mut packed);
+    assert_eq!(
+        ours.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        packed.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    );
     let mut gate_up = vec![0.0f32; m * n];
     let ((rsa, csa), (rsb, csb)) = (a.strides(), b.strides());
     // SAFETY: as in same_bits; the output is a fresh [m, n] vector.
@@ -129,7 +149,10 @@ proptest! {
 fn training_shapes_split_across_threads_have_matrixmultiplys_bits() {
     loopgrad_tensor::set_threads(2);
     let mut rng = Rng::new(7);
-    let cases: [(usize, usize, usize, bool, bool, f32, f32); 6] = [
+    let cases: [(usize, usize, usize, bool, bool, f32, f32); 8] = [
+        // Column splits whose second block starts off a 32-column panel boundary (784 = 24.5 x 32).
+        (97, 300, 1568, false, true, 1.0, 0.0),
+        (40, 64, 1552, false, false, 0.5, 1.0),
         (2560, 64, 256, false, true, 1.0, 0.0),
         (776, 512, 1536, false, true, 1.0, 0.0),
         (776, 1536, 512, false, false, 1.0, 1.0),
@@ -146,4 +169,31 @@ fn training_shapes_split_across_threads_have_matrixmultiplys_bits() {
         let (a, b) = (operand(m, k, false, 0, &mut rng), operand(k, 2 * inner, true, 0, &mut rng));
         same_swiglu_bits(&a, &b);
     }
+}
+
+/// A `PackedWeight` repacks when handed another B, and after `invalidate` when B's contents changed: otherwise it
+/// would multiply by a stale copy.
+#[test]
+fn packed_weight_follows_its_operand() {
+    let mut rng = Rng::new(11);
+    let (m, k, n) = (30, 300, 70);
+    let a = operand(m, k, false, 0, &mut rng);
+    let (b1, mut b2) = (operand(k, n, true, 0, &mut rng), operand(k, n, true, 0, &mut rng));
+    let product = |b: &Operand, pack: Option<&mut PackedWeight>| {
+        let mut out = vec![0.0f32; m * n];
+        let cv = MatMut::new(&mut out, m, n);
+        match pack {
+            None => gemm(1.0, a.view(&a.buf), b.view(&b.buf), 0.0, cv),
+            Some(pack) => gemm_packed(1.0, a.view(&a.buf), b.view(&b.buf), pack, 0.0, cv),
+        }
+        out
+    };
+    let mut pack = PackedWeight::new();
+    assert_eq!(product(&b1, Some(&mut pack)), product(&b1, None));
+    assert_eq!(product(&b2, Some(&mut pack)), product(&b2, None), "another B must be repacked");
+    for x in b2.buf.iter_mut() {
+        *x *= -3.0;
+    }
+    pack.invalidate();
+    assert_eq!(product(&b2, Some(&mut pack)), product(&b2, None), "an invalidated pack must be repacked");
 }

@@ -15,8 +15,10 @@
 //! `linear`, and every product is again a single GEMM.
 
 use crate::op::Op;
+use crate::params::{Packs, Param};
 use crate::tape::{Ctx, Tape, Var};
-use loopgrad_tensor::{gemm, gemm_batched, kernels, Float, MatMut, MatRef, Shape, Tensor};
+use loopgrad_tensor::{gemm, gemm_batched, gemm_packed, kernels, Float, MatMut, MatRef, Shape, Tensor};
+use std::sync::Mutex;
 
 #[derive(Clone, Copy, Debug)]
 pub struct MatMulMeta {
@@ -29,6 +31,14 @@ pub struct LinearMeta {
 }
 
 impl<E: Float> Tape<E> {
+    /// The packed copies of `v`'s value, if it is a parameter.
+    pub(crate) fn packs(&self, v: Var) -> Option<&Packs> {
+        match v {
+            Var::Param(p) => Some(self.params.packs(Param(p))),
+            Var::Value(_) => None,
+        }
+    }
+
     /// y = x W^T (+ b): x `[.., in]`, w `[out, in]` (PyTorch layout), b `[out]` -> `[.., out]`.
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Var {
         let (xt, wt) = (self.value(x), self.value(w));
@@ -40,7 +50,9 @@ impl<E: Float> Tape<E> {
         let (rows, n_in, n_out) = (xs.rows(), ws.dim(1), ws.dim(0));
         let mut y = Tensor::uninit(with_last(xs, n_out));
         let xm = MatRef::new(xt.data(), rows, n_in);
-        gemm(E::ONE, xm, MatRef::new(wt.data(), n_out, n_in).t(), E::ZERO, MatMut::new(y.data_mut(), rows, n_out));
+        let wm = MatRef::new(wt.data(), n_out, n_in).t();
+        let pack = self.packs(w).map(|p| &p.transposed);
+        gemm_maybe_packed(xm, wm, pack, E::ZERO, MatMut::new(y.data_mut(), rows, n_out));
         match b {
             None => self.push_op(Op::Linear(LinearMeta { bias: false }), &[x, w], y, [], &[]),
             Some(b) => {
@@ -127,6 +139,20 @@ impl Geometry {
     }
 }
 
+/// C = A B + beta C, with B a parameter's value kept packed in `pack` when there is one (the same bits).
+pub(crate) fn gemm_maybe_packed<E: Float>(
+    a: MatRef<'_, E>,
+    b: MatRef<'_, E>,
+    pack: Option<&Mutex<loopgrad_tensor::PackedWeight>>,
+    beta: E,
+    c: MatMut<'_, E>,
+) {
+    match pack {
+        Some(pack) => gemm_packed(E::ONE, a, b, &mut pack.lock().unwrap_or_else(|e| e.into_inner()), beta, c),
+        None => gemm(E::ONE, a, b, beta, c),
+    }
+}
+
 /// `s` with its last axis replaced by `n`.
 pub(crate) fn with_last(s: Shape, n: usize) -> Shape {
     let mut dims = [0; loopgrad_tensor::shape::MAX_RANK];
@@ -141,8 +167,9 @@ pub(crate) fn backward_linear<E: Float>(m: &LinearMeta, ctx: &mut Ctx<'_, E>) {
     let (n_out, n_in) = (w.dims()[0], w.dims()[1]);
     let rows = x.shape().rows();
     let gm = MatRef::new(g.data(), rows, n_out);
+    let pack = ctx.packs(1).map(|p| &p.plain);
     if let Some((dx, beta)) = ctx.grad_beta(0) {
-        gemm(E::ONE, gm, MatRef::new(w.data(), n_out, n_in), beta, MatMut::new(dx, rows, n_in));
+        gemm_maybe_packed(gm, MatRef::new(w.data(), n_out, n_in), pack, beta, MatMut::new(dx, rows, n_in));
     }
     if let Some((dw, beta)) = ctx.grad_beta(1) {
         gemm(E::ONE, gm.t(), MatRef::new(x.data(), rows, n_in), beta, MatMut::new(dw, n_out, n_in));

@@ -5,7 +5,7 @@
 
 use crate::float::Float;
 use crate::kernels::{self, SyncPtr};
-use crate::parallel::{parts_for, PAR_MIN_GEMM_MACS};
+use crate::parallel::{parts_for, PAR_MIN_ELEMS_STREAMING, PAR_MIN_GEMM_MACS};
 use crate::tensor::Tensor;
 use std::any::TypeId;
 
@@ -76,21 +76,22 @@ impl<'a, E: Float> MatMut<'a, E> {
 /// [`threads`](crate::parallel::threads) blocks, each computed by a single-threaded matrixmultiply call on
 /// rayon's pool.
 pub fn gemm<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
-    gemm_on(None, alpha, a, b, beta, c)
+    gemm_on(None, alpha, a, b, None, beta, c)
 }
 
 /// [`gemm`] on the calling thread only, whatever its size: for callers that already split their work across
 /// threads (attention runs its (batch, head) products in parallel, each on one thread).
 pub fn gemm_serial<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
-    gemm_on(Some(1), alpha, a, b, beta, c)
+    gemm_on(Some(1), alpha, a, b, None, beta, c)
 }
 
 /// out = silu(A B_gate) * (A B_up): the SwiGLU of a fused gate/up projection. B = [B_gate | B_up] is [k, 2I]
 /// (gate columns first, as `gate_up_proj` stores them), `out` is a contiguous [m, I]. The bits are those of
 /// [`gemm`] into an [m, 2I] buffer followed by [`kernels::swiglu_rows`]: on an AVX-512 CPU with k <= 256 (one
 /// rounding block) the [m, 2I] product is never stored, each register tile gating its own accumulators;
-/// otherwise it goes through a pooled buffer. Rows are split across threads as [`gemm`] splits them.
-pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, out: &mut [E]) {
+/// otherwise it goes through a pooled buffer, and then B is taken from `pack` if there is one (as in
+/// [`gemm_packed`]). Rows are split across threads as [`gemm`] splits them.
+pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, pack: Option<&mut PackedWeight>, out: &mut [E]) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
         a.cols == b.rows && n % 2 == 0 && out.len() * 2 == m * n,
@@ -126,12 +127,96 @@ pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, out: &mut [E]) 
         return;
     }
     let mut gate_up = Tensor::<E>::uninit([m, n]);
-    gemm(E::ONE, a, b, E::ZERO, MatMut::new(gate_up.data_mut(), m, n));
+    let c = MatMut::new(gate_up.data_mut(), m, n);
+    match pack {
+        Some(pack) => gemm_packed(E::ONE, a, b, pack, E::ZERO, c),
+        None => gemm(E::ONE, a, b, E::ZERO, c),
+    }
     kernels::swiglu_rows(gate_up.data(), inner, out);
 }
 
+/// A right operand B kept packed between [`gemm_packed`] calls: a weight that is multiplied many times between
+/// two updates (21 times per TRM supervision step at T 3, n 6) is packed once instead of in every call. It is a
+/// cache: it remembers which view (data pointer, shape, strides) it holds, and repacks when handed another one,
+/// but it cannot see B's *contents* change, so whoever owns B calls [`PackedWeight::invalidate`] when they do
+/// (`ParamStore` does, on every mutable borrow of a value). Used only by the f32 AVX-512 kernel; elsewhere
+/// [`gemm_packed`] is [`gemm`].
+pub struct PackedWeight {
+    #[cfg(target_arch = "x86_64")]
+    packed: avx512::PackedB,
+    /// The view packed: (data pointer, rows, cols, rs, cs); `None` when nothing valid is held.
+    view: Option<(usize, usize, usize, isize, isize)>,
+}
+
+impl PackedWeight {
+    pub const fn new() -> Self {
+        PackedWeight {
+            #[cfg(target_arch = "x86_64")]
+            packed: avx512::PackedB::new(),
+            view: None,
+        }
+    }
+
+    /// Forgets the packed copy: B's contents changed. The buffer is kept for the next packing.
+    pub fn invalidate(&mut self) {
+        self.view = None;
+    }
+}
+
+impl Default for PackedWeight {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for PackedWeight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedWeight").field("view", &self.view).finish()
+    }
+}
+
+/// [`gemm`] with B taken from (or first packed into) `pack`: the same result, bit for bit. See
+/// [`PackedWeight`] for when the caller must invalidate it.
+pub fn gemm_packed<E: Float>(
+    alpha: E,
+    a: MatRef<'_, E>,
+    b: MatRef<'_, E>,
+    pack: &mut PackedWeight,
+    beta: E,
+    c: MatMut<'_, E>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if TypeId::of::<E>() == TypeId::of::<f32>() && avx512::available() && c.cs == 1 && a.cols == b.rows {
+        b.check("gemm (B)");
+        let view = Some((b.data.as_ptr() as usize, b.rows, b.cols, b.rs, b.cs));
+        if pack.view != view && b.rows > 0 && b.cols > 0 {
+            let parts = parts_for(b.rows * b.cols, PAR_MIN_ELEMS_STREAMING);
+            // SAFETY: B's view was checked against its slice just above.
+            unsafe { pack.packed.pack(b.rows, b.cols, b.data.as_ptr() as *const f32, b.rs, b.cs, parts) };
+            pack.view = view;
+        }
+        return gemm_on(None, alpha, a, b, Some(&pack.packed), beta, c);
+    }
+    gemm(alpha, a, b, beta, c)
+}
+
+/// A packed B for [`gemm_raw`] (nothing to hold off x86-64).
+#[cfg(target_arch = "x86_64")]
+type PreB = avx512::PackedB;
+#[cfg(not(target_arch = "x86_64"))]
+type PreB = ();
+type Pre<'p> = Option<&'p PreB>;
+
 /// [`gemm`] in `parts` blocks (`None`: as many as the size deserves).
-fn gemm_on<E: Float>(parts: Option<usize>, alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
+fn gemm_on<E: Float>(
+    parts: Option<usize>,
+    alpha: E,
+    a: MatRef<'_, E>,
+    b: MatRef<'_, E>,
+    pre: Pre<'_>,
+    beta: E,
+    c: MatMut<'_, E>,
+) {
     assert!(
         a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
         "gemm: cannot multiply [{}, {}] by [{}, {}] into [{}, {}]",
@@ -153,7 +238,7 @@ fn gemm_on<E: Float>(parts: Option<usize>, alpha: E, a: MatRef<'_, E>, b: MatRef
     let cv = RawMat { ptr: SyncPtr(c.data.as_mut_ptr()), rs: c.rs, cs: c.cs };
     // SAFETY: A and B were bounds-checked against their slices and C against its slice just above; C is a
     // unique borrow, so it cannot alias A or B.
-    unsafe { gemm_split(parts, alpha, a, b, beta, cv) }
+    unsafe { gemm_split(parts, alpha, a, b, pre, beta, cv) }
 }
 
 /// A mutable matrix as a raw pointer and strides, so that disjoint blocks of it can go to different threads.
@@ -174,7 +259,15 @@ const BLOCK_ALIGN: usize = 16;
 /// # Safety
 /// `a`, `b` must be in bounds of their slices and `c` must point to a [a.rows, b.cols] matrix with the given
 /// strides, valid for writes and not aliased by A or B.
-unsafe fn gemm_split<E: Float>(parts: usize, alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: RawMat<E>) {
+unsafe fn gemm_split<E: Float>(
+    parts: usize,
+    alpha: E,
+    a: MatRef<'_, E>,
+    b: MatRef<'_, E>,
+    pre: Pre<'_>,
+    beta: E,
+    c: RawMat<E>,
+) {
     let (m, n) = (a.rows, b.cols);
     // Cut the longer side of C: every block repacks the whole of the other operand, so the shorter it is, the
     // less work is duplicated.
@@ -182,7 +275,7 @@ unsafe fn gemm_split<E: Float>(parts: usize, alpha: E, a: MatRef<'_, E>, b: MatR
     let len = if by_rows { m } else { n };
     let block = len.div_ceil(parts.max(1)).next_multiple_of(BLOCK_ALIGN);
     if parts <= 1 || block >= len {
-        return gemm_raw(alpha, a, b, beta, c);
+        return gemm_raw(alpha, a, b, pre.map(|p| (p, 0)), beta, c);
     }
     use rayon::prelude::*;
     (0..len.div_ceil(block)).into_par_iter().for_each(|p| {
@@ -193,11 +286,11 @@ unsafe fn gemm_split<E: Float>(parts: usize, alpha: E, a: MatRef<'_, E>, b: MatR
             if by_rows {
                 let a_blk = MatRef { data: &a.data[lo * a.rs as usize..], rows: hi - lo, ..a };
                 let c_blk = RawMat { ptr: SyncPtr(c.ptr.get().offset(lo as isize * c.rs)), ..c };
-                gemm_raw(alpha, a_blk, b, beta, c_blk)
+                gemm_raw(alpha, a_blk, b, pre.map(|p| (p, 0)), beta, c_blk)
             } else {
                 let b_blk = MatRef { data: &b.data[lo * b.cs as usize..], cols: hi - lo, ..b };
                 let c_blk = RawMat { ptr: SyncPtr(c.ptr.get().offset(lo as isize * c.cs)), ..c };
-                gemm_raw(alpha, a, b_blk, beta, c_blk)
+                gemm_raw(alpha, a, b_blk, pre.map(|p| (p, lo)), beta, c_blk)
             }
         }
     });
@@ -226,8 +319,27 @@ type Sgemm = unsafe fn(
 ///
 /// # Safety
 /// As [`gemm_split`].
-unsafe fn gemm_raw<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: RawMat<E>) {
+unsafe fn gemm_raw<E: Float>(
+    alpha: E,
+    a: MatRef<'_, E>,
+    b: MatRef<'_, E>,
+    pre: Option<(&PreB, usize)>,
+    beta: E,
+    c: RawMat<E>,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = pre;
+    #[cfg(target_arch = "x86_64")]
+    if let Some(pre) = pre.and_then(|(p, col0)| p.at(col0)) {
+        #[rustfmt::skip]
+        return avx512::sgemm_with(
+            m, k, n, alpha.to_f64() as f32,
+            a.data.as_ptr() as *const f32, a.rs, a.cs,
+            b.data.as_ptr() as *const f32, b.rs, b.cs, Some(pre),
+            beta.to_f64() as f32, c.ptr.get() as *mut f32, c.rs, c.cs,
+        );
+    }
     if TypeId::of::<E>() == TypeId::of::<f32>() {
         #[cfg(target_arch = "x86_64")]
         let sgemm: Sgemm = if avx512::available() { avx512::sgemm } else { matrixmultiply::sgemm };
@@ -295,7 +407,7 @@ pub fn gemm_batched<E: Float>(
         let bm = if tb { MatRef::new(bb, n, k).t() } else { MatRef::new(bb, k, n) };
         let cv = RawMat { ptr: SyncPtr(ci.as_mut_ptr()), rs: n as isize, cs: 1 };
         // SAFETY: the views were built by MatRef::new (length-checked); ci is this item's own [m, n] block.
-        unsafe { gemm_split(parts, alpha, am, bm, beta, cv) }
+        unsafe { gemm_split(parts, alpha, am, bm, None, beta, cv) }
     };
     let parts = parts_for(batch * m * k * n, PAR_MIN_GEMM_MACS);
     if parts > 1 && batch >= parts {

@@ -88,6 +88,31 @@ pub(crate) unsafe fn sgemm(
     b: *const f32, rsb: isize, csb: isize,
     beta: f32, c: *mut f32, rsc: isize, csc: isize,
 ) {
+    sgemm_with(m, k, n, alpha, a, rsa, csa, b, rsb, csb, None, beta, c, rsc, csc)
+}
+
+/// A whole B packed once ([`PackedB`]), and which of its columns a call multiplies by: `col0..col0 + n`.
+#[derive(Clone, Copy)]
+pub(crate) struct Prepacked {
+    ptr: *const f32,
+    /// B's columns rounded up to [`NR`]: the floats per step of one rounding block.
+    npad: usize,
+    /// The call's first column of B, a multiple of [`NR`].
+    col0: usize,
+}
+
+/// [`sgemm`], with B~ read from `pre` (the same floats [`pack_b`] would write) instead of packed by this call.
+///
+/// # Safety
+/// As [`sgemm`]; `pre` is B packed by [`PackedB::pack`] and still current, and covers columns col0..col0 + n.
+#[allow(clippy::too_many_arguments)]
+#[rustfmt::skip]
+pub(crate) unsafe fn sgemm_with(
+    m: usize, k: usize, n: usize, alpha: f32,
+    a: *const f32, rsa: isize, csa: isize,
+    b: *const f32, rsb: isize, csb: isize, pre: Option<Prepacked>,
+    beta: f32, c: *mut f32, rsc: isize, csc: isize,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -100,19 +125,24 @@ pub(crate) unsafe fn sgemm(
         }
         return;
     }
-    if csc != 1 && rsc == 1 {
+    if csc != 1 && rsc == 1 && pre.is_none() {
         // C is column-major: compute C^T = B^T A^T, whose rows are contiguous, so the tile's 32 columns are.
         return sgemm(n, k, m, alpha, b, csb, rsb, a, csa, rsa, beta, c, csc, rsc);
     }
     PACKS.with_borrow_mut(|packs| {
         let ap = reserve(&mut packs.a, m.min(MC).next_multiple_of(MR) * k.min(KC));
-        let bp = reserve(&mut packs.b, n.min(NC).next_multiple_of(NR) * k.min(KC));
+        let own = if pre.is_none() { n.min(NC).next_multiple_of(NR) * k.min(KC) } else { 0 };
+        let mut bp = reserve(&mut packs.b, own);
         let twice_from = (m / MM_TILE * MM_TILE, n / MM_TILE * MM_TILE);
         for j0 in (0..n).step_by(NC) {
             let nc = NC.min(n - j0);
             for (l, p0) in (0..k).step_by(KC).enumerate() {
                 let kc = KC.min(k - p0);
-                pack_b(kc, nc, b.offset(p0 as isize * rsb + j0 as isize * csb), rsb, csb, bp);
+                match pre {
+                    // Rounding block l of the whole packed B starts at step p0; its panel of column j at j kc.
+                    Some(pre) => bp = pre.ptr.add(p0 * pre.npad + (pre.col0 + j0) * kc) as *mut f32,
+                    None => pack_b(kc, nc, b.offset(p0 as isize * rsb + j0 as isize * csb), rsb, csb, bp),
+                }
                 let beta = if l == 0 { beta } else { 1.0 };
                 for i0 in (0..m).step_by(MC) {
                     let rows = RowBlock::new(i0, MC.min(m - i0), kc, a.offset(p0 as isize * csa), rsa, csa, ap);
@@ -178,6 +208,51 @@ pub(crate) unsafe fn sgemm_swiglu(
             }
         }
     })
+}
+
+/// A whole B [k, n] packed as [`sgemm`] packs it, kept so that a weight multiplied many times between two
+/// updates is packed once: rounding block l (steps l KC..) holds the [`NR`]-column panels of all n columns,
+/// [kc][NR] each, so a call on any columns from a multiple of NR finds its panels in place.
+pub(crate) struct PackedB {
+    lines: Vec<Line>,
+    npad: usize,
+}
+
+impl PackedB {
+    pub(crate) const fn new() -> Self {
+        PackedB { lines: Vec::new(), npad: 0 }
+    }
+
+    /// Packs B [k, n] (element (p, j) at `b[p rsb + j csb]`) into `self`, reusing its buffer, in `parts` column
+    /// ranges on rayon's pool.
+    ///
+    /// # Safety
+    /// AVX-512F; B's view is in bounds.
+    pub(crate) unsafe fn pack(&mut self, k: usize, n: usize, b: *const f32, rsb: isize, csb: isize, parts: usize) {
+        self.npad = n.next_multiple_of(NR);
+        let (npad, out, b) = (self.npad, reserve(&mut self.lines, self.npad * k) as usize, b as usize);
+        let per = n.div_ceil(parts.max(1)).next_multiple_of(NR);
+        let range = |lo: usize| {
+            let nc = per.min(n - lo);
+            for p0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - p0);
+                let (src, dst) = (b as *const f32, out as *mut f32);
+                // SAFETY: columns lo..lo + nc of rows p0..p0 + kc are in B's view; their panels lie in block
+                // p0's [kc][npad] part of `lines`, which no other range writes.
+                unsafe {
+                    let src = src.offset(p0 as isize * rsb + lo as isize * csb);
+                    pack_b(kc, nc, src, rsb, csb, dst.add(p0 * npad + lo * kc));
+                }
+            }
+        };
+        use rayon::prelude::*;
+        (0..n.div_ceil(per)).into_par_iter().for_each(|i| range(i * per));
+    }
+
+    /// The packed panels for a call on columns col0.. (a multiple of [`NR`]), or `None` if col0 is not one.
+    pub(crate) fn at(&self, col0: usize) -> Option<Prepacked> {
+        col0.is_multiple_of(NR).then_some(Prepacked { ptr: self.lines.as_ptr() as *const f32, npad: self.npad, col0 })
+    }
 }
 
 /// Rows i0..i0 + mc of A for one rounding block of kc columns: a row-major A is read in place (14 runs of kc
