@@ -25,7 +25,8 @@ pub struct ParamStore<E: Float> {
 pub(crate) type Split<'a, E> = (&'a [Tensor<E>], &'a mut [Tensor<E>], &'a [bool], &'a [Packs]);
 
 /// A parameter's packed copies for the GEMM ([`PackedWeight`]), so that a weight used 2(n+1)L times between two
-/// optimizer steps is packed once: as the right operand of `linear`'s x W^T and of its input gradient dY W.
+/// optimizer steps is packed once: as the right operand of `linear`'s x W^T, of its input gradient dY W, and of
+/// the untaped `linear_swiglu`.
 /// Every mutable borrow of the value forgets them. (A `Mutex` only so that ops can use them through `&self`.)
 #[derive(Default)]
 pub(crate) struct Packs {
@@ -33,11 +34,13 @@ pub(crate) struct Packs {
     pub(crate) transposed: Mutex<PackedWeight>,
     /// W, the B of dY W.
     pub(crate) plain: Mutex<PackedWeight>,
+    /// W^T as gate/up pairs, the B of the untaped `linear_swiglu`.
+    pub(crate) pairs: Mutex<PackedWeight>,
 }
 
 impl Packs {
     fn invalidate(&mut self) {
-        for pack in [&mut self.transposed, &mut self.plain] {
+        for pack in [&mut self.transposed, &mut self.plain, &mut self.pairs] {
             pack.get_mut().unwrap_or_else(|e| e.into_inner()).invalidate();
         }
     }

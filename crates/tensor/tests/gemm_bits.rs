@@ -3,8 +3,9 @@
 //! `src/gemm/avx512/mod.rs` for what decides a GEMM's bits).
 //!
 //! `gemm_packed` (B kept packed across calls) gives the same bits as `gemm`, on its first call and when it reuses
-//! the packed copy. `gemm_swiglu` (the gate/up product and SwiGLU in one pass) gives the same bits as matrixmultiply into the
-//! [m, 2I] product followed by `kernels::swiglu_rows`.
+//! the packed copy. `gemm_swiglu` (the gate/up product and SwiGLU in one pass, with or without a packed B) gives
+//! the same bits as matrixmultiply into the [m, 2I] product followed by `kernels::swiglu_rows`, also past one
+//! 256-term rounding block.
 //!
 //! Covered: K across the 256-term rounding blocks (255, 256, 257, 700), M and N across both register tiles
 //! (14 x 32 here, 16 x 16 in matrixmultiply), transposed and padded operands, a column-major C, alpha and beta
@@ -32,7 +33,7 @@ fn same_bits(alpha: f32, a: &Operand, b: &Operand, beta: f32, c: &Operand) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let (rs, cs) = c.strides();
     let mut pack = PackedWeight::new();
-    let mut run = |packed: Option<&mut PackedWeight>| {
+    let run = |packed: Option<&mut PackedWeight>| {
         let mut out = c.buf.clone();
         let cv = MatMut { data: &mut out, rows: m, cols: n, rs, cs };
         match packed {
@@ -71,6 +72,11 @@ fn dim() -> impl Strategy<Value = usize> {
 
 fn depth() -> impl Strategy<Value = usize> {
     prop_oneof![prop::sample::select(vec![0usize, 1, 64, 255, 256, 257, 700]), 0usize..600]
+}
+
+/// One rounding block or several (the fused SwiGLU sums blocks inside its tiles).
+fn swiglu_depth() -> impl Strategy<Value = usize> {
+    prop_oneof![Just(256usize), Just(257), Just(513), 1usize..300, 500usize..800]
 }
 
 fn coefficient() -> impl Strategy<Value = f32> {
@@ -132,7 +138,7 @@ proptest! {
 
     #[test]
     fn gemm_swiglu_has_the_bits_of_gemm_then_swiglu_rows(
-        (m, k, inner) in (dim(), prop_oneof![Just(256usize), Just(257), 1usize..300], 1usize..70),
+        (m, k, inner) in (dim(), swiglu_depth(), 1usize..70),
         layout in (any::<[bool; 2]>(), 0usize..3),
         seed in any::<u64>(),
     ) {
@@ -165,7 +171,7 @@ fn training_shapes_split_across_threads_have_matrixmultiplys_bits() {
         same_bits(alpha, &a, &b, beta, &operand(m, n, false, 0, &mut rng));
     }
     // The token and channel SwiGLUs of the main job and the paper size (x W^T: B column-major).
-    for (m, k, inner) in [(4096, 40, 256), (2560, 64, 256), (4096, 97, 512), (776, 512, 1536)] {
+    for (m, k, inner) in [(4096, 40, 256), (2560, 64, 256), (4096, 97, 512), (776, 512, 1536), (100, 1100, 700)] {
         let (a, b) = (operand(m, k, false, 0, &mut rng), operand(k, 2 * inner, true, 0, &mut rng));
         same_swiglu_bits(&a, &b);
     }

@@ -61,7 +61,7 @@ impl<E: Float> Tape<E> {
         let (rows, n_in, inner) = (xs.rows(), ws.dim(1), ws.dim(0) / 2);
         let mut h = Tensor::uninit(with_last(xs, inner));
         let w_t = MatRef::new(wt.data(), 2 * inner, n_in).t();
-        let mut pack = self.packs(w).map(|p| p.transposed.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut pack = self.packs(w).map(|p| p.pairs.lock().unwrap_or_else(|e| e.into_inner()));
         gemm_swiglu(MatRef::new(xt.data(), rows, n_in), w_t, pack.as_deref_mut(), h.data_mut());
         drop(pack);
         // Untaped: there is nothing to record, so the result is a plain value.

@@ -87,10 +87,10 @@ pub fn gemm_serial<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta:
 
 /// out = silu(A B_gate) * (A B_up): the SwiGLU of a fused gate/up projection. B = [B_gate | B_up] is [k, 2I]
 /// (gate columns first, as `gate_up_proj` stores them), `out` is a contiguous [m, I]. The bits are those of
-/// [`gemm`] into an [m, 2I] buffer followed by [`kernels::swiglu_rows`]: on an AVX-512 CPU with k <= 256 (one
-/// rounding block) the [m, 2I] product is never stored, each register tile gating its own accumulators;
-/// otherwise it goes through a pooled buffer, and then B is taken from `pack` if there is one (as in
-/// [`gemm_packed`]). Rows are split across threads as [`gemm`] splits them.
+/// [`gemm`] into an [m, 2I] buffer followed by [`kernels::swiglu_rows`]: on an AVX-512 CPU the [m, 2I] product
+/// is never stored, each register tile gating its own accumulators (and B is taken from `pack` when there is
+/// one, as in [`gemm_packed`]); otherwise it goes through a pooled buffer. Rows are split across threads as
+/// [`gemm`] splits them.
 pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, pack: Option<&mut PackedWeight>, out: &mut [E]) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
@@ -107,14 +107,25 @@ pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, pack: Option<&m
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if TypeId::of::<E>() == TypeId::of::<f32>() && avx512::available() && k <= avx512::KC {
+    if TypeId::of::<E>() == TypeId::of::<f32>() && avx512::available() {
+        let pre = pack.map(|pack| {
+            let view = Some((b.data.as_ptr() as usize, b.rows, b.cols, b.rs, b.cs, Layout::Pairs));
+            if pack.view != view {
+                let parts = parts_for(k * n, PAR_MIN_ELEMS_STREAMING);
+                // SAFETY: B's view was checked against its slice above.
+                unsafe { pack.packed.pack_pairs(k, inner, b.data.as_ptr() as *const f32, b.rs, b.cs, parts) };
+                pack.view = view;
+            }
+            &pack.packed
+        });
         let rows = |lo: usize, o: &mut [E]| {
             // SAFETY: A and B were bounds-checked above; rows lo..lo + o.len() / inner of A exist, and `o` is
-            // exactly those rows of the output, owned by this call.
+            // exactly those rows of the output, owned by this call; `pre` was packed from this B.
             unsafe {
                 let (a_rows, rows) = (a.data.as_ptr().offset(lo as isize * a.rs) as *const f32, o.len() / inner);
                 let (b_ptr, o_ptr) = (b.data.as_ptr() as *const f32, o.as_mut_ptr() as *mut f32);
-                avx512::sgemm_swiglu(rows, k, inner, a_rows, a.rs, a.cs, b_ptr, b.rs, b.cs, o_ptr, inner as isize)
+                let (rsa, csa, rsb, csb) = (a.rs, a.cs, b.rs, b.cs);
+                avx512::sgemm_swiglu(rows, k, inner, a_rows, rsa, csa, b_ptr, rsb, csb, pre, o_ptr, inner as isize)
             }
         };
         let block = m.div_ceil(parts_for(m * k * n, PAR_MIN_GEMM_MACS)).next_multiple_of(BLOCK_ALIGN);
@@ -144,8 +155,16 @@ pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, pack: Option<&m
 pub struct PackedWeight {
     #[cfg(target_arch = "x86_64")]
     packed: avx512::PackedB,
-    /// The view packed: (data pointer, rows, cols, rs, cs); `None` when nothing valid is held.
-    view: Option<(usize, usize, usize, isize, isize)>,
+    /// The view packed: (data pointer, rows, cols, rs, cs, layout); `None` when nothing valid is held.
+    view: Option<(usize, usize, usize, isize, isize, Layout)>,
+}
+
+/// How a [`PackedWeight`] holds B: as [`gemm`]'s panels, or as [`gemm_swiglu`]'s gate/up pairs.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    Panels,
+    Pairs,
 }
 
 impl PackedWeight {
@@ -188,7 +207,7 @@ pub fn gemm_packed<E: Float>(
     #[cfg(target_arch = "x86_64")]
     if TypeId::of::<E>() == TypeId::of::<f32>() && avx512::available() && c.cs == 1 && a.cols == b.rows {
         b.check("gemm (B)");
-        let view = Some((b.data.as_ptr() as usize, b.rows, b.cols, b.rs, b.cs));
+        let view = Some((b.data.as_ptr() as usize, b.rows, b.cols, b.rs, b.cs, Layout::Panels));
         if pack.view != view && b.rows > 0 && b.cols > 0 {
             let parts = parts_for(b.rows * b.cols, PAR_MIN_ELEMS_STREAMING);
             // SAFETY: B's view was checked against its slice just above.

@@ -24,12 +24,14 @@
 //! untaped `linear_swiglu` of the tape.
 
 mod pack;
+mod swiglu;
 
-use crate::simd;
-use pack::{lanes, pack_a, pack_b, pack_b_pairs};
+pub(crate) use pack::PackedB;
+use pack::{pack_a, pack_b};
 use std::arch::x86_64::*;
 use std::cell::RefCell;
-use wide::f32x8;
+use swiglu::gate_row;
+pub(crate) use swiglu::sgemm_swiglu;
 
 /// Terms of the K sum per rounding into C: matrixmultiply's `S_KC`. Changing it changes results.
 pub(crate) const KC: usize = 256;
@@ -54,8 +56,10 @@ pub(crate) fn available() -> bool {
 #[repr(C, align(64))]
 struct Line([f32; 16]);
 
-/// Per-thread packing buffers. They grow to the largest GEMM a thread has run and stay, so a training step
-/// allocates nothing once every shape has been seen.
+/// Per-thread packing buffers. The first call on a thread sizes them for any [`sgemm`] (an MC x KC block of A~,
+/// a KC x NC block of B~); only [`sgemm_swiglu`] past KC terms grows A~'s further. Which thread runs which
+/// block of a split GEMM depends on scheduling, so buffers that grew shape by shape could still grow late in a
+/// run; these do not, and a training step allocates nothing.
 struct Packs {
     a: Vec<Line>,
     b: Vec<Line>,
@@ -94,11 +98,11 @@ pub(crate) unsafe fn sgemm(
 /// A whole B packed once ([`PackedB`]), and which of its columns a call multiplies by: `col0..col0 + n`.
 #[derive(Clone, Copy)]
 pub(crate) struct Prepacked {
-    ptr: *const f32,
+    pub(super) ptr: *const f32,
     /// B's columns rounded up to [`NR`]: the floats per step of one rounding block.
-    npad: usize,
+    pub(super) npad: usize,
     /// The call's first column of B, a multiple of [`NR`].
-    col0: usize,
+    pub(super) col0: usize,
 }
 
 /// [`sgemm`], with B~ read from `pre` (the same floats [`pack_b`] would write) instead of packed by this call.
@@ -130,9 +134,8 @@ pub(crate) unsafe fn sgemm_with(
         return sgemm(n, k, m, alpha, b, csb, rsb, a, csa, rsa, beta, c, csc, rsc);
     }
     PACKS.with_borrow_mut(|packs| {
-        let ap = reserve(&mut packs.a, m.min(MC).next_multiple_of(MR) * k.min(KC));
-        let own = if pre.is_none() { n.min(NC).next_multiple_of(NR) * k.min(KC) } else { 0 };
-        let mut bp = reserve(&mut packs.b, own);
+        let ap = reserve(&mut packs.a, MC * KC);
+        let mut bp = reserve(&mut packs.b, NC * KC);
         let twice_from = (m / MM_TILE * MM_TILE, n / MM_TILE * MM_TILE);
         for j0 in (0..n).step_by(NC) {
             let nc = NC.min(n - j0);
@@ -167,92 +170,6 @@ pub(crate) unsafe fn sgemm_with(
             }
         }
     })
-}
-
-/// out = silu(A B_gate) * (A B_up) for f32, single-threaded, where B = [B_gate | B_up] is [k, 2 inner] (gate
-/// columns first, as in `gate_up_proj`) and `out` is [m, inner] with rows `rso` apart: the SwiGLU of a fused
-/// projection without storing the [m, 2 inner] product. Each tile pairs 16 gate columns with their 16 up columns
-/// and applies `simd::silu(g) * u` to its accumulators; the bits are those of [`sgemm`] into [m, 2 inner]
-/// followed by `kernels::swiglu_rows`. Only one rounding block: k <= [`KC`].
-///
-/// # Safety
-/// As [`sgemm`], with k <= KC and `out` [m, inner] valid for writes and not aliased by A or B.
-#[allow(clippy::too_many_arguments)]
-#[rustfmt::skip]
-pub(crate) unsafe fn sgemm_swiglu(
-    m: usize, k: usize, inner: usize,
-    a: *const f32, rsa: isize, csa: isize,
-    b: *const f32, rsb: isize, csb: isize,
-    out: *mut f32, rso: isize,
-) {
-    assert!(k <= KC, "sgemm_swiglu: k = {k} needs more than one rounding block");
-    if m == 0 || inner == 0 {
-        return;
-    }
-    PACKS.with_borrow_mut(|packs| {
-        let ap = reserve(&mut packs.a, m.min(MC).next_multiple_of(MR) * k);
-        let bp = reserve(&mut packs.b, inner.div_ceil(16) * NR * k);
-        pack_b_pairs(k, inner, b, rsb, csb, bp);
-        for i0 in (0..m).step_by(MC) {
-            let rows = RowBlock::new(i0, MC.min(m - i0), k, a, rsa, csa, ap);
-            for ir in (0..rows.mc).step_by(MR) {
-                for (q, j) in (0..inner).step_by(16).enumerate() {
-                    let i = i0 + ir;
-                    let out = Out {
-                        c: out.offset(i as isize * rso + j as isize), rsc: rso, csc: 1,
-                        rows: MR.min(m - i), cols: 16.min(inner - j),
-                        twice_from: (MR, NR), alpha: 1.0, beta: 0.0,
-                    };
-                    run_tile::<2, true>(k, rows.panel(ir), bp.add(q * NR * k), &out);
-                }
-            }
-        }
-    })
-}
-
-/// A whole B [k, n] packed as [`sgemm`] packs it, kept so that a weight multiplied many times between two
-/// updates is packed once: rounding block l (steps l KC..) holds the [`NR`]-column panels of all n columns,
-/// [kc][NR] each, so a call on any columns from a multiple of NR finds its panels in place.
-pub(crate) struct PackedB {
-    lines: Vec<Line>,
-    npad: usize,
-}
-
-impl PackedB {
-    pub(crate) const fn new() -> Self {
-        PackedB { lines: Vec::new(), npad: 0 }
-    }
-
-    /// Packs B [k, n] (element (p, j) at `b[p rsb + j csb]`) into `self`, reusing its buffer, in `parts` column
-    /// ranges on rayon's pool.
-    ///
-    /// # Safety
-    /// AVX-512F; B's view is in bounds.
-    pub(crate) unsafe fn pack(&mut self, k: usize, n: usize, b: *const f32, rsb: isize, csb: isize, parts: usize) {
-        self.npad = n.next_multiple_of(NR);
-        let (npad, out, b) = (self.npad, reserve(&mut self.lines, self.npad * k) as usize, b as usize);
-        let per = n.div_ceil(parts.max(1)).next_multiple_of(NR);
-        let range = |lo: usize| {
-            let nc = per.min(n - lo);
-            for p0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - p0);
-                let (src, dst) = (b as *const f32, out as *mut f32);
-                // SAFETY: columns lo..lo + nc of rows p0..p0 + kc are in B's view; their panels lie in block
-                // p0's [kc][npad] part of `lines`, which no other range writes.
-                unsafe {
-                    let src = src.offset(p0 as isize * rsb + lo as isize * csb);
-                    pack_b(kc, nc, src, rsb, csb, dst.add(p0 * npad + lo * kc));
-                }
-            }
-        };
-        use rayon::prelude::*;
-        (0..n.div_ceil(per)).into_par_iter().for_each(|i| range(i * per));
-    }
-
-    /// The packed panels for a call on columns col0.. (a multiple of [`NR`]), or `None` if col0 is not one.
-    pub(crate) fn at(&self, col0: usize) -> Option<Prepacked> {
-        col0.is_multiple_of(NR).then_some(Prepacked { ptr: self.lines.as_ptr() as *const f32, npad: self.npad, col0 })
-    }
 }
 
 /// Rows i0..i0 + mc of A for one rounding block of kc columns: a row-major A is read in place (14 runs of kc
@@ -299,6 +216,19 @@ impl RowBlock {
 enum Panel {
     InPlace(InPlace),
     Packed(Packed),
+}
+
+impl Panel {
+    /// The same panel from step `p` on.
+    ///
+    /// # Safety
+    /// The panel has more than `p` steps.
+    unsafe fn skip(self, p: usize) -> Panel {
+        match self {
+            Panel::InPlace(InPlace(ptr, rs)) => Panel::InPlace(InPlace(ptr.add(p), rs)),
+            Panel::Packed(Packed(ptr)) => Panel::Packed(Packed(ptr.add(p * MR))),
+        }
+    }
 }
 
 /// [`tile`] on either kind of A panel.
@@ -398,15 +328,10 @@ unsafe fn tile<const NV: usize, A: PanelA, const SWIGLU: bool>(kc: usize, mut a:
         // ab[r][0] is a gate and ab[r][1] its up, as sgemm with alpha 1 and beta 0 would store them; then
         // kernels::swiglu_rows's own formula, on 8-lane vectors as there (each lane is computed alone).
         for (r, row) in ab.iter().enumerate().take(rows) {
-            let (mut g, mut u, mut h) = (Line([0.0; 16]), Line([0.0; 16]), Line([0.0; 16]));
+            let (mut g, mut u) = (Line([0.0; 16]), Line([0.0; 16]));
             _mm512_store_ps(g.0.as_mut_ptr(), row[0]);
             _mm512_store_ps(u.0.as_mut_ptr(), row[NV - 1]);
-            for half in 0..2 {
-                let lanes8 = |x: &Line| f32x8::from(<[f32; 8]>::try_from(&x.0[8 * half..8 * half + 8]).unwrap());
-                let hv = simd::silu(lanes8(&g)) * lanes8(&u);
-                h.0[8 * half..8 * half + 8].copy_from_slice(&hv.to_array());
-            }
-            _mm512_mask_storeu_ps(c.offset(r as isize * rsc), lanes(cols), _mm512_load_ps(h.0.as_ptr()));
+            gate_row(&g, &u, c.offset(r as isize * rsc), cols);
         }
         return;
     }

@@ -1,7 +1,7 @@
 //! The packers of the AVX-512 GEMM: A into [kc][MR] panels, B into [kc][NR] panels (or gate/up pairs for the
 //! fused SwiGLU), transposing 16 x 16 blocks in registers where the source runs the other way.
 
-use super::{MR, NR};
+use super::{reserve, Line, Prepacked, KC, MR, NR};
 use std::arch::x86_64::*;
 
 /// Lanes 0..n of a vector (n <= 16).
@@ -56,15 +56,26 @@ pub(super) unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rsb: isize, csb
     }
 }
 
-/// Packs B for [`super::sgemm_swiglu`]: panel q holds gate columns 16q.. and, beside them, up columns inner + 16q..
-/// (16 each, zero past `inner`), so one tile's two accumulator columns are a gate and its up.
+/// Packs B for [`super::sgemm_swiglu`]: panel q (of `panels`, from q0 on) holds gate columns 16q.. and, beside
+/// them, up columns inner + 16q.. (16 each, zero past `inner`), so one tile's two accumulator columns are a gate
+/// and its up.
 ///
 /// # Safety
-/// As [`pack_b`]; B has 2 `inner` columns; `out` holds `inner` rounded up to 16, times 2 kc, floats.
+/// As [`pack_b`]; B has 2 `inner` columns; `out` holds `panels.len()` times 2 x 16 kc floats.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn pack_b_pairs(kc: usize, inner: usize, b: *const f32, rsb: isize, csb: isize, out: *mut f32) {
-    for (q, j) in (0..inner).step_by(16).enumerate() {
-        let (panel, cols) = (out.add(q * NR * kc), 16.min(inner - j));
+pub(super) unsafe fn pack_b_pairs(
+    kc: usize,
+    panels: std::ops::Range<usize>,
+    inner: usize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    out: *mut f32,
+) {
+    let q0 = panels.start;
+    for q in panels {
+        let (j, panel) = (16 * q, out.add((q - q0) * NR * kc));
+        let cols = 16.min(inner - j);
         pack_b_half(kc, cols, b.offset(j as isize * csb), rsb, csb, panel);
         pack_b_half(kc, cols, b.offset((inner + j) as isize * csb), rsb, csb, panel.add(16));
     }
@@ -160,4 +171,78 @@ const fn swap_indices(d: usize) -> ([i32; 16], [i32; 16]) {
         j += 1;
     }
     (upper, lower)
+}
+
+/// A whole B [k, n] packed as [`super::sgemm`] packs it, kept so that a weight multiplied many times between two
+/// updates is packed once: rounding block l (steps l KC..) holds the [`NR`]-column panels of all n columns,
+/// [kc][NR] each, so a call on any columns from a multiple of NR finds its panels in place.
+pub(crate) struct PackedB {
+    lines: Vec<Line>,
+    npad: usize,
+}
+
+impl PackedB {
+    pub(crate) const fn new() -> Self {
+        PackedB { lines: Vec::new(), npad: 0 }
+    }
+
+    /// Packs B [k, n] (element (p, j) at `b[p rsb + j csb]`) into `self`, reusing its buffer, in `parts` column
+    /// ranges on rayon's pool.
+    ///
+    /// # Safety
+    /// AVX-512F; B's view is in bounds.
+    pub(crate) unsafe fn pack(&mut self, k: usize, n: usize, b: *const f32, rsb: isize, csb: isize, parts: usize) {
+        self.npad = n.next_multiple_of(NR);
+        let (npad, out, b) = (self.npad, reserve(&mut self.lines, self.npad * k) as usize, b as usize);
+        let per = n.div_ceil(parts.max(1)).next_multiple_of(NR);
+        let range = |lo: usize| {
+            let nc = per.min(n - lo);
+            for p0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - p0);
+                let (src, dst) = (b as *const f32, out as *mut f32);
+                // SAFETY: columns lo..lo + nc of rows p0..p0 + kc are in B's view; their panels lie in block
+                // p0's [kc][npad] part of `lines`, which no other range writes.
+                unsafe {
+                    let src = src.offset(p0 as isize * rsb + lo as isize * csb);
+                    pack_b(kc, nc, src, rsb, csb, dst.add(p0 * npad + lo * kc));
+                }
+            }
+        };
+        use rayon::prelude::*;
+        (0..n.div_ceil(per)).into_par_iter().for_each(|i| range(i * per));
+    }
+
+    /// Packs B [k, 2 inner] = [B_gate | B_up] into pair panels for [`super::sgemm_swiglu`] (all k steps per
+    /// panel), in `parts` panel ranges on rayon's pool.
+    ///
+    /// # Safety
+    /// AVX-512F; B's view is in bounds.
+    #[rustfmt::skip]
+    pub(crate) unsafe fn pack_pairs(
+        &mut self, k: usize, inner: usize, b: *const f32, rsb: isize, csb: isize, parts: usize,
+    ) {
+        let panels = inner.div_ceil(16);
+        self.npad = 2 * 16 * panels;
+        let (out, b) = (reserve(&mut self.lines, self.npad * k) as usize, b as usize);
+        let per = panels.div_ceil(parts.max(1));
+        use rayon::prelude::*;
+        (0..panels.div_ceil(per)).into_par_iter().for_each(|i| {
+            let q0 = i * per;
+            // SAFETY: panels q0.. of B~ lie in `lines` from q0 x 32 k, written by this range only.
+            unsafe {
+                let dst = (out as *mut f32).add(q0 * NR * k);
+                pack_b_pairs(k, q0..panels.min(q0 + per), inner, b as *const f32, rsb, csb, dst)
+            }
+        });
+    }
+
+    /// The packed floats.
+    pub(super) fn floats(&self) -> *const f32 {
+        self.lines.as_ptr() as *const f32
+    }
+
+    /// The packed panels for a call on columns col0.. (a multiple of [`NR`]), or `None` if col0 is not one.
+    pub(crate) fn at(&self, col0: usize) -> Option<Prepacked> {
+        col0.is_multiple_of(NR).then_some(Prepacked { ptr: self.lines.as_ptr() as *const f32, npad: self.npad, col0 })
+    }
 }
