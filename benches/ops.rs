@@ -35,6 +35,7 @@ struct OpCase {
 
 fn cases() -> Vec<OpCase> {
     let swiglu = |t: &mut Tape<f32>, v: &[Var], _: Option<(Var, Var)>| t.swiglu(v[0]);
+    let linear_swiglu = |t: &mut Tape<f32>, v: &[Var], _: Option<(Var, Var)>| t.linear_swiglu(v[0], v[1]);
     let add_rms = |t: &mut Tape<f32>, v: &[Var], _: Option<(Var, Var)>| t.add_rms_norm(v[0], v[1], 1e-5);
     let transpose = |t: &mut Tape<f32>, v: &[Var], _: Option<(Var, Var)>| t.transpose(v[0]);
     let att_main = |t: &mut Tape<f32>, v: &[Var], r: Option<(Var, Var)>| t.attention(v[0], 4, r);
@@ -59,6 +60,22 @@ fn cases() -> Vec<OpCase> {
             inputs: vec![vec![776, 3072]],
             elems: 776 * 4608,
             apply: swiglu,
+            rope: None,
+        },
+        // The gate/up projection and its SwiGLU: untaped ("fwd") one fused GEMM, recorded the two ops. The weight
+        // is a plain input here, so it is packed on every call (a parameter's packing is kept across calls).
+        OpCase {
+            name: "linear_swiglu main mlp x[2560, 64] W[512, 64]",
+            inputs: vec![vec![2560, 64], vec![512, 64]],
+            elems: 2560 * (64 + 256),
+            apply: linear_swiglu,
+            rope: None,
+        },
+        OpCase {
+            name: "linear_swiglu paper x[776, 512] W[3072, 512]",
+            inputs: vec![vec![776, 512], vec![3072, 512]],
+            elems: 776 * (512 + 1536),
+            apply: linear_swiglu,
             rope: None,
         },
         OpCase {
