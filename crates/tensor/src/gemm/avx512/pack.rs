@@ -175,7 +175,8 @@ const fn swap_indices(d: usize) -> ([i32; 16], [i32; 16]) {
 
 /// A whole B [k, n] packed as [`super::sgemm`] packs it, kept so that a weight multiplied many times between two
 /// updates is packed once: rounding block l (steps l KC..) holds the [`NR`]-column panels of all n columns,
-/// [kc][NR] each, so a call on any columns from a multiple of NR finds its panels in place.
+/// [kc][NR] each, so a call on any columns from a multiple of NR finds its panels in place. Or, packed by
+/// [`PackedB::pack_pairs`], the gate/up pair panels of [`super::sgemm_swiglu`], each over all k steps.
 pub(crate) struct PackedB {
     lines: Vec<Line>,
     npad: usize,

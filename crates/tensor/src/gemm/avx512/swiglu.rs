@@ -9,9 +9,9 @@ use wide::f32x8;
 /// out = silu(A B_gate) * (A B_up) for f32, single-threaded, where B = [B_gate | B_up] is [k, 2 inner] (gate
 /// columns first, as in `gate_up_proj`) and `out` is [m, inner] with rows `rso` apart: the SwiGLU of a fused
 /// projection without storing the [m, 2 inner] product. Each tile pairs 16 gate columns with their 16 up columns
-/// and applies `simd::silu(g) * u` to its accumulators; the bits are those of [`super::sgemm`] into [m, 2 inner]
-/// followed by `kernels::swiglu_rows`. Past [`super::KC`] terms a tile adds its rounding blocks as sgemm rounds them
-/// into C. `pre` is B already packed by [`PackedB::pack_pairs`].
+/// and applies `simd::silu(g) * u` to its accumulators; the bits are those of [`super::sgemm`] into
+/// [m, 2 inner] followed by `kernels::swiglu_rows`. Past [`KC`] terms a tile adds its rounding blocks as sgemm
+/// rounds them into C. `pre` is B already packed by [`PackedB::pack_pairs`].
 ///
 /// # Safety
 /// As [`super::sgemm`], with `out` [m, inner] valid for writes and not aliased by A or B; `pre` is current.
@@ -59,7 +59,8 @@ pub(crate) unsafe fn sgemm_swiglu(
 }
 
 /// One tile of [`sgemm_swiglu`]: gated in registers when k fits one rounding block; past that, the blocks go
-/// through [`super::sgemm`]'s own tiles into a 14 x 32 scratch C (C = ab, then C = 1 ab + 1 C), which is then gated.
+/// through [`super::sgemm`]'s own tiles into a 14 x 32 scratch C (C = ab, then C = 1 ab + 1 C), which is then
+/// gated.
 ///
 /// # Safety
 /// As `super::tile`, with `out` 16 columns wide at most.
