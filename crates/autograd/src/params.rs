@@ -26,8 +26,8 @@ pub(crate) type Split<'a, E> = (&'a [Tensor<E>], &'a mut [Tensor<E>], &'a [bool]
 
 /// A parameter's packed copies for the GEMM ([`PackedWeight`]), so that a weight used 2(n+1)L times between two
 /// optimizer steps is packed once: as the right operand of `linear`'s x W^T, of its input gradient dY W, and of
-/// the untaped `linear_swiglu`.
-/// Every mutable borrow of the value forgets them. (A `Mutex` only so that ops can use them through `&self`.)
+/// the untaped `linear_swiglu`. Every mutable borrow of the value forgets them (`ops::matmul`'s tests check it).
+/// A `Mutex` only so that ops can use them through `&self`.
 #[derive(Default)]
 pub(crate) struct Packs {
     /// W^T, the B of x W^T.

@@ -261,6 +261,47 @@ mod tests {
         }
     }
 
+    /// A parameter's packed copies (x W^T, dY W, the untaped SwiGLU's pairs) follow its value: after each kind of
+    /// mutable borrow the three products equal plain GEMMs of the new values (f32, so that on an AVX-512 CPU the
+    /// packed path runs; K = 300 spans two rounding blocks).
+    #[test]
+    fn a_changed_parameter_is_repacked() {
+        let (rows, n_in, n_out) = (50, 300, 40);
+        let mut params = ParamStore::new();
+        let w = params.add("w", standard_normal(&[n_out, n_in], 1).cast::<f32>());
+        let mut tape = Tape::new(params);
+        let (xt, gt) = (standard_normal(&[rows, n_in], 2).cast::<f32>(), standard_normal(&[rows, n_out], 3).cast());
+        let product = |a: MatRef<'_, f32>, b: MatRef<'_, f32>| {
+            let mut c = vec![0.0f32; a.rows * b.cols];
+            gemm(1.0, a, b, 0.0, MatMut::new(&mut c, a.rows, b.cols));
+            c
+        };
+        let same = |got: &[f32], want: &[f32], what: &str| {
+            let first = got.iter().zip(want).position(|(g, w)| g.to_bits() != w.to_bits());
+            assert!(first.is_none(), "{what}: element {first:?} differs from a plain GEMM of the current weight");
+        };
+        for change in 0..3 {
+            match change {
+                1 => tape.params.value_mut(w).data_mut().iter_mut().for_each(|v| *v *= -2.0),
+                2 => tape.params.value_and_grad_mut(w).0.data_mut()[7] += 1.0,
+                _ => {}
+            }
+            let wv = tape.params.value(w).clone();
+            let (wm, xm) = (MatRef::new(wv.data(), n_out, n_in), MatRef::new(xt.data(), rows, n_in));
+            let x = tape.leaf(xt.clone());
+            let y = tape.linear(x, w.into(), None);
+            same(tape.value(y).data(), &product(xm, wm.t()), &format!("x W^T after change {change}"));
+            tape.backward_with(&mut [(y, gt.clone())]);
+            let dx = product(MatRef::new(gt.data(), rows, n_out), wm);
+            same(tape.grad(x).unwrap().data(), &dx, &format!("dY W after change {change}"));
+            let h = tape.no_grad(|t| t.linear_swiglu(x, w.into()));
+            let mut want = vec![0.0f32; rows * n_out / 2];
+            loopgrad_tensor::kernels::swiglu_rows(&product(xm, wm.t()), n_out / 2, &mut want);
+            same(tape.value(h).data(), &want, &format!("linear_swiglu after change {change}"));
+            tape.reset();
+        }
+    }
+
     #[test]
     #[should_panic(expected = "linear: input of shape [2, 3] does not fit a weight of shape [4, 2] ([out, in])")]
     fn linear_shape_mismatch_names_both_shapes() {
