@@ -263,10 +263,11 @@ mod tests {
 
     /// A parameter's packed copies (x W^T, dY W, the untaped SwiGLU's pairs) follow its value: after each kind of
     /// mutable borrow the three products equal plain GEMMs of the new values (f32, so that on an AVX-512 CPU the
-    /// packed path runs; K = 300 spans two rounding blocks).
+    /// packed path runs; K = 300 spans two rounding blocks, and on two threads x W^T and dY W split by columns,
+    /// so a block starts past column 0 of the packed copy).
     #[test]
     fn a_changed_parameter_is_repacked() {
-        let (rows, n_in, n_out) = (50, 300, 40);
+        let (rows, n_in, n_out) = (40, 300, 96);
         let mut params = ParamStore::new();
         let w = params.add("w", standard_normal(&[n_out, n_in], 1).cast::<f32>());
         let mut tape = Tape::new(params);

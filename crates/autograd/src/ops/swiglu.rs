@@ -63,8 +63,9 @@ impl<E: Float> Tape<E> {
         let w_t = MatRef::new(wt.data(), 2 * inner, n_in).t();
         let mut pack = self.packs(w).map(|p| p.pairs.lock().unwrap_or_else(|e| e.into_inner()));
         gemm_swiglu(MatRef::new(xt.data(), rows, n_in), w_t, pack.as_deref_mut(), h.data_mut());
-        drop(pack); // it borrows the tape, which `constant` needs mutably
-                    // Untaped: there is nothing to record, so the result is a plain value.
+        // The lock borrows the tape, which `constant` needs mutably. Untaped: there is nothing to record, so the
+        // result is a plain value.
+        drop(pack);
         self.constant(h)
     }
 }

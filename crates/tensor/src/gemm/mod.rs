@@ -112,6 +112,8 @@ pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, pack: Option<&m
             let view = Some((b.data.as_ptr() as usize, b.rows, b.cols, b.rs, b.cs, Layout::Pairs));
             if pack.view != view {
                 let parts = parts_for(k * n, PAR_MIN_ELEMS_STREAMING);
+                // Nothing valid while the buffer is rewritten (a panic here must not leave the old key on it).
+                pack.view = None;
                 // SAFETY: B's view was checked against its slice above.
                 unsafe { pack.packed.pack_pairs(k, inner, b.data.as_ptr() as *const f32, b.rs, b.cs, parts) };
                 pack.view = view;
@@ -150,8 +152,9 @@ pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, pack: Option<&m
 /// two updates (21 times per TRM supervision step at T 3, n 6) is packed once instead of in every call. It is a
 /// cache: it remembers which view (data pointer, shape, strides) it holds, and repacks when handed another one,
 /// but it cannot see B's *contents* change, so whoever owns B calls [`PackedWeight::invalidate`] when they do
-/// (`ParamStore` does, on every mutable borrow of a value). Used only by the f32 AVX-512 kernel; elsewhere
-/// [`gemm_packed`] is [`gemm`].
+/// (`ParamStore` does, on every mutable borrow of a value). Keep one tied to one long-lived buffer: a buffer
+/// freed and handed out again (the tensor pool does that) would look like the view it packed. Used only by the
+/// f32 AVX-512 kernel; elsewhere [`gemm_packed`] is [`gemm`].
 pub struct PackedWeight {
     #[cfg(target_arch = "x86_64")]
     packed: avx512::PackedB,
@@ -210,6 +213,8 @@ pub fn gemm_packed<E: Float>(
         let view = Some((b.data.as_ptr() as usize, b.rows, b.cols, b.rs, b.cs, Layout::Panels));
         if pack.view != view && b.rows > 0 && b.cols > 0 {
             let parts = parts_for(b.rows * b.cols, PAR_MIN_ELEMS_STREAMING);
+            // Nothing valid while the buffer is rewritten (a panic here must not leave the old key on it).
+            pack.view = None;
             // SAFETY: B's view was checked against its slice just above.
             unsafe { pack.packed.pack(b.rows, b.cols, b.data.as_ptr() as *const f32, b.rs, b.cs, parts) };
             pack.view = view;
@@ -292,7 +297,10 @@ unsafe fn gemm_split<E: Float>(
     // less work is duplicated.
     let by_rows = m >= n;
     let len = if by_rows { m } else { n };
-    let block = len.div_ceil(parts.max(1)).next_multiple_of(BLOCK_ALIGN);
+    // With a packed B, column blocks start on its 32-column panels (still multiples of BLOCK_ALIGN) so that
+    // every block finds its panels in place.
+    let align = if pre.is_some() && !by_rows { 2 * BLOCK_ALIGN } else { BLOCK_ALIGN };
+    let block = len.div_ceil(parts.max(1)).next_multiple_of(align);
     if parts <= 1 || block >= len {
         return gemm_raw(alpha, a, b, pre.map(|p| (p, 0)), beta, c);
     }
@@ -350,7 +358,7 @@ unsafe fn gemm_raw<E: Float>(
     #[cfg(not(target_arch = "x86_64"))]
     let _ = pre;
     #[cfg(target_arch = "x86_64")]
-    if let Some(pre) = pre.and_then(|(p, col0)| p.at(col0)) {
+    if let Some(pre) = pre.and_then(|(p, col0)| p.at(col0)).filter(|_| TypeId::of::<E>() == TypeId::of::<f32>()) {
         #[rustfmt::skip]
         return avx512::sgemm_with(
             m, k, n, alpha.to_f64() as f32,

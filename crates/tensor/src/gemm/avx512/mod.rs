@@ -34,7 +34,7 @@ use swiglu::gate_row;
 pub(crate) use swiglu::sgemm_swiglu;
 
 /// Terms of the K sum per rounding into C: matrixmultiply's `S_KC`. Changing it changes results.
-pub(crate) const KC: usize = 256;
+const KC: usize = 256;
 /// Rows of the register tile (broadcasts of A).
 const MR: usize = 14;
 /// Columns of the register tile: two zmm vectors of packed B.
@@ -43,6 +43,9 @@ const NR: usize = 32;
 const MC: usize = MR * 8;
 /// Columns of B packed at a time: 256 x 1024 f32 = 1 MiB, resident in the 2 MiB L2.
 const NC: usize = NR * 32;
+/// Steps of A~ each thread's buffer holds from its first call: the fused SwiGLU's K (512 at the paper size) up
+/// to this packs A~ for all its rounding blocks at once.
+const A_PACK_K: usize = 4 * KC;
 /// matrixmultiply's register tile, which decides where its epilogue rounds twice (point 3 above).
 const MM_TILE: usize = 16;
 
@@ -56,10 +59,11 @@ pub(crate) fn available() -> bool {
 #[repr(C, align(64))]
 struct Line([f32; 16]);
 
-/// Per-thread packing buffers. The first call on a thread sizes them for any [`sgemm`] (an MC x KC block of A~,
-/// a KC x NC block of B~); only [`sgemm_swiglu`] past KC terms grows A~'s further. Which thread runs which
-/// block of a split GEMM depends on scheduling, so buffers that grew shape by shape could still grow late in a
-/// run; these do not, and a training step allocates nothing.
+/// Per-thread packing buffers. The first call on a thread sizes them for any [`sgemm`] and for [`sgemm_swiglu`]
+/// up to [`A_PACK_K`] terms (A~: MC rows of that many steps; B~: a KC x NC block); only a fused SwiGLU past that
+/// (or past 8192 terms, for B~) grows them. Which thread runs which block of a split GEMM depends on scheduling,
+/// so buffers that grew shape by shape could still grow late in a run; these do not, and a training step
+/// allocates nothing.
 struct Packs {
     a: Vec<Line>,
     b: Vec<Line>,
@@ -134,18 +138,21 @@ pub(crate) unsafe fn sgemm_with(
         return sgemm(n, k, m, alpha, b, csb, rsb, a, csa, rsa, beta, c, csc, rsc);
     }
     PACKS.with_borrow_mut(|packs| {
-        let ap = reserve(&mut packs.a, MC * KC);
-        let mut bp = reserve(&mut packs.b, NC * KC);
+        let ap = reserve(&mut packs.a, MC * A_PACK_K);
+        let own = reserve(&mut packs.b, NC * KC);
         let twice_from = (m / MM_TILE * MM_TILE, n / MM_TILE * MM_TILE);
         for j0 in (0..n).step_by(NC) {
             let nc = NC.min(n - j0);
             for (l, p0) in (0..k).step_by(KC).enumerate() {
                 let kc = KC.min(k - p0);
-                match pre {
+                let bp = match pre {
                     // Rounding block l of the whole packed B starts at step p0; its panel of column j at j kc.
-                    Some(pre) => bp = pre.ptr.add(p0 * pre.npad + (pre.col0 + j0) * kc) as *mut f32,
-                    None => pack_b(kc, nc, b.offset(p0 as isize * rsb + j0 as isize * csb), rsb, csb, bp),
-                }
+                    Some(pre) => pre.ptr.add(p0 * pre.npad + (pre.col0 + j0) * kc),
+                    None => {
+                        pack_b(kc, nc, b.offset(p0 as isize * rsb + j0 as isize * csb), rsb, csb, own);
+                        own as *const f32
+                    }
+                };
                 let beta = if l == 0 { beta } else { 1.0 };
                 for i0 in (0..m).step_by(MC) {
                     let rows = RowBlock::new(i0, MC.min(m - i0), kc, a.offset(p0 as isize * csa), rsa, csa, ap);
@@ -307,8 +314,9 @@ unsafe fn tile<const NV: usize, A: PanelA, const SWIGLU: bool>(kc: usize, mut a:
     let mut ab = [[_mm512_setzero_ps(); NV]; MR];
     for _ in 0..kc {
         // B~ streams from L2: fetch the lines 8 steps ahead into L1.
-        _mm_prefetch::<_MM_HINT_T0>(b.add(8 * NR) as *const i8);
-        _mm_prefetch::<_MM_HINT_T0>(b.add(8 * NR + 16) as *const i8);
+        // (wrapping: near the end of B~ the address lies past it; a prefetch of it is harmless.)
+        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(8 * NR) as *const i8);
+        _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(8 * NR + 16) as *const i8);
         let mut bv = [_mm512_setzero_ps(); NV];
         for (v, x) in bv.iter_mut().enumerate() {
             *x = _mm512_load_ps(b.add(16 * v));

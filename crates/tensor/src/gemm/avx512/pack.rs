@@ -202,7 +202,7 @@ impl PackedB {
                 let kc = KC.min(k - p0);
                 let (src, dst) = (b as *const f32, out as *mut f32);
                 // SAFETY: columns lo..lo + nc of rows p0..p0 + kc are in B's view; their panels lie in block
-                // p0's [kc][npad] part of `lines`, which no other range writes.
+                // p0's part of `lines` (npad / NR panels of [kc][NR]), where no other range writes.
                 unsafe {
                     let src = src.offset(p0 as isize * rsb + lo as isize * csb);
                     pack_b(kc, nc, src, rsb, csb, dst.add(p0 * npad + lo * kc));
@@ -244,6 +244,6 @@ impl PackedB {
 
     /// The packed panels for a call on columns col0.. (a multiple of [`NR`]), or `None` if col0 is not one.
     pub(crate) fn at(&self, col0: usize) -> Option<Prepacked> {
-        col0.is_multiple_of(NR).then_some(Prepacked { ptr: self.lines.as_ptr() as *const f32, npad: self.npad, col0 })
+        col0.is_multiple_of(NR).then_some(Prepacked { ptr: self.floats(), npad: self.npad, col0 })
     }
 }

@@ -1,7 +1,7 @@
 //! The fused SwiGLU of the AVX-512 GEMM: out = silu(A B_gate) * (A B_up) without storing A B.
 
 use super::pack::{lanes, pack_b_pairs};
-use super::{reserve, run_tile, Line, Out, PackedB, Panel, RowBlock, KC, MC, MR, NC, NR, PACKS};
+use super::{reserve, run_tile, Line, Out, PackedB, Panel, RowBlock, A_PACK_K, KC, MC, MR, NC, NR, PACKS};
 use crate::simd;
 use std::arch::x86_64::*;
 use wide::f32x8;
@@ -26,10 +26,11 @@ pub(crate) unsafe fn sgemm_swiglu(
     if m == 0 || inner == 0 {
         return;
     }
-    // Pair panels per chunk: a chunk of B~ (2 x 16 k floats per panel) is at most NC x KC floats (1 MiB), in L2.
+    // Pair panels per chunk: a chunk of B~ (2 x 16 k floats per panel) stays within NC x KC floats (1 MiB, in L2),
+    // except past 8192 terms, where one panel is more.
     let (panels, chunk) = (inner.div_ceil(16), (NC * KC / (NR * k.max(1))).max(1));
     PACKS.with_borrow_mut(|packs| {
-        let ap = reserve(&mut packs.a, MC * k.max(KC));
+        let ap = reserve(&mut packs.a, MC * k.max(A_PACK_K));
         let own = reserve(&mut packs.b, (chunk.min(panels) * NR * k).max(NC * KC));
         for q0 in (0..panels).step_by(chunk) {
             let q1 = panels.min(q0 + chunk);
