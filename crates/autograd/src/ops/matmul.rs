@@ -147,10 +147,8 @@ pub(crate) fn gemm_maybe_packed<E: Float>(
     beta: E,
     c: MatMut<'_, E>,
 ) {
-    match pack {
-        Some(pack) => gemm_packed(E::ONE, a, b, &mut pack.lock().unwrap_or_else(|e| e.into_inner()), beta, c),
-        None => gemm(E::ONE, a, b, beta, c),
-    }
+    let mut pack = pack.map(|p| p.lock().unwrap_or_else(|e| e.into_inner()));
+    gemm_packed(E::ONE, a, b, pack.as_deref_mut(), beta, c)
 }
 
 /// `s` with its last axis replaced by `n`.

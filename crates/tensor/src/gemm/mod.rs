@@ -108,18 +108,8 @@ pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, pack: Option<&m
     }
     #[cfg(target_arch = "x86_64")]
     if TypeId::of::<E>() == TypeId::of::<f32>() && avx512::available() {
-        let pre = pack.map(|pack| {
-            let view = Some((b.data.as_ptr() as usize, b.rows, b.cols, b.rs, b.cs, Layout::Pairs));
-            if pack.view != view {
-                let parts = parts_for(k * n, PAR_MIN_ELEMS_STREAMING);
-                // Nothing valid while the buffer is rewritten (a panic here must not leave the old key on it).
-                pack.view = None;
-                // SAFETY: B's view was checked against its slice above.
-                unsafe { pack.packed.pack_pairs(k, inner, b.data.as_ptr() as *const f32, b.rs, b.cs, parts) };
-                pack.view = view;
-            }
-            &pack.packed
-        });
+        // SAFETY: B's view was checked against its slice above, and E is f32.
+        let pre = pack.map(|pack| unsafe { pack.packed_for(b, Layout::Pairs) });
         let rows = |lo: usize, o: &mut [E]| {
             // SAFETY: A and B were bounds-checked above; rows lo..lo + o.len() / inner of A exist, and `o` is
             // exactly those rows of the output, owned by this call; `pre` was packed from this B.
@@ -140,11 +130,7 @@ pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, pack: Option<&m
         return;
     }
     let mut gate_up = Tensor::<E>::uninit([m, n]);
-    let c = MatMut::new(gate_up.data_mut(), m, n);
-    match pack {
-        Some(pack) => gemm_packed(E::ONE, a, b, pack, E::ZERO, c),
-        None => gemm(E::ONE, a, b, E::ZERO, c),
-    }
+    gemm_packed(E::ONE, a, b, pack, E::ZERO, MatMut::new(gate_up.data_mut(), m, n));
     kernels::swiglu_rows(gate_up.data(), inner, out);
 }
 
@@ -183,6 +169,27 @@ impl PackedWeight {
     pub fn invalidate(&mut self) {
         self.view = None;
     }
+
+    /// The packed copy of `b` in `layout`, packed first unless it is the view held.
+    ///
+    /// # Safety
+    /// E is f32, the CPU has AVX-512F, and `b` was checked against its slice; with `Layout::Panels`, b has
+    /// columns.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn packed_for<E: Float>(&mut self, b: MatRef<'_, E>, layout: Layout) -> &avx512::PackedB {
+        let view = Some((b.data.as_ptr() as usize, b.rows, b.cols, b.rs, b.cs, layout));
+        if self.view != view {
+            let (parts, ptr) = (parts_for(b.rows * b.cols, PAR_MIN_ELEMS_STREAMING), b.data.as_ptr() as *const f32);
+            // Nothing valid while the buffer is rewritten (a panic here must not leave the old key on it).
+            self.view = None;
+            match layout {
+                Layout::Panels => self.packed.pack(b.rows, b.cols, ptr, b.rs, b.cs, parts),
+                Layout::Pairs => self.packed.pack_pairs(b.rows, b.cols / 2, ptr, b.rs, b.cs, parts),
+            }
+            self.view = view;
+        }
+        &self.packed
+    }
 }
 
 impl Default for PackedWeight {
@@ -197,29 +204,26 @@ impl std::fmt::Debug for PackedWeight {
     }
 }
 
-/// [`gemm`] with B taken from (or first packed into) `pack`: the same result, bit for bit. See
-/// [`PackedWeight`] for when the caller must invalidate it.
+/// [`gemm`] with B taken from (or first packed into) `pack` when there is one: the same result, bit for bit.
+/// See [`PackedWeight`] for when the caller must invalidate it.
 pub fn gemm_packed<E: Float>(
     alpha: E,
     a: MatRef<'_, E>,
     b: MatRef<'_, E>,
-    pack: &mut PackedWeight,
+    pack: Option<&mut PackedWeight>,
     beta: E,
     c: MatMut<'_, E>,
 ) {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = pack;
     #[cfg(target_arch = "x86_64")]
-    if TypeId::of::<E>() == TypeId::of::<f32>() && avx512::available() && c.cs == 1 && a.cols == b.rows {
-        b.check("gemm (B)");
-        let view = Some((b.data.as_ptr() as usize, b.rows, b.cols, b.rs, b.cs, Layout::Panels));
-        if pack.view != view && b.rows > 0 && b.cols > 0 {
-            let parts = parts_for(b.rows * b.cols, PAR_MIN_ELEMS_STREAMING);
-            // Nothing valid while the buffer is rewritten (a panic here must not leave the old key on it).
-            pack.view = None;
-            // SAFETY: B's view was checked against its slice just above.
-            unsafe { pack.packed.pack(b.rows, b.cols, b.data.as_ptr() as *const f32, b.rs, b.cs, parts) };
-            pack.view = view;
+    if let Some(pack) = pack {
+        if TypeId::of::<E>() == TypeId::of::<f32>() && avx512::available() && c.cs == 1 && b.cols > 0 {
+            b.check("gemm (B)");
+            // SAFETY: B's view was checked just above, E is f32, and B has columns.
+            let pre = unsafe { pack.packed_for(b, Layout::Panels) };
+            return gemm_on(None, alpha, a, b, Some(pre), beta, c);
         }
-        return gemm_on(None, alpha, a, b, Some(&pack.packed), beta, c);
     }
     gemm(alpha, a, b, beta, c)
 }
