@@ -13,7 +13,7 @@
 //! (blocks of C on rayon's pool). Values span nine binary orders of magnitude, so a different summation order
 //! or rounding would show in the last bits.
 
-use loopgrad_tensor::{gemm, gemm_packed, gemm_swiglu, kernels, MatMut, PackedWeight, Rng};
+use loopgrad_tensor::{gemm_packed, gemm_swiglu, kernels, MatMut, PackedWeight, Rng};
 use proptest::prelude::*;
 
 mod common;
