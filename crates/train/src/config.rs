@@ -3,10 +3,12 @@
 //! `docs/config.md`.
 
 use crate::overrides;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use loopgrad_models::config::ModelConfig;
+use loopgrad_nn::layers::swiglu_width;
 use loopgrad_nn::optim::{OptimizerConfig, SignSgdConfig};
 use loopgrad_nn::schedule::LrSchedule;
+use loopgrad_puzzles::sudoku::BoxShape;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -117,19 +119,307 @@ impl TrainConfig {
         toml::to_string(self).expect("a TrainConfig always serialises")
     }
 
-    /// Checks what serde cannot: ranges and names. Messages name the field.
+    /// Checks what serde cannot: ranges and names. Messages name the field. A config that passes builds, trains
+    /// and evaluates without a panic and without an allocation far beyond what its sizes say.
     pub fn validate(&self) -> Result<()> {
-        self.model.validate().map_err(|e| anyhow!(e))?;
+        check_model(&self.model)?;
         overrides::check_name("data.task", &self.data.task, ["sudoku", "maze", "arc"])?;
-        if self.run.batch_size == 0 {
-            return Err(anyhow!("run.batch_size must be positive"));
+        self.validate_optim()?;
+        self.validate_run()?;
+        self.validate_data()
+    }
+
+    fn validate_optim(&self) -> Result<()> {
+        let o = &self.optim;
+        if !(0.0..1.0).contains(&o.ema) {
+            bail!("optim.ema must be in [0, 1), got {}", o.ema);
         }
-        if !(0.0..1.0).contains(&self.optim.ema) {
-            return Err(anyhow!("optim.ema must be in [0, 1), got {}", self.optim.ema));
+        if !(o.lr > 0.0 && o.lr.is_finite()) {
+            bail!("optim.lr must be positive, got {}", o.lr);
         }
-        if !(self.optim.lr > 0.0 && self.optim.lr.is_finite()) {
-            return Err(anyhow!("optim.lr must be positive, got {}", self.optim.lr));
+        at_least_zero("optim.puzzle_emb_lr", o.puzzle_emb_lr)?;
+        at_least_zero("optim.puzzle_emb.weight_decay", o.puzzle_emb.weight_decay)?;
+        let (beta1, beta2, weight_decay, eps) = match &o.dense {
+            OptimizerConfig::AdamAtan2(c) => (c.beta1, c.beta2, c.weight_decay, None),
+            OptimizerConfig::AdamW(c) => (c.beta1, c.beta2, c.weight_decay, Some(c.eps)),
+        };
+        for (name, beta) in [("optim.dense.beta1", beta1), ("optim.dense.beta2", beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                bail!("{name} must be in [0, 1), got {beta}");
+            }
+        }
+        at_least_zero("optim.dense.weight_decay", weight_decay)?;
+        if let Some(eps) = eps.filter(|e| !(*e > 0.0 && e.is_finite())) {
+            bail!("optim.dense.eps must be positive, got {eps}");
+        }
+        if !(0.0..=1.0).contains(&o.schedule.min_ratio) {
+            bail!("optim.schedule.min_ratio must be in [0, 1], got {}", o.schedule.min_ratio);
         }
         Ok(())
+    }
+
+    fn validate_run(&self) -> Result<()> {
+        let r = &self.run;
+        if r.batch_size == 0 {
+            bail!("run.batch_size must be positive");
+        }
+        at_least_zero("run.time_limit_s", r.time_limit_s)?;
+        if r.threads > MAX_THREADS {
+            bail!("run.threads {} is more than {MAX_THREADS} (0 means every core)", r.threads);
+        }
+        if r.eval_steps > MAX_SUPERVISION_STEPS {
+            bail!("run.eval_steps {} is more than {MAX_SUPERVISION_STEPS}", r.eval_steps);
+        }
+        check_batch("run.batch_size", r.batch_size, &self.model)
+    }
+
+    /// The generator settings of generated sets, and the size of the training set in memory.
+    fn validate_data(&self) -> Result<()> {
+        let d = &self.data;
+        let generated = d.train_path.is_empty() || d.test_path.is_empty();
+        if d.task == "sudoku" && generated {
+            let shape = BoxShape::parse(&d.sudoku_box).map_err(|e| anyhow!("data.sudoku_box: {e}"))?;
+            let [min, max] = d.sudoku_givens;
+            if [min, max] != [0, 0] && !(min <= max && max <= shape.cells()) {
+                bail!(
+                    "data.sudoku_givens [{min}, {max}] must be [0, 0] (minimal puzzles) or a range MIN <= MAX <= {} \
+                     (the cells of a {shape} Sudoku)",
+                    shape.cells()
+                );
+            }
+        }
+        if d.task == "maze" && generated {
+            if !(2..=MAX_MAZE_SIDE).contains(&d.maze_size) {
+                bail!("data.maze_size {} must be 2..={MAX_MAZE_SIDE} to generate mazes", d.maze_size);
+            }
+            let cells = d.maze_size * d.maze_size;
+            if d.maze_min_route > cells {
+                let (route, side) = (d.maze_min_route, d.maze_size);
+                bail!("data.maze_min_route {route} is longer than a {side}x{side} maze has cells ({cells})");
+            }
+        }
+        if d.augmentations > MAX_AUGMENTATIONS {
+            bail!("data.augmentations {} is more than {MAX_AUGMENTATIONS}", d.augmentations);
+        }
+        // Counts of 0 mean "all of a file", whose size bounds them; generated counts are bounded here.
+        let examples = (d.train_count as u128) * (d.augmentations as u128 + 1) + d.test_count as u128;
+        let tokens = examples * self.model.io().seq_len as u128;
+        if tokens > MAX_DATA_TOKENS as u128 {
+            bail!(
+                "data.train_count {} x (data.augmentations {} + 1) + data.test_count {} examples of {} tokens is \
+                 {tokens} tokens, more than {MAX_DATA_TOKENS}",
+                d.train_count,
+                d.augmentations,
+                d.test_count,
+                self.model.io().seq_len
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The most worker threads a run or a benchmark may ask for (spawning 100,000 threads hangs the machine).
+pub const MAX_THREADS: usize = 1024;
+/// The most supervision steps an evaluation may run per example (`run.eval_steps`, `loopgrad eval --steps`) and
+/// the largest `halt_max_steps` (papers use 16).
+pub const MAX_SUPERVISION_STEPS: usize = 10_000;
+/// The largest sequence length, vocabulary, width, prefix and head count of a model (ARC needs 900 positions).
+pub const MAX_MODEL_DIM: usize = 1 << 16;
+/// The most puzzle identifiers (augmented ARC has about a million).
+pub const MAX_PUZZLE_IDENTIFIERS: usize = 1 << 24;
+/// The most layers and cycles of one kind.
+pub const MAX_DEPTH: usize = 1024;
+/// The largest SwiGLU expansion.
+pub const MAX_EXPANSION: f64 = 64.0;
+/// The most elements of all of a model's tensors together (8 GiB of f32; the paper models hold under 2^25).
+pub const MAX_MODEL_ELEMENTS: u64 = 1 << 31;
+/// The most elements of one activation [B, P + L, D] (8 GiB of f32; the paper's ARC batch holds 2^28.4).
+pub const MAX_ACTIVATION_ELEMENTS: u128 = 1 << 31;
+/// The largest generated maze (as `loopgrad data maze`).
+pub const MAX_MAZE_SIDE: usize = 64;
+/// The most augmentations per training puzzle (TRM's Sudoku set uses 1000).
+pub const MAX_AUGMENTATIONS: usize = 10_000;
+/// The most tokens of generated data (inputs and labels take 2 bytes a token: 4 GiB).
+pub const MAX_DATA_TOKENS: u64 = 1 << 31;
+
+fn at_least_zero(name: &str, v: f64) -> Result<()> {
+    if v >= 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        bail!("{name} must be a non-negative number, got {v}")
+    }
+}
+
+/// The fields every architecture has beyond [`ModelConfig::io`], and its layer and cycle counts by name.
+struct Shape<'a> {
+    heads: usize,
+    expansion: f64,
+    mlp_t: bool,
+    halt_exploration_prob: f64,
+    rms_norm_eps: f64,
+    rope_theta: f64,
+    depths: Vec<(&'a str, usize)>,
+}
+
+fn shape_of(model: &ModelConfig) -> Shape<'static> {
+    match model {
+        ModelConfig::Trm(c) => Shape {
+            heads: c.num_heads,
+            expansion: c.expansion,
+            mlp_t: c.mlp_t,
+            halt_exploration_prob: c.halt_exploration_prob,
+            rms_norm_eps: c.rms_norm_eps,
+            rope_theta: c.rope_theta,
+            depths: vec![("num_layers", c.num_layers), ("h_cycles", c.h_cycles), ("l_cycles", c.l_cycles)],
+        },
+        ModelConfig::Hrm(c) => Shape {
+            heads: c.num_heads,
+            expansion: c.expansion,
+            mlp_t: false,
+            halt_exploration_prob: c.halt_exploration_prob,
+            rms_norm_eps: c.rms_norm_eps,
+            rope_theta: c.rope_theta,
+            depths: vec![
+                ("h_layers", c.h_layers),
+                ("l_layers", c.l_layers),
+                ("h_cycles", c.h_cycles),
+                ("l_cycles", c.l_cycles),
+            ],
+        },
+        ModelConfig::Baseline(c) => Shape {
+            heads: c.num_heads,
+            expansion: c.expansion,
+            mlp_t: c.mlp_t,
+            halt_exploration_prob: c.halt_exploration_prob,
+            rms_norm_eps: c.rms_norm_eps,
+            rope_theta: c.rope_theta,
+            depths: vec![("num_layers", c.num_layers)],
+        },
+    }
+}
+
+/// [`ModelConfig::validate`] and what it leaves out: upper bounds on every size (so that the element counts
+/// cannot overflow and a typo cannot ask for terabytes), at least one head (the RoPE table divides by it even
+/// for the token MLP), an expansion that leaves every SwiGLU at least one unit wide, and probabilities,
+/// epsilons and RoPE bases in range. Every message names the field (`model.expansion`, ...).
+pub fn check_model(model: &ModelConfig) -> Result<()> {
+    model.validate().map_err(|e| anyhow!(e))?;
+    let io = model.io();
+    let s = shape_of(model);
+    let dims = [
+        ("seq_len", io.seq_len),
+        ("vocab_size", io.vocab_size),
+        ("puzzle_emb_len", io.puzzle_emb_len),
+        ("hidden_size", io.hidden_size),
+        ("num_heads", s.heads),
+    ];
+    for (name, v) in dims {
+        if v > MAX_MODEL_DIM {
+            bail!("model.{name} {v} is more than {MAX_MODEL_DIM}");
+        }
+    }
+    if io.num_puzzle_identifiers > MAX_PUZZLE_IDENTIFIERS {
+        bail!("model.num_puzzle_identifiers {} is more than {MAX_PUZZLE_IDENTIFIERS}", io.num_puzzle_identifiers);
+    }
+    for (name, v) in s.depths {
+        if v > MAX_DEPTH {
+            bail!("model.{name} {v} is more than {MAX_DEPTH}");
+        }
+    }
+    if model.halt_max_steps() > MAX_SUPERVISION_STEPS {
+        bail!("model.halt_max_steps {} is more than {MAX_SUPERVISION_STEPS}", model.halt_max_steps());
+    }
+    if s.heads == 0 {
+        bail!("model.num_heads must be at least 1");
+    }
+    if !(s.expansion > 0.0 && s.expansion <= MAX_EXPANSION) {
+        bail!("model.expansion must be in (0, {MAX_EXPANSION}], got {}", s.expansion);
+    }
+    let widths = [("hidden_size", io.hidden_size)].into_iter().chain(s.mlp_t.then_some(("positions", io.positions())));
+    for (of, width) in widths {
+        if swiglu_width(width, s.expansion) == 0 {
+            bail!("model.expansion {} leaves no SwiGLU unit for a {of} of {width}", s.expansion);
+        }
+    }
+    if !(0.0..=1.0).contains(&s.halt_exploration_prob) {
+        bail!("model.halt_exploration_prob must be in [0, 1], got {}", s.halt_exploration_prob);
+    }
+    at_least_zero("model.rms_norm_eps", s.rms_norm_eps)?;
+    if !(s.rope_theta > 0.0 && s.rope_theta.is_finite()) {
+        bail!("model.rope_theta must be positive, got {}", s.rope_theta);
+    }
+    let elements = model.manifest().count(|_| true) as u64;
+    if elements > MAX_MODEL_ELEMENTS {
+        bail!(
+            "the model holds {elements} weights (model.hidden_size {}, ...), more than {MAX_MODEL_ELEMENTS}",
+            io.hidden_size
+        );
+    }
+    Ok(())
+}
+
+/// One activation of a batch, [batch, P + L, D], must stay within [`MAX_ACTIVATION_ELEMENTS`]; `what` names
+/// the batch-size field or flag.
+pub fn check_batch(what: &str, batch: usize, model: &ModelConfig) -> Result<()> {
+    let io = model.io();
+    let elements = batch as u128 * io.positions() as u128 * io.hidden_size as u128;
+    if elements > MAX_ACTIVATION_ELEMENTS {
+        bail!(
+            "{what} {batch}: one activation [{batch}, {}, {}] would hold {elements} elements, more than \
+             {MAX_ACTIVATION_ELEMENTS}",
+            io.positions(),
+            io.hidden_size
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `smoke` preset with `--set` overrides, validated; the error message, or "" when it is valid.
+    fn error_of(sets: &[&str]) -> String {
+        let base = TrainConfig::preset("smoke").unwrap();
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        base.with_overrides(&sets).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn values_that_panicked_hung_or_aborted_are_refused_by_field() {
+        let cases = [
+            (&["model.num_heads=0"][..], "model.num_heads must be at least 1"),
+            (&["model.expansion=0.001"], "model.expansion 0.001 leaves no SwiGLU unit"),
+            (&["model.expansion=-1"], "model.expansion must be in (0, 64]"),
+            (&["model.hidden_size=99999999999"], "model.hidden_size 99999999999 is more than 65536"),
+            (&["model.hidden_size=65536"], "weights"),
+            (&["run.threads=100000"], "run.threads 100000 is more than 1024"),
+            (&["run.eval_steps=100000000"], "run.eval_steps 100000000 is more than 10000"),
+            (&["run.batch_size=100000000"], "run.batch_size 100000000: one activation"),
+            (&["data.sudoku_givens=[100, 200]"], "data.sudoku_givens [100, 200] must be"),
+            (&["data.task=maze"], "data.maze_size 0 must be 2..=64"),
+            (&["data.task=maze", "data.maze_size=10", "data.maze_min_route=101"], "data.maze_min_route 101"),
+            (&["data.augmentations=100000000"], "data.augmentations 100000000 is more than 10000"),
+            (&["data.train_count=1000000000"], "tokens, more than"),
+            (&["optim.dense.beta1=1"], "optim.dense.beta1 must be in [0, 1)"),
+            (&["optim.dense.beta2=2"], "optim.dense.beta2 must be in [0, 1)"),
+            (&["optim.dense.weight_decay=-1"], "optim.dense.weight_decay must be a non-negative number"),
+            (&["optim.puzzle_emb_lr=-1"], "optim.puzzle_emb_lr must be a non-negative number"),
+            (&["optim.schedule.min_ratio=5"], "optim.schedule.min_ratio must be in [0, 1]"),
+            (&["model.halt_exploration_prob=2"], "model.halt_exploration_prob must be in [0, 1]"),
+            (&["run.time_limit_s=-1"], "run.time_limit_s must be a non-negative number"),
+        ];
+        for (sets, expected) in cases {
+            let err = error_of(sets);
+            assert!(err.contains(expected), "{sets:?}: `{err}` lacks `{expected}`");
+        }
+    }
+
+    #[test]
+    fn every_preset_is_within_the_limits() {
+        for name in crate::presets::names() {
+            let c = TrainConfig::preset(name).unwrap();
+            c.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
     }
 }

@@ -21,7 +21,15 @@ pub fn apply<T: Serialize + DeserializeOwned>(config: &T, sets: &[String]) -> Re
             let keys = leaf_keys(&serde_json::to_value(config).unwrap_or(Value::Null));
             anyhow!("--set {key}: unknown config key; valid keys are: {}", keys.join(", "))
         })?;
-        *slot = parse_value(raw.trim(), slot);
+        if let Value::Object(table) = slot {
+            let keys: Vec<String> = table.keys().map(|k| format!("{key}.{k}")).collect();
+            bail!("--set {key}: a table, not a value; set one of its keys: {}", keys.join(", "));
+        }
+        *slot = parse_value(raw.trim(), slot).map_err(|e| anyhow!("--set {set}: {e}"))?;
+        // Each override is checked on its own, so that a wrong type is reported against the key that caused it.
+        if let Err(e) = serde_json::from_value::<T>(tree.clone()) {
+            bail!("--set {set}: {e}");
+        }
     }
     serde_json::from_value(tree).map_err(|e| anyhow!("--set: the resulting config is invalid: {e}"))
 }
@@ -53,17 +61,21 @@ fn lookup<'a>(tree: &'a mut Value, key: &str) -> Option<&'a mut Value> {
 }
 
 /// Parses `raw` as a TOML value (numbers, booleans, quoted strings, arrays); otherwise a bare string. An
-/// integer given for a float field stays a number, which serde accepts.
-fn parse_value(raw: &str, old: &Value) -> Value {
-    let parsed: Option<Value> = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-        .ok()
-        .and_then(|t| t.get("v").cloned())
-        .and_then(|v| serde_json::to_value(v).ok());
-    match parsed {
+/// integer given for a float field stays a number, which serde accepts. `nan` and `inf` are refused: JSON has
+/// no such numbers (they would turn into `null`), and no config field means them.
+fn parse_value(raw: &str, old: &Value) -> Result<Value> {
+    let toml_value = toml::from_str::<toml::Table>(&format!("v = {raw}")).ok().and_then(|t| t.get("v").cloned());
+    if let Some(toml::Value::Float(f)) = toml_value.as_ref().filter(|_| !old.is_string()) {
+        if !f.is_finite() {
+            bail!("{f} is not a finite number");
+        }
+    }
+    let parsed: Option<Value> = toml_value.and_then(|v| serde_json::to_value(v).ok());
+    Ok(match parsed {
         // A string field keeps its value as typed, even if it looks like a number ("--set data.path=123").
         Some(v) if !old.is_string() || v.is_string() => v,
         _ => Value::String(raw.trim_matches('"').to_string()),
-    }
+    })
 }
 
 /// Reads a TOML config file into `T`, naming the file in every error.
@@ -132,5 +144,24 @@ mod tests {
     fn wrong_type_and_missing_equals_are_errors() {
         assert!(apply(&cfg(), &["train.steps=abc".to_string()]).is_err());
         assert!(apply(&cfg(), &["train.steps".to_string()]).unwrap_err().to_string().contains("key=value"));
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_override_that_caused_it() {
+        let sets = ["train.lr=1e-3", "train.steps=1.5"].map(String::from);
+        let err = apply(&cfg(), &sets).unwrap_err().to_string();
+        assert!(err.starts_with("--set train.steps=1.5: "), "{err}");
+    }
+
+    #[test]
+    fn non_finite_numbers_and_whole_tables_are_refused_by_key() {
+        for raw in ["nan", "inf", "-inf"] {
+            let err = apply(&cfg(), &[format!("train.lr={raw}")]).unwrap_err().to_string();
+            assert!(err.contains(&format!("--set train.lr={raw}: ")) && err.contains("not a finite number"), "{err}");
+        }
+        // A string field keeps "nan" as text.
+        assert_eq!(apply(&cfg(), &["train.name=nan".to_string()]).unwrap().train.name, "nan");
+        let err = apply(&cfg(), &["train=3".to_string()]).unwrap_err().to_string();
+        assert!(err.contains("--set train: a table") && err.contains("train.lr"), "{err}");
     }
 }
