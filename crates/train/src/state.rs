@@ -24,6 +24,38 @@ struct State {
     puzzle_ids: Vec<usize>,
 }
 
+impl State {
+    /// What serde cannot check: every per-slot list has one entry per slot and every token, label and puzzle id
+    /// fits the model, so that a hand-edited or foreign `train.state` is an error here, not a panic in the step.
+    fn check(&self, config: &TrainConfig, b: usize) -> Result<(), String> {
+        let io = config.model.io();
+        let l = io.seq_len;
+        let s = &self.slots;
+        if s.steps.len() != b || s.halted.len() != b {
+            return Err(format!(
+                "slots hold {} steps and {} halted flags for {b} slots",
+                s.steps.len(),
+                s.halted.len()
+            ));
+        }
+        if self.inputs.len() != b * l || self.labels.len() != b * l {
+            return Err(format!(
+                "{} inputs and {} labels, expected {} ({b} slots of {l} tokens)",
+                self.inputs.len(),
+                self.labels.len(),
+                b * l
+            ));
+        }
+        let bad = |what: &str, list: &[usize], limit: usize| {
+            list.iter().position(|&v| v >= limit).map(|i| format!("{what} {i} is {}, not below {limit}", list[i]))
+        };
+        let first = bad("input token", &self.inputs, io.vocab_size)
+            .or_else(|| bad("label", &self.labels, io.vocab_size))
+            .or_else(|| bad("puzzle id", &self.puzzle_ids, io.num_puzzle_identifiers));
+        first.map_or(Ok(()), Err)
+    }
+}
+
 const OPTIM: &str = "train.optim.";
 const EMA: &str = "train.ema.";
 const CARRY: &str = "train.carry.";
@@ -79,6 +111,7 @@ impl Trainer {
         if state.slots.len() != b || state.puzzle_ids.len() != b {
             return Err(anyhow!("{}: saved with {} slots, the config asks for {b}", path.display(), state.slots.len()));
         }
+        state.check(&self.config, b).map_err(|e| anyhow!("{}: metadata `train.state`: {e}", path.display()))?;
         for (i, t) in self.carry.states.iter_mut().enumerate() {
             r.read_into(&format!("{CARRY}{i}"), t).map_err(err)?;
         }
