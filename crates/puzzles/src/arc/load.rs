@@ -20,6 +20,8 @@ fn parse_json(file: &str, bytes: &[u8]) -> Result<Value, DataError> {
         return Err(DataError::new(file, Location::File, "file is empty"));
     }
     let text = decode_utf8(file, bytes)?;
+    // Editors on Windows may start a UTF-8 file with a byte-order mark, which JSON itself does not allow.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     serde_json::from_str(text).map_err(|e| DataError::new(file, Location::File, format!("invalid JSON: {e}")))
 }
 
@@ -97,12 +99,19 @@ pub fn parse_task_file(file: &str, id: &str, bytes: &[u8]) -> Result<Task, DataE
     parse_task(id, &value, true).map_err(|m| DataError::task(file, id, m))
 }
 
-fn json_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
+/// The `*.json` files under `dir`, recursively. `visited` holds the canonical path of every directory listed so
+/// far: a symbolic link back to one of them (a loop) is not followed again, so a walk always ends.
+fn json_files(dir: &Path, visited: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
+    let canonical = std::fs::canonicalize(dir).map_err(|e| DataError::file(dir, format!("cannot list: {e}")))?;
+    if visited.contains(&canonical) {
+        return Ok(());
+    }
+    visited.push(canonical);
     let entries = std::fs::read_dir(dir).map_err(|e| DataError::file(dir, format!("cannot list: {e}")))?;
     for entry in entries {
         let path = entry.map_err(|e| DataError::file(dir, format!("cannot list: {e}")))?.path();
         if path.is_dir() {
-            json_files(&path, out)?;
+            json_files(&path, visited, out)?;
         } else if path.extension().is_some_and(|e| e == "json") {
             out.push(path);
         }
@@ -113,10 +122,17 @@ fn json_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
 /// Every `*.json` task under `dir` (recursively), sorted by path.
 pub fn load_task_dir(dir: &Path) -> Result<Vec<Task>, DataError> {
     let mut files = Vec::new();
-    json_files(dir, &mut files)?;
+    json_files(dir, &mut Vec::new(), &mut files)?;
     files.sort();
     if files.is_empty() {
         return Err(DataError::file(dir, "no .json task files"));
+    }
+    let kaggle = files.iter().find(|p| p.to_string_lossy().ends_with("_challenges.json"));
+    if let Some(kaggle) = kaggle {
+        return Err(DataError::file(
+            kaggle,
+            "a Kaggle combined file inside a directory of task files; pass the _challenges.json file itself",
+        ));
     }
     files
         .iter()
@@ -137,6 +153,9 @@ pub fn parse_kaggle(
     let map = value
         .as_object()
         .ok_or_else(|| DataError::new(challenges_file, Location::File, "expected an object of task id -> task"))?;
+    if map.is_empty() {
+        return Err(DataError::new(challenges_file, Location::File, "no tasks"));
+    }
     let mut tasks = Vec::new();
     for (id, task) in map {
         tasks.push(parse_task(id, task, false).map_err(|m| DataError::task(challenges_file, id, m))?);
@@ -250,6 +269,8 @@ mod tests {
         assert!(err(&format!(r#"{{"train":[{{"input":{big},"output":[[1]]}}],"test":[{pair}]}}"#))
             .contains("has 31 rows, expected 1..=30"));
         assert!(err("{").starts_with("t.json: task t: invalid JSON"));
+        assert!(parse_task_file("t.json", "t", format!("\u{feff}{{\"train\":[{pair}],\"test\":[{pair}]}}").as_bytes())
+            .is_ok());
         assert_eq!(err(""), "t.json: task t: file is empty");
         assert!(parse_task_file("t.json", "t", b"{\"a\":\"\xff\"}").unwrap_err().to_string().contains("invalid UTF-8"));
     }
@@ -265,5 +286,6 @@ mod tests {
         let short = br#"{"a":[[[5]]],"b":[[[7]]]}"#;
         let e = parse_kaggle("c.json", ch, Some(("s.json", short))).unwrap_err().to_string();
         assert_eq!(e, "s.json: task a: 1 solutions for 2 test inputs");
+        assert_eq!(parse_kaggle("c.json", b"{}", None).unwrap_err().to_string(), "c.json: no tasks");
     }
 }
