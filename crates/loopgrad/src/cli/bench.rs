@@ -16,8 +16,9 @@ mod step;
 
 pub use step::{BenchShape, BenchStep};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use loopgrad_tensor::counting_alloc::{allocations, CountingAlloc};
+use loopgrad_train::config::{check_batch, check_model, MAX_THREADS};
 use serde_json::json;
 use std::time::Instant;
 
@@ -101,7 +102,22 @@ impl BenchArgs {
         if self.expansion.is_nan() || self.expansion <= 0.0 {
             bail!("--expansion must be positive, not {}", self.expansion);
         }
-        Ok(BenchShape {
+        if self.prefix == 0 {
+            bail!("--prefix must be at least 1 (the puzzle-embedding positions)");
+        }
+        if self.threads > MAX_THREADS {
+            bail!("--threads {} is more than {MAX_THREADS} (0 means every core)", self.threads);
+        }
+        let shape = self.bench_shape(hrm, mlp);
+        // The training config's limits, so that no flag reaches a library assertion or an allocation failure.
+        let config = shape.model_config();
+        check_model(&config).map_err(|e| anyhow!("the shape given by the flags: {e}"))?;
+        check_batch("--batch", self.batch, &config)?;
+        Ok(shape)
+    }
+
+    fn bench_shape(&self, hrm: bool, mlp: bool) -> BenchShape {
+        BenchShape {
             hrm,
             mlp,
             hidden: self.hidden,
@@ -115,7 +131,7 @@ impl BenchArgs {
             prefix: self.prefix,
             batch: self.batch,
             seed: self.seed,
-        })
+        }
     }
 }
 

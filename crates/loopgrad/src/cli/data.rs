@@ -126,6 +126,12 @@ fn generate_with_progress<S, T: Send>(
     init: impl Fn() -> S + Sync,
     make: impl Fn(&mut S, usize) -> Result<T, String> + Sync,
 ) -> anyhow::Result<Vec<T>> {
+    if count == 0 {
+        bail!("--count must be at least 1 (a file without {what} is not a valid set)");
+    }
+    if count > MAX_COUNT {
+        bail!("--count {count} is more than {MAX_COUNT}; write several files with different --seed");
+    }
     let threads = par::default_threads();
     let chunk = (count / 20).max(threads * 16);
     let start = Instant::now();
@@ -145,6 +151,9 @@ fn generate_with_progress<S, T: Send>(
     }
     Ok(out)
 }
+
+/// The most puzzles one `loopgrad data` call generates (held in memory until the file is written).
+const MAX_COUNT: usize = 10_000_000;
 
 fn parse_range(text: &str) -> anyhow::Result<(usize, usize)> {
     let parse = || -> Option<(usize, usize)> {
@@ -195,6 +204,10 @@ fn generate_sudoku(args: &SudokuArgs) -> anyhow::Result<()> {
 fn generate_maze(args: &MazeArgs) -> anyhow::Result<()> {
     if !(2..=64).contains(&args.size) {
         bail!("--size {} must be 2..=64", args.size);
+    }
+    let cells = args.size * args.size;
+    if args.min_route > cells {
+        bail!("--min-route {} is longer than a {1}x{1} maze has cells ({cells})", args.min_route, args.size);
     }
     let config = maze::MazeConfig::new(args.size, args.min_route);
     let start = Instant::now();
@@ -365,8 +378,10 @@ fn inspect_arc(path: &Path) -> anyhow::Result<()> {
         })
         .collect();
     outp!(out, "{}", histogram("largest grid side per task", &largest));
-    let t = &tasks[0];
-    let p = &t.train[0];
+    // The loaders refuse files without tasks and tasks without pairs; this guards the report all the same.
+    let Some((t, p)) = tasks.iter().find_map(|t| Some((t, t.train.first()?))) else {
+        bail!("{}: no ARC task with a demonstration pair", path.display());
+    };
     outln!(
         out,
         "task {} demonstration 1 ({}x{} -> {}x{}): input | output",

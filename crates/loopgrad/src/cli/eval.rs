@@ -7,6 +7,7 @@ use loopgrad_autograd::Tape;
 use loopgrad_models::config::ModelConfig;
 use loopgrad_models::Model;
 use loopgrad_nn::checkpoint::{CheckpointReader, Policy, STATE_PREFIX};
+use loopgrad_train::config::MAX_SUPERVISION_STEPS;
 use loopgrad_train::{data, evaluate, TrainConfig};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -49,8 +50,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
     loopgrad_train::overrides::check_name("--task", &args.task, ["sudoku", "maze", "arc"])?;
     let err = |e: loopgrad_nn::checkpoint::CheckpointError| anyhow!("{e}");
     let mut reader = CheckpointReader::open(&args.checkpoint).map_err(err)?;
-    let config = architecture(&args, &reader)?;
-    config.validate().map_err(|e| anyhow!("{e}"))?;
+    let (config, source) = architecture(&args, &reader)?;
+    loopgrad_train::config::check_model(&config).map_err(|e| anyhow!("{source}: {e}"))?;
+    if let Some(steps) = args.steps.filter(|&s| s > MAX_SUPERVISION_STEPS) {
+        bail!("--steps {steps} is more than {MAX_SUPERVISION_STEPS}");
+    }
     let (model, store) = Model::build::<f32>(&config, 0);
     let mut tape = Tape::new(store);
     reader.load_params(&mut tape.params, Policy::Error).map_err(err)?;
@@ -83,7 +87,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if steps == 0 {
         bail!("--steps must be at least 1");
     }
-    let (result, predictions) = evaluate(&model, &mut tape, &set, 0, steps, args.batch_size.max(1));
+    let batch_size = args.batch_size.clamp(1, set.len().max(1));
+    loopgrad_train::config::check_batch("--batch-size", batch_size, &config)?;
+    let (result, predictions) = evaluate(&model, &mut tape, &set, 0, steps, batch_size);
     let valid_shortest = (args.task == "maze").then(|| maze_valid_shortest(&set, &predictions.tokens));
     if args.json {
         let mut record = serde_json::to_value(&result)?;
@@ -128,19 +134,22 @@ fn maze_valid_shortest(set: &loopgrad_puzzles::ExampleSet, predictions: &[Vec<u8
     good as f64 / predictions.len().max(1) as f64
 }
 
-/// --config, else --preset, else the config stored in the checkpoint.
-fn architecture(args: &EvalArgs, reader: &CheckpointReader) -> Result<ModelConfig> {
+/// --config, else --preset, else the config stored in the checkpoint; with where it came from, for messages.
+fn architecture(args: &EvalArgs, reader: &CheckpointReader) -> Result<(ModelConfig, String)> {
     if let Some(path) = &args.config {
-        return Ok(TrainConfig::from_file(path)?.model);
+        return Ok((TrainConfig::from_file(path)?.model, path.display().to_string()));
     }
     if let Some(name) = &args.preset {
-        return model_preset(name);
+        return Ok((model_preset(name)?, format!("--preset {name}")));
+    }
+    let checkpoint = Path::new(&args.checkpoint).display();
+    if !reader.metadata().contains_key("config") {
+        bail!(
+            "{checkpoint}: the checkpoint carries no loopgrad config; name the architecture with --preset or --config"
+        );
     }
     match reader.json::<TrainConfig>("config") {
-        Ok(c) => Ok(c.model),
-        Err(_) => bail!(
-            "{}: the checkpoint carries no loopgrad config; name the architecture with --preset or --config",
-            Path::new(&args.checkpoint).display()
-        ),
+        Ok(c) => Ok((c.model, format!("{checkpoint}: metadata `config`"))),
+        Err(e) => bail!("{e}; name the architecture with --preset or --config"),
     }
 }

@@ -31,7 +31,7 @@ pub fn run(args: PlotArgs) -> Result<()> {
             .iter()
             .filter(|r| r["kind"] == kind)
             .filter_map(|r| Some((r["step"].as_f64()?, r[key].as_f64()?)))
-            .filter(|(_, v)| v.is_finite())
+            .filter(|&(step, v)| plottable(step, v))
             .collect()
     };
     let losses = vec![
@@ -47,6 +47,15 @@ pub fn run(args: PlotArgs) -> Result<()> {
     draw(&out, &losses, &accuracies).map_err(|e| anyhow!("{}: cannot draw the plot: {e}", out.display()))?;
     println!("wrote {}", out.display());
     Ok(())
+}
+
+/// The largest step and |value| drawn. Beyond, plotters' axis ranges overflow (a loss of 1e308 times the 5%
+/// headroom is infinite, and the mesh never finishes); no run logs such numbers unless its file was edited.
+const PLOT_LIMIT: f64 = 1e15;
+
+/// A finite point with a step in [0, PLOT_LIMIT] and |value| <= PLOT_LIMIT.
+fn plottable(step: f64, value: f64) -> bool {
+    (0.0..=PLOT_LIMIT).contains(&step) && value.is_finite() && value.abs() <= PLOT_LIMIT
 }
 
 fn draw(out: &Path, losses: &[Series], accuracies: &[Series]) -> Result<(), Box<dyn std::error::Error>> {

@@ -72,6 +72,7 @@ pub fn run(args: StudyArgs) -> Result<()> {
     }
     if let Some(dir) = &args.collect {
         let plan = Plan::from_file(&dir.join("plan.toml"))?;
+        check_sizes(&plan, 1).with_context(|| dir.join("plan.toml").display().to_string())?;
         let expansion = Expansion::new(&plan, plan.threads)?;
         let report = args.report.clone().unwrap_or_else(|| dir.join("report.md"));
         return write_report(&expansion, dir, &report, args.answer.as_deref());
@@ -92,6 +93,13 @@ pub fn run(args: StudyArgs) -> Result<()> {
         plan.threads = (cores() / jobs).max(1);
     }
     plan.validate()?;
+    check_sizes(&plan, jobs)?;
+    // A typo in --answer is found now, not after hours of training when the report is written.
+    if let Some(answer) = &args.answer {
+        std::fs::metadata(answer)
+            .and_then(|m| if m.is_file() { Ok(()) } else { Err(std::io::Error::other("not a file")) })
+            .with_context(|| format!("--answer {}: cannot read", answer.display()))?;
+    }
     if jobs * plan.threads > cores() {
         eprintln!("note: {jobs} jobs x {} threads exceed the {} cores", plan.threads, cores());
     }
@@ -113,6 +121,25 @@ pub fn run(args: StudyArgs) -> Result<()> {
     write_report(&expansion, &out, &report, args.answer.as_deref())?;
     if !failures.is_empty() {
         bail!("{} run(s) failed: {}", failures.len(), failures.join("; "));
+    }
+    Ok(())
+}
+
+/// The most seeds per cell and runs at once: a plan asking for more is a typo (expanding 10^8 seeds alone
+/// takes gigabytes).
+const MAX_SEEDS: usize = 1000;
+const MAX_JOBS: usize = 256;
+
+/// Upper bounds the plan's own validation leaves out: seeds, threads per run and parallel jobs.
+fn check_sizes(plan: &Plan, jobs: usize) -> Result<()> {
+    if plan.seeds > MAX_SEEDS {
+        bail!("plan {}: seeds {} is more than {MAX_SEEDS}", plan.name, plan.seeds);
+    }
+    if plan.threads > loopgrad_train::config::MAX_THREADS {
+        bail!("plan {}: threads {} is more than {}", plan.name, plan.threads, loopgrad_train::config::MAX_THREADS);
+    }
+    if jobs > MAX_JOBS {
+        bail!("--jobs {jobs} is more than {MAX_JOBS}");
     }
     Ok(())
 }

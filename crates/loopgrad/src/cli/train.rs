@@ -2,7 +2,7 @@
 //! shows a progress bar, logs `metrics.jsonl`, evaluates on held-out puzzles, checkpoints atomically, stops
 //! cleanly on Ctrl-C, and resumes exactly with `--resume`.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use loopgrad_train::rundir::RunDir;
 use loopgrad_train::{data, evaluate, state, EvalResult, StepStats, TrainConfig, Trainer};
@@ -142,21 +142,23 @@ fn train(config: TrainConfig, dir: PathBuf, resume: bool, threads: usize) -> Res
 
 /// The config and the run directory, from the arguments.
 fn resolve(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
+    // A config read from a file that fails validation names the file (a preset's own fields are always valid).
     if let Some(dir) = &args.resume {
-        let config = state::resume_config(dir)?.with_overrides(&args.sets)?;
+        let source = format!("{}: metadata `config`", dir.join(CHECKPOINT).display());
+        let config = state::resume_config(dir)?.with_overrides(&args.sets).with_context(|| source)?;
         return Ok((config, dir.clone()));
     }
     let (config, name) = match (&args.config, &args.preset) {
         (Some(path), _) => {
             let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "config".into());
-            (TrainConfig::from_file(path)?, stem)
+            let config = TrainConfig::from_file(path)?.with_overrides(&args.sets);
+            (config.with_context(|| path.display().to_string())?, stem)
         }
         (None, preset) => {
             let name = preset.as_deref().unwrap_or("default");
-            (TrainConfig::preset(name)?, name.to_string())
+            (TrainConfig::preset(name)?.with_overrides(&args.sets)?, name.to_string())
         }
     };
-    let config = config.with_overrides(&args.sets)?;
     let dir = match &args.out {
         Some(d) => d.clone(),
         None => Path::new("runs").join(format!("{name}-{}", timestamp())),
