@@ -17,6 +17,7 @@ mod step;
 pub use step::{BenchShape, BenchStep};
 
 use anyhow::{anyhow, bail, Result};
+use loopgrad_models::config::ModelConfig;
 use loopgrad_tensor::counting_alloc::{allocations, CountingAlloc};
 use loopgrad_train::config::{check_batch, check_model, MAX_THREADS};
 use serde_json::json;
@@ -110,7 +111,13 @@ impl BenchArgs {
         }
         let shape = self.bench_shape(hrm, mlp);
         // The training config's limits, so that no flag reaches a library assertion or an allocation failure.
-        let config = shape.model_config();
+        let mut config = shape.model_config();
+        // The benchmark runs a fixed number of steps and never halts (its halt_max_steps is "unbounded").
+        match &mut config {
+            ModelConfig::Trm(c) => c.halt_max_steps = 1,
+            ModelConfig::Hrm(c) => c.halt_max_steps = 1,
+            ModelConfig::Baseline(c) => c.halt_max_steps = 1,
+        }
         check_model(&config).map_err(|e| anyhow!("the shape given by the flags: {e}"))?;
         check_batch("--batch", self.batch, &config)?;
         Ok(shape)

@@ -1,0 +1,158 @@
+//! Regression tests of the adversarial input sweep: each input here once made the `loopgrad` binary panic, hang,
+//! abort on a failed allocation, or fail with a message that did not name the file or field at fault. Every
+//! command runs under a deadline, so a hang fails the test instead of stalling the suite.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs the binary in `cwd`, killing it after 60 s (a hang is a failure, not a stuck test).
+fn loopgrad(args: &[&str], cwd: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loopgrad"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run loopgrad");
+    let start = Instant::now();
+    while child.try_wait().expect("wait for loopgrad").is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("loopgrad {args:?} still runs after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect loopgrad's output")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("loopgrad-cli-fuzz-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Fails unless the command failed (exit 1) with one `error:` line containing every `needle`, and no panic.
+fn assert_clean_error(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "expected exit 1; stderr: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "a panic: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "expected one error line, got: {stderr}");
+    for n in needles {
+        assert!(errors[0].contains(n), "{n:?} not in: {}", errors[0]);
+    }
+}
+
+/// Replaces the JSON text of metadata entry `key` in a safetensors file (the header is rewritten, the tensor
+/// bytes after it are kept: offsets are relative to the end of the header).
+fn rewrite_metadata(path: &Path, key: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut value: serde_json::Value = serde_json::from_str(header["__metadata__"][key].as_str().unwrap()).unwrap();
+    edit(&mut value);
+    header["__metadata__"][key] = serde_json::Value::String(value.to_string());
+    let text = header.to_string();
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn a_tampered_checkpoint_state_or_config_is_an_error_naming_the_checkpoint() {
+    let d = tmp("resume");
+    let out = loopgrad(&["train", "--preset", "smoke", "--set", "run.steps=2", "--out", "run"], &d);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ckpt = d.join("run/checkpoint.safetensors");
+    let pristine = std::fs::read(&ckpt).unwrap();
+    // Was: a panic in the training step (index out of range, embedding id out of range).
+    rewrite_metadata(&ckpt, "train.state", |s| s["inputs"] = serde_json::json!([]));
+    let out = loopgrad(&["train", "--resume", "run", "--set", "run.steps=4"], &d);
+    assert_clean_error(&out, &["checkpoint.safetensors", "`train.state`", "0 inputs"]);
+    std::fs::write(&ckpt, &pristine).unwrap();
+    rewrite_metadata(&ckpt, "train.state", |s| {
+        s["slots"]["halted"] = serde_json::json!(vec![false; 8]);
+        s["puzzle_ids"] = serde_json::json!(vec![7; 8]);
+    });
+    let out = loopgrad(&["train", "--resume", "run", "--set", "run.steps=4"], &d);
+    assert_clean_error(&out, &["checkpoint.safetensors", "puzzle id 0 is 7"]);
+    // Was: a hang spawning 100,000 threads; and an invalid config that did not name the checkpoint.
+    std::fs::write(&ckpt, &pristine).unwrap();
+    rewrite_metadata(&ckpt, "config", |c| c["run"]["threads"] = serde_json::json!(100_000));
+    let out = loopgrad(&["train", "--resume", "run"], &d);
+    assert_clean_error(&out, &["checkpoint.safetensors: metadata `config`", "run.threads 100000"]);
+    std::fs::write(&ckpt, &pristine).unwrap();
+    rewrite_metadata(&ckpt, "config", |c| c["model"]["vocab_size"] = serde_json::json!(0));
+    let out =
+        loopgrad(&["eval", "--checkpoint", "run/checkpoint.safetensors", "--data", "x.csv", "--task", "sudoku"], &d);
+    assert_clean_error(&out, &["checkpoint.safetensors: metadata `config`", "model.vocab_size"]);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn degenerate_flags_are_refused_by_name() {
+    let d = tmp("flags");
+    let bench = ["bench", "--hidden", "16", "--seq", "16", "--vocab", "6", "--steps", "1"];
+    let cases: [(Vec<&str>, &[&str]); 8] = [
+        ([&bench[..], &["--batch", "2", "--prefix", "0"]].concat(), &["--prefix"]),
+        ([&bench[..], &["--batch", "2", "--threads", "100000"]].concat(), &["--threads 100000"]),
+        ([&bench[..], &["--batch", "2", "--expansion", "0.001"]].concat(), &["model.expansion 0.001"]),
+        ([&bench[..], &["--batch", "100000000"]].concat(), &["--batch 100000000"]),
+        (vec!["train", "--preset", "smoke", "--set", "model.num_heads=0", "--out", "r"], &["model.num_heads"]),
+        (
+            vec!["train", "--preset", "smoke", "--set", "model.expansion=nan", "--out", "r"],
+            &["--set model.expansion=nan"],
+        ),
+        (vec!["data", "sudoku", "--box", "2x2", "--count", "0", "--out", "a.csv"], &["--count"]),
+        (
+            vec!["data", "maze", "--size", "64", "--min-route", "5000", "--count", "1", "--out", "m.csv"],
+            &["--min-route 5000"],
+        ),
+    ];
+    for (args, needles) in cases {
+        assert_clean_error(&loopgrad(&args, &d), needles);
+    }
+    let out = loopgrad(&["study", "--plan", "smoke", "--seeds", "100000000", "--dry-run"], &d);
+    assert_clean_error(&out, &["seeds 100000000"]);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn plot_draws_a_metrics_file_with_extreme_numbers() {
+    // Was: a hang in the axis mesh (a loss of 1.8e308 times the 5% headroom is infinite).
+    let d = tmp("plot");
+    std::fs::write(
+        d.join("metrics.jsonl"),
+        "{\"kind\":\"train\",\"step\":18446744073709551615,\"loss\":1.7976931348623157e308}\n\
+         {\"kind\":\"train\",\"step\":1,\"loss\":-1.7976931348623157e308}\n{\"kind\":\"train\",\"step\":2,\"loss\":0.5}\n",
+    )
+    .unwrap();
+    let out = loopgrad(&["plot", ".", "--out", "c.svg"], &d);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn arc_inspect_survives_symlink_loops_and_names_empty_kaggle_files() {
+    let d = tmp("arc");
+    let task = r#"{"train":[{"input":[[1]],"output":[[2]]}],"test":[{"input":[[1]],"output":[[2]]}]}"#;
+    std::fs::create_dir_all(d.join("tasks/sub")).unwrap();
+    std::fs::write(d.join("tasks/a.json"), task).unwrap();
+    #[cfg(unix)]
+    {
+        // Was: unbounded recursion through the loops (gigabytes, then a timeout).
+        std::os::unix::fs::symlink("..", d.join("tasks/sub/up")).unwrap();
+        std::os::unix::fs::symlink(".", d.join("tasks/self")).unwrap();
+    }
+    let out = loopgrad(&["data", "inspect", "--task", "arc", "tasks"], &d);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 valid ARC tasks"));
+    // Was: a panic (index out of bounds) on a challenges file without tasks.
+    std::fs::write(d.join("x_challenges.json"), "{}").unwrap();
+    let out = loopgrad(&["data", "inspect", "--task", "arc", "x_challenges.json"], &d);
+    assert_clean_error(&out, &["x_challenges.json: no tasks"]);
+    std::fs::remove_dir_all(&d).unwrap();
+}
