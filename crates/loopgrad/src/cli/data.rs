@@ -216,12 +216,9 @@ fn generate_maze(args: &MazeArgs) -> anyhow::Result<()> {
         "mazes",
         || (),
         |_, i| {
-            maze::generate::generate_one(&config, args.seed, i).map(|(m, _)| m).ok_or_else(|| {
-                format!(
-                    "no maze with a route of {} cells in {} layouts; lower --min-route",
-                    args.min_route, config.max_layouts
-                )
-            })
+            maze::generate::generate_one(&config, args.seed, i)
+                .map(|(m, _)| m)
+                .map_err(|gave_up| gave_up.message(&config))
         },
     )?;
     let secs = start.elapsed().as_secs_f64();

@@ -29,6 +29,36 @@ pub struct MazeConfig {
     pub max_layouts: u64,
 }
 
+/// Layouts drawn before asking whether any of them could hold the route at all (see [`GaveUp`]).
+const REACH_CHECK: u64 = 10_000;
+
+/// Why [`generate_one`] gave up: `layouts` layouts were drawn and none gave a maze. `longest_possible` bounds the
+/// longest route any of them could hold (twice the deepest breadth-first tree of a component, plus one). When
+/// even that bound stays below the route asked for over the first [`REACH_CHECK`] layouts, the route is out of
+/// reach of this generator (a 64x64 request for 4096 cells would otherwise run through all `max_layouts`), and it
+/// stops there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GaveUp {
+    pub layouts: u64,
+    pub longest_possible: u32,
+}
+
+impl GaveUp {
+    /// The error to show for a request with this `config`.
+    pub fn message(&self, config: &MazeConfig) -> String {
+        let (size, need) = (config.size, config.size.max(config.min_route));
+        if self.layouts < config.max_layouts {
+            format!(
+                "none of the first {} {size}x{size} layouts can hold a route of {need} cells (the longest any could \
+                 hold is at most {}); lower --min-route",
+                self.layouts, self.longest_possible
+            )
+        } else {
+            format!("no {size}x{size} maze with a route of {need} cells in {} layouts; lower --min-route", self.layouts)
+        }
+    }
+}
+
 impl MazeConfig {
     /// Maze-Hard's settings for 30x30.
     pub const HARD_30: MazeConfig = MazeConfig { size: 30, min_route: 110, attempts: 100, max_layouts: 10_000_000 };
@@ -101,8 +131,9 @@ impl Scratch {
     }
 }
 
-/// Try one wall layout: the question and its route length, if some (S, G) pair passes the filter.
-fn try_layout(config: &MazeConfig, rng: &mut Rng, scratch: &mut Scratch) -> Option<(Vec<u8>, usize)> {
+/// Try one wall layout: the question and its route length, if some (S, G) pair passes the filter; otherwise an
+/// upper bound on the longest route the layout could hold.
+fn try_layout(config: &MazeConfig, rng: &mut Rng, scratch: &mut Scratch) -> Result<(Vec<u8>, usize), u32> {
     let n = config.size * config.size;
     let mut order: Vec<usize> = (0..n).collect();
     rng.shuffle(&mut order);
@@ -113,10 +144,11 @@ fn try_layout(config: &MazeConfig, rng: &mut Rng, scratch: &mut Scratch) -> Opti
     }
     let pool = &order[num_walls..];
     if pool.len() < 2 {
-        return None;
+        return Err(pool.len() as u32);
     }
     let need = config.size.max(config.min_route).max(2) as u32;
     scratch.components(&cells, config.size);
+    let longest_possible = scratch.diameter_bound.iter().max().map_or(0, |d| d + 1);
     for _ in 0..config.attempts {
         let i = rng.below(pool.len());
         let mut j = rng.below(pool.len() - 1);
@@ -132,50 +164,54 @@ fn try_layout(config: &MazeConfig, rng: &mut Rng, scratch: &mut Scratch) -> Opti
         if route >= need {
             cells[s] = START;
             cells[g] = GOAL;
-            return Some((cells, route as usize));
+            return Ok((cells, route as usize));
         }
     }
-    None
+    Err(longest_possible)
 }
 
 /// Maze `index` of the set seeded by `seed`: layouts are drawn from `(seed, index)` until one is accepted.
-/// Returns the record and the number of layouts it took, or `None` after `config.max_layouts` layouts.
-pub fn generate_one(config: &MazeConfig, seed: u64, index: usize) -> Option<(MazeRecord, u64)> {
+/// Returns the record and the number of layouts it took, or why it gave up: after `config.max_layouts` layouts,
+/// or after [`REACH_CHECK`] when none of them could hold the route at all ([`GaveUp`]).
+pub fn generate_one(config: &MazeConfig, seed: u64, index: usize) -> Result<(MazeRecord, u64), GaveUp> {
     assert!(config.size >= 2, "maze size {} is below 2", config.size);
+    let need = config.size.max(config.min_route).max(2) as u32;
     let mut rng = Rng::for_item(seed, index as u64);
     let mut scratch = Scratch::default();
+    let mut longest_possible = 0;
     for layouts in 1..=config.max_layouts {
-        if let Some((question, route)) = try_layout(config, &mut rng, &mut scratch) {
-            let answer = label(&question, config.size).expect("accepted mazes are solvable");
-            let record = MazeRecord {
-                source: format!("gen_{}x{}_seed{seed}_{index}_layout{layouts}", config.size, config.size),
-                size: config.size,
-                question,
-                answer,
-                rating: route as f64,
-                row: 0,
-                line: 0,
-            };
-            return Some((record, layouts));
-        }
+        let (question, route) = match try_layout(config, &mut rng, &mut scratch) {
+            Ok(accepted) => accepted,
+            Err(longest) => {
+                longest_possible = longest_possible.max(longest);
+                if layouts == REACH_CHECK && longest_possible < need {
+                    return Err(GaveUp { layouts, longest_possible });
+                }
+                continue;
+            }
+        };
+        let answer = label(&question, config.size).expect("accepted mazes are solvable");
+        let record = MazeRecord {
+            source: format!("gen_{}x{}_seed{seed}_{index}_layout{layouts}", config.size, config.size),
+            size: config.size,
+            question,
+            answer,
+            rating: route as f64,
+            row: 0,
+            line: 0,
+        };
+        return Ok((record, layouts));
     }
-    None
+    Err(GaveUp { layouts: config.max_layouts, longest_possible })
 }
 
 /// `count` mazes; maze `i` depends only on `(seed, i)` (all cores, or `LOOPGRAD_THREADS`). The filter's
 /// acceptance rate falls steeply with `min_route` (about 1e-3 per layout for Maze-Hard's 110 on 30x30); an error
-/// when some maze needs more than `config.max_layouts` layouts.
+/// ([`GaveUp::message`]) when some maze cannot be had.
 pub fn generate_mazes(config: &MazeConfig, count: usize, seed: u64) -> Result<Vec<MazeRecord>, String> {
     crate::par::map_with(count, crate::par::default_threads(), || (), |_, i| generate_one(config, seed, i))
         .into_iter()
-        .map(|m| {
-            m.map(|(record, _)| record).ok_or_else(|| {
-                format!(
-                    "no {0}x{0} maze with a route of {1} cells in {2} layouts; lower --min-route",
-                    config.size, config.min_route, config.max_layouts
-                )
-            })
-        })
+        .map(|m| m.map(|(record, _)| record).map_err(|gave_up| gave_up.message(config)))
         .collect()
 }
 
@@ -209,6 +245,18 @@ mod tests {
     #[test]
     fn impossible_routes_give_up() {
         let c = MazeConfig { max_layouts: 50, ..MazeConfig::new(5, 26) };
-        assert!(generate_mazes(&c, 1, 0).unwrap_err().contains("lower --min-route"));
+        let err = generate_mazes(&c, 1, 0).unwrap_err();
+        assert!(err.contains("in 50 layouts; lower --min-route"), "{err}");
+    }
+
+    /// A route no layout can hold ends after the reach check, not after `max_layouts` (10 million 64x64 layouts
+    /// would take hours), with the bound that ruled it out.
+    #[test]
+    fn out_of_reach_routes_stop_early() {
+        let c = MazeConfig::new(64, 4096);
+        let gave_up = generate_one(&c, 0, 0).unwrap_err();
+        assert_eq!(gave_up.layouts, REACH_CHECK);
+        assert!(gave_up.longest_possible < 4096);
+        assert!(gave_up.message(&c).starts_with("none of the first 10000 64x64 layouts can hold a route of 4096"));
     }
 }
