@@ -25,9 +25,6 @@ pub enum CheckpointError {
     Duplicate { path: PathBuf, tensor: String, first: String, second: String },
     /// A metadata entry is missing or cannot be parsed.
     Metadata { path: PathBuf, key: String, reason: String },
-    /// A tensor holds NaN or an infinity (or an F64 value beyond the f32 range), which no trained weight or
-    /// optimizer state does: a diverged run or a damaged file. `index` is the flat index of the first one.
-    NonFinite { path: PathBuf, tensor: String, index: usize, value: f64 },
 }
 
 /// `[a, b, c]`, the way PyTorch users read shapes.
@@ -78,9 +75,6 @@ impl fmt::Display for CheckpointError {
                 path.display()
             ),
             Metadata { path, key, reason } => write!(f, "{}: metadata `{key}`: {reason}", path.display()),
-            NonFinite { path, tensor, index, value } => {
-                write!(f, "{}: tensor `{tensor}` holds {value} at flat index {index}", path.display())
-            }
         }
     }
 }
