@@ -6,24 +6,32 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs the binary in `cwd`, killing it after 60 s (a hang is a failure, not a stuck test).
+/// Runs the binary in `cwd`, killing it after 60 s (a hang is a failure, not a stuck test). Its output goes to
+/// files, not pipes: a pipe nobody reads until the end would block a chatty child and look like a hang.
 fn loopgrad(args: &[&str], cwd: &Path) -> Output {
+    let (out_path, err_path) = (cwd.join(".stdout"), cwd.join(".stderr"));
+    let file = |p: &Path| std::fs::File::create(p).expect("create an output file");
     let mut child = Command::new(env!("CARGO_BIN_EXE_loopgrad"))
         .args(args)
         .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::from(file(&out_path)))
+        .stderr(Stdio::from(file(&err_path)))
         .spawn()
         .expect("run loopgrad");
     let start = Instant::now();
-    while child.try_wait().expect("wait for loopgrad").is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for loopgrad") {
+            break status;
+        }
         if start.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
+            let _ = child.wait();
             panic!("loopgrad {args:?} still runs after 60 s");
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("collect loopgrad's output")
+    };
+    let read = |p: &Path| std::fs::read(p).expect("read an output file");
+    Output { status, stdout: read(&out_path), stderr: read(&err_path) }
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -84,6 +92,10 @@ fn a_tampered_checkpoint_state_or_config_is_an_error_naming_the_checkpoint() {
     rewrite_metadata(&ckpt, "config", |c| c["run"]["threads"] = serde_json::json!(100_000));
     let out = loopgrad(&["train", "--resume", "run"], &d);
     assert_clean_error(&out, &["checkpoint.safetensors: metadata `config`", "run.threads 100000"]);
+    // The same value from --set is blamed on the override, not on the checkpoint's config.
+    std::fs::write(&ckpt, &pristine).unwrap();
+    let out = loopgrad(&["train", "--resume", "run", "--set", "run.threads=100000"], &d);
+    assert_clean_error(&out, &["error: with run.threads=100000: run.threads 100000 is more than 1024"]);
     std::fs::write(&ckpt, &pristine).unwrap();
     rewrite_metadata(&ckpt, "config", |c| c["model"]["vocab_size"] = serde_json::json!(0));
     let out =

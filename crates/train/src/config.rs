@@ -3,7 +3,7 @@
 //! `docs/config.md`.
 
 use crate::overrides;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use loopgrad_models::config::ModelConfig;
 use loopgrad_nn::layers::swiglu_width;
 use loopgrad_nn::optim::{OptimizerConfig, SignSgdConfig};
@@ -107,10 +107,16 @@ impl TrainConfig {
         overrides::from_toml_file(path)
     }
 
-    /// Applies `--set key=value` overrides and validates the result.
+    /// Applies `--set key=value` overrides and validates the result. A range error after overrides names them
+    /// ("with run.threads=100000: run.threads 100000 is more than 1024"): validate the config they apply to first,
+    /// so that an error it already had is blamed on its own source, not on the overrides.
     pub fn with_overrides(&self, sets: &[String]) -> Result<Self> {
         let c = overrides::apply(self, sets)?;
-        c.validate()?;
+        if sets.is_empty() {
+            c.validate()?;
+        } else {
+            c.validate().with_context(|| format!("with {}", sets.join(", ")))?;
+        }
         Ok(c)
     }
 
@@ -382,7 +388,7 @@ mod tests {
     fn error_of(sets: &[&str]) -> String {
         let base = TrainConfig::preset("smoke").unwrap();
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        base.with_overrides(&sets).err().map(|e| e.to_string()).unwrap_or_default()
+        base.with_overrides(&sets).err().map(|e| format!("{e:#}")).unwrap_or_default()
     }
 
     #[test]
@@ -412,6 +418,7 @@ mod tests {
         for (sets, expected) in cases {
             let err = error_of(sets);
             assert!(err.contains(expected), "{sets:?}: `{err}` lacks `{expected}`");
+            assert!(err.starts_with(&format!("with {}: ", sets.join(", "))), "{sets:?}: `{err}` does not name them");
         }
     }
 

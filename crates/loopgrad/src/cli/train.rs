@@ -142,17 +142,19 @@ fn train(config: TrainConfig, dir: PathBuf, resume: bool, threads: usize) -> Res
 
 /// The config and the run directory, from the arguments.
 fn resolve(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
-    // A config read from a file that fails validation names the file (a preset's own fields are always valid).
+    // A config read from a file is validated on its own first, so that its errors name the file and errors
+    // that only the overrides cause name the overrides (a preset's own fields are always valid).
     if let Some(dir) = &args.resume {
-        let source = format!("{}: metadata `config`", dir.join(CHECKPOINT).display());
-        let config = state::resume_config(dir)?.with_overrides(&args.sets).with_context(|| source)?;
-        return Ok((config, dir.clone()));
+        let stored = state::resume_config(dir)?;
+        stored.validate().with_context(|| format!("{}: metadata `config`", dir.join(CHECKPOINT).display()))?;
+        return Ok((stored.with_overrides(&args.sets)?, dir.clone()));
     }
     let (config, name) = match (&args.config, &args.preset) {
         (Some(path), _) => {
             let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "config".into());
-            let config = TrainConfig::from_file(path)?.with_overrides(&args.sets);
-            (config.with_context(|| path.display().to_string())?, stem)
+            let config = TrainConfig::from_file(path)?;
+            config.validate().with_context(|| path.display().to_string())?;
+            (config.with_overrides(&args.sets)?, stem)
         }
         (None, preset) => {
             let name = preset.as_deref().unwrap_or("default");
