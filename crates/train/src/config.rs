@@ -207,13 +207,19 @@ impl TrainConfig {
         if d.augmentations > MAX_AUGMENTATIONS {
             bail!("data.augmentations {} is more than {MAX_AUGMENTATIONS}", d.augmentations);
         }
-        // Counts of 0 mean "all of a file", whose size bounds them; generated counts are bounded here.
-        let examples = (d.train_count as u128) * (d.augmentations as u128 + 1) + d.test_count as u128;
+        // Counts of 0 mean "all of a file", whose size bounds them; generated counts are bounded here. A maze
+        // set with augmentations holds each maze's 8 dihedral images, whatever the number.
+        let copies = match (d.task.as_str(), d.augmentations) {
+            ("maze", 0) => 1,
+            ("maze", _) => 8,
+            (_, a) => a as u128 + 1,
+        };
+        let examples = (d.train_count as u128) * copies + d.test_count as u128;
         let tokens = examples * self.model.io().seq_len as u128;
         if tokens > MAX_DATA_TOKENS as u128 {
             bail!(
-                "data.train_count {} x (data.augmentations {} + 1) + data.test_count {} examples of {} tokens is \
-                 {tokens} tokens, more than {MAX_DATA_TOKENS}",
+                "data.train_count {} x {copies} copies (data.augmentations {}) + data.test_count {} examples of {} \
+                 tokens is {tokens} tokens, more than {MAX_DATA_TOKENS}",
                 d.train_count,
                 d.augmentations,
                 d.test_count,
@@ -407,6 +413,7 @@ mod tests {
             (&["data.task=maze", "data.maze_size=10", "data.maze_min_route=101"], "data.maze_min_route 101"),
             (&["data.augmentations=100000000"], "data.augmentations 100000000 is more than 10000"),
             (&["data.train_count=1000000000"], "tokens, more than"),
+            (&["data.train_count=2000000", "data.augmentations=1000"], "x 1001 copies"),
             (&["optim.dense.beta1=1"], "optim.dense.beta1 must be in [0, 1)"),
             (&["optim.dense.beta2=2"], "optim.dense.beta2 must be in [0, 1)"),
             (&["optim.dense.weight_decay=-1"], "optim.dense.weight_decay must be a non-negative number"),
@@ -420,6 +427,16 @@ mod tests {
             assert!(err.contains(expected), "{sets:?}: `{err}` lacks `{expected}`");
             assert!(err.starts_with(&format!("with {}: ", sets.join(", "))), "{sets:?}: `{err}` does not name them");
         }
+    }
+
+    /// Maze augmentation is the 8 dihedral images whatever the number: 3000 mazes with augmentations = 1000 are
+    /// 24,000 examples, not 3 million.
+    #[test]
+    fn maze_augmentations_count_eight_images() {
+        let sets = ["data.task=maze", "data.maze_size=30", "data.train_count=3000", "data.augmentations=1000"];
+        let base = TrainConfig::preset("paper-trm-att-maze").unwrap();
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        base.with_overrides(&sets).unwrap();
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use loopgrad_puzzles::{arc, maze, par, sudoku};
+use loopgrad_train::config::MAX_MAZE_SIDE;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -202,8 +203,8 @@ fn generate_sudoku(args: &SudokuArgs) -> anyhow::Result<()> {
 }
 
 fn generate_maze(args: &MazeArgs) -> anyhow::Result<()> {
-    if !(2..=64).contains(&args.size) {
-        bail!("--size {} must be 2..=64", args.size);
+    if !(2..=MAX_MAZE_SIDE).contains(&args.size) {
+        bail!("--size {} must be 2..={MAX_MAZE_SIDE}", args.size);
     }
     let cells = args.size * args.size;
     if args.min_route > cells {
