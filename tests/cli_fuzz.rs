@@ -111,7 +111,7 @@ fn degenerate_flags_are_refused_by_name() {
     let cases: [(Vec<&str>, &[&str]); 8] = [
         ([&bench[..], &["--batch", "2", "--prefix", "0"]].concat(), &["--prefix"]),
         ([&bench[..], &["--batch", "2", "--threads", "100000"]].concat(), &["--threads 100000"]),
-        ([&bench[..], &["--batch", "2", "--expansion", "0.001"]].concat(), &["model.expansion 0.001"]),
+        ([&bench[..], &["--batch", "2", "--expansion", "0.001"]].concat(), &["--expansion 0.001 leaves"]),
         ([&bench[..], &["--batch", "100000000"]].concat(), &["--batch 100000000"]),
         (vec!["train", "--preset", "smoke", "--set", "model.num_heads=0", "--out", "r"], &["model.num_heads"]),
         (

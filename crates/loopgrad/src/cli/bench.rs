@@ -118,7 +118,7 @@ impl BenchArgs {
             ModelConfig::Hrm(c) => c.halt_max_steps = 1,
             ModelConfig::Baseline(c) => c.halt_max_steps = 1,
         }
-        check_model(&config).map_err(|e| anyhow!("the shape given by the flags: {e}"))?;
+        check_model(&config).map_err(|e| anyhow!("{}", in_flag_names(&e.to_string())))?;
         check_batch("--batch", self.batch, &config)?;
         Ok(shape)
     }
@@ -205,6 +205,24 @@ pub fn run(args: BenchArgs) -> Result<()> {
     });
     println!("{line}");
     Ok(())
+}
+
+/// A config error about the benchmark's model, with each `model.` field named by the flag that sets it.
+fn in_flag_names(message: &str) -> String {
+    const FLAGS: [(&str, &str); 11] = [
+        ("model.hidden_size", "--hidden"),
+        ("model.num_heads", "--heads"),
+        ("model.expansion", "--expansion"),
+        ("model.num_layers", "--layers"),
+        ("model.h_layers", "--layers"),
+        ("model.l_layers", "--layers"),
+        ("model.h_cycles", "--T"),
+        ("model.l_cycles", "--n"),
+        ("model.seq_len", "--seq"),
+        ("model.vocab_size", "--vocab"),
+        ("model.puzzle_emb_len", "--prefix"),
+    ];
+    FLAGS.iter().fold(message.to_string(), |m, (field, flag)| m.replace(field, flag))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
