@@ -16,7 +16,7 @@ pub struct Baseline {
     pub io: InputOutput,
     /// `inner.H_level` with K layers.
     pub net: BlockStack,
-    /// `inner.H_init`: the carry is [z].
+    /// `inner.H_init`: the carry is `[z]`.
     pub inits: Vec<Param>,
 }
 

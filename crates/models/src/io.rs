@@ -74,13 +74,13 @@ impl InputOutput {
     }
 }
 
-/// A fixed carry init vector `name` [D]: truncated normal, std 1, saved in checkpoints, never trained (a
+/// A fixed carry init vector `name` `[D]`: truncated normal, std 1, saved in checkpoints, never trained (a
 /// buffer in the reference, so not counted as a parameter).
 pub fn carry_init(sink: &mut (impl ParamSink + ?Sized), name: &str, hidden: usize) -> Param {
     sink.param(name, &[hidden], Init::TruncNormal(1.0), false)
 }
 
-/// [B, L', D] with every position of every slot equal to the init vector `init` [D].
+/// [B, L', D] with every position of every slot equal to the init vector `init` `[D]`.
 pub fn broadcast_init<E: Float>(store: &ParamStore<E>, init: Param, batch: usize, positions: usize) -> Tensor<E> {
     let v = store.value(init).data();
     let mut t = Tensor::uninit([batch, positions, v.len()]);

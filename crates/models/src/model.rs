@@ -108,7 +108,7 @@ pub trait Reasoner {
         }
     }
 
-    /// HRM's bootstrapped continue target [B]: one more step from the new `carry` without a tape, then
+    /// HRM's bootstrapped continue target `[B]`: one more step from the new `carry` without a tape, then
     /// sigmoid(q_halt') on a slot's last step and sigmoid(max(q_halt', q_continue')) otherwise. Nothing it
     /// creates outlives the call but the target (a pooled tensor).
     fn q_continue_target<E: Float>(

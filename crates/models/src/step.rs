@@ -21,7 +21,7 @@ pub struct Batch {
     pub inputs: Vec<usize>,
     /// Target tokens [B * L] ([`IGNORE_LABEL`] where nothing is asked).
     pub labels: Vec<usize>,
-    /// Puzzle identifier of each example [B] (rows of the puzzle-embedding table).
+    /// Puzzle identifier of each example `[B]` (rows of the puzzle-embedding table).
     pub puzzle_ids: Vec<usize>,
 }
 
@@ -45,8 +45,8 @@ impl Batch {
     }
 }
 
-/// The recurrent state of every slot: one tensor [B, P + L, D] per latent (TRM: [y, z]; single-z: [z];
-/// multi-scale: [y, z_1, .., z_n]; HRM: [z_H, z_L]; baseline: [z]). Detached: no gradient flows into a step
+/// The recurrent state of every slot: one tensor [B, P + L, D] per latent (TRM: `[y, z]`; single-z: `[z]`;
+/// multi-scale: `[y, z_1, .., z_n]`; HRM: `[z_H, z_L]`; baseline: `[z]`). Detached: no gradient flows into a step
 /// from the previous one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Carry<E: Float> {
@@ -194,7 +194,7 @@ fn slot_accuracy<E: Float>(logits: &[E], labels: &[usize], vocab: usize) -> (usi
     (valid, correct, correct == valid)
 }
 
-/// The reference ACT loss (see the module doc). `q_continue_target` [B] (HRM's bootstrapped target, from
+/// The reference ACT loss (see the module doc). `q_continue_target` `[B]` (HRM's bootstrapped target, from
 /// [`crate::Model::q_continue_target`]) adds the continue term. `slots` receives the per-slot results (its
 /// capacity is reused: keep it across steps and a steady-state step allocates nothing here).
 pub fn act_loss<E: Float>(

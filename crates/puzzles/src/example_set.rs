@@ -7,12 +7,12 @@
 //! - a **group** is a run of consecutive puzzles that are augmented versions of one original puzzle, so that a
 //!   sampler can draw one version per group per epoch.
 //!
-//! Puzzle identifiers index the trainer's puzzle-embedding table. Identifier 0 is the blank identifier ("<blank>",
+//! Puzzle identifiers index the trainer's puzzle-embedding table. Identifier 0 is the blank identifier (`"<blank>"`,
 //! no embedding); Sudoku and Maze sets use only it, ARC gives every augmented task its own.
 
 use std::collections::HashMap;
 
-/// The names of puzzle identifiers, id 0 being "<blank>". Shared between a training and a test set (ARC test
+/// The names of puzzle identifiers, id 0 being `"<blank>"`. Shared between a training and a test set (ARC test
 /// examples must use the identifier their task's demonstrations were trained under).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identifiers {
@@ -76,7 +76,7 @@ pub struct ExampleSet {
     pub(crate) group_starts: Vec<u32>,
     /// `[num_examples]`: the puzzle each example belongs to (derived from `puzzle_starts`).
     pub(crate) example_puzzle: Vec<u32>,
-    /// `[num_identifiers]`: identifier names, index 0 = "<blank>".
+    /// `[num_identifiers]`: identifier names, index 0 = `"<blank>"`.
     pub(crate) identifier_names: Vec<String>,
 }
 

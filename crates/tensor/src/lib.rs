@@ -6,7 +6,7 @@
 //! numbers on every machine.
 //!
 //! Everything above (the tape, the layers, TRM and HRM) is written against the slice-level kernels in
-//! [`kernels`] and [`gemm`], so that a kernel can be made faster without touching the code that calls it.
+//! [`kernels`] and [`gemm`](mod@gemm), so that a kernel can be made faster without touching the code that calls it.
 
 pub mod counting_alloc;
 pub mod float;

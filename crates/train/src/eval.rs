@@ -24,7 +24,7 @@ pub struct EvalResult {
 /// What the model answered for each example (for task-specific scoring: maze validity, ARC voting).
 #[derive(Clone, Debug, Default)]
 pub struct Predictions {
-    /// Argmax tokens [examples][seq_len].
+    /// Argmax tokens `[examples][seq_len]`.
     pub tokens: Vec<Vec<u8>>,
     /// q_halt logit at the final step (ARC's tie-break confidence).
     pub q_halt: Vec<f64>,

@@ -2,7 +2,7 @@
 //!
 //! | op | forward | backward |
 //! |---|---|---|
-//! | embedding | y[p, :] = T[ids[p], :] | dT[ids[p], :] += dy[p, :] for every position p (scatter-add) |
+//! | embedding | `y[p, :] = T[ids[p], :]` | `dT[ids[p], :] += dy[p, :]` for every position p (scatter-add) |
 //!
 //! Backward touches only the rows named in `ids`: a row used at several positions receives the sum of their
 //! gradients, and every other row of the table gradient is left as it was. That is what the sparse sign-SGD of

@@ -1,13 +1,13 @@
 //! The losses: stablemax and softmax cross-entropy per sequence, and binary cross-entropy with logits.
 //!
 //! **Cross-entropies.** logits [B, L, V], labels [B L] (row-major, one per position). A position whose label is
-//! `ignore` contributes nothing; the output [B] holds each sequence's mean over its n_b valid positions (0 when it
+//! `ignore` contributes nothing; the output `[B]` holds each sequence's mean over its n_b valid positions (0 when it
 //! has none), TRM's per-sequence token mean. A label that is neither `ignore` nor < V panics naming the op, the
 //! position and V. The labels are kept in the tape's `ints` arena; nothing else is saved, because a row's
 //! normaliser is one pass over V logits (V is 6 to 12 in the puzzles) and is recomputed in backward. As in TRM
 //! (`logits.to(torch.float64)`) every row is computed in f64 whatever `E` is, and the result rounded once.
 //!
-//! | loss | f (one position, label y) | f' = dloss/dx_j, scaled by dout[b] / n_b |
+//! | loss | f (one position, label y) | f' = dloss/dx_j, scaled by `dout[b] / n_b` |
 //! |---|---|---|
 //! | stablemax | s(x) = x + 1 (x >= 0), 1/(1 - x) (x < 0); log S - log s(x_y), S = sum_k s(x_k) | s'(x_j)/S - [j = y] g(x_y) |
 //! | softmax | lse(x) - x_y, lse = m + log sum_k exp(x_k - m), m = max | p_j - [j = y], p = exp(x - lse) |
@@ -144,7 +144,7 @@ impl<E: Float> Ce<E> {
 
 impl<E: Float> Tape<E> {
     /// Stablemax cross-entropy per sequence: logits [B, L, V], labels [B * L]; positions whose label is
-    /// `ignore` contribute nothing -> [B], each the mean over that sequence's valid positions (0 if none).
+    /// `ignore` contribute nothing -> `[B]`, each the mean over that sequence's valid positions (0 if none).
     pub fn stablemax_ce(&mut self, logits: Var, labels: &[usize], ignore: usize) -> Var {
         let out = Ce::stablemax().forward(self.value(logits), labels, ignore);
         self.push_op(Op::StablemaxCe(CeMeta { ignore }), &[logits], out, [], labels)

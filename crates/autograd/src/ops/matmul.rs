@@ -3,7 +3,7 @@
 //!
 //! | op | forward | backward |
 //! |---|---|---|
-//! | linear | Y = X W^T + b; X [R, in] (all leading axes flattened into R rows), W [out, in], b [out] | dX += dY W, dW += dY^T X, db[j] += sum_r dY[r, j] |
+//! | linear | Y = X W^T + b; X [R, in] (all leading axes flattened into R rows), W [out, in], b `[out]` | dX += dY W, dW += dY^T X, `db[j] += sum_r dY[r, j]` |
 //! | matmul | C_i = A_i B_i; A_i [m, k], B_i [k, n] | dA_i += dC_i B_i^T, dB_i += A_i^T dC_i |
 //! | matmul, `trans_b` | C_i = A_i B_i^T; B_i [n, k] | dA_i += dC_i B_i, dB_i += dC_i^T A_i |
 //!

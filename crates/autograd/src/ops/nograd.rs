@@ -5,7 +5,7 @@
 
 use loopgrad_tensor::{kernels, Float, Tensor};
 
-/// out[r] = argmax over the last axis of x (first index on ties); out.len() = x's rows.
+/// `out[r]` = argmax over the last axis of x (first index on ties); out.len() = x's rows.
 pub fn argmax_last<E: Float>(x: &Tensor<E>, out: &mut [usize]) {
     let s = x.shape();
     assert!(

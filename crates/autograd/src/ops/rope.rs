@@ -6,19 +6,19 @@
 //! f(x) = x * cos + rotate_half(x) * sin,   rotate_half([a, b]) = [-b, a]
 //! ```
 //!
-//! with cos, sin the [hd] rows of the position. Written out for i < h = hd/2:
-//! out[i] = x[i] cos[i] - x[i+h] sin[i] and out[i+h] = x[i+h] cos[i+h] + x[i] sin[i+h].
+//! with cos, sin the `[hd]` rows of the position. Written out for i < h = hd/2:
+//! `out[i] = x[i] cos[i] - x[i+h] sin[i]` and `out[i+h] = x[i+h] cos[i+h] + x[i] sin[i+h]`.
 //!
 //! **Derivative.** f is linear in x: f = (C + S R) x with C = diag(cos), S = diag(sin) and R the rotate-half
 //! matrix, whose transpose is -R. So f' = C + S R and the backward is dx = (C - R S) dy:
-//! dx[i] = cos[i] dy[i] + sin[i+h] dy[i+h], dx[i+h] = cos[i+h] dy[i+h] - sin[i] dy[i]. With the standard tables
-//! (cos[i] = cos[i+h], sin likewise) this is the rotation of the gradient by the negative angle. Backward reuses
+//! `dx[i] = cos[i] dy[i] + sin[i+h] dy[i+h]`, `dx[i+h] = cos[i+h] dy[i+h] - sin[i] dy[i]`. With the standard tables
+//! (`cos[i] = cos[i+h]`, sin likewise) this is the rotation of the gradient by the negative angle. Backward reuses
 //! only the tables (the op's inputs 1 and 2); nothing is saved.
 //!
 //! The tables are constants (TRM keeps them as non-persistent buffers): asking for their gradient panics, so a
 //! graph that expects one fails loudly instead of silently getting zeros.
 //!
-//! The row kernels [`rotate_heads`] and [`unrotate_heads_add`] are shared with the fused attention, which
+//! The row kernels `rotate_heads` and `unrotate_heads_add` are shared with the fused attention, which
 //! rotates q and k in place of their slices of the qkv projection.
 
 use crate::op::Op;
@@ -109,8 +109,8 @@ pub(crate) fn backward<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
     }
 }
 
-/// The cos and sin tables [seq_len, head_dim] of TRM's `RotaryEmbedding`: inv_freq[i] = 1 / theta^(2i / hd) for
-/// i < hd/2, angle[p, i] = p inv_freq[i], emb = cat(angle, angle) on the last axis. Computed in f64 and rounded
+/// The cos and sin tables [seq_len, head_dim] of TRM's `RotaryEmbedding`: `inv_freq[i] = 1 / theta^(2i / hd)` for
+/// i < hd/2, `angle[p, i] = p inv_freq[i]`, emb = cat(angle, angle) on the last axis. Computed in f64 and rounded
 /// once to `E`. PyTorch computes them in f32, so its tables differ from these by the f32 rounding error of the
 /// angle p * inv_freq, which grows with the position p.
 pub fn rope_tables<E: Float>(seq_len: usize, head_dim: usize, theta: f64) -> (Tensor<E>, Tensor<E>) {

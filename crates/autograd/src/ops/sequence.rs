@@ -3,8 +3,8 @@
 //!
 //! | op | forward | backward |
 //! |---|---|---|
-//! | concat_seq | y[b] = [a[b]; c[b]] (La then Lc positions) | da[b] += dy[b, :La], dc[b] += dy[b, La:] (split) |
-//! | slice_seq | y[b] = x[b, s..s+n] | dx[b, s..s+n] += dy[b], zero elsewhere (pad) |
+//! | concat_seq | `y[b] = [a[b]; c[b]]` (La then Lc positions) | `da[b] += dy[b, :La]`, `dc[b] += dy[b, La:]` (split) |
+//! | slice_seq | `y[b] = x[b, s..s+n]` | `dx[b, s..s+n] += dy[b]`, zero elsewhere (pad) |
 //!
 //! Nothing is saved; the split points come from the input shapes and the slice's start from its metadata.
 

@@ -5,7 +5,7 @@ use loopgrad_autograd::{Param, Tape, Var};
 use loopgrad_tensor::Float;
 
 /// A fully connected layer. Parameters `{name}.weight` [out, in] (truncated normal, std 1/sqrt(in)) and, if
-/// asked for, `{name}.bias` [out] (zeros): the reference `CastedLinear`.
+/// asked for, `{name}.bias` `[out]` (zeros): the reference `CastedLinear`.
 #[derive(Clone, Debug)]
 pub struct Linear {
     pub weight: Param,

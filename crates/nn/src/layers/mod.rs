@@ -11,7 +11,7 @@
 //!
 //! | layer | parameters | forward |
 //! |---|---|---|
-//! | [`Linear`] | `weight` [out, in], optional `bias` [out] | y = x W^T (+ b) |
+//! | [`Linear`] | `weight` [out, in], optional `bias` `[out]` | y = x W^T (+ b) |
 //! | [`Embedding`] | `embedding_weight` [V, D] | rows of the table |
 //! | [`SwiGlu`] | `gate_up_proj.weight` [2I, W], `down_proj.weight` [W, I] | down(silu(g) * u) |
 //! | [`Attention`] | `qkv_proj.weight` [3D, D], `o_proj.weight` [D, D] | o(attn(rope(q), rope(k), v)) |

@@ -30,7 +30,7 @@ pub struct MazeConfig {
 }
 
 /// Layouts drawn before asking whether any of them could hold the route at all (see [`GaveUp`]).
-const REACH_CHECK: u64 = 10_000;
+pub const REACH_CHECK: u64 = 10_000;
 
 /// Why [`generate_one`] gave up: `layouts` layouts were drawn and none gave a maze. `longest_possible` bounds the
 /// longest route any of them could hold (twice the deepest breadth-first tree of a component, plus one). When

@@ -1,14 +1,14 @@
 //! Element-wise and row kernels on slices: SIMD through `wide` (`f32x8` / `f64x4`, see [`crate::simd`]), split
 //! across threads above measured sizes (see [`crate::parallel`]). Every kernel has a scalar twin of the same name
-//! in [`reference`], which the tests compare it with.
+//! in [`reference`](mod@reference), which the tests compare it with.
 //!
 //! Conventions: `out` may not alias an input (the borrow checker enforces it); kernels that update their first
 //! argument in place say so with `_assign`, kernels that accumulate (`+=`, as backward passes do) end in `_add`.
 //! "Rows" means the slice seen as a row-major `[rows, cols]` matrix. Length mismatches panic naming the kernel
 //! and both lengths.
 //!
-//! Accuracy against [`reference`] (tested by proptest in `tests/kernels.rs`): add, sub, mul, scale, fill,
-//! rsqrt, the broadcasts and transpose are bit-identical; kernels with a fused multiply-add (axpy, the `_add`
+//! Accuracy against [`reference`](mod@reference) (tested by proptest in `tests/kernels.rs`): add, sub, mul, scale,
+//! fill, rsqrt, the broadcasts and transpose are bit-identical; kernels with a fused multiply-add (axpy, the `_add`
 //! kernels) or a different summation order (the sums, dots and row reductions) differ by a few roundings of the
 //! magnitudes involved; exp is within 2 ulp of `std`'s, and sigmoid, SiLU and softmax inherit that plus a
 //! rounding or two.
@@ -242,18 +242,18 @@ pub fn rsqrt<E: Float>(a: &[E], out: &mut [E]) {
     map(a, out, PAR_MIN_ELEMS_STREAMING, |x| one / x.sqrt())
 }
 
-/// sum_i a[i] (four vector accumulators: the order differs from a sequential loop)
+/// `sum_i a[i]` (four vector accumulators: the order differs from a sequential loop)
 pub fn sum<E: Float>(a: &[E]) -> E {
     simd::fold1::<V<E>>(a, E::ZERO, |acc, x| acc + x, |p, q| p + q).reduce_sum()
 }
 
-/// sum_i a[i] * b[i]
+/// `sum_i a[i] * b[i]`
 pub fn dot<E: Float>(a: &[E], b: &[E]) -> E {
     check_len("dot", a.len(), b.len());
     simd::fold2::<V<E>>(a, b, |acc, x, y| x.mul_add(y, acc)).reduce_sum()
 }
 
-/// sum_i a[i]^2 (e.g. a gradient norm)
+/// `sum_i a[i]^2` (e.g. a gradient norm)
 pub fn sum_sq<E: Float>(a: &[E]) -> E {
     simd::fold1::<V<E>>(a, E::ZERO, |acc, x| x.mul_add(x, acc), |p, q| p + q).reduce_sum()
 }

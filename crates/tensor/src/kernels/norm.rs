@@ -54,7 +54,7 @@ fn for_rows<E: Float>(out: &mut [E], cols: usize, r: &mut [E], row: impl Fn(usiz
     })
 }
 
-/// out[i, :] = x[i, :] r[i], r[i] = 1 / sqrt(mean_j x[i, j]^2 + eps). `r` [rows] receives the scales (what
+/// `out[i, :] = x[i, :] r[i]`, `r[i] = 1 / sqrt(mean_j x[i, j]^2 + eps)`. `r` `[rows]` receives the scales (what
 /// backward needs).
 pub fn rms_norm_rows<E: Float>(x: &[E], cols: usize, eps: E, out: &mut [E], r: &mut [E]) {
     check_norm("rms_norm_rows", x.len(), out.len(), r.len(), cols);
@@ -77,8 +77,8 @@ pub fn add_rms_norm_rows<E: Float>(a: &[E], b: &[E], cols: usize, eps: E, out: &
     })
 }
 
-/// The gradient of [`rms_norm_rows`] from its output y and scales r: ds[i, :] = r[i] (dy[i, :] - y[i, :]
-/// mean_j(dy[i, j] y[i, j])), written into or added to `ds` as `store` says.
+/// The gradient of [`rms_norm_rows`] from its output y and scales r: `ds[i, :] = r[i] (dy[i, :] - y[i, :]
+/// mean_j(dy[i, j] y[i, j]))`, written into or added to `ds` as `store` says.
 pub fn rms_norm_rows_grad<E: Float>(dy: &[E], y: &[E], r: &[E], cols: usize, ds: &mut [E], store: Store) {
     check_len("rms_norm_rows_grad", dy.len(), y.len());
     check_norm("rms_norm_rows_grad", y.len(), ds.len(), r.len(), cols);

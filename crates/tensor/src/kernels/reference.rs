@@ -113,23 +113,23 @@ pub fn sigmoid_scalar<E: Float>(x: E) -> E {
     }
 }
 
-/// out[r] = sum_j x[r, j]
+/// `out[r] = sum_j x[r, j]`
 pub fn row_sum<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     for_rows("row_sum", x, cols, out, |row| row.iter().copied().sum())
 }
 
-/// out[r] = mean_j x[r, j]^2
+/// `out[r] = mean_j x[r, j]^2`
 pub fn row_mean_sq<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     let inv = E::ONE / E::from_usize(cols.max(1));
     for_rows("row_mean_sq", x, cols, out, |row| row.iter().map(|&v| v * v).sum::<E>() * inv)
 }
 
-/// out[r] = max_j x[r, j]
+/// `out[r] = max_j x[r, j]`
 pub fn row_max<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     for_rows("row_max", x, cols, out, |row| row.iter().copied().fold(row[0], E::max))
 }
 
-/// out[r] = argmax_j x[r, j] (the first index on ties)
+/// `out[r] = argmax_j x[r, j]` (the first index on ties)
 pub fn row_argmax<E: Float>(x: &[E], cols: usize, out: &mut [usize]) {
     assert!(cols > 0, "row_argmax: zero columns");
     check_len("row_argmax", x.len() / cols, out.len());
@@ -144,7 +144,7 @@ pub fn row_argmax<E: Float>(x: &[E], cols: usize, out: &mut [usize]) {
     }
 }
 
-/// out[r, :] = softmax(x[r, :]) (max-subtracted)
+/// `out[r, :] = softmax(x[r, :])` (max-subtracted)
 pub fn softmax_rows<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     check_len("softmax_rows", x.len(), out.len());
     assert!(cols > 0 && x.len().is_multiple_of(cols), "softmax_rows: length {} is not rows of {cols}", x.len());
@@ -162,7 +162,7 @@ pub fn softmax_rows<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     }
 }
 
-/// out[r, j] = x[r, j] + row[j] (a row vector broadcast over rows)
+/// `out[r, j] = x[r, j] + row[j]` (a row vector broadcast over rows)
 pub fn add_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
     check_len("add_row_broadcast", x.len(), out.len());
     let cols = row.len();
@@ -174,7 +174,7 @@ pub fn add_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
     }
 }
 
-/// acc[j] += sum_r x[r, j] (column sums, e.g. a bias gradient)
+/// `acc[j] += sum_r x[r, j]` (column sums, e.g. a bias gradient)
 pub fn col_sum_add<E: Float>(x: &[E], acc: &mut [E]) {
     let cols = acc.len();
     assert!(cols > 0 && x.len().is_multiple_of(cols), "col_sum_add: length {} is not rows of {cols}", x.len());
@@ -185,7 +185,7 @@ pub fn col_sum_add<E: Float>(x: &[E], acc: &mut [E]) {
     }
 }
 
-/// out[b, j, i] = x[b, i, j] for x of shape [batch, rows, cols]
+/// `out[b, j, i] = x[b, i, j]` for x of shape [batch, rows, cols]
 pub fn transpose<E: Float>(x: &[E], batch: usize, rows: usize, cols: usize, out: &mut [E]) {
     check_len("transpose", x.len(), batch * rows * cols);
     check_len("transpose", out.len(), batch * rows * cols);
@@ -223,18 +223,18 @@ pub fn scale_assign<E: Float>(y: &mut [E], s: E) {
     }
 }
 
-/// sum_i a[i]
+/// `sum_i a[i]`
 pub fn sum<E: Float>(a: &[E]) -> E {
     a.iter().copied().sum()
 }
 
-/// sum_i a[i] * b[i]
+/// `sum_i a[i] * b[i]`
 pub fn dot<E: Float>(a: &[E], b: &[E]) -> E {
     check_len("dot", a.len(), b.len());
     a.iter().zip(b).map(|(&x, &y)| x * y).sum()
 }
 
-/// sum_i a[i]^2
+/// `sum_i a[i]^2`
 pub fn sum_sq<E: Float>(a: &[E]) -> E {
     a.iter().map(|&x| x * x).sum()
 }
@@ -277,7 +277,7 @@ pub fn silu_mul_grad_add<E: Float>(gate: &[E], up: &[E], d_out: &[E], d_gate: &m
     }
 }
 
-/// out[r, :] = silu(g[r, :]) * u[r, :] for rows gate_up[r, :] = [g (inner), u (inner)]
+/// `out[r, :] = silu(g[r, :]) * u[r, :]` for rows `gate_up[r, :] = [g (inner), u (inner)]`
 pub fn swiglu_rows<E: Float>(gate_up: &[E], inner: usize, out: &mut [E]) {
     assert!(
         inner > 0 && gate_up.len().is_multiple_of(2 * inner),
@@ -307,7 +307,7 @@ pub fn swiglu_rows_grad_add<E: Float>(gate_up: &[E], d_out: &[E], inner: usize, 
     }
 }
 
-/// out[r] = sum_j a[r, j] * b[r, j]
+/// `out[r] = sum_j a[r, j] * b[r, j]`
 pub fn row_dot<E: Float>(a: &[E], b: &[E], cols: usize, out: &mut [E]) {
     check_len("row_dot", a.len(), b.len());
     assert!(cols > 0 && a.len().is_multiple_of(cols), "row_dot: length {} is not rows of {cols}", a.len());
@@ -317,12 +317,12 @@ pub fn row_dot<E: Float>(a: &[E], b: &[E], cols: usize, out: &mut [E]) {
     }
 }
 
-/// out[r] = sum_j x[r, j]^2
+/// `out[r] = sum_j x[r, j]^2`
 pub fn row_sum_sq<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     for_rows("row_sum_sq", x, cols, out, |row| row.iter().map(|&v| v * v).sum())
 }
 
-/// out[r, j] = x[r, j] * s[r] (one scale per row, e.g. RMSNorm's 1 / rms)
+/// `out[r, j] = x[r, j] * s[r]` (one scale per row, e.g. RMSNorm's 1 / rms)
 pub fn scale_rows<E: Float>(x: &[E], s: &[E], out: &mut [E]) {
     check_len("scale_rows", x.len(), out.len());
     assert!(!s.is_empty() && x.len().is_multiple_of(s.len()), "scale_rows: length {} is not {} rows", x.len(), s.len());
@@ -337,7 +337,7 @@ pub fn scale_rows<E: Float>(x: &[E], s: &[E], out: &mut [E]) {
     }
 }
 
-/// out[r, j] = x[r, j] * row[j] (a row vector broadcast over rows, e.g. a norm's weight)
+/// `out[r, j] = x[r, j] * row[j]` (a row vector broadcast over rows, e.g. a norm's weight)
 pub fn mul_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
     check_len("mul_row_broadcast", x.len(), out.len());
     let cols = row.len();
@@ -366,7 +366,7 @@ pub fn softmax_rows_grad_add<E: Float>(y: &[E], dy: &[E], cols: usize, dx: &mut 
     }
 }
 
-/// out[r, :] = x[r, :] rr[r], rr[r] = 1 / sqrt(mean_j x[r, j]^2 + eps)
+/// `out[r, :] = x[r, :] rr[r]`, `rr[r] = 1 / sqrt(mean_j x[r, j]^2 + eps)`
 pub fn rms_norm_rows<E: Float>(x: &[E], cols: usize, eps: E, out: &mut [E], rr: &mut [E]) {
     check_len("rms_norm_rows", x.len(), out.len());
     row_mean_sq(x, cols, rr);
@@ -383,7 +383,7 @@ pub fn add_rms_norm_rows<E: Float>(a: &[E], b: &[E], cols: usize, eps: E, out: &
     rms_norm_rows(&s, cols, eps, out, rr)
 }
 
-/// The gradient of [`rms_norm_rows`], accumulated: ds[r, :] += rr[r] (dy[r, :] - y[r, :] mean_j(dy y))
+/// The gradient of [`rms_norm_rows`], accumulated: `ds[r, :] += rr[r] (dy[r, :] - y[r, :] mean_j(dy y))`
 pub fn rms_norm_rows_grad_add<E: Float>(dy: &[E], y: &[E], rr: &[E], cols: usize, ds: &mut [E]) {
     check_len("rms_norm_rows_grad", dy.len(), y.len());
     check_len("rms_norm_rows_grad", dy.len(), ds.len());

@@ -44,28 +44,28 @@ fn dot_of<E: Float>(a: &[E], b: &[E]) -> E {
     simd::fold2::<V<E>>(a, b, |acc, x, y| x.mul_add(y, acc)).reduce_sum()
 }
 
-/// out[r] = sum_j x[r, j]
+/// `out[r] = sum_j x[r, j]`
 pub fn row_sum<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     reduce_rows("row_sum", x, cols, out, PAR_MIN_ELEMS_STREAMING, sum_of)
 }
 
-/// out[r] = mean_j x[r, j]^2 (RMSNorm's statistic)
+/// `out[r] = mean_j x[r, j]^2` (RMSNorm's statistic)
 pub fn row_mean_sq<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     let inv = E::ONE / E::from_usize(cols.max(1));
     reduce_rows("row_mean_sq", x, cols, out, PAR_MIN_ELEMS_STREAMING, |row| sum_sq_of(row) * inv)
 }
 
-/// out[r] = sum_j x[r, j]^2
+/// `out[r] = sum_j x[r, j]^2`
 pub fn row_sum_sq<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     reduce_rows("row_sum_sq", x, cols, out, PAR_MIN_ELEMS_STREAMING, sum_sq_of)
 }
 
-/// out[r] = max_j x[r, j] (for a row containing NaN, unspecified between NaN and the largest number)
+/// `out[r] = max_j x[r, j]` (for a row containing NaN, unspecified between NaN and the largest number)
 pub fn row_max<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     reduce_rows("row_max", x, cols, out, PAR_MIN_ELEMS_STREAMING, max_of)
 }
 
-/// out[r] = sum_j a[r, j] * b[r, j]
+/// `out[r] = sum_j a[r, j] * b[r, j]`
 pub fn row_dot<E: Float>(a: &[E], b: &[E], cols: usize, out: &mut [E]) {
     check_len("row_dot", a.len(), b.len());
     check_rows("row_dot", a.len(), cols);
@@ -78,7 +78,7 @@ pub fn row_dot<E: Float>(a: &[E], b: &[E], cols: usize, out: &mut [E]) {
     })
 }
 
-/// out[r] = argmax_j x[r, j], the first index on ties (for a row containing NaN, unspecified)
+/// `out[r] = argmax_j x[r, j]`, the first index on ties (for a row containing NaN, unspecified)
 pub fn row_argmax<E: Float>(x: &[E], cols: usize, out: &mut [usize]) {
     check_rows("row_argmax", x.len(), cols);
     check_len("row_argmax", x.len() / cols, out.len());
@@ -90,7 +90,7 @@ pub fn row_argmax<E: Float>(x: &[E], cols: usize, out: &mut [usize]) {
     })
 }
 
-/// out[r, :] = softmax(x[r, :]), computed as exp(x - max) / sum
+/// `out[r, :] = softmax(x[r, :])`, computed as `exp(x - max) / sum`
 pub fn softmax_rows<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     check_len("softmax_rows", x.len(), out.len());
     check_rows("softmax_rows", x.len(), cols);
@@ -118,7 +118,7 @@ pub fn softmax_rows_grad_add<E: Float>(y: &[E], dy: &[E], cols: usize, dx: &mut 
     })
 }
 
-/// out[r, j] = x[r, j] + row[j] (a row vector broadcast over rows)
+/// `out[r, j] = x[r, j] + row[j]` (a row vector broadcast over rows)
 pub fn add_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
     check_len("add_row_broadcast", x.len(), out.len());
     check_rows("add_row_broadcast", x.len(), row.len());
@@ -130,7 +130,7 @@ pub fn add_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
     })
 }
 
-/// out[r, j] = x[r, j] * row[j] (a row vector broadcast over rows, e.g. a norm's weight)
+/// `out[r, j] = x[r, j] * row[j]` (a row vector broadcast over rows, e.g. a norm's weight)
 pub fn mul_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
     check_len("mul_row_broadcast", x.len(), out.len());
     check_rows("mul_row_broadcast", x.len(), row.len());
@@ -142,7 +142,7 @@ pub fn mul_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
     })
 }
 
-/// out[r, j] = x[r, j] * s[r] (one scale per row, e.g. RMSNorm's 1 / rms)
+/// `out[r, j] = x[r, j] * s[r]` (one scale per row, e.g. RMSNorm's 1 / rms)
 pub fn scale_rows<E: Float>(x: &[E], s: &[E], out: &mut [E]) {
     check_len("scale_rows", x.len(), out.len());
     assert!(!s.is_empty() && x.len().is_multiple_of(s.len()), "scale_rows: length {} is not {} rows", x.len(), s.len());
@@ -158,7 +158,7 @@ pub fn scale_rows<E: Float>(x: &[E], s: &[E], out: &mut [E]) {
     })
 }
 
-/// acc[j] += sum_r x[r, j] (column sums, e.g. a bias gradient; rows are added in order, as in the reference)
+/// `acc[j] += sum_r x[r, j]` (column sums, e.g. a bias gradient; rows are added in order, as in the reference)
 pub fn col_sum_add<E: Float>(x: &[E], acc: &mut [E]) {
     check_rows("col_sum_add", x.len(), acc.len());
     let cols = acc.len();
@@ -171,7 +171,7 @@ pub fn col_sum_add<E: Float>(x: &[E], acc: &mut [E]) {
     })
 }
 
-/// out[r, :] = silu(g) * u for rows gate_up[r, :] = [g (inner elements), u (inner elements)]: SwiGLU on a fused
+/// `out[r, :] = silu(g) * u` for rows `gate_up[r, :] = [g (inner elements), u (inner elements)]`: SwiGLU on a fused
 /// gate/up projection. gate_up is [rows, 2 inner], out is [rows, inner].
 pub fn swiglu_rows<E: Float>(gate_up: &[E], inner: usize, out: &mut [E]) {
     check_rows("swiglu_rows", gate_up.len(), 2 * inner);
@@ -210,7 +210,7 @@ pub fn swiglu_rows_grad<E: Float>(gate_up: &[E], d_out: &[E], inner: usize, d_ga
 /// Side of the square tiles of the transpose: two 32 x 32 f64 tiles (16 KiB) stay in L1.
 const TILE: usize = 32;
 
-/// out[b, j, i] = x[b, i, j] for x of shape [batch, rows, cols]. Cache-blocked; split by output rows.
+/// `out[b, j, i] = x[b, i, j]` for x of shape [batch, rows, cols]. Cache-blocked; split by output rows.
 pub fn transpose<E: Float>(x: &[E], batch: usize, rows: usize, cols: usize, out: &mut [E]) {
     check_len("transpose", x.len(), batch * rows * cols);
     check_len("transpose", out.len(), batch * rows * cols);

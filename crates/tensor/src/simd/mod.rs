@@ -1,8 +1,8 @@
 //! The SIMD vectors behind the kernels: `wide::f32x8` for `f32` and `wide::f64x4` for `f64` (one 256-bit AVX2
 //! register each), behind one trait so that every kernel is written once, generically.
 //!
-//! [`transcendental`] holds the vectorised exp (sigmoid, SiLU and softmax are built on it), [`atan`] the
-//! `atan2` of AdamATan2's update, [`loops`] the helpers that run a vector closure over slices with a zero-padded tail.
+//! `transcendental` holds the vectorised exp (sigmoid, SiLU and softmax are built on it), `atan` the
+//! `atan2` of AdamATan2's update, `loops` the helpers that run a vector closure over slices with a zero-padded tail.
 
 mod atan;
 mod loops;
