@@ -1,7 +1,7 @@
 //! Training and held-out sets from a [`DataConfig`]: generated on the spot (no download), or read from the
 //! user's files. Held-out puzzles never appear in the training set.
 
-use crate::config::DataConfig;
+use crate::config::{DataConfig, MAX_DATA_TOKENS};
 use anyhow::{anyhow, bail, Result};
 use loopgrad_puzzles::maze::{self, MazeConfig, MazeRecord};
 use loopgrad_puzzles::sudoku::csv::{read_csv, SudokuRecord};
@@ -100,6 +100,7 @@ fn sudoku(c: &DataConfig) -> Result<Datasets> {
         test.len(),
         if c.train_path.is_empty() { "generated" } else { "from files" }
     );
+    check_training_tokens(train.len(), c.augmentations + 1, train[0].puzzle.len())?;
     Ok(Datasets {
         train: to_example_set(&train, c.augmentations, c.seed),
         test: to_example_set(&test, 0, c.seed),
@@ -150,6 +151,7 @@ fn maze(c: &DataConfig) -> Result<Datasets> {
         test.len(),
         if c.train_path.is_empty() { "generated" } else { "from files" }
     );
+    check_training_tokens(train.len(), if c.augmentations > 0 { 8 } else { 1 }, side * side)?;
     Ok(Datasets {
         train: maze::dataset::to_example_set(&train, c.augmentations > 0),
         test: maze::dataset::to_example_set(&test, false),
@@ -169,4 +171,30 @@ fn check_one_size(path: &Path, records: &[MazeRecord]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The training set's size once augmented, against the bound the config puts on generated sets: a file's row
+/// count is known only here (93,000 Sudoku rows with `augmentations = 1000` are 7.5e9 tokens, about 14 GiB, which
+/// nothing refused before the allocation).
+fn check_training_tokens(examples: usize, copies: usize, seq_len: usize) -> Result<()> {
+    let tokens = examples as u128 * copies as u128 * seq_len as u128;
+    if tokens > MAX_DATA_TOKENS as u128 {
+        bail!(
+            "data: {examples} training examples x {copies} copies (data.augmentations) of {seq_len} tokens is \
+             {tokens} tokens, more than {MAX_DATA_TOKENS}; lower data.augmentations or data.train_count"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_augmented_training_file_is_bounded_once_its_size_is_known() {
+        check_training_tokens(1000, 1001, 81).unwrap();
+        let err = check_training_tokens(93_000, 1001, 81).unwrap_err().to_string();
+        assert!(err.contains("93000 training examples x 1001 copies"), "{err}");
+    }
 }
