@@ -2,6 +2,7 @@
 //! number, not the code. Field names follow the reference configs (`hidden_size`, `H_cycles` as `h_cycles`, ...).
 
 use loopgrad_autograd::window::GradWindow;
+use loopgrad_nn::layers::swiglu_width;
 use serde::{Deserialize, Serialize};
 
 /// How TRM's latent state is organised (the variants of the paper's Table 1).
@@ -204,7 +205,11 @@ impl ModelConfig {
         }
     }
 
-    /// Checks the sizes; the message names the field.
+    /// Checks the sizes and ranges; the message names the field (`model.expansion`, ...). Beyond positivity:
+    /// upper bounds on every size (so that element counts cannot overflow and a typo cannot ask for terabytes),
+    /// at least one head (the RoPE table divides by it even for the token MLP) and one that splits the width
+    /// where attention needs it, an expansion that leaves every SwiGLU at least one unit wide, and probabilities,
+    /// epsilons and RoPE bases in range.
     pub fn validate(&self) -> Result<(), String> {
         let io = self.io();
         let positive = [
@@ -220,25 +225,129 @@ impl ModelConfig {
                 return Err(format!("model.{name} must be positive"));
             }
         }
-        let (heads, attention, layers) = match self {
-            ModelConfig::Trm(c) => (c.num_heads, !c.mlp_t, [c.num_layers, c.h_cycles, c.l_cycles]),
-            ModelConfig::Hrm(c) => (c.num_heads, true, [c.h_layers.min(c.l_layers), c.h_cycles, c.l_cycles]),
-            ModelConfig::Baseline(c) => (c.num_heads, !c.mlp_t, [c.num_layers, 1, 1]),
-        };
-        if layers.contains(&0) {
-            return Err("model: layer and cycle counts must be positive".to_string());
-        }
-        if attention
-            && (heads == 0 || !io.hidden_size.is_multiple_of(heads) || !(io.hidden_size / heads).is_multiple_of(2))
+        let f = self.fields();
+        for (name, v) in [("seq_len", io.seq_len), ("vocab_size", io.vocab_size), ("puzzle_emb_len", io.puzzle_emb_len)]
+            .into_iter()
+            .chain([("hidden_size", io.hidden_size), ("num_heads", f.heads)])
         {
+            if v > MAX_MODEL_DIM {
+                return Err(format!("model.{name} {v} is more than {MAX_MODEL_DIM}"));
+            }
+        }
+        if io.num_puzzle_identifiers > MAX_PUZZLE_IDENTIFIERS {
+            let n = io.num_puzzle_identifiers;
+            return Err(format!("model.num_puzzle_identifiers {n} is more than {MAX_PUZZLE_IDENTIFIERS}"));
+        }
+        for (name, v) in &f.depths {
+            if *v == 0 {
+                return Err(format!("model.{name} must be positive"));
+            }
+            if *v > MAX_DEPTH {
+                return Err(format!("model.{name} {v} is more than {MAX_DEPTH}"));
+            }
+        }
+        if self.halt_max_steps() > MAX_SUPERVISION_STEPS {
+            return Err(format!("model.halt_max_steps {} is more than {MAX_SUPERVISION_STEPS}", self.halt_max_steps()));
+        }
+        if f.heads == 0 {
+            return Err("model.num_heads must be at least 1".to_string());
+        }
+        let (heads, d) = (f.heads, io.hidden_size);
+        if f.attention && (!d.is_multiple_of(heads) || !(d / heads).is_multiple_of(2)) {
+            return Err(format!("model.num_heads {heads} must divide hidden_size {d} into an even head dim (RoPE)"));
+        }
+        if !(f.expansion > 0.0 && f.expansion <= MAX_EXPANSION) {
+            return Err(format!("model.expansion must be in (0, {MAX_EXPANSION}], got {}", f.expansion));
+        }
+        let widths = [("hidden_size", d)].into_iter().chain(f.mlp_t.then_some(("positions", io.positions())));
+        for (of, width) in widths {
+            if swiglu_width(width, f.expansion) == 0 {
+                return Err(format!("model.expansion {} leaves no SwiGLU unit for a {of} of {width}", f.expansion));
+            }
+        }
+        let p = self.halt_exploration_prob();
+        if !(0.0..=1.0).contains(&p) {
+            return Err(format!("model.halt_exploration_prob must be in [0, 1], got {p}"));
+        }
+        if !(f.rms_norm_eps >= 0.0 && f.rms_norm_eps.is_finite()) {
+            return Err(format!("model.rms_norm_eps must be a non-negative number, got {}", f.rms_norm_eps));
+        }
+        if !(f.rope_theta > 0.0 && f.rope_theta.is_finite()) {
+            return Err(format!("model.rope_theta must be positive, got {}", f.rope_theta));
+        }
+        let elements = self.manifest().count(|_| true) as u64;
+        if elements > MAX_MODEL_ELEMENTS {
             return Err(format!(
-                "model.num_heads {heads} must divide hidden_size {} into an even head dim (RoPE)",
-                io.hidden_size
+                "the model holds {elements} weights (model.hidden_size {d}, ...), more than {MAX_MODEL_ELEMENTS}"
             ));
         }
         Ok(())
     }
+
+    /// The fields [`ModelConfig::validate`] checks beyond [`ModelConfig::io`], whatever the architecture.
+    fn fields(&self) -> Fields {
+        match self {
+            ModelConfig::Trm(c) => Fields {
+                heads: c.num_heads,
+                attention: !c.mlp_t,
+                mlp_t: c.mlp_t,
+                expansion: c.expansion,
+                rms_norm_eps: c.rms_norm_eps,
+                rope_theta: c.rope_theta,
+                depths: vec![("num_layers", c.num_layers), ("h_cycles", c.h_cycles), ("l_cycles", c.l_cycles)],
+            },
+            ModelConfig::Hrm(c) => Fields {
+                heads: c.num_heads,
+                attention: true,
+                mlp_t: false,
+                expansion: c.expansion,
+                rms_norm_eps: c.rms_norm_eps,
+                rope_theta: c.rope_theta,
+                depths: vec![
+                    ("h_layers", c.h_layers),
+                    ("l_layers", c.l_layers),
+                    ("h_cycles", c.h_cycles),
+                    ("l_cycles", c.l_cycles),
+                ],
+            },
+            ModelConfig::Baseline(c) => Fields {
+                heads: c.num_heads,
+                attention: !c.mlp_t,
+                mlp_t: c.mlp_t,
+                expansion: c.expansion,
+                rms_norm_eps: c.rms_norm_eps,
+                rope_theta: c.rope_theta,
+                depths: vec![("num_layers", c.num_layers)],
+            },
+        }
+    }
 }
+
+/// What [`ModelConfig::fields`] reads out of any architecture's config.
+struct Fields {
+    heads: usize,
+    /// Attention blocks (and RoPE) rather than the token-mixing MLP.
+    attention: bool,
+    mlp_t: bool,
+    expansion: f64,
+    rms_norm_eps: f64,
+    rope_theta: f64,
+    /// Layer and cycle counts by field name.
+    depths: Vec<(&'static str, usize)>,
+}
+
+/// The largest sequence length, vocabulary, width, prefix and head count of a model (ARC needs 900 positions).
+pub const MAX_MODEL_DIM: usize = 1 << 16;
+/// The most puzzle identifiers (augmented ARC has about a million).
+pub const MAX_PUZZLE_IDENTIFIERS: usize = 1 << 24;
+/// The most layers and cycles of one kind.
+pub const MAX_DEPTH: usize = 1024;
+/// The largest SwiGLU expansion.
+pub const MAX_EXPANSION: f64 = 64.0;
+/// The most elements of all of a model's tensors together (8 GiB of f32; the paper models hold under 2^25).
+pub const MAX_MODEL_ELEMENTS: u64 = 1 << 31;
+/// The most supervision steps per example: `halt_max_steps`, and an evaluation's steps (papers use 16).
+pub const MAX_SUPERVISION_STEPS: usize = 10_000;
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,6 @@
 use crate::overrides;
 use anyhow::{anyhow, bail, Context, Result};
 use loopgrad_models::config::ModelConfig;
-use loopgrad_nn::layers::swiglu_width;
 use loopgrad_nn::optim::{OptimizerConfig, SignSgdConfig};
 use loopgrad_nn::schedule::LrSchedule;
 use loopgrad_puzzles::sudoku::BoxShape;
@@ -128,7 +127,7 @@ impl TrainConfig {
     /// Checks what serde cannot: ranges and names. Messages name the field. A config that passes builds, trains
     /// and evaluates without a panic and without an allocation far beyond what its sizes say.
     pub fn validate(&self) -> Result<()> {
-        check_model(&self.model)?;
+        self.model.validate().map_err(|e| anyhow!(e))?;
         overrides::check_name("data.task", &self.data.task, ["sudoku", "maze", "arc"])?;
         self.validate_optim()?;
         self.validate_run()?;
@@ -232,19 +231,8 @@ impl TrainConfig {
 
 /// The most worker threads a run or a benchmark may ask for (spawning 100,000 threads hangs the machine).
 pub const MAX_THREADS: usize = 1024;
-/// The most supervision steps an evaluation may run per example (`run.eval_steps`, `loopgrad eval --steps`) and
-/// the largest `halt_max_steps` (papers use 16).
-pub const MAX_SUPERVISION_STEPS: usize = 10_000;
-/// The largest sequence length, vocabulary, width, prefix and head count of a model (ARC needs 900 positions).
-pub const MAX_MODEL_DIM: usize = 1 << 16;
-/// The most puzzle identifiers (augmented ARC has about a million).
-pub const MAX_PUZZLE_IDENTIFIERS: usize = 1 << 24;
-/// The most layers and cycles of one kind.
-pub const MAX_DEPTH: usize = 1024;
-/// The largest SwiGLU expansion.
-pub const MAX_EXPANSION: f64 = 64.0;
-/// The most elements of all of a model's tensors together (8 GiB of f32; the paper models hold under 2^25).
-pub const MAX_MODEL_ELEMENTS: u64 = 1 << 31;
+/// The model's sizes are bounded by [`ModelConfig::validate`]; `run.eval_steps` shares its supervision-step bound.
+pub use loopgrad_models::config::MAX_SUPERVISION_STEPS;
 /// The most elements of one activation [B, P + L, D] (8 GiB of f32; the paper's ARC batch holds 2^28.4).
 pub const MAX_ACTIVATION_ELEMENTS: u128 = 1 << 31;
 /// The largest generated maze (as `loopgrad data maze`).
@@ -260,114 +248,6 @@ fn at_least_zero(name: &str, v: f64) -> Result<()> {
     } else {
         bail!("{name} must be a non-negative number, got {v}")
     }
-}
-
-/// The fields every architecture has beyond [`ModelConfig::io`], and its layer and cycle counts by name.
-struct Shape<'a> {
-    heads: usize,
-    expansion: f64,
-    mlp_t: bool,
-    halt_exploration_prob: f64,
-    rms_norm_eps: f64,
-    rope_theta: f64,
-    depths: Vec<(&'a str, usize)>,
-}
-
-fn shape_of(model: &ModelConfig) -> Shape<'static> {
-    match model {
-        ModelConfig::Trm(c) => Shape {
-            heads: c.num_heads,
-            expansion: c.expansion,
-            mlp_t: c.mlp_t,
-            halt_exploration_prob: c.halt_exploration_prob,
-            rms_norm_eps: c.rms_norm_eps,
-            rope_theta: c.rope_theta,
-            depths: vec![("num_layers", c.num_layers), ("h_cycles", c.h_cycles), ("l_cycles", c.l_cycles)],
-        },
-        ModelConfig::Hrm(c) => Shape {
-            heads: c.num_heads,
-            expansion: c.expansion,
-            mlp_t: false,
-            halt_exploration_prob: c.halt_exploration_prob,
-            rms_norm_eps: c.rms_norm_eps,
-            rope_theta: c.rope_theta,
-            depths: vec![
-                ("h_layers", c.h_layers),
-                ("l_layers", c.l_layers),
-                ("h_cycles", c.h_cycles),
-                ("l_cycles", c.l_cycles),
-            ],
-        },
-        ModelConfig::Baseline(c) => Shape {
-            heads: c.num_heads,
-            expansion: c.expansion,
-            mlp_t: c.mlp_t,
-            halt_exploration_prob: c.halt_exploration_prob,
-            rms_norm_eps: c.rms_norm_eps,
-            rope_theta: c.rope_theta,
-            depths: vec![("num_layers", c.num_layers)],
-        },
-    }
-}
-
-/// [`ModelConfig::validate`] and what it leaves out: upper bounds on every size (so that the element counts
-/// cannot overflow and a typo cannot ask for terabytes), at least one head (the RoPE table divides by it even
-/// for the token MLP), an expansion that leaves every SwiGLU at least one unit wide, and probabilities,
-/// epsilons and RoPE bases in range. Every message names the field (`model.expansion`, ...).
-pub fn check_model(model: &ModelConfig) -> Result<()> {
-    model.validate().map_err(|e| anyhow!(e))?;
-    let io = model.io();
-    let s = shape_of(model);
-    let dims = [
-        ("seq_len", io.seq_len),
-        ("vocab_size", io.vocab_size),
-        ("puzzle_emb_len", io.puzzle_emb_len),
-        ("hidden_size", io.hidden_size),
-        ("num_heads", s.heads),
-    ];
-    for (name, v) in dims {
-        if v > MAX_MODEL_DIM {
-            bail!("model.{name} {v} is more than {MAX_MODEL_DIM}");
-        }
-    }
-    if io.num_puzzle_identifiers > MAX_PUZZLE_IDENTIFIERS {
-        bail!("model.num_puzzle_identifiers {} is more than {MAX_PUZZLE_IDENTIFIERS}", io.num_puzzle_identifiers);
-    }
-    for (name, v) in s.depths {
-        if v > MAX_DEPTH {
-            bail!("model.{name} {v} is more than {MAX_DEPTH}");
-        }
-    }
-    if model.halt_max_steps() > MAX_SUPERVISION_STEPS {
-        bail!("model.halt_max_steps {} is more than {MAX_SUPERVISION_STEPS}", model.halt_max_steps());
-    }
-    if s.heads == 0 {
-        bail!("model.num_heads must be at least 1");
-    }
-    if !(s.expansion > 0.0 && s.expansion <= MAX_EXPANSION) {
-        bail!("model.expansion must be in (0, {MAX_EXPANSION}], got {}", s.expansion);
-    }
-    let widths = [("hidden_size", io.hidden_size)].into_iter().chain(s.mlp_t.then_some(("positions", io.positions())));
-    for (of, width) in widths {
-        if swiglu_width(width, s.expansion) == 0 {
-            bail!("model.expansion {} leaves no SwiGLU unit for a {of} of {width}", s.expansion);
-        }
-    }
-    if !(0.0..=1.0).contains(&s.halt_exploration_prob) {
-        bail!("model.halt_exploration_prob must be in [0, 1], got {}", s.halt_exploration_prob);
-    }
-    at_least_zero("model.rms_norm_eps", s.rms_norm_eps)?;
-    if !(s.rope_theta > 0.0 && s.rope_theta.is_finite()) {
-        bail!("model.rope_theta must be positive, got {}", s.rope_theta);
-    }
-    let elements = model.manifest().count(|_| true) as u64;
-    if elements > MAX_MODEL_ELEMENTS {
-        bail!(
-            "the model holds {elements} weights (model.hidden_size {}, ...), more than {MAX_MODEL_ELEMENTS}",
-            io.hidden_size
-        );
-    }
-    Ok(())
 }
 
 /// One activation of a batch, [batch, P + L, D], must stay within [`MAX_ACTIVATION_ELEMENTS`]; `what` names

@@ -19,7 +19,7 @@ pub use step::{BenchShape, BenchStep};
 use anyhow::{anyhow, bail, Result};
 use loopgrad_models::config::ModelConfig;
 use loopgrad_tensor::counting_alloc::{allocations, CountingAlloc};
-use loopgrad_train::config::{check_batch, check_model, MAX_THREADS};
+use loopgrad_train::config::{check_batch, MAX_THREADS};
 use serde_json::json;
 use std::time::Instant;
 
@@ -86,9 +86,8 @@ impl BenchArgs {
             (None, false) | (Some("mlp"), false) => true,
             (Some(other), _) => bail!("--arch must be mlp or att, not {other:?}"),
         };
-        let positive =
-            [("hidden", self.hidden), ("heads", self.heads), ("layers", self.layers), ("T", self.t), ("n", self.n)];
-        for (name, v) in positive.into_iter().chain([("seq", self.seq), ("batch", self.batch), ("steps", self.steps)]) {
+        // The model's own fields (sizes, heads, expansion, prefix) are checked by its config's `validate` below.
+        for (name, v) in [("batch", self.batch), ("steps", self.steps)] {
             if v == 0 {
                 bail!("--{name} must be at least 1");
             }
@@ -96,21 +95,12 @@ impl BenchArgs {
         if self.vocab < 3 {
             bail!("--vocab must be at least 3 (PAD, blank and one symbol), not {}", self.vocab);
         }
-        let attention = hrm || !mlp;
-        if attention && (!self.hidden.is_multiple_of(self.heads) || !(self.hidden / self.heads).is_multiple_of(2)) {
-            bail!("--hidden {} must split into {} heads of an even size (RoPE)", self.hidden, self.heads);
-        }
-        if self.expansion.is_nan() || self.expansion <= 0.0 {
-            bail!("--expansion must be positive, not {}", self.expansion);
-        }
-        if self.prefix == 0 {
-            bail!("--prefix must be at least 1 (the puzzle-embedding positions)");
-        }
         if self.threads > MAX_THREADS {
             bail!("--threads {} is more than {MAX_THREADS} (0 means every core)", self.threads);
         }
         let shape = self.bench_shape(hrm, mlp);
-        // The training config's limits, so that no flag reaches a library assertion or an allocation failure.
+        // The model config's checks and limits, so that no flag reaches a library assertion or an allocation
+        // failure.
         let mut config = shape.model_config();
         // The benchmark runs a fixed number of steps and never halts (its halt_max_steps is "unbounded").
         match &mut config {
@@ -118,7 +108,7 @@ impl BenchArgs {
             ModelConfig::Hrm(c) => c.halt_max_steps = 1,
             ModelConfig::Baseline(c) => c.halt_max_steps = 1,
         }
-        check_model(&config).map_err(|e| anyhow!("{}", in_flag_names(&e.to_string())))?;
+        config.validate().map_err(|e| anyhow!("{}", in_flag_names(&e)))?;
         check_batch("--batch", self.batch, &config)?;
         Ok(shape)
     }
@@ -209,7 +199,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
 /// A config error about the benchmark's model, with each `model.` field named by the flag that sets it.
 fn in_flag_names(message: &str) -> String {
-    const FLAGS: [(&str, &str); 11] = [
+    const FLAGS: [(&str, &str); 12] = [
         ("model.hidden_size", "--hidden"),
         ("model.num_heads", "--heads"),
         ("model.expansion", "--expansion"),
@@ -221,6 +211,7 @@ fn in_flag_names(message: &str) -> String {
         ("model.seq_len", "--seq"),
         ("model.vocab_size", "--vocab"),
         ("model.puzzle_emb_len", "--prefix"),
+        ("hidden_size", "--hidden"),
     ];
     FLAGS.iter().fold(message.to_string(), |m, (field, flag)| m.replace(field, flag))
 }

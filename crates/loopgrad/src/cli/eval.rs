@@ -51,7 +51,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let err = |e: loopgrad_nn::checkpoint::CheckpointError| anyhow!("{e}");
     let mut reader = CheckpointReader::open(&args.checkpoint).map_err(err)?;
     let (config, source) = architecture(&args, &reader)?;
-    loopgrad_train::config::check_model(&config).map_err(|e| anyhow!("{source}: {e}"))?;
+    config.validate().map_err(|e| anyhow!("{source}: {e}"))?;
     if let Some(steps) = args.steps.filter(|&s| s > MAX_SUPERVISION_STEPS) {
         bail!("--steps {steps} is more than {MAX_SUPERVISION_STEPS}");
     }
