@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use loopgrad_models::config::ModelConfig;
 use loopgrad_nn::optim::{OptimizerConfig, SignSgdConfig};
 use loopgrad_nn::schedule::LrSchedule;
+use loopgrad_puzzles::maze::MazeConfig;
 use loopgrad_puzzles::sudoku::BoxShape;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -194,14 +195,8 @@ impl TrainConfig {
             }
         }
         if d.task == "maze" && generated {
-            if !(2..=MAX_MAZE_SIDE).contains(&d.maze_size) {
-                bail!("data.maze_size {} must be 2..={MAX_MAZE_SIDE} to generate mazes", d.maze_size);
-            }
-            let cells = d.maze_size * d.maze_size;
-            if d.maze_min_route > cells {
-                let (route, side) = (d.maze_min_route, d.maze_size);
-                bail!("data.maze_min_route {route} is longer than a {side}x{side} maze has cells ({cells})");
-            }
+            let generator = MazeConfig::new(d.maze_size, d.maze_min_route);
+            generator.check("data.maze_size", "data.maze_min_route").map_err(|e| anyhow!(e))?;
         }
         if d.augmentations > MAX_AUGMENTATIONS {
             bail!("data.augmentations {} is more than {MAX_AUGMENTATIONS}", d.augmentations);
@@ -235,8 +230,6 @@ pub const MAX_THREADS: usize = 1024;
 pub use loopgrad_models::config::MAX_SUPERVISION_STEPS;
 /// The most elements of one activation [B, P + L, D] (8 GiB of f32; the paper's ARC batch holds 2^28.4).
 pub const MAX_ACTIVATION_ELEMENTS: u128 = 1 << 31;
-/// The largest generated maze (as `loopgrad data maze`).
-pub const MAX_MAZE_SIDE: usize = 64;
 /// The most augmentations per training puzzle (TRM's Sudoku set uses 1000).
 pub const MAX_AUGMENTATIONS: usize = 10_000;
 /// The most tokens of generated data (inputs and labels take 2 bytes a token: 4 GiB).
@@ -289,7 +282,7 @@ mod tests {
             (&["run.eval_steps=100000000"], "run.eval_steps 100000000 is more than 10000"),
             (&["run.batch_size=100000000"], "run.batch_size 100000000: one activation"),
             (&["data.sudoku_givens=[100, 200]"], "data.sudoku_givens [100, 200] must be"),
-            (&["data.task=maze"], "data.maze_size 0 must be 2..=64"),
+            (&["data.task=maze"], "data.maze_size 0 must be 2..=64 to generate mazes"),
             (&["data.task=maze", "data.maze_size=10", "data.maze_min_route=101"], "data.maze_min_route 101"),
             (&["data.augmentations=100000000"], "data.augmentations 100000000 is more than 10000"),
             (&["data.train_count=1000000000"], "tokens, more than"),

@@ -8,10 +8,9 @@
 //! and exits non-zero with one line naming the file and the row or task at the first problem; on success it prints
 //! counts, a histogram and one example drawn as a grid.
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use loopgrad_puzzles::{arc, maze, par, sudoku};
-use loopgrad_train::config::MAX_MAZE_SIDE;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -203,14 +202,8 @@ fn generate_sudoku(args: &SudokuArgs) -> anyhow::Result<()> {
 }
 
 fn generate_maze(args: &MazeArgs) -> anyhow::Result<()> {
-    if !(2..=MAX_MAZE_SIDE).contains(&args.size) {
-        bail!("--size {} must be 2..={MAX_MAZE_SIDE}", args.size);
-    }
-    let cells = args.size * args.size;
-    if args.min_route > cells {
-        bail!("--min-route {} is longer than a {1}x{1} maze has cells ({cells})", args.min_route, args.size);
-    }
     let config = maze::MazeConfig::new(args.size, args.min_route);
+    config.check("--size", "--min-route").map_err(|e| anyhow!(e))?;
     let start = Instant::now();
     let records = generate_with_progress(
         args.count,

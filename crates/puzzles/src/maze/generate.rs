@@ -66,7 +66,26 @@ impl MazeConfig {
     pub fn new(size: usize, min_route: usize) -> Self {
         MazeConfig { size, min_route, ..Self::HARD_30 }
     }
+
+    /// Whether this generator can be asked for these mazes: a side of 2..=[`MAX_SIDE`] and a route that fits in
+    /// the cells. The message names the size and the route as `size` and `min_route` (a flag or a field name).
+    pub fn check(&self, size: &str, min_route: &str) -> Result<(), String> {
+        let (side, cells) = (self.size, self.size * self.size);
+        if !(2..=MAX_SIDE).contains(&side) {
+            return Err(format!("{size} {side} must be 2..={MAX_SIDE} to generate mazes"));
+        }
+        if self.min_route > cells {
+            return Err(format!(
+                "{min_route} {} is longer than a {side}x{side} maze has cells ({cells})",
+                self.min_route
+            ));
+        }
+        Ok(())
+    }
 }
+
+/// The largest generated maze side (the breadth-first searches and the token counts stay small).
+pub const MAX_SIDE: usize = 64;
 
 /// Scratch buffers reused across layouts.
 #[derive(Default)]

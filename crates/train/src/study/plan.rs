@@ -17,6 +17,9 @@ const BUILT_IN: [(&str, &str); 2] = [
     ("smoke", include_str!("../../../../plans/smoke.toml")),
 ];
 
+/// The most seeds per cell: expanding 10^8 seeds alone takes gigabytes.
+pub const MAX_SEEDS: usize = 1000;
+
 /// A whole plan. Seeds are `0..seeds` (each run's `run.seed`); the data seed stays that of the task, so every
 /// seed of every condition trains on the same puzzles and is scored on the same held-out set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -184,6 +187,12 @@ impl Plan {
     pub fn validate(&self) -> Result<()> {
         if self.seeds == 0 {
             bail!("seeds must be at least 1");
+        }
+        if self.seeds > MAX_SEEDS {
+            bail!("plan {}: seeds {} is more than {MAX_SEEDS}", self.name, self.seeds);
+        }
+        if self.threads > crate::config::MAX_THREADS {
+            bail!("plan {}: threads {} is more than {}", self.name, self.threads, crate::config::MAX_THREADS);
         }
         if self.eval_steps.is_empty() || self.eval_steps.contains(&0) {
             bail!("eval_steps must be a non-empty list of positive step counts, got {:?}", self.eval_steps);
