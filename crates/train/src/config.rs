@@ -201,13 +201,8 @@ impl TrainConfig {
         if d.augmentations > MAX_AUGMENTATIONS {
             bail!("data.augmentations {} is more than {MAX_AUGMENTATIONS}", d.augmentations);
         }
-        // Counts of 0 mean "all of a file", whose size bounds them; generated counts are bounded here. A maze
-        // set with augmentations holds each maze's 8 dihedral images, whatever the number.
-        let copies = match (d.task.as_str(), d.augmentations) {
-            ("maze", 0) => 1,
-            ("maze", _) => 8,
-            (_, a) => a as u128 + 1,
-        };
+        // Counts of 0 mean "all of a file", checked once read (`data::load`); generated counts are bounded here.
+        let copies = augmented_copies(&d.task, d.augmentations) as u128;
         let examples = (d.train_count as u128) * copies + d.test_count as u128;
         let tokens = examples * self.model.io().seq_len as u128;
         if tokens > MAX_DATA_TOKENS as u128 {
@@ -240,6 +235,16 @@ fn at_least_zero(name: &str, v: f64) -> Result<()> {
         Ok(())
     } else {
         bail!("{name} must be a non-negative number, got {v}")
+    }
+}
+
+/// Training examples per puzzle once augmented: a Sudoku's `augmentations` and itself; for a maze, any
+/// augmentation means its 8 dihedral images.
+pub(crate) fn augmented_copies(task: &str, augmentations: usize) -> usize {
+    match (task, augmentations) {
+        ("maze", 0) => 1,
+        ("maze", _) => 8,
+        (_, a) => a + 1,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Training and held-out sets from a [`DataConfig`]: generated on the spot (no download), or read from the
 //! user's files. Held-out puzzles never appear in the training set.
 
-use crate::config::{DataConfig, MAX_DATA_TOKENS};
+use crate::config::{augmented_copies, DataConfig, MAX_DATA_TOKENS};
 use anyhow::{anyhow, bail, Result};
 use loopgrad_puzzles::maze::{self, MazeConfig, MazeRecord};
 use loopgrad_puzzles::sudoku::csv::{read_csv, SudokuRecord};
@@ -100,7 +100,7 @@ fn sudoku(c: &DataConfig) -> Result<Datasets> {
         test.len(),
         if c.train_path.is_empty() { "generated" } else { "from files" }
     );
-    check_training_tokens(train.len(), c.augmentations + 1, train[0].puzzle.len())?;
+    check_training_tokens(train.len(), augmented_copies(&c.task, c.augmentations), train[0].puzzle.len())?;
     Ok(Datasets {
         train: to_example_set(&train, c.augmentations, c.seed),
         test: to_example_set(&test, 0, c.seed),
@@ -151,7 +151,7 @@ fn maze(c: &DataConfig) -> Result<Datasets> {
         test.len(),
         if c.train_path.is_empty() { "generated" } else { "from files" }
     );
-    check_training_tokens(train.len(), if c.augmentations > 0 { 8 } else { 1 }, side * side)?;
+    check_training_tokens(train.len(), augmented_copies(&c.task, c.augmentations), side * side)?;
     Ok(Datasets {
         train: maze::dataset::to_example_set(&train, c.augmentations > 0),
         test: maze::dataset::to_example_set(&test, false),
