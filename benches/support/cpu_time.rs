@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 /// The two criterions of every loopgrad bench: one for single-threaded runs in thread CPU time, one for
 /// two-threaded runs in wall time, each with 10 samples and the given warm-up and measurement times (short: the
-/// benches are many). Also sizes rayon's pool for two threads (each group then picks its split count with
-/// `set_threads`) and flushes denormals on every training thread, as `loopgrad train` does.
+/// benches are many). Also starts loopgrad's team for two threads (each group then picks its split count with
+/// `set_threads`) and flushes denormals on the calling thread (the team follows it), as `loopgrad train` does.
 pub fn criterions(warm_up: Duration, measurement: Duration) -> (Criterion<ThreadCpuTime>, Criterion<WallTime>) {
     loopgrad_tensor::set_threads(2);
     loopgrad_tensor::flush_denormals();

@@ -3,14 +3,15 @@
 //!
 //!     cargo run --release -p loopgrad-tensor --example par_threshold
 //!
-//! For each size it times the kernel on one thread and split in two halves with `rayon::join` (what the
-//! library does above its thresholds), interleaving the two so that load from other processes hits both alike,
-//! and prints the best (minimum) time of each over the rounds and their ratio: on a shared machine the best
-//! round is the one where both cores happened to be free, the situation the thresholds are for. The crossover
-//! is the first size where the split wins. Everything runs inside `loopgrad_tensor::install`, on a pool worker,
-//! as a training loop should (a split from outside the pool pays for rayon's injector and a blocked caller).
+//! For each size it times the kernel on one thread and split in two halves on loopgrad's team with
+//! `parallel::chunks_mut` (what the library does above its thresholds), interleaving the two so that load from
+//! other processes hits both alike, and prints the best (minimum) time of each over the rounds and their ratio:
+//! on a shared machine the best round is the one where both cores happened to be free, the situation the
+//! thresholds are for. The crossover is the first size where the split wins. The kernel inside each half runs
+//! on its thread alone (a call from inside a part does not split again).
 
-use loopgrad_tensor::{gemm, kernels, MatMut, MatRef};
+use loopgrad_tensor::parallel::chunks_mut;
+use loopgrad_tensor::{gemm, kernels, set_threads, MatMut, MatRef};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -46,16 +47,16 @@ fn report(what: &str, size: usize, (serial, split): (f64, f64)) {
     );
 }
 
-fn main() {
-    // Size rayon's pool to two workers (the second call turns the library's own splitting off: the halves are
-    // split here by hand), then measure from inside the pool.
-    loopgrad_tensor::set_threads(2);
-    loopgrad_tensor::flush_denormals();
-    rayon::scope(|_| measure());
+/// Runs `f` with the library's own splitting off, for the one-thread side of a comparison.
+fn serial(f: impl FnOnce()) {
+    set_threads(1);
+    f();
+    set_threads(2);
 }
 
-fn measure() {
-    loopgrad_tensor::set_threads(1);
+fn main() {
+    set_threads(2);
+    loopgrad_tensor::flush_denormals();
     let rounds = 31;
 
     for shift in 10..=20 {
@@ -69,21 +70,15 @@ fn measure() {
             let t = compare(
                 rounds,
                 reps,
-                || kernels::add(&a, &b, black_box(&mut out)),
-                || {
-                    let (lo, hi) = o2.split_at_mut(h);
-                    rayon::join(|| kernels::add(&a[..h], &b[..h], lo), || kernels::add(&a[h..], &b[h..], hi));
-                },
+                || serial(|| kernels::add(&a, &b, black_box(&mut out))),
+                || chunks_mut(&mut o2, h, |i, o| kernels::add(&a[i * h..][..o.len()], &b[i * h..][..o.len()], o)),
             );
             report("add", n, t);
             let t = compare(
                 rounds,
                 reps.div_ceil(4),
-                || kernels::silu(&a, black_box(&mut out)),
-                || {
-                    let (lo, hi) = o2.split_at_mut(h);
-                    rayon::join(|| kernels::silu(&a[..h], lo), || kernels::silu(&a[h..], hi));
-                },
+                || serial(|| kernels::silu(&a, black_box(&mut out))),
+                || chunks_mut(&mut o2, h, |i, o| kernels::silu(&a[i * h..][..o.len()], o)),
             );
             report("silu", n, t);
         }
@@ -109,14 +104,16 @@ fn measure() {
         let t = compare(
             rounds,
             reps,
-            || gemm(1.0, MatRef::new(&a, m, k), MatRef::new(&b, k, n), 0.0, MatMut::new(black_box(&mut c), m, n)),
             || {
-                let (lo, hi) = c2.split_at_mut(h * n);
-                let (al, ah) = a.split_at(h * k);
-                rayon::join(
-                    || gemm(1.0, MatRef::new(al, h, k), MatRef::new(&b, k, n), 0.0, MatMut::new(lo, h, n)),
-                    || gemm(1.0, MatRef::new(ah, m - h, k), MatRef::new(&b, k, n), 0.0, MatMut::new(hi, m - h, n)),
-                );
+                serial(|| {
+                    gemm(1.0, MatRef::new(&a, m, k), MatRef::new(&b, k, n), 0.0, MatMut::new(black_box(&mut c), m, n))
+                })
+            },
+            || {
+                chunks_mut(&mut c2, h * n, |i, ci| {
+                    let (ai, rows) = (&a[i * h * k..][..ci.len() / n * k], ci.len() / n);
+                    gemm(1.0, MatRef::new(ai, rows, k), MatRef::new(&b, k, n), 0.0, MatMut::new(ci, rows, n))
+                })
             },
         );
         report("gemm", m * k * n, t);

@@ -18,13 +18,12 @@ pub mod pool;
 pub mod rng;
 pub mod shape;
 pub mod simd;
+mod team;
 pub mod tensor;
 
 pub use float::Float;
 pub use gemm::{gemm, gemm_batched, gemm_packed, gemm_serial, gemm_swiglu, MatMut, MatRef, PackedWeight};
-pub use parallel::{
-    denormals_flushed, flush_denormals, flush_denormals_on_current_thread, install, set_threads, threads,
-};
+pub use parallel::{denormals_flushed, flush_denormals, flush_denormals_on_current_thread, set_threads, threads};
 pub use pool::PoolStats;
 pub use rng::Rng;
 pub use shape::Shape;

@@ -1,21 +1,22 @@
 //! Threads: how many loopgrad uses, when a kernel is worth splitting, and the floating-point mode of the
 //! threads that do the work.
 //!
-//! # One pool
-//! Every parallel kernel and every GEMM runs on rayon's global pool. `matrixmultiply` is built without its own
-//! `threading` pool: a large GEMM is split into row (or column) blocks, one single-threaded `sgemm` per block,
-//! and a batched GEMM splits its batch. Two pools on 2 cores would each assume they own the machine, and
-//! matrixmultiply's worker threads could not be given flush-to-zero (it has no start hook). The measurements
-//! behind this choice are in `docs/benchmarks.md` ("Tensor kernels").
+//! # One team
+//! Every parallel kernel and every GEMM runs on loopgrad's own team of worker threads (`team.rs`): [`run`]
+//! splits a job into parts that the calling thread and the workers claim, and returns when all are done.
+//! `matrixmultiply` is built without its own `threading` pool: a large GEMM is split into row (or column)
+//! blocks, one single-threaded `sgemm` per block, and a batched GEMM splits its batch. The team replaced rayon
+//! here because its workers spin between jobs instead of sleeping after a few microseconds (the measurements are
+//! in `team.rs` and `docs/benchmarks.md`).
 //!
 //! # Thresholds
-//! Below a set amount of work a kernel runs on the calling thread. A split costs 0.01-1.6 us from inside the pool
-//! and 5.3 us from outside it (measured by `examples/par_threshold.rs`), so each threshold sits where the serial
-//! kernel takes 5-7 us: there a split can win when the second core is free and costs little when it is not. The
-//! crossovers themselves could not be observed on the shared machine (see `docs/benchmarks.md`); re-run the
-//! example on an idle one to refine them.
+//! Below a set amount of work a kernel runs on the calling thread. A split costs 0.01-1.6 us with a worker
+//! awake and 5.3 us from a cold one (measured by `examples/par_threshold.rs`), so each threshold sits where the
+//! serial kernel takes 5-7 us: there a split can win when the second core is free and costs little when it is
+//! not. The crossovers themselves could not be observed on the shared machine (see `docs/benchmarks.md`); re-run
+//! the example on an idle one to refine them.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Streaming kernels (add, mul, axpy, copies, row sums: a few flops per element, memory-bound) split across
 /// threads from this many elements on (a serial `add` of this size: 7.1 us).
@@ -25,52 +26,38 @@ pub const PAR_MIN_ELEMS_STREAMING: usize = 1 << 16;
 pub const PAR_MIN_ELEMS_EXP: usize = 1 << 13;
 /// A GEMM is split across threads from this many multiply-adds (`m * k * n`) on (serial: 4.8 us).
 pub const PAR_MIN_GEMM_MACS: usize = 1 << 18;
+/// The most threads [`set_threads`] accepts.
+pub const MAX_THREADS: usize = 1024;
 
-/// 0 until [`set_threads`] is called: then [`threads`] reports rayon's global pool size.
+/// 0 until [`set_threads`] is called: then [`threads`] reports the number of CPUs.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
-/// Set by [`flush_denormals`], read by the start handler of a pool that [`set_threads`] builds later.
-static FLUSH_DENORMALS: AtomicBool = AtomicBool::new(false);
 
 /// Sets how many threads loopgrad's kernels and GEMMs use, for the whole process. `1` keeps every kernel on the
-/// calling thread (rayon is never entered); `n > 1` splits large kernels and GEMMs into `n` parts on rayon's
-/// global pool. Benches and the CLI call this once at start-up; calling it again changes the split count.
-///
-/// The first call also sizes rayon's global pool to `n` workers if nothing has used rayon yet (rayon lets the
-/// global pool be built only once; later calls leave its size alone). Panics if `n == 0`.
+/// calling thread; `n > 1` splits large kernels and GEMMs into `n` parts, run by the calling thread and `n - 1`
+/// workers, which this call starts (if fewer have been started so far) so that no later call allocates for
+/// them. Calling it again changes the split count. Panics if `n` is 0 or more than [`MAX_THREADS`].
 pub fn set_threads(n: usize) {
-    assert!(n > 0, "set_threads: the thread count must be at least 1");
+    assert!((1..=MAX_THREADS).contains(&n), "set_threads: the thread count must be in 1..={MAX_THREADS}, not {n}");
     THREADS.store(n, Ordering::Relaxed);
-    // Err means the global pool exists already; then only the split count changes.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .start_handler(|_| {
-            if FLUSH_DENORMALS.load(Ordering::Relaxed) {
-                flush_denormals_on_current_thread();
-            }
-        })
-        .build_global();
+    crate::team::ensure_workers(n - 1);
 }
 
-/// How many parts loopgrad splits large kernels and GEMMs into (see [`set_threads`]; by default the size of
-/// rayon's global pool, i.e. the number of CPUs or `RAYON_NUM_THREADS`).
+/// How many parts loopgrad splits large kernels and GEMMs into (see [`set_threads`]; by default the number of
+/// CPUs the process may use).
 pub fn threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
-        0 => rayon::current_num_threads(),
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS),
         n => n,
     }
 }
 
-/// Runs `f` on a worker of rayon's global pool while the calling thread waits, and returns its result. Run a
-/// training loop inside it. A parallel kernel called from a pool worker queues its parts on that worker's own
-/// deque, which allocates nothing; called from any other thread, they go through rayon's global injector, which
-/// allocates a block every 63 jobs (about 17 allocations per 100 steps in `tests/alloc_free.rs`). Thread-local
-/// buffer pools are then the worker's, so keep a whole loop inside one call. With one thread, `f` simply runs
-/// here.
-pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if threads() <= 1 || rayon::current_thread_index().is_some() {
-        return f();
-    }
-    rayon::scope(|_| f())
+/// Runs `f(0)`, ..., `f(parts - 1)` in parallel on the team (the calling thread takes parts too), and returns
+/// when all have finished; each part's panic, if any, is re-raised here. Parts are claimed in order, one at a
+/// time, so `parts` may exceed [`threads`] to balance uneven parts. With one thread, or when called from inside
+/// a part or while another thread's job runs, the parts run here, in order: a job's result must not depend on
+/// which thread ran which part (every caller splits into disjoint outputs).
+pub fn run(parts: usize, f: impl Fn(usize) + Sync) {
+    crate::team::run(parts, threads() - 1, &f)
 }
 
 /// Into how many parts to split `work` units, given the smallest amount worth splitting for.
@@ -80,6 +67,63 @@ pub(crate) fn parts_for(work: usize, min_work: usize) -> usize {
         1
     } else {
         threads()
+    }
+}
+
+/// Runs `f(i, chunk)` for the `i`-th run of `chunk` elements of `out` (the last may be shorter), in parallel
+/// ([`run`]).
+pub fn chunks_mut<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let (len, ptr) = (out.len(), SendPtr(out.as_mut_ptr()));
+    run(len.div_ceil(nonzero(chunk)), |i| {
+        // SAFETY: part i alone sees this run of `out`, which is exclusively borrowed for this call.
+        f(i, unsafe { ptr.run(i, chunk, len) })
+    });
+}
+
+/// [`chunks_mut`] over two slices in step: `f(i, a_chunk, b_chunk)` for the `i`-th runs of `a_chunk` elements of
+/// `a` and `b_chunk` of `b`, which must make as many runs.
+pub fn chunk_pairs_mut<A: Send, B: Send>(
+    a: &mut [A],
+    a_chunk: usize,
+    b: &mut [B],
+    b_chunk: usize,
+    f: impl Fn(usize, &mut [A], &mut [B]) + Sync,
+) {
+    let parts = a.len().div_ceil(nonzero(a_chunk));
+    assert_eq!(
+        parts,
+        b.len().div_ceil(nonzero(b_chunk)),
+        "parallel::chunk_pairs_mut: {} x {a_chunk} and {} x {b_chunk} make different numbers of runs",
+        a.len(),
+        b.len()
+    );
+    let (a_len, a_ptr, b_len, b_ptr) = (a.len(), SendPtr(a.as_mut_ptr()), b.len(), SendPtr(b.as_mut_ptr()));
+    run(parts, |i| {
+        // SAFETY: part i alone sees these runs of `a` and `b`, both exclusively borrowed for this call.
+        f(i, unsafe { a_ptr.run(i, a_chunk, a_len) }, unsafe { b_ptr.run(i, b_chunk, b_len) })
+    });
+}
+
+fn nonzero(chunk: usize) -> usize {
+    assert!(chunk > 0, "parallel::chunks_mut: the chunk length must be positive");
+    chunk
+}
+
+/// A slice's start, shared by the parts of one [`run`], each of which takes its own run of it.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: only the address crosses threads; `run` hands each part a disjoint range.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+impl<T> SendPtr<T> {
+    /// The `i`-th run of `chunk` elements of the `len`-element slice (the last may be shorter).
+    ///
+    /// # Safety
+    /// The slice is exclusively borrowed for as long as the result lives, and no other live reference covers
+    /// this run; `i * chunk < len`.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn run<'a>(&self, i: usize, chunk: usize, len: usize) -> &'a mut [T] {
+        let lo = i * chunk;
+        std::slice::from_raw_parts_mut(self.0.add(lo), chunk.min(len - lo))
     }
 }
 
@@ -95,7 +139,6 @@ pub(crate) fn for_chunks<T: Send>(
     min_work: usize,
     f: impl Fn(usize, &mut [T]) + Sync,
 ) {
-    use rayon::prelude::*;
     let parts = parts_for(out.len().saturating_mul(work_per_elem), min_work);
     let units = out.len().div_ceil(unit.max(1));
     if parts <= 1 || units < 2 {
@@ -103,7 +146,7 @@ pub(crate) fn for_chunks<T: Send>(
         return;
     }
     let chunk = units.div_ceil(parts) * unit.max(1);
-    out.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i * chunk, c));
+    chunks_mut(out, chunk, |i, c| f(i * chunk, c));
 }
 
 /// Enables flush-to-zero (denormal results become 0) and denormals-are-zero (denormal inputs read as 0) on the
@@ -129,12 +172,27 @@ pub fn flush_denormals_on_current_thread() -> bool {
     }
 }
 
-/// [`flush_denormals_on_current_thread`] on the calling thread and on every worker of rayon's global pool (now,
-/// and on workers of a pool that [`set_threads`] builds later). Call it on the thread that trains, at start-up.
+/// [`flush_denormals_on_current_thread`], for the thread that trains: call it there at start-up. The team's
+/// workers run each part in the mode of the thread that started the job, so they follow.
 pub fn flush_denormals() -> bool {
-    FLUSH_DENORMALS.store(true, Ordering::Relaxed);
-    rayon::broadcast(|_| flush_denormals_on_current_thread());
     flush_denormals_on_current_thread()
+}
+
+/// Sets (or clears) flush-to-zero and denormals-are-zero on the calling thread: how a team worker takes on the
+/// mode of the thread whose job it runs. No-op where [`flush_denormals_on_current_thread`] is one.
+pub(crate) fn set_denormal_flush(on: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let csr = mxcsr() & !(MXCSR_FTZ | MXCSR_DAZ);
+        set_mxcsr(if on { csr | MXCSR_FTZ | MXCSR_DAZ } else { csr });
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let cr = fpcr() & !FPCR_FZ;
+        set_fpcr(if on { cr | FPCR_FZ } else { cr });
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let _ = on;
 }
 
 /// Whether the calling thread flushes denormals (both FTZ and DAZ on x86-64).
@@ -168,8 +226,8 @@ fn mxcsr() -> u32 {
 
 #[cfg(target_arch = "x86_64")]
 fn set_mxcsr(csr: u32) {
-    // SAFETY: ldmxcsr loads MXCSR from a valid u32; the values written only add the FTZ/DAZ mode bits to the
-    // current register, which cannot fault (reserved bits are untouched).
+    // SAFETY: ldmxcsr loads MXCSR from a valid u32; the values written only set or clear the FTZ/DAZ mode bits
+    // of the current register, which cannot fault (reserved bits are untouched).
     unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack, preserves_flags, readonly)) };
 }
 
@@ -186,7 +244,7 @@ fn fpcr() -> u64 {
 
 #[cfg(target_arch = "aarch64")]
 fn set_fpcr(v: u64) {
-    // SAFETY: writing FPCR with only the FZ bit added changes the rounding of denormals, nothing else.
+    // SAFETY: writing FPCR with only the FZ bit set or cleared changes the handling of denormals, nothing else.
     unsafe { std::arch::asm!("msr fpcr, {}", in(reg) v, options(nomem, nostack, preserves_flags)) };
 }
 

@@ -53,7 +53,6 @@ fn a_steady_loop_allocates_nothing_after_its_first_iteration() {
 
     // Serial kernels (one thread): nothing at all after the first iteration.
     loopgrad_tensor::set_threads(1);
-    wait_for_rayon_workers();
     let first = step(&x, &w);
     let window = PoolWindow::<f32>::open();
     let before = allocations();
@@ -95,13 +94,14 @@ fn a_steady_loop_allocates_nothing_after_its_first_iteration() {
     let per_call = if own_f32_gemm() { 0 } else { 1 };
     assert_eq!(allocations() - before, 10 * (1 + 4) * per_call, "GEMMs allocated more than their packing buffers");
 
-    // Two threads, above the parallel thresholds, inside the pool (`install`): nothing after the first step.
+    // Two threads, above the parallel thresholds: nothing after the first step. `set_threads` starts the
+    // team's worker and waits until it has started (a thread allocates while it starts).
     loopgrad_tensor::set_threads(2);
     let mut x = Tensor::<f32>::uninit([512, 384]);
     rng.fill_normal(x.data_mut(), 1.0);
     let w = Tensor::<f32>::full([384], 0.1);
     let (wm, mut y) = (Tensor::<f32>::full([384, 256], 0.01), Tensor::<f32>::zeros([512, 256]));
-    let steady = loopgrad_tensor::install(|| {
+    let steady = {
         let mut step_and_gemm = || {
             // 512 x 384 x 256 multiply-adds: split in two blocks, one per thread.
             gemm(1.0, x.as_mat(), wm.as_mat(), 0.0, loopgrad_tensor::MatMut::new(y.data_mut(), 512, 256));
@@ -113,9 +113,9 @@ fn a_steady_loop_allocates_nothing_after_its_first_iteration() {
             assert_eq!(step_and_gemm(), first);
         }
         allocations() - before
-    });
+    };
     let per_call = if own_f32_gemm() { 0 } else { 2 };
-    assert_eq!(steady, 100 * per_call, "parallel kernels allocated in a steady loop inside the pool");
+    assert_eq!(steady, 100 * per_call, "parallel kernels allocated in a steady loop on two threads");
 }
 
 /// Whether f32 GEMMs run loopgrad's own AVX-512 kernel (see `src/gemm/avx512/mod.rs`), which allocates nothing.
@@ -124,11 +124,4 @@ fn own_f32_gemm() -> bool {
     return std::arch::is_x86_feature_detected!("avx512f");
     #[cfg(not(target_arch = "x86_64"))]
     false
-}
-
-/// `set_threads` builds rayon's global pool on its first call; its workers allocate while they start, on their
-/// own threads, so wait until they have all answered before counting.
-fn wait_for_rayon_workers() {
-    rayon::broadcast(|_| ());
-    std::thread::sleep(std::time::Duration::from_millis(50));
 }

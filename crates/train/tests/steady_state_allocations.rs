@@ -6,7 +6,7 @@
 //! lives across steps, so once the first steps have warmed them up nothing reaches the allocator.
 //!
 //! The counting allocator sees the whole process, so this file is its own test binary with a single test. It
-//! runs on two threads inside `loopgrad_tensor::install`, as `loopgrad train` does.
+//! runs on two threads, as `loopgrad train` does.
 
 use loopgrad_models::step::Batch;
 use loopgrad_tensor::counting_alloc::{allocations, CountingAlloc};
@@ -42,16 +42,14 @@ fn configs() -> Vec<(&'static str, TrainConfig)> {
 #[test]
 fn steady_state_training_steps_and_evaluations_allocate_nothing() {
     loopgrad_tensor::set_threads(2);
-    loopgrad_tensor::install(|| {
-        for (name, config) in configs() {
-            let (train_allocs, eval_allocs) = count_allocations(&config);
-            assert_eq!(
-                train_allocs, 0,
-                "{name}: {COUNTED_STEPS} steady-state training steps allocated {train_allocs} times"
-            );
-            assert_eq!(eval_allocs, 0, "{name}: a steady-state evaluation batch allocated {eval_allocs} times");
-        }
-    });
+    for (name, config) in configs() {
+        let (train_allocs, eval_allocs) = count_allocations(&config);
+        assert_eq!(
+            train_allocs, 0,
+            "{name}: {COUNTED_STEPS} steady-state training steps allocated {train_allocs} times"
+        );
+        assert_eq!(eval_allocs, 0, "{name}: a steady-state evaluation batch allocated {eval_allocs} times");
+    }
 }
 
 /// Heap allocations of [`COUNTED_STEPS`] training steps after [`WARMUP_STEPS`], and of a second evaluation of

@@ -27,8 +27,7 @@
 use super::rope::{check_tables, rotate_heads, unrotate_heads_add};
 use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
-use loopgrad_tensor::{gemm_serial, kernels, Float, MatMut, MatRef, Shape, Tensor};
-use rayon::prelude::*;
+use loopgrad_tensor::{gemm_serial, kernels, parallel, Float, MatMut, MatRef, Shape, Tensor};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Meta {
@@ -143,12 +142,12 @@ impl<E: Float> Tape<E> {
         if per >= d.b {
             items(0, out.data_mut(), probs.as_mut().map(|p| p.data_mut()));
         } else {
-            let outs = out.data_mut().par_chunks_mut(per * l * w).enumerate();
+            let outs = out.data_mut();
             match probs.as_mut() {
-                Some(p) => outs
-                    .zip(p.data_mut().par_chunks_mut(per * d.h * ll))
-                    .for_each(|((i, o), p)| items(i * per, o, Some(p))),
-                None => outs.for_each(|(i, o)| items(i * per, o, None)),
+                Some(p) => parallel::chunk_pairs_mut(outs, per * l * w, p.data_mut(), per * d.h * ll, |i, o, p| {
+                    items(i * per, o, Some(p))
+                }),
+                None => parallel::chunks_mut(outs, per * l * w, |i, o| items(i * per, o, None)),
             }
         }
         drop(rotated);
@@ -225,7 +224,7 @@ pub(crate) fn backward<E: Float>(m: &Meta, ctx: &mut Ctx<'_, E>) {
     if per >= d.b {
         items(0, dx);
     } else {
-        dx.par_chunks_mut(per * l * 3 * w).enumerate().for_each(|(i, dxs)| items(i * per, dxs));
+        parallel::chunks_mut(dx, per * l * 3 * w, |i, dxs| items(i * per, dxs));
     }
 }
 

@@ -146,9 +146,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut bench = BenchStep::new(&shape);
     let params = bench.model.param_count(&bench.tape.params);
     let flops = if args.eval { bench.eval_flops() } else { bench.train_flops() };
-    // Everything runs on one rayon worker (see `loopgrad_tensor::install`): parallel kernels then queue their
-    // parts on that worker's own deque instead of rayon's global injector, which allocates.
-    let (times, loss, allocs) = loopgrad_tensor::install(|| {
+    let (times, loss, allocs) = {
         let mut loss = f32::NAN;
         let mut run = |bench: &mut BenchStep| {
             if args.eval {
@@ -169,7 +167,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
         let allocs = allocations() - before;
         (times, loss, allocs)
-    });
+    };
     let step = median(times);
     let gflops = flops / step / 1e9;
     let line = json!({

@@ -44,9 +44,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     loopgrad_tensor::parallel::set_threads(threads);
     loopgrad_tensor::parallel::flush_denormals();
-    // On a worker of loopgrad's pool, the parallel kernels split without going through rayon's injector queue
-    // (which allocates and wakes threads on every call from outside the pool).
-    loopgrad_tensor::parallel::install(|| train(config, dir, args.resume.is_some(), threads))
+    train(config, dir, args.resume.is_some(), threads)
 }
 
 /// Loads the data, trains to `run.steps` (or resumes), checkpoints, and prints the held-out evaluation.

@@ -74,7 +74,7 @@ impl<'a, E: Float> MatMut<'a, E> {
 ///
 /// Threads: from [`PAR_MIN_GEMM_MACS`] multiply-adds on, C is cut along its longer side into
 /// [`threads`](crate::parallel::threads) blocks, each computed by a single-threaded matrixmultiply call on
-/// rayon's pool.
+/// loopgrad's worker team.
 pub fn gemm<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
     gemm_on(None, alpha, a, b, None, beta, c)
 }
@@ -124,8 +124,7 @@ pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, pack: Option<&m
         if block >= m {
             rows(0, out);
         } else {
-            use rayon::prelude::*;
-            out.par_chunks_mut(block * inner).enumerate().for_each(|(p, o)| rows(p * block, o));
+            crate::parallel::chunks_mut(out, block * inner, |p, o| rows(p * block, o));
         }
         return;
     }
@@ -282,7 +281,7 @@ struct RawMat<E> {
 /// rows or columns, which must be where they were.
 const BLOCK_ALIGN: usize = 16;
 
-/// Computes C = alpha A B + beta C in `parts` blocks on rayon's pool (one block: on the calling thread).
+/// Computes C = alpha A B + beta C in `parts` blocks on loopgrad's worker team (one block: on the calling thread).
 ///
 /// # Safety
 /// `a`, `b` must be in bounds of their slices and `c` must point to a [a.rows, b.cols] matrix with the given
@@ -308,8 +307,7 @@ unsafe fn gemm_split<E: Float>(
     if parts <= 1 || block >= len {
         return gemm_raw(alpha, a, b, pre.map(|p| (p, 0)), beta, c);
     }
-    use rayon::prelude::*;
-    (0..len.div_ceil(block)).into_par_iter().for_each(|p| {
+    crate::parallel::run(len.div_ceil(block), |p| {
         let (lo, hi) = (p * block, len.min((p + 1) * block));
         // SAFETY: block p covers rows (or columns) lo..hi of C only, so blocks write disjoint elements; the
         // sub-views of A (rows lo..hi) or B (columns lo..hi) stay inside the checked views.
@@ -442,9 +440,8 @@ pub fn gemm_batched<E: Float>(
     };
     let parts = parts_for(batch * m * k * n, PAR_MIN_GEMM_MACS);
     if parts > 1 && batch >= parts {
-        use rayon::prelude::*;
         let per = batch.div_ceil(parts);
-        c.par_chunks_mut(per * m * n).enumerate().for_each(|(p, cc)| {
+        crate::parallel::chunks_mut(c, per * m * n, |p, cc| {
             for (j, ci) in cc.chunks_exact_mut(m * n).enumerate() {
                 item(p * per + j, ci, 1);
             }

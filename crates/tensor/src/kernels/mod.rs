@@ -258,7 +258,7 @@ pub fn sum_sq<E: Float>(a: &[E]) -> E {
     simd::fold1::<V<E>>(a, E::ZERO, |acc, x| x.mul_add(x, acc), |p, q| p + q).reduce_sum()
 }
 
-/// A raw pointer that may cross to rayon's workers; each user states why its accesses are disjoint.
+/// A raw pointer that may cross to the team's workers; each user states why its accesses are disjoint.
 #[derive(Clone, Copy)]
 pub(crate) struct SyncPtr<T>(pub(crate) *mut T);
 // SAFETY: SyncPtr only carries the address; every dereference site guarantees disjoint, in-bounds access.

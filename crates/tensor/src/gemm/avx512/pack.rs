@@ -188,7 +188,7 @@ impl PackedB {
     }
 
     /// Packs B [k, n] (element (p, j) at `b[p rsb + j csb]`) into `self`, reusing its buffer, in `parts` column
-    /// ranges on rayon's pool.
+    /// ranges on loopgrad's worker team.
     ///
     /// # Safety
     /// AVX-512F; B's view is in bounds.
@@ -209,12 +209,11 @@ impl PackedB {
                 }
             }
         };
-        use rayon::prelude::*;
-        (0..n.div_ceil(per)).into_par_iter().for_each(|i| range(i * per));
+        crate::parallel::run(n.div_ceil(per), |i| range(i * per));
     }
 
     /// Packs B [k, 2 inner] = [B_gate | B_up] into pair panels for [`super::sgemm_swiglu`] (all k steps per
-    /// panel), in `parts` panel ranges on rayon's pool.
+    /// panel), in `parts` panel ranges on loopgrad's worker team.
     ///
     /// # Safety
     /// AVX-512F; B's view is in bounds.
@@ -226,8 +225,7 @@ impl PackedB {
         self.npad = 2 * 16 * panels;
         let (out, b) = (reserve(&mut self.lines, self.npad * k) as usize, b as usize);
         let per = panels.div_ceil(parts.max(1));
-        use rayon::prelude::*;
-        (0..panels.div_ceil(per)).into_par_iter().for_each(|i| {
+        crate::parallel::run(panels.div_ceil(per), |i| {
             let q0 = i * per;
             // SAFETY: panels q0.. of B~ lie in `lines` from q0 x 32 k, written by this range only.
             unsafe {

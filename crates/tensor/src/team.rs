@@ -1,0 +1,353 @@
+//! loopgrad's worker threads: a fork-join team whose idle workers spin for a while before they sleep.
+//!
+//! A TRM step is thousands of short parallel kernels with serial work between them (the tape, small ops), so a
+//! worker is idle for microseconds at a time, thousands of times a step. rayon's workers sleep after 32 rounds of
+//! `yield_now` without work (a constant it does not expose), and waking one is a futex call plus the scheduler's
+//! latency, often longer than the kernel it was woken for: each of the two pool threads was off the CPU for 9-12%
+//! of a main-job step. A rayon built with a longer spin made that step 2-9% shorter and a paper-size TRM-MLP step
+//! 2-5% shorter (`docs/benchmarks.md`, "Threads"). The team below spins for [`SPIN`] after each job, which is
+//! what OpenMP runtimes (and so PyTorch) do by default, then parks.
+//!
+//! One job runs at a time. [`run`] publishes `parts` indices; the caller and the workers claim them one by one
+//! from a shared counter and the caller returns once every part has finished, so a part may borrow the caller's
+//! stack. A call made while the team is busy (from inside a part, or from another thread at the same moment)
+//! runs its parts on its own thread, in order: the parts are the same either way, so results never depend on
+//! which thread ran what, or whether the team was free.
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::Mutex;
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+/// How long an idle worker (or a caller waiting for the last part) spins before it sleeps (or yields). Long
+/// enough to bridge the serial stretches of a training step, short enough that a finished run gives the CPU
+/// back at once.
+const SPIN: Duration = Duration::from_millis(1);
+/// Bits of the claim word: job number (24) | parts (20) | next part (20).
+const PART_BITS: u32 = 20;
+const PART_MASK: u64 = (1 << PART_BITS) - 1;
+/// The most parts one [`run`] takes.
+pub(crate) const MAX_PARTS: usize = PART_MASK as usize;
+
+/// What the workers see of the current job. Written by the caller while it holds `busy` and before it publishes
+/// the job's claim word; read by a worker only after it has claimed one of the job's parts, which the caller then
+/// waits for, so the closure it points to is alive for as long as anyone reads it.
+struct Job {
+    f: *const (dyn Fn(usize) + Sync),
+    /// The caller's denormal mode, which every part runs in (so bits do not depend on the thread).
+    flush: bool,
+}
+
+struct Team {
+    /// `job << 40 | parts << 20 | next`: one word, so that claiming a part and learning whose it is are one
+    /// atomic step.
+    claim: AtomicU64,
+    /// Parts of the current job that have finished, on any thread.
+    done: AtomicUsize,
+    job: UnsafeCell<Job>,
+    /// The first panic of the current job's parts, re-raised on the caller's thread.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    busy: AtomicBool,
+    /// Workers parked (or about to park); the caller unparks them when it publishes a job.
+    sleepers: AtomicUsize,
+    workers: Mutex<Vec<Thread>>,
+    /// Workers spawned so far (`workers.len()` without the lock).
+    spawned: AtomicUsize,
+    /// Workers that have finished starting up.
+    started: AtomicUsize,
+}
+
+// SAFETY: `job` is written only by the thread holding `busy`, and read by workers only while that thread waits
+// for the part they claimed (the protocol above); everything else is atomic or behind a mutex. The closure it
+// points to is `Sync`.
+unsafe impl Sync for Team {}
+
+/// The closure of the team's job before its first one.
+fn nothing(_: usize) {}
+
+/// The team every parallel kernel uses.
+static TEAM: Team = Team::new();
+
+/// Makes sure the team has at least `n` workers, started.
+pub(crate) fn ensure_workers(n: usize) {
+    TEAM.ensure_workers(n)
+}
+
+/// Runs `f(0)`, ..., `f(parts - 1)`, on the calling thread and (at least `workers` of) the team's workers, and
+/// returns when all have finished. A part that panics has its panic re-raised here, after the other parts have
+/// finished.
+pub(crate) fn run(parts: usize, workers: usize, f: &(dyn Fn(usize) + Sync)) {
+    TEAM.run(parts, workers, f)
+}
+
+impl Team {
+    const fn new() -> Self {
+        Team {
+            claim: AtomicU64::new(0),
+            done: AtomicUsize::new(0),
+            job: UnsafeCell::new(Job { f: &nothing, flush: false }),
+            panic: Mutex::new(None),
+            busy: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
+            workers: Mutex::new(Vec::new()),
+            spawned: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+        }
+    }
+
+    /// Makes sure the team has at least `n` workers (threads besides the callers), and that they have started:
+    /// a thread allocates while it starts, and a steady training loop must not see that.
+    fn ensure_workers(&'static self, n: usize) {
+        if self.spawned.load(Acquire) >= n {
+            return;
+        }
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        while workers.len() < n {
+            let handle = thread::Builder::new()
+                .name(format!("loopgrad-{}", workers.len() + 1))
+                .spawn(move || self.work())
+                .expect("loopgrad: could not start a worker thread");
+            workers.push(handle.thread().clone());
+        }
+        self.spawned.store(workers.len(), Release);
+        let target = workers.len();
+        drop(workers);
+        while self.started.load(Acquire) < target {
+            thread::yield_now();
+        }
+    }
+
+    /// [`run`] on this team, with at least `workers` workers.
+    fn run(&'static self, parts: usize, workers: usize, f: &(dyn Fn(usize) + Sync)) {
+        assert!(parts <= MAX_PARTS, "parallel::run: {parts} parts is more than {MAX_PARTS}");
+        if parts <= 1 || workers == 0 || self.busy.swap(true, Acquire) {
+            (0..parts).for_each(f);
+            return;
+        }
+        self.ensure_workers(workers);
+        // SAFETY: only the lifetime is erased. Every part that dereferences it has finished before this function
+        // returns or unwinds (the wait below runs on both paths), so `f` outlives every use.
+        let f: *const (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(f) };
+        // SAFETY: we hold `busy`, and no worker reads `job` between jobs (see `Job`).
+        unsafe { *self.job.get() = Job { f, flush: crate::parallel::denormals_flushed() } };
+        self.done.store(0, Relaxed);
+        let job = ((self.claim.load(Relaxed) >> (2 * PART_BITS)) + 1) & ((1 << 24) - 1);
+        self.claim.store(job << (2 * PART_BITS) | (parts as u64) << PART_BITS, SeqCst);
+        if self.sleepers.load(SeqCst) > 0 {
+            for w in self.workers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                w.unpark();
+            }
+        }
+        self.claim_parts(job);
+        let mut spin = Spin::new();
+        while self.done.load(Acquire) < parts {
+            if spin.wait() {
+                thread::yield_now();
+            }
+        }
+        let panic = self.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.busy.store(false, Release);
+        if let Some(payload) = panic {
+            resume_unwind(payload);
+        }
+    }
+
+    /// Claims and runs parts of job `job` until none is left (or another job has replaced it).
+    fn claim_parts(&self, job: u64) {
+        let mut claim = self.claim.load(Acquire);
+        loop {
+            let (parts, next) = ((claim >> PART_BITS) & PART_MASK, claim & PART_MASK);
+            if claim >> (2 * PART_BITS) != job || next >= parts {
+                return;
+            }
+            if let Err(now) = self.claim.compare_exchange_weak(claim, claim + 1, AcqRel, Acquire) {
+                claim = now;
+                continue;
+            }
+            // SAFETY: part `next` of this job is ours and unfinished, so its caller is waiting and `job` is its.
+            let Job { f, flush } = unsafe { &*self.job.get() };
+            if crate::parallel::denormals_flushed() != *flush {
+                crate::parallel::set_denormal_flush(*flush);
+            }
+            // SAFETY: as above, the closure is alive until this part is counted done.
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| unsafe { (**f)(next as usize) })) {
+                self.panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(payload);
+            }
+            self.done.fetch_add(1, Release);
+            claim = self.claim.load(Acquire);
+        }
+    }
+
+    /// A worker: waits for a job it has not seen, helps with it, and so on for the life of the process.
+    fn work(&self) {
+        let mut seen = self.claim.load(Acquire) >> (2 * PART_BITS);
+        self.started.fetch_add(1, Release);
+        loop {
+            let mut spin = Spin::new();
+            while self.claim.load(Acquire) >> (2 * PART_BITS) == seen {
+                if spin.wait() {
+                    // Registered before the last look, so a caller publishing after that look sees us and unparks.
+                    self.sleepers.fetch_add(1, SeqCst);
+                    while self.claim.load(SeqCst) >> (2 * PART_BITS) == seen {
+                        thread::park();
+                    }
+                    self.sleepers.fetch_sub(1, SeqCst);
+                }
+            }
+            seen = self.claim.load(Acquire) >> (2 * PART_BITS);
+            self.claim_parts(seen);
+        }
+    }
+}
+
+/// A spin-wait that knows when it has spun for [`SPIN`]: it reads the clock only every 1024 rounds (a clock read
+/// costs about as much as the check it would guard), and from the first such read on.
+struct Spin {
+    rounds: u32,
+    since: Option<Instant>,
+}
+
+impl Spin {
+    fn new() -> Self {
+        Spin { rounds: 0, since: None }
+    }
+
+    /// One round of waiting; `true` once [`SPIN`] has passed since the first clock read.
+    fn wait(&mut self) -> bool {
+        std::hint::spin_loop();
+        self.rounds = self.rounds.wrapping_add(1);
+        if !self.rounds.is_multiple_of(1024) {
+            return false;
+        }
+        self.since.get_or_insert_with(Instant::now).elapsed() >= SPIN
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A team of its own for each test: the shared one may be busy with another test's job.
+    fn team() -> &'static Team {
+        Box::leak(Box::new(Team::new()))
+    }
+
+    /// Waits until `n` parts have arrived here, which needs them on `n` threads at once.
+    fn meet(arrived: &AtomicUsize, n: usize) {
+        arrived.fetch_add(1, SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while arrived.load(SeqCst) < n {
+            assert!(Instant::now() < deadline, "the parts never ran at the same time");
+            std::hint::spin_loop();
+        }
+    }
+
+    #[test]
+    fn every_part_runs_exactly_once() {
+        let team = team();
+        for parts in 0..40 {
+            let counts: Vec<AtomicUsize> = (0..parts).map(|_| AtomicUsize::new(0)).collect();
+            team.run(parts, 1, &|i| {
+                counts[i].fetch_add(1, Relaxed);
+            });
+            assert!(counts.iter().all(|c| c.load(Relaxed) == 1), "{parts} parts");
+        }
+    }
+
+    #[test]
+    fn parts_run_on_the_workers_too_even_after_they_have_parked() {
+        let team = team();
+        for round in 0..3 {
+            let arrived = AtomicUsize::new(0);
+            team.run(3, 2, &|_| meet(&arrived, 3));
+            assert_eq!(arrived.load(SeqCst), 3, "round {round}");
+            // Longer than SPIN: the workers park, and the next job must unpark them.
+            thread::sleep(SPIN * 20);
+        }
+    }
+
+    #[test]
+    fn a_run_from_inside_a_part_runs_its_parts_in_order_on_that_thread() {
+        let team = team();
+        let arrived = AtomicUsize::new(0);
+        team.run(2, 1, &|outer| {
+            meet(&arrived, 2);
+            let me = thread::current().id();
+            let order = Mutex::new(Vec::new());
+            team.run(4, 1, &|inner| {
+                assert_eq!(thread::current().id(), me);
+                order.lock().unwrap().push(inner);
+            });
+            assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3], "inside part {outer}");
+        });
+    }
+
+    #[test]
+    fn a_part_that_panics_is_re_raised_after_the_others_finish_and_the_team_goes_on() {
+        let team = team();
+        let finished = AtomicUsize::new(0);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            team.run(8, 1, &|i| {
+                if i == 3 {
+                    panic!("part three fails");
+                }
+                thread::sleep(Duration::from_millis(2));
+                finished.fetch_add(1, SeqCst);
+            })
+        }));
+        let payload = result.expect_err("the panic reaches the caller");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"part three fails"));
+        assert_eq!(finished.load(SeqCst), 7, "every other part finished before run returned");
+        let sum = AtomicUsize::new(0);
+        team.run(10, 1, &|i| {
+            sum.fetch_add(i, SeqCst);
+        });
+        assert_eq!(sum.load(SeqCst), 45);
+    }
+
+    #[test]
+    fn callers_on_several_threads_share_one_team() {
+        let team = team();
+        thread::scope(|s| {
+            for caller in 0..4usize {
+                s.spawn(move || {
+                    for job in 0..300usize {
+                        let parts = 1 + (caller + job) % 7;
+                        let sum = AtomicUsize::new(0);
+                        team.run(parts, 1, &|i| {
+                            sum.fetch_add(i + 1, Relaxed);
+                        });
+                        assert_eq!(sum.load(Relaxed), parts * (parts + 1) / 2, "caller {caller}, job {job}");
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn parts_run_in_the_denormal_mode_of_the_thread_that_started_the_job() {
+        use crate::parallel::{denormals_flushed, flush_denormals_on_current_thread};
+        let team = team();
+        // Threads of their own: the mode is per thread, and other tests must not see it.
+        for flush in [true, false, true] {
+            thread::spawn(move || {
+                if flush {
+                    flush_denormals_on_current_thread();
+                }
+                let (arrived, modes) = (AtomicUsize::new(0), Mutex::new(Vec::new()));
+                team.run(2, 1, &|_| {
+                    meet(&arrived, 2);
+                    modes.lock().unwrap().push(denormals_flushed());
+                });
+                assert_eq!(*modes.lock().unwrap(), [flush, flush]);
+            })
+            .join()
+            .unwrap();
+        }
+    }
+}
