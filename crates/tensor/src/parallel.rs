@@ -17,6 +17,7 @@
 //! the example on an idle one to refine them.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 /// Streaming kernels (add, mul, axpy, copies, row sums: a few flops per element, memory-bound) split across
 /// threads from this many elements on (a serial `add` of this size: 7.1 us).
@@ -45,8 +46,10 @@ pub fn set_threads(n: usize) {
 /// How many parts loopgrad splits large kernels and GEMMs into (see [`set_threads`]; by default the number of
 /// CPUs the process may use).
 pub fn threads() -> usize {
+    // Asked once: on Linux the answer reads the cgroup's CPU quota from files, which allocates.
+    static CPUS: OnceLock<usize> = OnceLock::new();
     match THREADS.load(Ordering::Relaxed) {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS),
+        0 => *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS)),
         n => n,
     }
 }
@@ -57,7 +60,11 @@ pub fn threads() -> usize {
 /// a part or while another thread's job runs, the parts run here, in order: a job's result must not depend on
 /// which thread ran which part (every caller splits into disjoint outputs).
 pub fn run(parts: usize, f: impl Fn(usize) + Sync) {
-    crate::team::run(parts, threads() - 1, &f)
+    match parts {
+        0 => {}
+        1 => f(0),
+        _ => crate::team::run(parts, threads() - 1, &f),
+    }
 }
 
 /// Into how many parts to split `work` units, given the smallest amount worth splitting for.

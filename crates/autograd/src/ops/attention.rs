@@ -77,11 +77,17 @@ fn head_mut<E: Float>(data: &mut [E], offset: usize, d: Dims, rs: usize) -> MatM
 fn rotate_qk<E: Float>(qkv: &[E], cos: &Tensor<E>, sin: &Tensor<E>, d: Dims) -> Tensor<E> {
     let (w, hd) = (d.width(), d.hd);
     let mut rot = Tensor::uninit([d.b, d.l, 2 * w]);
-    for (pos, r) in rot.data_mut().chunks_exact_mut(2 * w).enumerate() {
-        let p = pos % d.l;
-        let tables = (&cos.data()[p * hd..(p + 1) * hd], &sin.data()[p * hd..(p + 1) * hd]);
-        rotate_heads(&qkv[pos * 3 * w..pos * 3 * w + 2 * w], tables.0, tables.1, r);
-    }
+    // Element-wise, so the split (whole positions, in parts like a streaming kernel's) changes no bit.
+    let parts = if rot.data().len() < parallel::PAR_MIN_ELEMS_STREAMING { 1 } else { loopgrad_tensor::threads() };
+    let per = (d.b * d.l).div_ceil(parts);
+    parallel::chunks_mut(rot.data_mut(), per * 2 * w, |i, rows| {
+        for (j, r) in rows.chunks_exact_mut(2 * w).enumerate() {
+            let pos = i * per + j;
+            let p = pos % d.l;
+            let tables = (&cos.data()[p * hd..(p + 1) * hd], &sin.data()[p * hd..(p + 1) * hd]);
+            rotate_heads(&qkv[pos * 3 * w..pos * 3 * w + 2 * w], tables.0, tables.1, r);
+        }
+    });
     rot
 }
 
