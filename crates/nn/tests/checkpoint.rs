@@ -376,3 +376,27 @@ proptest! {
         try_everything(bytes);
     }
 }
+
+#[test]
+fn a_layout_version_this_build_does_not_know_is_refused() {
+    let with_version = |v: &str| {
+        let mut w = CheckpointWriter::<f32>::new();
+        w.set_meta("loopgrad.version", v);
+        CheckpointReader::from_bytes("ckpt.safetensors", w.to_bytes().unwrap()).err().map(|e| e.to_string())
+    };
+    assert_eq!(with_version(loopgrad_nn::checkpoint::FORMAT_VERSION), None, "the current layout reads");
+    assert_eq!(
+        with_version("2").as_deref(),
+        Some(
+            "ckpt.safetensors: metadata `loopgrad.version`: layout 2 comes from a newer loopgrad; this build reads \
+             layouts 1 to 1"
+        )
+    );
+    for bad in ["0", "one", "", "-1", "1.0"] {
+        let msg = with_version(bad).unwrap_or_else(|| panic!("version {bad:?} was accepted"));
+        assert!(msg.ends_with(&format!("`{bad}` is not a layout version (1 to 1)")), "{msg}");
+    }
+    // A file with no loopgrad key at all (PyTorch's save_file) is plain safetensors, and reads.
+    let plain = file_from_header(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, &[0; 8]);
+    assert!(CheckpointReader::from_bytes("x.safetensors", plain).is_ok());
+}

@@ -30,7 +30,7 @@ impl Record {
     }
 }
 
-/// Split CSV text into records of fields, each with the line it starts on.
+/// Split CSV text into records of fields, each with the line it starts on. Lines end in LF, CRLF or CR.
 fn split_records(file: &str, text: &str) -> Result<Vec<(usize, Vec<String>)>, DataError> {
     let mut records = Vec::new();
     let mut chars = text.chars().peekable();
@@ -65,8 +65,9 @@ fn split_records(file: &str, text: &str) -> Result<Vec<(usize, Vec<String>)>, Da
                     field.push(c);
                 }
                 Some(',') => fields.push(std::mem::take(&mut field)),
+                // A line ends in LF, CRLF or a bare CR (classic Mac OS, and some spreadsheet exports).
                 Some('\r') if chars.peek() == Some(&'\n') => {}
-                Some('\n') => {
+                Some('\n' | '\r') => {
                     line += 1;
                     fields.push(std::mem::take(&mut field));
                     break;
@@ -199,5 +200,21 @@ mod tests {
         assert_eq!(parse("f.csv", b"").unwrap_err().to_string(), "f.csv: file is empty");
         assert!(parse("f.csv", b"a,b\n").unwrap_err().to_string().contains("line 1: expected the header"));
         assert!(parse("f.csv", b"source,question,answer,rating\n\"abc").is_err());
+    }
+
+    #[test]
+    fn lines_may_end_in_lf_crlf_or_a_bare_cr() {
+        for end in ["\n", "\r\n", "\r"] {
+            let text = ["source,question,answer,rating", "a,..1,221,3", "b,\"x\ny\",z,1", ""].join(end);
+            let recs = parse("t", text.as_bytes()).unwrap_or_else(|e| panic!("{end:?}: {e}"));
+            assert_eq!(recs.len(), 2, "{end:?}");
+            assert_eq!((recs[0].source.as_str(), recs[0].answer.as_str(), recs[0].rating), ("a", "221", 3.0));
+            assert_eq!((recs[1].question.as_str(), recs[1].line), ("x\ny", 3), "{end:?}");
+            let e = parse("f.csv", ["source,question,answer,rating", "a,b,c", ""].join(end).as_bytes()).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "f.csv: row 1 (line 2): expected 4 fields (source,question,answer,rating), found 3"
+            );
+        }
     }
 }

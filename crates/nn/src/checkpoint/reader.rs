@@ -6,7 +6,7 @@
 //! nothing asked for. No file content makes it panic: every problem is a [`CheckpointError`].
 
 use super::error::CheckpointError;
-use super::{header, Policy};
+use super::{header, Policy, FORMAT_VERSION};
 use loopgrad_autograd::ParamStore;
 use loopgrad_tensor::{Float, Tensor};
 use safetensors::{Dtype, SafeTensors};
@@ -17,6 +17,23 @@ use std::path::{Path, PathBuf};
 /// The prefixes PyTorch wrappers add to parameter names: `torch.compile` (`_orig_mod.`) and loss-head or
 /// DDP-style wrappers (`model.`). They are stripped, in any order and any number of times, when a file is read.
 pub const STRIPPED_PREFIXES: [&str; 2] = ["_orig_mod.", "model."];
+
+/// A file that says which loopgrad layout it has must have one this build reads: a later layout could store
+/// the same names with another meaning. Files without the key (PyTorch's, Hugging Face's) are read as plain
+/// safetensors.
+fn check_version(path: &Path, metadata: &HashMap<String, String>) -> Result<(), CheckpointError> {
+    const KEY: &str = "loopgrad.version";
+    let Some(v) = metadata.get(KEY) else { return Ok(()) };
+    let newest: u32 = FORMAT_VERSION.parse().expect("FORMAT_VERSION is a whole number");
+    let reason = match v.parse::<u32>() {
+        Ok(n) if (1..=newest).contains(&n) => return Ok(()),
+        Ok(n) if n > newest => {
+            format!("layout {n} comes from a newer loopgrad; this build reads layouts 1 to {newest}")
+        }
+        _ => format!("`{v}` is not a layout version (1 to {newest})"),
+    };
+    Err(CheckpointError::Metadata { path: path.to_path_buf(), key: KEY.to_string(), reason })
+}
 
 /// `name` without the wrapper prefixes of [`STRIPPED_PREFIXES`].
 pub fn strip_prefixes(mut name: &str) -> &str {
@@ -95,6 +112,7 @@ impl CheckpointReader {
             );
         }
         let metadata = meta.metadata().clone().unwrap_or_default();
+        check_version(&path, &metadata)?;
         Ok(CheckpointReader { path, bytes, entries, metadata })
     }
 
