@@ -108,8 +108,14 @@ fn a_tampered_checkpoint_state_or_config_is_an_error_naming_the_checkpoint() {
 fn degenerate_flags_are_refused_by_name() {
     let d = tmp("flags");
     let bench = ["bench", "--hidden", "16", "--seq", "16", "--vocab", "6", "--steps", "1"];
-    let cases: [(Vec<&str>, &[&str]); 8] = [
+    let cases: [(Vec<&str>, &[&str]); 10] = [
         ([&bench[..], &["--batch", "2", "--prefix", "0"]].concat(), &["--prefix"]),
+        // usize::MAX steps panicked on "capacity overflow" reserving the step times.
+        (
+            [&bench[..7], &["--batch", "2", "--steps", "18446744073709551615"]].concat(),
+            &["--steps 18446744073709551615 is more than 1000000"],
+        ),
+        ([&bench[..], &["--batch", "2", "--warmup", "1000001"]].concat(), &["--warmup 1000001 is more than 1000000"]),
         ([&bench[..], &["--batch", "2", "--threads", "100000"]].concat(), &["--threads 100000"]),
         ([&bench[..], &["--batch", "2", "--expansion", "0.001"]].concat(), &["--expansion 0.001 leaves"]),
         ([&bench[..], &["--batch", "100000000"]].concat(), &["--batch 100000000"]),

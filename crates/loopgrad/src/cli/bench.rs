@@ -23,6 +23,10 @@ use loopgrad_train::config::{check_batch, MAX_THREADS};
 use serde_json::json;
 use std::time::Instant;
 
+/// The most timed (or warm-up) steps one run takes: hours at the smallest shape, and a bound for the vector of
+/// step times.
+const MAX_STEPS: usize = 1_000_000;
+
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// `trm` or `hrm` (HRM: --T is H_cycles, --n L_cycles, --layers the depth of each level; attention only).
@@ -90,6 +94,11 @@ impl BenchArgs {
         for (name, v) in [("batch", self.batch), ("steps", self.steps)] {
             if v == 0 {
                 bail!("--{name} must be at least 1");
+            }
+        }
+        for (name, v) in [("steps", self.steps), ("warmup", self.warmup)] {
+            if v > MAX_STEPS {
+                bail!("--{name} {v} is more than {MAX_STEPS}");
             }
         }
         if self.vocab < 3 {
