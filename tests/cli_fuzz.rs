@@ -2,55 +2,20 @@
 //! abort on a failed allocation, or fail with a message that did not name the file or field at fault. Every
 //! command runs under a deadline, so a hang fails the test instead of stalling the suite.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-/// Runs the binary in `cwd`, killing it after 60 s (a hang is a failure, not a stuck test). Its output goes to
-/// files, not pipes: a pipe nobody reads until the end would block a chatty child and look like a hang.
+use common::assert_clean_error;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+/// Every command here runs under a one-minute deadline: these inputs once hung the binary.
 fn loopgrad(args: &[&str], cwd: &Path) -> Output {
-    let (out_path, err_path) = (cwd.join(".stdout"), cwd.join(".stderr"));
-    let file = |p: &Path| std::fs::File::create(p).expect("create an output file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_loopgrad"))
-        .args(args)
-        .current_dir(cwd)
-        .stdout(Stdio::from(file(&out_path)))
-        .stderr(Stdio::from(file(&err_path)))
-        .spawn()
-        .expect("run loopgrad");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for loopgrad") {
-            break status;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("loopgrad {args:?} still runs after 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read = |p: &Path| std::fs::read(p).expect("read an output file");
-    Output { status, stdout: read(&out_path), stderr: read(&err_path) }
+    common::loopgrad_within(Duration::from_secs(60), args, cwd)
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("loopgrad-cli-fuzz-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Fails unless the command failed (exit 1) with one `error:` line containing every `needle`, and no panic.
-fn assert_clean_error(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "expected exit 1; stderr: {stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "a panic: {stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(errors.len(), 1, "expected one error line, got: {stderr}");
-    for n in needles {
-        assert!(errors[0].contains(n), "{n:?} not in: {}", errors[0]);
-    }
+    common::tmp("cli-fuzz", name)
 }
 
 /// Replaces the JSON text of metadata entry `key` in a safetensors file (the header is rewritten, the tensor

@@ -3,18 +3,14 @@
 //! run retrained from its study.json reproduces its numbers; a study with a lost final line and a lost run resumes,
 //! skipping the finished runs, and writes the same report again. Plus one-line errors on bad input.
 
+mod common;
+
+use common::{assert_clean_error, loopgrad};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn loopgrad(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loopgrad")).args(args).current_dir(cwd).output().expect("run loopgrad")
-}
-
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("loopgrad-cli-study-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::tmp("cli-study", name)
 }
 
 fn ok(out: &Output) -> String {
@@ -134,18 +130,6 @@ fn smoke_study_local_emitted_rerun_and_resumed_agree() {
     let stderr = ok(&loopgrad(&["study", "--plan", "smoke", "--out", "local"], &d));
     assert!(stderr.contains("6 finished already, 0 to run"), "{stderr}");
     let _ = std::fs::remove_dir_all(&d);
-}
-
-/// Fails unless the command failed with one `error:` line containing every needle.
-fn assert_clean_error(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure; stderr: {stderr}");
-    assert!(!stderr.contains("panicked"), "a panic: {stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
-    for n in needles {
-        assert!(errors[0].contains(n), "{n:?} not in: {}", errors[0]);
-    }
 }
 
 #[test]

@@ -1,32 +1,13 @@
 //! The `loopgrad` binary's train, eval, info and plot commands on bad input and on a tiny run: exit codes and
 //! one-line messages, never a panic or a backtrace.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn loopgrad(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_loopgrad")).args(args).current_dir(cwd).output().expect("run loopgrad")
-}
+use common::{assert_clean_error, loopgrad};
+use std::path::PathBuf;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("loopgrad-cli-train-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Fails unless the command failed with exactly one `error:` line, the last on stderr (progress lines may come
-/// before it), containing every `needle`.
-fn assert_clean_error(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "expected failure, got success; stderr: {stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "a panic: {stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(errors.len(), 1, "expected one error line, got: {stderr}");
-    assert_eq!(stderr.lines().last(), Some(errors[0]), "the error is not the last line: {stderr}");
-    for n in needles {
-        assert!(errors[0].contains(n), "{n:?} not in: {}", errors[0]);
-    }
+    common::tmp("cli-train", name)
 }
 
 #[test]
