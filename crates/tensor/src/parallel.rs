@@ -36,11 +36,12 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 /// Sets how many threads loopgrad's kernels and GEMMs use, for the whole process. `1` keeps every kernel on the
 /// calling thread; `n > 1` splits large kernels and GEMMs into `n` parts, run by the calling thread and `n - 1`
 /// workers, which this call starts (if fewer have been started so far) so that no later call allocates for
-/// them. Calling it again changes the split count. Panics if `n` is 0 or more than [`MAX_THREADS`].
+/// them; if the OS refuses a thread, the parts run on the threads there are. Calling it again changes the split
+/// count (extra workers stay parked). Panics if `n` is 0 or more than [`MAX_THREADS`].
 pub fn set_threads(n: usize) {
     assert!((1..=MAX_THREADS).contains(&n), "set_threads: the thread count must be in 1..={MAX_THREADS}, not {n}");
-    THREADS.store(n, Ordering::Relaxed);
     crate::team::ensure_workers(n - 1);
+    THREADS.store(n, Ordering::Relaxed);
 }
 
 /// How many parts loopgrad splits large kernels and GEMMs into (see [`set_threads`]; by default the number of
@@ -81,7 +82,7 @@ pub(crate) fn parts_for(work: usize, min_work: usize) -> usize {
 /// ([`run`]).
 pub fn chunks_mut<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     let (len, ptr) = (out.len(), SendPtr(out.as_mut_ptr()));
-    run(len.div_ceil(nonzero(chunk)), |i| {
+    run(len.div_ceil(nonzero("chunks_mut", chunk)), |i| {
         // SAFETY: part i alone sees this run of `out`, which is exclusively borrowed for this call.
         f(i, unsafe { ptr.run(i, chunk, len) })
     });
@@ -96,10 +97,10 @@ pub fn chunk_pairs_mut<A: Send, B: Send>(
     b_chunk: usize,
     f: impl Fn(usize, &mut [A], &mut [B]) + Sync,
 ) {
-    let parts = a.len().div_ceil(nonzero(a_chunk));
+    let parts = a.len().div_ceil(nonzero("chunk_pairs_mut", a_chunk));
     assert_eq!(
         parts,
-        b.len().div_ceil(nonzero(b_chunk)),
+        b.len().div_ceil(nonzero("chunk_pairs_mut", b_chunk)),
         "parallel::chunk_pairs_mut: {} x {a_chunk} and {} x {b_chunk} make different numbers of runs",
         a.len(),
         b.len()
@@ -111,8 +112,8 @@ pub fn chunk_pairs_mut<A: Send, B: Send>(
     });
 }
 
-fn nonzero(chunk: usize) -> usize {
-    assert!(chunk > 0, "parallel::chunks_mut: the chunk length must be positive");
+fn nonzero(op: &str, chunk: usize) -> usize {
+    assert!(chunk > 0, "parallel::{op}: the chunk length must be positive");
     chunk
 }
 

@@ -29,7 +29,7 @@ const SPIN: Duration = Duration::from_millis(1);
 /// Bits of the claim word: job number (24) | parts (20) | next part (20).
 const PART_BITS: u32 = 20;
 const PART_MASK: u64 = (1 << PART_BITS) - 1;
-/// The most parts one [`run`] takes.
+/// The most parts one [`run`] shares out; a job with more runs them all on the calling thread.
 pub(crate) const MAX_PARTS: usize = PART_MASK as usize;
 
 /// What the workers see of the current job. Written by the caller while it holds `busy` and before it publishes
@@ -51,13 +51,17 @@ struct Team {
     /// The first panic of the current job's parts, re-raised on the caller's thread.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     busy: AtomicBool,
-    /// Workers parked (or about to park); the caller unparks them when it publishes a job.
+    /// How many workers (the first ones) take part in the current job: after `set_threads(8)` then
+    /// `set_threads(2)`, one of the seven keeps to itself, parked.
+    wanted: AtomicUsize,
+    /// Workers parked (or about to park); the caller unparks the wanted ones when it publishes a job.
     sleepers: AtomicUsize,
+    /// Worker i's handle at index i.
     workers: Mutex<Vec<Thread>>,
-    /// Workers spawned so far (`workers.len()` without the lock).
-    spawned: AtomicUsize,
     /// Workers that have finished starting up.
     started: AtomicUsize,
+    /// Set when the OS refused a thread: the team then keeps the workers it has instead of asking again.
+    spawn_failed: AtomicBool,
 }
 
 // SAFETY: `job` is written only by the thread holding `busy`, and read by workers only while that thread waits
@@ -71,13 +75,13 @@ fn nothing(_: usize) {}
 /// The team every parallel kernel uses.
 static TEAM: Team = Team::new();
 
-/// Makes sure the team has at least `n` workers, started.
+/// Makes sure the team has at least `n` workers, started (or as many as the OS gave it).
 pub(crate) fn ensure_workers(n: usize) {
     TEAM.ensure_workers(n)
 }
 
-/// Runs `f(0)`, ..., `f(parts - 1)`, on the calling thread and (at least `workers` of) the team's workers, and
-/// returns when all have finished. A part that panics has its panic re-raised here, after the other parts have
+/// Runs `f(0)`, ..., `f(parts - 1)`, on the calling thread and up to `workers` of the team's workers, and returns
+/// when all have finished. A part that panics has its panic re-raised here, after the other parts have
 /// finished.
 pub(crate) fn run(parts: usize, workers: usize, f: &(dyn Fn(usize) + Sync)) {
     TEAM.run(parts, workers, f)
@@ -91,28 +95,34 @@ impl Team {
             job: UnsafeCell::new(Job { f: &nothing, flush: false }),
             panic: Mutex::new(None),
             busy: AtomicBool::new(false),
+            wanted: AtomicUsize::new(0),
             sleepers: AtomicUsize::new(0),
             workers: Mutex::new(Vec::new()),
-            spawned: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
+            spawn_failed: AtomicBool::new(false),
         }
     }
 
     /// Makes sure the team has at least `n` workers (threads besides the callers), and that they have started:
-    /// a thread allocates while it starts, and a steady training loop must not see that.
+    /// a thread allocates while it starts, and a steady training loop must not see that. If the OS refuses a
+    /// thread, the team says so once and goes on with the workers it has (parts are claimed, not assigned, so
+    /// any number of workers, none included, runs every part).
     fn ensure_workers(&'static self, n: usize) {
-        if self.spawned.load(Acquire) >= n {
+        if self.started.load(Acquire) >= n || self.spawn_failed.load(Relaxed) {
             return;
         }
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
         while workers.len() < n {
-            let handle = thread::Builder::new()
-                .name(format!("loopgrad-{}", workers.len() + 1))
-                .spawn(move || self.work())
-                .expect("loopgrad: could not start a worker thread");
-            workers.push(handle.thread().clone());
+            let index = workers.len();
+            match thread::Builder::new().name(format!("loopgrad-{}", index + 1)).spawn(move || self.work(index)) {
+                Ok(handle) => workers.push(handle.thread().clone()),
+                Err(e) => {
+                    eprintln!("loopgrad: could not start worker thread {} ({e}); going on with {index}", index + 1);
+                    self.spawn_failed.store(true, Relaxed);
+                    break;
+                }
+            }
         }
-        self.spawned.store(workers.len(), Release);
         let target = workers.len();
         drop(workers);
         while self.started.load(Acquire) < target {
@@ -120,32 +130,42 @@ impl Team {
         }
     }
 
-    /// [`run`] on this team, with at least `workers` workers.
+    /// [`run`] on this team, with (up to) `workers` of its workers.
     fn run(&'static self, parts: usize, workers: usize, f: &(dyn Fn(usize) + Sync)) {
-        assert!(parts <= MAX_PARTS, "parallel::run: {parts} parts is more than {MAX_PARTS}");
-        if parts <= 1 || workers == 0 || self.busy.swap(true, Acquire) {
+        if parts <= 1 || workers == 0 || parts > MAX_PARTS {
             (0..parts).for_each(f);
             return;
         }
         self.ensure_workers(workers);
-        // SAFETY: only the lifetime is erased. Every part that dereferences it has finished before this function
-        // returns or unwinds (the wait below runs on both paths), so `f` outlives every use.
-        let f: *const (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(f) };
-        // SAFETY: we hold `busy`, and no worker reads `job` between jobs (see `Job`).
-        unsafe { *self.job.get() = Job { f, flush: crate::parallel::denormals_flushed() } };
-        self.done.store(0, Relaxed);
-        let job = ((self.claim.load(Relaxed) >> (2 * PART_BITS)) + 1) & ((1 << 24) - 1);
-        self.claim.store(job << (2 * PART_BITS) | (parts as u64) << PART_BITS, SeqCst);
-        if self.sleepers.load(SeqCst) > 0 {
-            for w in self.workers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-                w.unpark();
-            }
+        if self.busy.swap(true, Acquire) {
+            (0..parts).for_each(f);
+            return;
         }
-        self.claim_parts(job);
-        let mut spin = Spin::new();
-        while self.done.load(Acquire) < parts {
-            if spin.wait() {
-                thread::yield_now();
+        let wanted = workers.min(self.started.load(Acquire));
+        {
+            // From the publication on, workers may run parts that borrow this frame, so nothing may unwind out
+            // of it before they are done (every call below catches or cannot panic; this makes sure).
+            let _guard = AbortOnUnwind;
+            // SAFETY: only the lifetime is erased. Every part that dereferences it has finished before this
+            // block ends, and nothing unwinds out of the block (the guard), so `f` outlives every use.
+            let f: *const (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(f) };
+            // SAFETY: we hold `busy`, and no worker reads `job` between jobs (see `Job`).
+            unsafe { *self.job.get() = Job { f, flush: crate::parallel::denormals_flushed() } };
+            self.done.store(0, Relaxed);
+            self.wanted.store(wanted, Relaxed);
+            let job = ((self.claim.load(Relaxed) >> (2 * PART_BITS)) + 1) & ((1 << 24) - 1);
+            self.claim.store(job << (2 * PART_BITS) | (parts as u64) << PART_BITS, SeqCst);
+            if self.sleepers.load(SeqCst) > 0 {
+                for w in self.workers.lock().unwrap_or_else(|e| e.into_inner()).iter().take(wanted) {
+                    w.unpark();
+                }
+            }
+            self.claim_parts(job);
+            let mut spin = Spin::new();
+            while self.done.load(Acquire) < parts {
+                if spin.wait() {
+                    thread::yield_now();
+                }
             }
         }
         let panic = self.panic.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -174,21 +194,30 @@ impl Team {
             }
             // SAFETY: as above, the closure is alive until this part is counted done.
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| unsafe { (**f)(next as usize) })) {
-                self.panic.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(payload);
+                let mut first = self.panic.lock().unwrap_or_else(|e| e.into_inner());
+                match *first {
+                    None => *first = Some(payload),
+                    // Dropping a payload runs its code, which may panic again: the first one is enough.
+                    Some(_) => std::mem::forget(payload),
+                }
             }
             self.done.fetch_add(1, Release);
             claim = self.claim.load(Acquire);
         }
     }
 
-    /// A worker: waits for a job it has not seen, helps with it, and so on for the life of the process.
-    fn work(&self) {
+    /// Worker `index`: waits for a job it has not seen, helps with it if it is among the job's wanted workers,
+    /// and so on for the life of the process. A worker that was not wanted parks at once instead of spinning.
+    fn work(&self, index: usize) {
+        // Nothing here may unwind: parts' panics are caught, and a worker that died would leave a part unfinished.
+        let _guard = AbortOnUnwind;
         let mut seen = self.claim.load(Acquire) >> (2 * PART_BITS);
         self.started.fetch_add(1, Release);
+        let mut wanted = true;
         loop {
             let mut spin = Spin::new();
             while self.claim.load(Acquire) >> (2 * PART_BITS) == seen {
-                if spin.wait() {
+                if !wanted || spin.wait() {
                     // Registered before the last look, so a caller publishing after that look sees us and unparks.
                     self.sleepers.fetch_add(1, SeqCst);
                     while self.claim.load(SeqCst) >> (2 * PART_BITS) == seen {
@@ -198,7 +227,23 @@ impl Team {
                 }
             }
             seen = self.claim.load(Acquire) >> (2 * PART_BITS);
-            self.claim_parts(seen);
+            wanted = index < self.wanted.load(Relaxed);
+            if wanted {
+                self.claim_parts(seen);
+            }
+        }
+    }
+}
+
+/// Aborts the process if dropped during a panic: for the stretches where unwinding would free a stack that
+/// another thread still reads.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!("loopgrad: a panic escaped a parallel job while its parts could still run; aborting");
+            std::process::abort();
         }
     }
 }
@@ -229,7 +274,6 @@ impl Spin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
 
     /// A team of its own for each test: the shared one may be busy with another test's job.
     fn team() -> &'static Team {
@@ -307,6 +351,58 @@ mod tests {
             sum.fetch_add(i, SeqCst);
         });
         assert_eq!(sum.load(SeqCst), 45);
+    }
+
+    #[test]
+    fn a_second_panic_whose_payload_panics_when_dropped_neither_escapes_nor_ends_the_wait_early() {
+        /// A panic payload that panics again when dropped, if armed.
+        struct Bomb(bool);
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                if self.0 {
+                    panic!("a payload's own drop panics");
+                }
+            }
+        }
+        let team = team();
+        let (arrived, order, slow_done) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicBool::new(false));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            team.run(3, 2, &|_| {
+                meet(&arrived, 3);
+                match order.fetch_add(1, SeqCst) {
+                    0 => std::panic::panic_any(Bomb(false)),
+                    1 => {
+                        while team.panic.lock().unwrap().is_none() {
+                            std::hint::spin_loop();
+                        }
+                        std::panic::panic_any(Bomb(true))
+                    }
+                    _ => {
+                        thread::sleep(Duration::from_millis(200));
+                        slow_done.store(true, SeqCst);
+                    }
+                }
+            })
+        }));
+        let payload = result.expect_err("the first panic reaches the caller");
+        assert!(payload.downcast_ref::<Bomb>().is_some_and(|b| !b.0), "the first payload is the one re-raised");
+        assert!(slow_done.load(SeqCst), "run returned before its slow part finished");
+        assert!(!team.busy.load(SeqCst), "the team is free again");
+    }
+
+    #[test]
+    fn a_job_for_fewer_workers_than_the_team_has_runs_on_that_many() {
+        let team = team();
+        team.ensure_workers(4);
+        for workers in [1, 2, 4] {
+            let threads = Mutex::new(std::collections::HashSet::new());
+            team.run(8, workers, &|_| {
+                threads.lock().unwrap().insert(thread::current().id());
+                thread::sleep(Duration::from_millis(20));
+            });
+            let n = threads.lock().unwrap().len();
+            assert!(n <= workers + 1, "a job for {workers} workers ran on {n} threads");
+        }
     }
 
     #[test]
