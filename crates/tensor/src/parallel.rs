@@ -10,22 +10,22 @@
 //! in `team.rs` and `docs/benchmarks.md`).
 //!
 //! # Thresholds
-//! Below a set amount of work a kernel runs on the calling thread. A split costs 0.01-1.6 us with a worker
-//! awake and 5.3 us from a cold one (measured by `examples/par_threshold.rs`), so each threshold sits where the
-//! serial kernel takes 5-7 us: there a split can win when the second core is free and costs little when it is
-//! not. The crossovers themselves could not be observed on the shared machine (see `docs/benchmarks.md`); re-run
-//! the example on an idle one to refine them.
+//! Below a set amount of work a kernel runs on the calling thread. With the team's workers spinning, a split
+//! costs about 0.5-1 us, and `examples/par_threshold.rs` (each kernel serial against split in two, best of 31
+//! interleaved rounds) sees the split win from about 12-16 K elements for `add`, 3-8 K for `silu` and 262 K
+//! multiply-adds for a GEMM: the thresholds below sit at those crossovers (`docs/benchmarks.md`, "When to
+//! split"). None of them changes a bit: every split kernel writes disjoint outputs, cut on SIMD-width units.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// Streaming kernels (add, mul, axpy, copies, row sums: a few flops per element, memory-bound) split across
-/// threads from this many elements on (a serial `add` of this size: 7.1 us).
-pub const PAR_MIN_ELEMS_STREAMING: usize = 1 << 16;
+/// threads from this many elements on (`add` of this size: 1.88 us serial, 1.54 us split).
+pub const PAR_MIN_ELEMS_STREAMING: usize = 1 << 14;
 /// Kernels that evaluate `exp` per element (exp, sigmoid, SiLU, softmax, SwiGLU) split from this many elements
-/// (a serial `silu` of this size: 5.8 us).
+/// (`silu` of this size: 5.35 us serial, 3.32 us split).
 pub const PAR_MIN_ELEMS_EXP: usize = 1 << 13;
-/// A GEMM is split across threads from this many multiply-adds (`m * k * n`) on (serial: 4.8 us).
+/// A GEMM is split across threads from this many multiply-adds (`m * k * n`) on (3.35 us serial, 2.99 us split).
 pub const PAR_MIN_GEMM_MACS: usize = 1 << 18;
 /// The most threads [`set_threads`] accepts.
 pub const MAX_THREADS: usize = 1024;
