@@ -5,8 +5,8 @@
 //! `yield_now` without work (a constant it does not expose), and waking one is a futex call plus the scheduler's
 //! latency, often longer than the kernel it was woken for: each of the two pool threads was off the CPU for 9-12%
 //! of a main-job step. A rayon built with a longer spin made that step 2-9% shorter and a paper-size TRM-MLP step
-//! 2-5% shorter (`docs/benchmarks.md`, "Threads"). The team below spins for [`SPIN`] after each job, which is
-//! what OpenMP runtimes (and so PyTorch) do by default, then parks.
+//! 2-5% shorter (`docs/benchmarks.md`, "Threads: a team that spins"). The team below spins for [`SPIN`] after
+//! each job, which is what OpenMP runtimes (and so PyTorch) do by default, then parks.
 //!
 //! One job runs at a time. [`run`] publishes `parts` indices; the caller and the workers claim them one by one
 //! from a shared counter and the caller returns once every part has finished, so a part may borrow the caller's
