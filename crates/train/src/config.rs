@@ -219,8 +219,9 @@ impl TrainConfig {
     }
 }
 
-/// The most worker threads a run or a benchmark may ask for (spawning 100,000 threads hangs the machine).
-pub const MAX_THREADS: usize = 1024;
+/// The most worker threads a run or a benchmark may ask for (spawning 100,000 threads hangs the machine): the
+/// tensor crate's own bound, which `set_threads` enforces.
+pub use loopgrad_tensor::parallel::MAX_THREADS;
 /// The model's sizes are bounded by [`ModelConfig::validate`]; `run.eval_steps` shares its supervision-step bound.
 pub use loopgrad_models::config::MAX_SUPERVISION_STEPS;
 /// The most elements of one activation [B, P + L, D] (8 GiB of f32; the paper's ARC batch holds 2^28.4).
