@@ -219,11 +219,11 @@ impl TrainConfig {
     }
 }
 
+/// The model's sizes are bounded by [`ModelConfig::validate`]; `run.eval_steps` shares its supervision-step bound.
+pub use loopgrad_models::config::MAX_SUPERVISION_STEPS;
 /// The most worker threads a run or a benchmark may ask for (spawning 100,000 threads hangs the machine): the
 /// tensor crate's own bound, which `set_threads` enforces.
 pub use loopgrad_tensor::parallel::MAX_THREADS;
-/// The model's sizes are bounded by [`ModelConfig::validate`]; `run.eval_steps` shares its supervision-step bound.
-pub use loopgrad_models::config::MAX_SUPERVISION_STEPS;
 /// The most elements of one activation [B, P + L, D] (8 GiB of f32; the paper's ARC batch holds 2^28.4).
 pub const MAX_ACTIVATION_ELEMENTS: u128 = 1 << 31;
 /// The most augmentations per training puzzle (TRM's Sudoku set uses 1000).
