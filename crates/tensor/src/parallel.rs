@@ -282,6 +282,26 @@ mod tests {
     }
 
     #[test]
+    fn chunk_runs_cover_both_slices_in_step_whatever_their_lengths() {
+        for (len, chunk) in [(0, 3), (1, 3), (7, 3), (9, 3), (5, 100)] {
+            let (mut a, mut b) = (vec![0usize; len], vec![0usize; 2 * len]);
+            chunk_pairs_mut(&mut a, chunk, &mut b, 2 * chunk, |i, ac, bc| {
+                assert_eq!(bc.len(), 2 * ac.len(), "run {i}");
+                ac.iter_mut().for_each(|x| *x += i + 1);
+                bc.iter_mut().for_each(|x| *x += i + 1);
+            });
+            let runs = |v: &[usize], c: usize| v.iter().enumerate().all(|(j, &x)| x == j / c + 1);
+            assert!(runs(&a, chunk) && runs(&b, 2 * chunk), "len {len}, chunk {chunk}: {a:?} {b:?}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "parallel::chunk_pairs_mut: 6 x 3 and 6 x 2 make different numbers of runs")]
+    fn chunk_pairs_that_do_not_line_up_are_refused() {
+        chunk_pairs_mut(&mut [0u8; 6], 3, &mut [0u8; 6], 2, |_, _, _| {});
+    }
+
+    #[test]
     fn chunks_cover_the_slice_once_on_unit_boundaries() {
         let mut v = vec![0u32; 1000];
         for_chunks(&mut v, 8, 1, 0, |off, c| {
