@@ -103,6 +103,43 @@ fn degenerate_flags_are_refused_by_name() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+#[cfg(unix)]
+#[test]
+fn fifos_and_devices_are_refused_by_name_before_they_are_opened() {
+    let d = tmp("special");
+    let out = loopgrad(&["train", "--preset", "smoke", "--set", "run.steps=1", "--out", "run"], &d);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let eval = |checkpoint: &str, data: &str| {
+        loopgrad(&["eval", "--checkpoint", checkpoint, "--data", data, "--task", "sudoku", "--steps", "1"], &d)
+    };
+    // Was: reading /dev/zero to the end (10 GB in 4 s, then the deadline or an allocation failure).
+    let zero = "/dev/zero";
+    assert_clean_error(&eval(zero, "x.csv"), &["--checkpoint /dev/zero: cannot read a device"]);
+    assert_clean_error(&eval("run/checkpoint.safetensors", zero), &["/dev/zero: cannot read a device"]);
+    assert_clean_error(&loopgrad(&["train", "--config", zero], &d), &["/dev/zero: cannot read a device as a config"]);
+    let out = loopgrad(&["study", "--plan-file", zero, "--dry-run"], &d);
+    assert_clean_error(&out, &["--plan-file /dev/zero: cannot read a device"]);
+    assert_clean_error(&loopgrad(&["data", "inspect", "--task", "arc", zero], &d), &["/dev/zero: cannot read"]);
+    // Was: the atomic writers' rename replaced the device with a regular file (as root, the machine's /dev/null).
+    // A link to it stands in for it here, so that a regression replaces the link, not the device.
+    std::os::unix::fs::symlink("/dev/null", d.join("null")).unwrap();
+    let out = loopgrad(&["data", "sudoku", "--box", "2x2", "--count", "1", "--out", "null"], &d);
+    assert_clean_error(&out, &["--out null: cannot write over a device"]);
+    assert_clean_error(&loopgrad(&["plot", "run", "--out", "null"], &d), &["--out null: cannot write over a device"]);
+    assert!(std::fs::symlink_metadata(d.join("null")).unwrap().file_type().is_symlink());
+    // Was: a hang opening the FIFO, for reading or for writing (no other end ever comes).
+    let made = std::process::Command::new("mkfifo").arg(d.join("fifo")).status().is_ok_and(|s| s.success());
+    if made {
+        assert_clean_error(&eval("fifo", "x.csv"), &["--checkpoint fifo: cannot read a FIFO"]);
+        assert_clean_error(&eval("run/checkpoint.safetensors", "fifo"), &["fifo: cannot read a FIFO"]);
+        let out = loopgrad(&["study", "--plan", "smoke", "--seeds", "1", "--emit-jobs", "fifo", "--out", "s"], &d);
+        assert_clean_error(&out, &["--emit-jobs fifo: cannot write over a FIFO"]);
+    } else {
+        eprintln!("skipping the FIFO cases: mkfifo is not available");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
 #[test]
 fn plot_draws_a_metrics_file_with_extreme_numbers() {
     // Was: a hang in the axis mesh (a loss of 1.8e308 times the 5% headroom is infinite).

@@ -68,8 +68,37 @@ pub(crate) fn excerpt(text: &str, max: usize) -> String {
     out
 }
 
+/// What `path` is when it is neither a regular file nor a directory (a FIFO, a device, a socket), else `None`.
+///
+/// Readers refuse these before opening them: opening a FIFO with no writer blocks forever, and reading
+/// `/dev/zero` or `/dev/urandom` to the end grows a buffer without bound (10 GB in 4 s). A path that does not
+/// exist is `None` too, so that the open that follows reports it.
+pub fn special_file_kind(path: &Path) -> Option<&'static str> {
+    let kind = std::fs::metadata(path).ok()?.file_type();
+    if kind.is_file() || kind.is_dir() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("a FIFO");
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return Some("a device");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+    }
+    Some("not a regular file")
+}
+
 /// Read a whole file, mapping I/O failures to a `DataError` naming it.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+    if let Some(kind) = special_file_kind(path) {
+        return Err(DataError::file(path, format!("cannot read {kind}; give a regular file")));
+    }
     std::fs::read(path).map_err(|e| DataError::file(path, format!("cannot read: {e}")))
 }
 
@@ -92,6 +121,17 @@ mod tests {
         assert_eq!(e.to_string(), "a.csv: row 3 (line 4): bad character");
         let e = DataError::task("dir", "007bbfb7", "missing key \"train\"");
         assert_eq!(e.to_string(), "dir: task 007bbfb7: missing key \"train\"");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_device_is_refused_by_name_before_it_is_read() {
+        // Was: reading /dev/zero to the end (gigabytes, then an allocation failure).
+        assert_eq!(special_file_kind(Path::new("/dev/zero")), Some("a device"));
+        let e = read_file(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e.to_string(), "/dev/zero: cannot read a device; give a regular file");
+        assert_eq!(special_file_kind(Path::new(env!("CARGO_MANIFEST_DIR"))), None);
+        assert_eq!(special_file_kind(Path::new("no such file")), None);
     }
 
     #[test]

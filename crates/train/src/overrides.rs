@@ -80,6 +80,9 @@ fn parse_value(raw: &str, old: &Value) -> Result<Value> {
 
 /// Reads a TOML config file into `T`, naming the file in every error.
 pub fn from_toml_file<T: DeserializeOwned>(path: &std::path::Path) -> Result<T> {
+    if let Some(kind) = loopgrad_puzzles::error::special_file_kind(path) {
+        bail!("{}: cannot read {kind} as a config; give a regular file", path.display());
+    }
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read config", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow!("{}: invalid config: {}", path.display(), one_line(&e.to_string())))
 }

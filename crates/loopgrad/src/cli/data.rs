@@ -168,6 +168,7 @@ fn parse_range(text: &str) -> anyhow::Result<(usize, usize)> {
 
 fn generate_sudoku(args: &SudokuArgs) -> anyhow::Result<()> {
     let shape = sudoku::BoxShape::parse(&args.box_shape).map_err(anyhow::Error::msg)?;
+    crate::cli::check_output_file("--out", &args.out)?;
     let difficulty = match (args.min_rating, &args.givens) {
         (Some(r), _) if !(r.is_finite() && r >= 0.0) => bail!("--min-rating {r} must be a non-negative number"),
         (Some(r), _) => sudoku::Difficulty::MinRating(r),
@@ -204,6 +205,7 @@ fn generate_sudoku(args: &SudokuArgs) -> anyhow::Result<()> {
 fn generate_maze(args: &MazeArgs) -> anyhow::Result<()> {
     let config = maze::MazeConfig::new(args.size, args.min_route);
     config.check("--size", "--min-route").map_err(|e| anyhow!(e))?;
+    crate::cli::check_output_file("--out", &args.out)?;
     let start = Instant::now();
     let records = generate_with_progress(
         args.count,

@@ -49,6 +49,7 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> Result<()> {
     loopgrad_train::overrides::check_name("--task", &args.task, ["sudoku", "maze", "arc"])?;
     let err = |e: loopgrad_nn::checkpoint::CheckpointError| anyhow!("{e}");
+    crate::cli::check_input_file("--checkpoint", &args.checkpoint)?;
     let mut reader = CheckpointReader::open(&args.checkpoint).map_err(err)?;
     let (config, source) = architecture(&args, &reader)?;
     config.validate().map_err(|e| anyhow!("{source}: {e}"))?;

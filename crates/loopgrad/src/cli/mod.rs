@@ -7,3 +7,25 @@ pub mod info;
 pub mod plot;
 pub mod study;
 pub mod train;
+
+use anyhow::{bail, Result};
+use std::path::Path;
+
+/// Refuses an input path of `flag` that names a FIFO, a device or a socket, before anything opens it: opening a
+/// FIFO with no writer blocks forever, and reading `/dev/zero` to the end never ends (10 GB in 4 s).
+pub fn check_input_file(flag: &str, path: &Path) -> Result<()> {
+    if let Some(kind) = loopgrad_puzzles::error::special_file_kind(path) {
+        bail!("{flag} {}: cannot read {kind}; give a regular file", path.display());
+    }
+    Ok(())
+}
+
+/// Refuses an output path of `flag` that names a FIFO, a device or a socket: writing a FIFO blocks until a reader
+/// opens it, and the atomic writers' rename would replace a device (`--out /dev/null`, run as root, replaced the
+/// machine's /dev/null with a regular file).
+pub fn check_output_file(flag: &str, path: &Path) -> Result<()> {
+    if let Some(kind) = loopgrad_puzzles::error::special_file_kind(path) {
+        bail!("{flag} {}: cannot write over {kind}; give a regular file", path.display());
+    }
+    Ok(())
+}

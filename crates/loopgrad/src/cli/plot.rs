@@ -22,6 +22,10 @@ struct Series {
 
 pub fn run(args: PlotArgs) -> Result<()> {
     let metrics = args.run_dir.join("metrics.jsonl");
+    crate::cli::check_input_file("RUN_DIR", &metrics)?;
+    if let Some(out) = &args.out {
+        crate::cli::check_output_file("--out", out)?;
+    }
     let records = loopgrad_train::rundir::read_metrics(&metrics)?;
     if records.is_empty() {
         bail!("{}: no records to plot", metrics.display());

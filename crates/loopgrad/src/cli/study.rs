@@ -70,7 +70,12 @@ pub fn run(args: StudyArgs) -> Result<()> {
     if let Some(dir) = &args.run_cell {
         return run_cell(dir, &exe);
     }
+    // Found now, not after hours of training when the report is written.
+    if let Some(report) = &args.report {
+        crate::cli::check_output_file("--report", report)?;
+    }
     if let Some(dir) = &args.collect {
+        crate::cli::check_input_file("--collect", &dir.join("plan.toml"))?;
         let plan = Plan::from_file(&dir.join("plan.toml"))?;
         let expansion = Expansion::new(&plan, plan.threads)?;
         let report = args.report.clone().unwrap_or_else(|| dir.join("report.md"));
@@ -78,7 +83,10 @@ pub fn run(args: StudyArgs) -> Result<()> {
     }
     let mut plan = match (&args.plan, &args.plan_file) {
         (Some(name), _) => Plan::built_in(name)?,
-        (None, Some(path)) => Plan::from_file(path)?,
+        (None, Some(path)) => {
+            crate::cli::check_input_file("--plan-file", path)?;
+            Plan::from_file(path)?
+        }
         (None, None) => bail!("name a plan: --plan {} or --plan-file FILE.toml", Plan::built_in_names().join("|")),
     };
     if let Some(k) = args.seeds {
@@ -94,6 +102,9 @@ pub fn run(args: StudyArgs) -> Result<()> {
     plan.validate()?;
     if jobs > MAX_JOBS {
         bail!("--jobs {jobs} is more than {MAX_JOBS}");
+    }
+    if let Some(file) = &args.emit_jobs {
+        crate::cli::check_output_file("--emit-jobs", file)?;
     }
     // A typo in --answer is found now, not after hours of training when the report is written.
     if let Some(answer) = &args.answer {

@@ -143,6 +143,7 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
     // A config read from a file is validated on its own first, so that its errors name the file and errors
     // that only the overrides cause name the overrides (a preset's own fields are always valid).
     if let Some(dir) = &args.resume {
+        crate::cli::check_input_file("--resume", &dir.join(CHECKPOINT))?;
         let stored = state::resume_config(dir)?;
         stored.validate().with_context(|| format!("{}: metadata `config`", dir.join(CHECKPOINT).display()))?;
         return Ok((stored.with_overrides(&args.sets)?, dir.clone()));
