@@ -73,7 +73,7 @@ fn a_tampered_checkpoint_state_or_config_is_an_error_naming_the_checkpoint() {
 fn degenerate_flags_are_refused_by_name() {
     let d = tmp("flags");
     let bench = ["bench", "--hidden", "16", "--seq", "16", "--vocab", "6", "--steps", "1"];
-    let cases: [(Vec<&str>, &[&str]); 10] = [
+    let cases: [(Vec<&str>, &[&str]); 11] = [
         ([&bench[..], &["--batch", "2", "--prefix", "0"]].concat(), &["--prefix"]),
         // usize::MAX steps panicked on "capacity overflow" reserving the step times.
         (
@@ -90,6 +90,12 @@ fn degenerate_flags_are_refused_by_name() {
             &["--set model.expansion=nan"],
         ),
         (vec!["data", "sudoku", "--box", "2x2", "--count", "0", "--out", "a.csv"], &["--count"]),
+        // Was: `2 * k` steps wrapped to 0 (a debug build panics on the overflow), then a child train failed on a
+        // run.steps TOML cannot hold, with an error naming the child's command line instead of the flag.
+        (
+            vec!["study", "--plan", "smoke", "--estimate", "9223372036854775808"],
+            &["--estimate 9223372036854775808 is more than 1000000"],
+        ),
         (
             vec!["data", "maze", "--size", "64", "--min-route", "5000", "--count", "1", "--out", "m.csv"],
             &["--min-route 5000"],

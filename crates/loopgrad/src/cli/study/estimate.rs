@@ -14,9 +14,16 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+/// The most steps `--estimate` measures at (and twice that): days of training at the smallest shape, and far
+/// from the overflow of `2 * k` and of the child's `run.steps`, a TOML integer.
+const MAX_ESTIMATE_STEPS: u64 = 1_000_000;
+
 pub fn run(expansion: &Expansion, exe: &Path, k: u64, jobs: usize) -> Result<()> {
     if k == 0 {
         bail!("--estimate needs at least 1 step");
+    }
+    if k > MAX_ESTIMATE_STEPS {
+        bail!("--estimate {k} is more than {MAX_ESTIMATE_STEPS} steps");
     }
     let Some(_) = children_cpu_seconds() else { bail!("--estimate reads /proc/self/stat: Linux only") };
     let scratch = std::env::temp_dir().join(format!("loopgrad-estimate-{}", std::process::id()));
