@@ -167,7 +167,7 @@ fn parse_range(text: &str) -> anyhow::Result<(usize, usize)> {
 }
 
 fn generate_sudoku(args: &SudokuArgs) -> anyhow::Result<()> {
-    let shape = sudoku::BoxShape::parse(&args.box_shape).map_err(anyhow::Error::msg)?;
+    let shape = sudoku::BoxShape::parse(&args.box_shape).map_err(|e| anyhow!("--box: {e}"))?;
     crate::cli::check_output_file("--out", &args.out)?;
     let difficulty = match (args.min_rating, &args.givens) {
         (Some(r), _) if !(r.is_finite() && r >= 0.0) => bail!("--min-rating {r} must be a non-negative number"),
@@ -181,12 +181,18 @@ fn generate_sudoku(args: &SudokuArgs) -> anyhow::Result<()> {
         }
         (None, None) => sudoku::Difficulty::Minimal,
     };
+    // A generator that gives up is blamed on the flag that asked too much.
+    let flag = match (args.min_rating, &args.givens) {
+        (Some(r), _) => format!("--min-rating {r}: "),
+        (None, Some(g)) => format!("--givens {g}: "),
+        (None, None) => String::new(),
+    };
     let start = Instant::now();
     let records = generate_with_progress(
         args.count,
         "puzzles",
         || sudoku::Solver::new(shape),
-        |solver, i| sudoku::dataset::generate_one(solver, difficulty, args.seed, i),
+        |solver, i| sudoku::dataset::generate_one(solver, difficulty, args.seed, i).map_err(|e| format!("{flag}{e}")),
     )?;
     let secs = start.elapsed().as_secs_f64();
     sudoku::write_csv(&args.out, &records).with_context(|| format!("cannot write {}", args.out.display()))?;
