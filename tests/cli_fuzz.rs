@@ -73,7 +73,7 @@ fn a_tampered_checkpoint_state_or_config_is_an_error_naming_the_checkpoint() {
 fn degenerate_flags_are_refused_by_name() {
     let d = tmp("flags");
     let bench = ["bench", "--hidden", "16", "--seq", "16", "--vocab", "6", "--steps", "1"];
-    let cases: [(Vec<&str>, &[&str]); 13] = [
+    let cases: [(Vec<&str>, &[&str]); 14] = [
         ([&bench[..], &["--batch", "2", "--prefix", "0"]].concat(), &["--prefix"]),
         // usize::MAX steps panicked on "capacity overflow" reserving the step times.
         (
@@ -105,6 +105,11 @@ fn degenerate_flags_are_refused_by_name() {
         (
             vec!["data", "maze", "--size", "64", "--min-route", "5000", "--count", "1", "--out", "m.csv"],
             &["--min-route 5000"],
+        ),
+        // Was: "attempt to multiply with overflow" squaring the side before bounding it (with overflow checks).
+        (
+            vec!["data", "maze", "--size", "4294967296", "--count", "1", "--out", "m.csv"],
+            &["--size 4294967296 must be"],
         ),
     ];
     for (args, needles) in cases {

@@ -70,10 +70,12 @@ impl MazeConfig {
     /// Whether this generator can be asked for these mazes: a side of 2..=[`MAX_SIDE`] and a route that fits in
     /// the cells. The message names the size and the route as `size` and `min_route` (a flag or a field name).
     pub fn check(&self, size: &str, min_route: &str) -> Result<(), String> {
-        let (side, cells) = (self.size, self.size * self.size);
+        let side = self.size;
         if !(2..=MAX_SIDE).contains(&side) {
             return Err(format!("{size} {side} must be 2..={MAX_SIDE} to generate mazes"));
         }
+        // Squared only once bounded: 2^32 squared overflowed (a panic with overflow checks, as in tests).
+        let cells = side * side;
         if self.min_route > cells {
             return Err(format!(
                 "{min_route} {} is longer than a {side}x{side} maze has cells ({cells})",
