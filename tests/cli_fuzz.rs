@@ -73,7 +73,7 @@ fn a_tampered_checkpoint_state_or_config_is_an_error_naming_the_checkpoint() {
 fn degenerate_flags_are_refused_by_name() {
     let d = tmp("flags");
     let bench = ["bench", "--hidden", "16", "--seq", "16", "--vocab", "6", "--steps", "1"];
-    let cases: [(Vec<&str>, &[&str]); 14] = [
+    let cases: [(Vec<&str>, &[&str]); 15] = [
         ([&bench[..], &["--batch", "2", "--prefix", "0"]].concat(), &["--prefix"]),
         // usize::MAX steps panicked on "capacity overflow" reserving the step times.
         (
@@ -92,6 +92,11 @@ fn degenerate_flags_are_refused_by_name() {
         (vec!["data", "sudoku", "--box", "2x2", "--count", "0", "--out", "a.csv"], &["--count"]),
         // The next two failed without naming the flag ("box shape `0x0` is not ...", "no minimal 2x2 puzzle ...").
         (vec!["data", "sudoku", "--box", "0x0", "--count", "1", "--out", "a.csv"], &["--box: box shape `0x0`"]),
+        // Was: "attempt to multiply with overflow" in BoxShape::parse (with overflow checks).
+        (
+            vec!["data", "sudoku", "--box", "18446744073709551615x2", "--count", "1", "--out", "a.csv"],
+            &["--box: box shape `18446744073709551615x2`"],
+        ),
         (
             vec!["data", "sudoku", "--box", "2x2", "--givens", "1-1", "--count", "1", "--out", "a.csv"],
             &["--givens 1-1: no minimal 2x2 puzzle"],

@@ -58,7 +58,8 @@ impl BoxShape {
         let bad = || format!("box shape `{text}` is not ROWSxCOLS with a side of 2..=9 (e.g. 2x2, 2x3, 3x3)");
         let (r, c) = text.split_once(['x', 'X']).ok_or_else(bad)?;
         let (r, c): (usize, usize) = (r.trim().parse().map_err(|_| bad())?, c.trim().parse().map_err(|_| bad())?);
-        if r == 0 || c == 0 || !(2..=9).contains(&(r * c)) {
+        // Checked: `18446744073709551615x2` overflowed the product (a panic with overflow checks, as in tests).
+        if r == 0 || c == 0 || !r.checked_mul(c).is_some_and(|side| (2..=9).contains(&side)) {
             return Err(bad());
         }
         Ok(BoxShape { rows: r, cols: c })
