@@ -198,3 +198,11 @@ fn arc_inspect_survives_symlink_loops_and_names_empty_kaggle_files() {
     assert_clean_error(&out, &["x_challenges.json: no tasks"]);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn too_few_unseen_puzzles_for_the_held_out_set_names_both_counts() {
+    let d = tmp("unseen");
+    let out = loopgrad(&["train", "--preset", "smoke", "--set", "data.train_count=65537", "--out", "r"], &d);
+    assert_clean_error(&out, &["data.test_count 50: could only generate", "data.train_count 65537"]);
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -84,14 +84,25 @@ fn sudoku(c: &DataConfig) -> Result<Datasets> {
         let fresh: Vec<SudokuRecord> =
             candidates.into_iter().filter(|r| !seen.contains(r.puzzle.as_slice())).take(c.test_count).collect();
         if fresh.len() < c.test_count {
-            bail!("could only generate {} held-out puzzles unseen in training", fresh.len());
+            bail!(
+                "data.test_count {}: could only generate {} held-out puzzles unseen in training (data.train_count {} \
+                 leaves too few {shape} puzzles)",
+                c.test_count,
+                fresh.len(),
+                c.train_count
+            );
         }
         fresh
     } else {
         read(&c.test_path, c.test_count)?
     };
     if train.is_empty() || test.is_empty() {
-        bail!("data: {} training and {} held-out puzzles; both must be non-empty", train.len(), test.len());
+        bail!(
+            "data: {} training and {} held-out puzzles (data.train_count / data.train_path, data.test_count / \
+             data.test_path); both must be non-empty",
+            train.len(),
+            test.len()
+        );
     }
     let description = format!(
         "{} {shape} Sudoku for training{}, {} held out ({})",
@@ -131,14 +142,25 @@ fn maze(c: &DataConfig) -> Result<Datasets> {
         let fresh: Vec<MazeRecord> =
             candidates.into_iter().filter(|r| !seen.contains(r.question.as_slice())).take(c.test_count).collect();
         if fresh.len() < c.test_count {
-            bail!("could only generate {} held-out mazes unseen in training", fresh.len());
+            bail!(
+                "data.test_count {}: could only generate {} held-out mazes unseen in training (data.train_count {} \
+                 leaves too few)",
+                c.test_count,
+                fresh.len(),
+                c.train_count
+            );
         }
         fresh
     } else {
         read(&c.test_path, c.test_count)?
     };
     if train.is_empty() || test.is_empty() {
-        bail!("data: {} training and {} held-out mazes; both must be non-empty", train.len(), test.len());
+        bail!(
+            "data: {} training and {} held-out mazes (data.train_count / data.train_path, data.test_count / \
+             data.test_path); both must be non-empty",
+            train.len(),
+            test.len()
+        );
     }
     if train[0].size != test[0].size {
         bail!("data: training mazes are {0}x{0} but held-out mazes are {1}x{1}", train[0].size, test[0].size);

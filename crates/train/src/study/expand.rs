@@ -5,7 +5,7 @@
 
 use super::plan::{Budget, Plan, QuestionKind};
 use crate::TrainConfig;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -109,7 +109,19 @@ impl Expansion {
                     let per_step = step_flops(name);
                     let steps = match budget {
                         Budget::Steps => task.steps,
-                        Budget::Flops => ((flop_budgets[&task.name] / per_step).round() as u64).max(1),
+                        Budget::Flops => {
+                            let steps = (flop_budgets[&task.name] / per_step).round();
+                            // A run's config is TOML, whose integers stop at i64::MAX.
+                            if steps.is_nan() || steps >= i64::MAX as f64 {
+                                bail!(
+                                    "condition {name}: task {}'s FLOP budget comes to {steps:e} steps of it, more \
+                                     than a run can hold ({})",
+                                    task.name,
+                                    i64::MAX
+                                );
+                            }
+                            (steps as u64).max(1)
+                        }
                     };
                     let cell = Cell {
                         condition: name.clone(),
@@ -178,6 +190,15 @@ impl Expansion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flop_budget_past_what_a_run_can_hold_names_the_condition() {
+        let smoke = include_str!("../../../../plans/smoke.toml");
+        assert!(smoke.contains("steps = 30"), "the smoke plan no longer has steps = 30");
+        let plan = Plan::parse(&smoke.replacen("steps = 30", "steps = 9223372036854775807", 1), "big.toml").unwrap();
+        let err = Expansion::new(&plan, 1).err().expect("T1n1 at T2n2's FLOPs is about 2^64 steps").to_string();
+        assert!(err.starts_with("condition T1n1: task sudoku4's FLOP budget comes to"), "{err}");
+    }
 
     #[test]
     fn smoke_plan_expands_to_shared_runs_and_matched_flops() {

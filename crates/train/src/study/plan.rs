@@ -5,6 +5,7 @@
 //! Plans are TOML (`plans/*.toml`, built into the binary by name, or any file). The format is documented with
 //! examples in `docs/study.md`; every field is checked here, naming the plan file and the field on failure.
 
+use crate::config::MAX_SUPERVISION_STEPS;
 use crate::overrides::one_line;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -197,6 +198,9 @@ impl Plan {
         if self.eval_steps.is_empty() || self.eval_steps.contains(&0) {
             bail!("eval_steps must be a non-empty list of positive step counts, got {:?}", self.eval_steps);
         }
+        if let Some(n) = self.eval_steps.iter().find(|&&n| n > MAX_SUPERVISION_STEPS) {
+            bail!("plan {}: eval_steps {n} is more than {MAX_SUPERVISION_STEPS} (as for `eval --steps`)", self.name);
+        }
         unique("task", self.tasks.iter().map(|t| t.name.as_str()))?;
         unique("condition", self.conditions.iter().map(|c| c.name.as_str()))?;
         unique("question", self.questions.iter().map(|q| q.id.as_str()))?;
@@ -294,6 +298,7 @@ mod tests {
             ("reference = \"T2n2\"", "reference = \"T9\"", "unknown condition \"T9\""),
             ("task = \"sudoku4\"", "task = \"nope\"", "unknown task \"nope\""),
             ("name = \"T1n1\"", "name = \"T 1\"", "letters, digits"),
+            ("eval_steps = [1, 2, 4]", "eval_steps = [1, 10001]", "eval_steps 10001 is more than 10000"),
         ];
         for (from, to, expected) in cases {
             assert!(smoke.contains(from), "the smoke plan no longer contains {from:?}");
