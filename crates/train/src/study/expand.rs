@@ -196,7 +196,8 @@ mod tests {
         let smoke = include_str!("../../../../plans/smoke.toml");
         assert!(smoke.contains("steps = 30"), "the smoke plan no longer has steps = 30");
         let plan = Plan::parse(&smoke.replacen("steps = 30", "steps = 9223372036854775807", 1), "big.toml").unwrap();
-        let err = Expansion::new(&plan, 1).err().expect("T1n1 at T2n2's FLOPs is about 2^64 steps").to_string();
+        let Err(err) = Expansion::new(&plan, 1) else { panic!("T1n1 at T2n2's FLOPs is about 2^64 steps") };
+        let err = err.to_string();
         assert!(err.starts_with("condition T1n1: task sudoku4's FLOP budget comes to"), "{err}");
     }
 
