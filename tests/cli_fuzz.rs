@@ -156,6 +156,12 @@ fn fifos_and_devices_are_refused_by_name_before_they_are_opened() {
         assert_clean_error(&eval("run/checkpoint.safetensors", "fifo"), &["fifo: cannot read a FIFO"]);
         let out = loopgrad(&["study", "--plan", "smoke", "--seeds", "1", "--emit-jobs", "fifo", "--out", "s"], &d);
         assert_clean_error(&out, &["--emit-jobs fifo: cannot write over a FIFO"]);
+        // A run directory's own files: a FIFO for study.json (study --run-cell) or metrics.jsonl (plot).
+        std::fs::create_dir(d.join("cell")).unwrap();
+        std::fs::rename(d.join("fifo"), d.join("cell/study.json")).unwrap();
+        assert_clean_error(&loopgrad(&["study", "--run-cell", "cell"], &d), &["study.json: cannot read a FIFO"]);
+        std::fs::rename(d.join("cell/study.json"), d.join("cell/metrics.jsonl")).unwrap();
+        assert_clean_error(&loopgrad(&["plot", "cell", "--out", "c.svg"], &d), &["metrics.jsonl: cannot read a FIFO"]);
     } else {
         eprintln!("skipping the FIFO cases: mkfifo is not available");
     }

@@ -1,7 +1,7 @@
 //! Run directories: the resolved config, `metrics.jsonl`, checkpoints. Nothing is ever half-written: every file
 //! but the append-only metrics log is written to a temporary name and renamed into place.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -72,9 +72,18 @@ impl RunDir {
     }
 }
 
+/// Reads a run directory's text file, naming it in every error. A FIFO, device or socket in its place is refused
+/// before it is opened (opening a FIFO with no writer blocks forever).
+pub fn read_text(path: &Path) -> Result<String> {
+    if let Some(kind) = loopgrad_puzzles::error::special_file_kind(path) {
+        bail!("{}: cannot read {kind}; give a regular file", path.display());
+    }
+    fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))
+}
+
 /// Reads every record of a `metrics.jsonl`, naming the file and line of a malformed one.
 pub fn read_metrics(path: &Path) -> Result<Vec<serde_json::Value>> {
-    let text = fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = read_text(path)?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())

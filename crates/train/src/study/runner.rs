@@ -128,7 +128,7 @@ pub fn prepare(dir: &Path, spec: &RunSpec) -> Result<()> {
 /// Reads a run directory's `study.json`.
 pub fn read_spec(dir: &Path) -> Result<RunSpec> {
     let path = dir.join(SPEC_FILE);
-    let text = fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = crate::rundir::read_text(&path)?;
     serde_json::from_str(&text).map_err(|e| anyhow!("{}: not a study run spec: {e}", path.display()))
 }
 
