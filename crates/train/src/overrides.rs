@@ -70,6 +70,14 @@ fn parse_value(raw: &str, old: &Value) -> Result<Value> {
             bail!("{f} is not a finite number");
         }
     }
+    // TOML (and so a config file) holds integers in i64; a longer run of digits would otherwise fall through to
+    // a bare string and fail as "invalid type: string".
+    let plain = raw.replace('_', "");
+    let digits = plain.strip_prefix(['+', '-']).unwrap_or(&plain);
+    let whole = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    if toml_value.is_none() && !old.is_string() && whole && plain.parse::<i64>().is_err() {
+        bail!("{raw} is outside the integers a config holds ({} to {})", i64::MIN, i64::MAX);
+    }
     let parsed: Option<Value> = toml_value.and_then(|v| serde_json::to_value(v).ok());
     Ok(match parsed {
         // A string field keeps its value as typed, even if it looks like a number ("--set data.path=123").
@@ -166,5 +174,19 @@ mod tests {
         assert_eq!(apply(&cfg(), &["train.name=nan".to_string()]).unwrap().train.name, "nan");
         let err = apply(&cfg(), &["train=3".to_string()]).unwrap_err().to_string();
         assert!(err.contains("--set train: a table") && err.contains("train.lr"), "{err}");
+    }
+
+    #[test]
+    fn integers_beyond_i64_are_refused_as_out_of_range() {
+        for raw in ["18446744073709551615", "-9223372036854775809", "1_000_000_000_000_000_000_000"] {
+            let err = apply(&cfg(), &[format!("train.steps={raw}")]).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("--set train.steps={raw}: ")) && err.contains("outside the integers"),
+                "{err}"
+            );
+        }
+        // A string field keeps a long run of digits as text.
+        let long = "18446744073709551615".to_string();
+        assert_eq!(apply(&cfg(), &[format!("train.name={long}")]).unwrap().train.name, long);
     }
 }
