@@ -136,7 +136,15 @@ impl Trainer {
         if !value.is_finite() {
             self.tape.reset();
             self.carry = out.carry;
-            bail!("the loss became {value} at step {}; stopping (the last checkpoint is kept)", self.step + 1);
+            let o = &self.config.optim;
+            // Nearly always a learning rate too large for the model: name the fields a user would change.
+            bail!(
+                "the loss became {value} at step {}; stopping (the last checkpoint is kept). A diverging loss usually \
+                 means the learning rate is too large: optim.lr = {:e}, optim.puzzle_emb_lr = {:e}",
+                self.step + 1,
+                o.lr,
+                o.puzzle_emb_lr
+            );
         }
         // Through the model, not the tape alone: a full_recompute window reruns earlier recursions here.
         self.model.backward(&mut self.tape, loss.loss, &mut out);

@@ -71,7 +71,7 @@ fn a_non_finite_loss_stops_with_the_step_number_and_leaves_the_weights_alone() {
         }
     }
     let msg = failure.expect("the loss never became non-finite");
-    assert!(msg.contains("at step"), "{msg}");
+    assert!(msg.contains("at step") && msg.contains("optim.lr = 1e30"), "{msg}");
 }
 
 #[test]
