@@ -15,9 +15,18 @@ use crate::error::{decode_utf8, read_file, DataError, Location};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
+/// The largest ARC JSON file read. Parsed into `serde_json::Value`s, a file takes up to 25 times its size in
+/// memory (a 200 MB list of zeros asked for 4.8 GB); the largest real file, TRM's ARC-AGI-2 Kaggle training
+/// challenges, is 4 MB.
+pub const MAX_JSON_BYTES: usize = 64 << 20;
+
 fn parse_json(file: &str, bytes: &[u8]) -> Result<Value, DataError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(DataError::new(file, Location::File, "file is empty"));
+    }
+    if bytes.len() > MAX_JSON_BYTES {
+        let message = format!("{} bytes, more than the {MAX_JSON_BYTES} an ARC JSON file may have", bytes.len());
+        return Err(DataError::new(file, Location::File, message));
     }
     let text = decode_utf8(file, bytes)?;
     // Editors on Windows may start a UTF-8 file with a byte-order mark, which JSON itself does not allow.
@@ -287,5 +296,16 @@ mod tests {
         let e = parse_kaggle("c.json", ch, Some(("s.json", short))).unwrap_err().to_string();
         assert_eq!(e, "s.json: task a: 1 solutions for 2 test inputs");
         assert_eq!(parse_kaggle("c.json", b"{}", None).unwrap_err().to_string(), "c.json: no tasks");
+    }
+
+    #[test]
+    fn a_file_too_large_to_parse_is_refused_before_parsing() {
+        // Was: a 200 MB list of zeros parsed into 100 million `Value`s (an allocation abort at 4.8 GB).
+        let mut bytes = vec![b' '; MAX_JSON_BYTES + 1];
+        bytes[0] = b'{';
+        bytes[MAX_JSON_BYTES] = b'}';
+        let want = format!("c.json: {} bytes, more than the {MAX_JSON_BYTES} an ARC JSON file may have", bytes.len());
+        assert_eq!(parse_kaggle("c.json", &bytes, None).unwrap_err().to_string(), want);
+        assert_eq!(parse_task_file("c.json", "c", &bytes).unwrap_err().to_string().replace("task c: ", ""), want);
     }
 }
