@@ -31,7 +31,65 @@ fn parse_json(file: &str, bytes: &[u8]) -> Result<Value, DataError> {
     let text = decode_utf8(file, bytes)?;
     // Editors on Windows may start a UTF-8 file with a byte-order mark, which JSON itself does not allow.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    serde_json::from_str(text).map_err(|e| DataError::new(file, Location::File, format!("invalid JSON: {e}")))
+    let parsed = serde_json::from_str(text).map(|UniqueKeys(value)| value);
+    parsed.map_err(|e| DataError::new(file, Location::File, format!("invalid JSON: {e}")))
+}
+
+/// A JSON value in which no object has the same key twice. `serde_json::Value` keeps the last of two equal keys
+/// without a word, so a Kaggle file listing a task id twice would silently lose a task, and a pair with two
+/// `"input"`s would silently train on one of them.
+struct UniqueKeys(Value);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut list = Vec::new();
+        while let Some(UniqueKeys(v)) = seq.next_element()? {
+            list.push(v);
+        }
+        Ok(Value::Array(list))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("key {key:?} appears twice in one object")));
+            }
+            let UniqueKeys(v) = map.next_value()?;
+            object.insert(key, v);
+        }
+        Ok(Value::Object(object))
+    }
 }
 
 /// A grid from JSON, or what is wrong with it (`what` names it: "train pair 2 input").
@@ -296,6 +354,23 @@ mod tests {
         let e = parse_kaggle("c.json", ch, Some(("s.json", short))).unwrap_err().to_string();
         assert_eq!(e, "s.json: task a: 1 solutions for 2 test inputs");
         assert_eq!(parse_kaggle("c.json", b"{}", None).unwrap_err().to_string(), "c.json: no tasks");
+    }
+
+    #[test]
+    fn a_key_twice_in_one_object_is_an_error_naming_it() {
+        // Was: the last one kept silently (a Kaggle file lost a task; a pair used its second "input").
+        let task = r#"{"train":[{"input":[[1]],"output":[[2]]}],"test":[{"input":[[3]]}]}"#;
+        let e = parse_kaggle("c.json", format!(r#"{{"t1":{task},"t1":{task}}}"#).as_bytes(), None).unwrap_err();
+        assert!(
+            e.to_string().starts_with(r#"c.json: invalid JSON: key "t1" appears twice in one object at line 1"#),
+            "{e}"
+        );
+        let twice =
+            r#"{"train":[{"input":[[1]],"input":[[2]],"output":[[2]]}],"test":[{"input":[[3]],"output":[[1]]}]}"#;
+        assert!(err(twice).contains(r#"key "input" appears twice"#), "{}", err(twice));
+        let sol = br#"{"t1":[[[4]]],"t1":[[[5]]]}"#;
+        let e = parse_kaggle("c.json", format!(r#"{{"t1":{task}}}"#).as_bytes(), Some(("s.json", sol))).unwrap_err();
+        assert!(e.to_string().starts_with(r#"s.json: invalid JSON: key "t1" appears twice"#), "{e}");
     }
 
     #[test]
