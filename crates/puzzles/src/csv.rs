@@ -30,23 +30,36 @@ impl Record {
     }
 }
 
-/// Split CSV text into records of fields, each with the line it starts on. Lines end in LF, CRLF or CR.
-fn split_records(file: &str, text: &str) -> Result<Vec<(usize, Vec<String>)>, DataError> {
+/// A record keeps at most this many fields (one more than the format has), and counts the rest: a line of 200
+/// million commas would otherwise hold 200 million empty `String`s (4.8 GB) before it is found to be wrong.
+const KEPT_FIELDS: usize = HEADER.len() + 1;
+
+/// Split CSV text into records of fields, each with the line it starts on and its number of fields (of which
+/// only the first [`KEPT_FIELDS`] are kept). Lines end in LF, CRLF or CR.
+fn split_records(file: &str, text: &str) -> Result<Vec<(usize, Vec<String>, usize)>, DataError> {
     let mut records = Vec::new();
     let mut chars = text.chars().peekable();
     let mut line = 1;
     while chars.peek().is_some() {
         let start_line = line;
         let mut fields = Vec::new();
+        let mut count = 0;
         let mut field = String::new();
         let mut quoted = false;
+        let mut end_field = |fields: &mut Vec<String>, field: &mut String| {
+            count += 1;
+            let field = std::mem::take(field);
+            if fields.len() < KEPT_FIELDS {
+                fields.push(field);
+            }
+        };
         loop {
             match chars.next() {
                 None => {
                     if quoted {
                         return Err(DataError::new(file, Location::Line(start_line), "unterminated quoted field"));
                     }
-                    fields.push(std::mem::take(&mut field));
+                    end_field(&mut fields, &mut field);
                     break;
                 }
                 Some('"') if quoted => {
@@ -64,12 +77,12 @@ fn split_records(file: &str, text: &str) -> Result<Vec<(usize, Vec<String>)>, Da
                     }
                     field.push(c);
                 }
-                Some(',') => fields.push(std::mem::take(&mut field)),
+                Some(',') => end_field(&mut fields, &mut field),
                 // A line ends in LF, CRLF or a bare CR (classic Mac OS, and some spreadsheet exports).
                 Some('\r') if chars.peek() == Some(&'\n') => {}
                 Some('\n' | '\r') => {
                     line += 1;
-                    fields.push(std::mem::take(&mut field));
+                    end_field(&mut fields, &mut field);
                     break;
                 }
                 Some('"') => {
@@ -80,7 +93,7 @@ fn split_records(file: &str, text: &str) -> Result<Vec<(usize, Vec<String>)>, Da
         }
         // A blank line (e.g. the file's last) carries no record.
         if !(fields.len() == 1 && fields[0].is_empty()) {
-            records.push((start_line, fields));
+            records.push((start_line, fields, count));
         }
     }
     Ok(records)
@@ -95,7 +108,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Vec<Record>, DataError> {
     let text = decode_utf8(file, bytes)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut records = split_records(file, text)?.into_iter();
-    let (header_line, header) = records.next().expect("non-empty text has a record");
+    let (header_line, header, _) = records.next().expect("non-empty text has a record");
     if header != HEADER {
         return Err(DataError::new(
             file,
@@ -104,15 +117,10 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Vec<Record>, DataError> {
         ));
     }
     let mut out = Vec::new();
-    for (index, (line, fields)) in records.enumerate() {
+    for (index, (line, fields, count)) in records.enumerate() {
         let row = index + 1;
-        let [source, question, answer, rating]: [String; 4] = fields.try_into().map_err(|f: Vec<String>| {
-            DataError::row(
-                file,
-                row,
-                line,
-                format!("expected 4 fields (source,question,answer,rating), found {}", f.len()),
-            )
+        let [source, question, answer, rating]: [String; 4] = fields.try_into().map_err(|_| {
+            DataError::row(file, row, line, format!("expected 4 fields (source,question,answer,rating), found {count}"))
         })?;
         let rating = match rating.trim().parse::<f64>() {
             Ok(r) if r.is_finite() => r,
@@ -214,6 +222,19 @@ mod tests {
         assert_eq!(parse("f.csv", b"").unwrap_err().to_string(), "f.csv: file is empty");
         assert!(parse("f.csv", b"a,b\n").unwrap_err().to_string().contains("line 1: expected the header"));
         assert!(parse("f.csv", b"source,question,answer,rating\n\"abc").is_err());
+    }
+
+    #[test]
+    fn a_row_of_a_million_fields_keeps_five_and_counts_them_all() {
+        // Was: every field kept, so a 200 MB line of commas needed 4.8 GB of empty strings (an allocation abort).
+        let text = format!("{}\na{}\n", HEADER.join(","), ",".repeat(1_000_000));
+        let records = split_records("f.csv", &text).unwrap();
+        assert_eq!((records[1].1.len(), records[1].2), (KEPT_FIELDS, 1_000_001));
+        let e = parse("f.csv", text.as_bytes()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.csv: row 1 (line 2): expected 4 fields (source,question,answer,rating), found 1000001"
+        );
     }
 
     #[test]
