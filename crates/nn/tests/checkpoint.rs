@@ -277,6 +277,27 @@ fn bad_data_offsets_and_sizes_name_the_tensor() {
 }
 
 #[test]
+fn a_nan_or_infinite_value_is_refused_naming_the_tensor_and_element() {
+    // Was: loaded silently; `eval` then printed "exact 0.00%, loss NaN" with exit code 0, and a resumed run
+    // failed a step later blaming the learning rate.
+    let d = scratch_dir("non-finite");
+    let bad = d.join("bad.safetensors");
+    let mut target = zeroed_like(&small_store(5));
+    let mut store = small_store(5);
+    let w = store.get("inner.lm_head.weight").unwrap();
+    store.value_mut(w).data_mut()[7] = f32::NAN;
+    save_weights(&bad, &store, &[]).unwrap();
+    let msg = load_err(&bad, &fs::read(&bad).unwrap(), &mut target);
+    assert!(msg.ends_with("tensor `inner.lm_head.weight` holds NaN at element 7"), "{msg}");
+    let inf_bf16 = half::bf16::INFINITY.to_le_bytes();
+    let half_file = raw_file(&[("inner.H_init", Dtype::BF16, vec![4], [[0u8; 2], [0; 2], inf_bf16, [0; 2]].concat())]);
+    let r = CheckpointReader::from_bytes("h.safetensors", half_file).unwrap();
+    let msg = r.check("inner.H_init", &[4]).unwrap_err().to_string();
+    assert_eq!(msg, "h.safetensors: tensor `inner.H_init` holds inf at element 2");
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
 fn missing_parameters_can_be_kept_when_asked() {
     let d = scratch_dir("missing-ok");
     let path = d.join("partial.safetensors");

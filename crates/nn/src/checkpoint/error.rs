@@ -25,6 +25,9 @@ pub enum CheckpointError {
     Duplicate { path: PathBuf, tensor: String, first: String, second: String },
     /// A metadata entry is missing or cannot be parsed.
     Metadata { path: PathBuf, key: String, reason: String },
+    /// A tensor holds a NaN or an infinity (element `index` in row-major order), which no trained weight or
+    /// optimizer state has: loaded, it would turn every output into NaN without an error.
+    NonFinite { path: PathBuf, tensor: String, index: usize, value: f64 },
 }
 
 /// `[a, b, c]`, the way PyTorch users read shapes.
@@ -75,6 +78,9 @@ impl fmt::Display for CheckpointError {
                 path.display()
             ),
             Metadata { path, key, reason } => write!(f, "{}: metadata `{key}`: {reason}", path.display()),
+            NonFinite { path, tensor, index, value } => {
+                write!(f, "{}: tensor `{tensor}` holds {value} at element {index}", path.display())
+            }
         }
     }
 }

@@ -153,7 +153,8 @@ impl CheckpointReader {
         CheckpointError::Metadata { path: self.path.clone(), key: key.to_string(), reason }
     }
 
-    /// Checks that `name` is present with `expected` shape and a loadable dtype, without reading it.
+    /// Checks that `name` is present with `expected` shape, a loadable dtype and finite values, without writing
+    /// anything.
     pub fn check(&self, name: &str, expected: &[usize]) -> Result<(), CheckpointError> {
         let entry = self
             .entries
@@ -172,6 +173,14 @@ impl CheckpointReader {
                 path: self.path.clone(),
                 tensor: entry.file_name.clone(),
                 dtype: format!("{:?}", entry.dtype),
+            });
+        }
+        if let Some((index, value)) = first_non_finite(entry.dtype, &self.bytes[entry.start..entry.end]) {
+            return Err(CheckpointError::NonFinite {
+                path: self.path.clone(),
+                tensor: entry.file_name.clone(),
+                index,
+                value,
             });
         }
         Ok(())
@@ -234,6 +243,18 @@ impl CheckpointReader {
             Err(CheckpointError::Unexpected { path: self.path, tensors: left })
         }
     }
+}
+
+/// The first NaN or infinity among the little-endian `bytes` of a float `dtype`, with its element index.
+fn first_non_finite(dtype: Dtype, bytes: &[u8]) -> Option<(usize, f64)> {
+    let values: Box<dyn Iterator<Item = f64> + '_> = match dtype {
+        Dtype::F32 => Box::new(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)),
+        Dtype::F64 => Box::new(bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))),
+        Dtype::F16 => Box::new(bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())),
+        Dtype::BF16 => Box::new(bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())),
+        _ => return None,
+    };
+    values.enumerate().find(|(_, v)| !v.is_finite())
 }
 
 /// Little-endian `bytes` of `dtype` into `out` (lengths were checked against the shape by the caller and the
