@@ -214,3 +214,16 @@ fn resuming_with_a_mismatched_optimizer_state_fails_cleanly_and_changes_nothing(
     assert_eq!(run.fingerprint()[..before.len() - 1], before[..before.len() - 1]);
     fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn an_optimizer_step_count_with_no_next_step_is_refused() {
+    // Was: loaded, then "attempt to add with overflow" in the next step (a panic with overflow checks).
+    let mut run = Run::new(OptimizerConfig::default());
+    run.train(1);
+    let mut w = CheckpointWriter::with_params(&run.store);
+    run.adam.save_state(&run.store, "train.optim.", &mut w);
+    w.set_json("train.optim.step", &u64::MAX);
+    let mut r = CheckpointReader::from_bytes("ckpt.safetensors", w.to_bytes().unwrap()).unwrap();
+    let err = run.adam.load_state(&run.store, "train.optim.", &mut r).unwrap_err().to_string();
+    assert_eq!(err, "ckpt.safetensors: metadata `train.optim.step`: 18446744073709551615 steps leave no next step");
+}

@@ -124,7 +124,16 @@ impl<E: Float> Moments<E> {
         prefix: &str,
         r: &mut CheckpointReader,
     ) -> Result<(), CheckpointError> {
-        let t: u64 = r.json(&format!("{prefix}step"))?;
+        let key = format!("{prefix}step");
+        let t: u64 = r.json(&key)?;
+        if t == u64::MAX {
+            // The next step counts t + 1, which would overflow.
+            return Err(CheckpointError::Metadata {
+                path: r.path().to_path_buf(),
+                key,
+                reason: format!("{t} steps leave no next step"),
+            });
+        }
         let mut m: Vec<Tensor<E>> = Vec::with_capacity(params.len());
         let mut v: Vec<Tensor<E>> = Vec::with_capacity(params.len());
         for &p in params {
