@@ -10,3 +10,4 @@ pub use loopgrad_models as models;
 pub use loopgrad_nn as nn;
 pub use loopgrad_puzzles as puzzles;
 pub use loopgrad_tensor as tensor;
+pub use loopgrad_train as train;

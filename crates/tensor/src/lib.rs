@@ -1,9 +1,10 @@
 //! # loopgrad-tensor
 //!
 //! The bottom layer of loopgrad: contiguous row-major tensors of `f32` (training) or `f64` (gradient checks),
-//! element-wise and row kernels (SIMD through `wide`), GEMM through `matrixmultiply`, a buffer pool keyed by
-//! length so that a training step after the first allocates nothing, and a seeded RNG that gives the same
-//! numbers on every machine.
+//! element-wise and row kernels (SIMD through `wide`), GEMM (f32 on AVX-512 by its own kernel, with the same bits
+//! as `matrixmultiply`; otherwise `matrixmultiply`), the worker team that splits kernels and GEMMs across threads
+//! ([`parallel`]), a buffer pool keyed by length so that a training step after the first allocates nothing, and a
+//! seeded RNG that gives the same numbers on every machine.
 //!
 //! Everything above (the tape, the layers, TRM and HRM) is written against the slice-level kernels in
 //! [`kernels`] and [`gemm`](mod@gemm), so that a kernel can be made faster without touching the code that calls it.
