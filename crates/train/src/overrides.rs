@@ -17,18 +17,21 @@ pub fn apply<T: Serialize + DeserializeOwned>(config: &T, sets: &[String]) -> Re
         let (key, raw) =
             set.split_once('=').ok_or_else(|| anyhow!("--set {set}: expected key=value (e.g. --set train.lr=1e-3)"))?;
         let key = key.trim();
-        let slot = lookup(&mut tree, key).ok_or_else(|| {
-            let keys = leaf_keys(&serde_json::to_value(config).unwrap_or(Value::Null));
-            anyhow!("--set {key}: unknown config key; valid keys are: {}", keys.join(", "))
-        })?;
+        if lookup(&mut tree, key).is_none() {
+            bail!("--set {key}: unknown config key; valid keys are: {}", leaf_keys(&tree).join(", "));
+        }
+        let slot = lookup(&mut tree, key).expect("looked up above");
         if let Value::Object(table) = slot {
             let keys: Vec<String> = table.keys().map(|k| format!("{key}.{k}")).collect();
             bail!("--set {key}: a table, not a value; set one of its keys: {}", keys.join(", "));
         }
         *slot = parse_value(raw.trim(), slot).map_err(|e| anyhow!("--set {set}: {e}"))?;
         // Each override is checked on its own, so that a wrong type is reported against the key that caused it.
-        if let Err(e) = serde_json::from_value::<T>(tree.clone()) {
-            bail!("--set {set}: {e}");
+        // The tree is then rebuilt from the result, so that choosing another kind of a tagged table (say
+        // `optim.dense.kind=adamw`) brings that kind's fields, with their defaults, within reach of the next --set.
+        match serde_json::from_value::<T>(tree.clone()) {
+            Ok(config) => tree = serde_json::to_value(&config).context("serialising the config")?,
+            Err(e) => bail!("--set {set}: {e}"),
         }
     }
     serde_json::from_value(tree).map_err(|e| anyhow!("--set: the resulting config is invalid: {e}"))
@@ -174,6 +177,38 @@ mod tests {
         assert_eq!(apply(&cfg(), &["train.name=nan".to_string()]).unwrap().train.name, "nan");
         let err = apply(&cfg(), &["train=3".to_string()]).unwrap_err().to_string();
         assert!(err.contains("--set train: a table") && err.contains("train.lr"), "{err}");
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    enum Opt {
+        Sgd {
+            lr: f64,
+        },
+        Adam {
+            lr: f64,
+            #[serde(default = "default_eps")]
+            eps: f64,
+        },
+    }
+    fn default_eps() -> f64 {
+        1e-8
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct WithOpt {
+        opt: Opt,
+    }
+
+    #[test]
+    fn the_fields_of_a_newly_chosen_kind_can_be_set_next() {
+        let sgd = WithOpt { opt: Opt::Sgd { lr: 0.1 } };
+        let c = apply(&sgd, &["opt.kind=adam".to_string()]).unwrap();
+        assert_eq!(c.opt, Opt::Adam { lr: 0.1, eps: 1e-8 });
+        let c = apply(&sgd, &["opt.kind=adam", "opt.eps=1e-6"].map(String::from)).unwrap();
+        assert_eq!(c.opt, Opt::Adam { lr: 0.1, eps: 1e-6 });
+        // Before the kind is chosen, its fields are unknown keys, and the list names the current ones.
+        let err = apply(&sgd, &["opt.eps=1e-6".to_string()]).unwrap_err().to_string();
+        assert!(err.contains("unknown config key") && err.contains("opt.kind, opt.lr"), "{err}");
     }
 
     #[test]
