@@ -49,6 +49,20 @@ impl State {
         let bad = |what: &str, list: &[usize], limit: usize| {
             list.iter().position(|&v| v >= limit).map(|i| format!("{what} {i} is {}, not below {limit}", list[i]))
         };
+        // A slot halts at N_sup steps, so a saved count is at most N_sup; a larger one overflows the count.
+        let max_steps = config.model.halt_max_steps();
+        if let Some(i) = s.steps.iter().position(|&v| v as usize > max_steps) {
+            return Err(format!("slot {i} has taken {} steps, more than N_sup = {max_steps}", s.steps[i]));
+        }
+        // The stream moves to the next epoch after this one: there must be one.
+        if self.stream_epoch == u64::MAX {
+            return Err(format!("stream_epoch {} leaves no next epoch", self.stream_epoch));
+        }
+        // xoshiro never leaves the all-zero state: `Rng::below` would then loop forever (a hang at the first
+        // exploration draw of a resumed run).
+        if self.rng == [0; 4] {
+            return Err("rng is all zeros, a state the generator never leaves".into());
+        }
         let first = bad("input token", &self.inputs, io.vocab_size)
             .or_else(|| bad("label", &self.labels, io.vocab_size))
             .or_else(|| bad("puzzle id", &self.puzzle_ids, io.num_puzzle_identifiers));

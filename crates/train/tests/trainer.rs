@@ -105,3 +105,49 @@ fn evaluation_runs_exactly_the_requested_supervision_steps() {
     let (two, _) = evaluate(&t.model, &mut t.tape, &sets.test, n, 2, 4);
     assert_ne!(two.loss, eval.loss, "2 and 3 supervision steps must differ");
 }
+
+/// Replaces the `train.state` metadata of a checkpoint with `edit` applied to it (offsets are relative to the end
+/// of the header, so the tensor bytes are kept as they are).
+fn edit_state(path: &std::path::Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut state: serde_json::Value =
+        serde_json::from_str(header["__metadata__"]["train.state"].as_str().unwrap()).unwrap();
+    edit(&mut state);
+    header["__metadata__"]["train.state"] = serde_json::Value::String(state.to_string());
+    let text = header.to_string();
+    let out = [&(text.len() as u64).to_le_bytes()[..], text.as_bytes(), &bytes[8 + n..]].concat();
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn a_tampered_train_state_that_would_hang_or_overflow_is_refused_naming_the_field() {
+    let (config, sets) = smoke();
+    let dir = tmp("tampered");
+    let path = dir.join("checkpoint.safetensors");
+    let mut t = Trainer::new(config.clone(), &sets.train).unwrap();
+    t.train_step(&sets.train).unwrap();
+    t.save_checkpoint(&path).unwrap();
+    let pristine = std::fs::read(&path).unwrap();
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(Edit, &str); 3] = [
+        // Was: a hang (an all-zero xoshiro state only ever draws 0, and `Rng::below` rejects 0 forever).
+        (|s| s["rng"] = serde_json::json!([0, 0, 0, 0]), "rng is all zeros, a state the generator never leaves"),
+        // Was: "attempt to add with overflow" counting the slot's next step.
+        (
+            |s| s["slots"]["steps"][3] = serde_json::json!(u32::MAX),
+            "slot 3 has taken 4294967295 steps, more than N_sup = 2",
+        ),
+        // Was: "attempt to add with overflow" starting the next epoch.
+        (|s| s["stream_epoch"] = serde_json::json!(u64::MAX), "stream_epoch 18446744073709551615 leaves no next epoch"),
+    ];
+    for (edit, want) in cases {
+        std::fs::write(&path, &pristine).unwrap();
+        edit_state(&path, edit);
+        let mut resumed = Trainer::new(config.clone(), &sets.train).unwrap();
+        let err = resumed.load_checkpoint(&path, sets.train.len()).unwrap_err().to_string();
+        assert_eq!(err, format!("{}: metadata `train.state`: {want}", path.display()));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
