@@ -23,10 +23,10 @@ pub struct EvalArgs {
     /// The architecture, as a TOML training config.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Puzzles to evaluate on (Sudoku CSV).
+    /// Puzzles to evaluate on: a Sudoku or Maze CSV (the format of `loopgrad data`).
     #[arg(long)]
     pub data: PathBuf,
-    /// sudoku, maze or arc.
+    /// sudoku or maze (ARC is scored by the puzzles crate, not yet by eval).
     #[arg(long)]
     pub task: String,
     /// Supervision steps per example (default: the model's halt_max_steps).
@@ -47,7 +47,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    loopgrad_train::overrides::check_name("--task", &args.task, ["sudoku", "maze", "arc"])?;
+    loopgrad_train::overrides::check_name("--task", &args.task, ["sudoku", "maze"])?;
     let err = |e: loopgrad_nn::checkpoint::CheckpointError| anyhow!("{e}");
     crate::cli::check_input_file("--checkpoint", &args.checkpoint)?;
     let mut reader = CheckpointReader::open(&args.checkpoint).map_err(err)?;
