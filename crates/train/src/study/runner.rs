@@ -129,7 +129,19 @@ pub fn prepare(dir: &Path, spec: &RunSpec) -> Result<()> {
 pub fn read_spec(dir: &Path) -> Result<RunSpec> {
     let path = dir.join(SPEC_FILE);
     let text = crate::rundir::read_text(&path)?;
-    serde_json::from_str(&text).map_err(|e| anyhow!("{}: not a study run spec: {e}", path.display()))
+    let spec: RunSpec =
+        serde_json::from_str(&text).map_err(|e| anyhow!("{}: not a study run spec: {e}", path.display()))?;
+    // What the plan checks of its eval_steps, checked again of a hand-edited file: an empty list panicked in the
+    // test-time evaluation, and a count of 2^63 ran (nearly) forever.
+    let max = crate::config::MAX_SUPERVISION_STEPS;
+    if spec.eval_steps.is_empty() || spec.eval_steps.iter().any(|&n| n == 0 || n > max) {
+        bail!(
+            "{}: eval_steps {:?}: expected a non-empty list of step counts from 1 to {max}",
+            path.display(),
+            spec.eval_steps
+        );
+    }
+    Ok(spec)
 }
 
 /// What [`execute`] did.
@@ -232,6 +244,21 @@ mod tests {
             test_time_examples: 0,
         };
         assert_eq!(status(&d, &spec), RunStatus::Failed("the loss became NaN".into()));
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_spec_without_usable_eval_steps_is_refused_naming_the_file() {
+        let d = std::env::temp_dir().join(format!("loopgrad-study-spec-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        let spec = r#"{"name":"x","plan":"p","task":"t","condition":"c","steps":30,"seed":0,"train_args":[],"#;
+        // Was: [] panicked in evaluate_at_steps; 2^63 steps ran until killed.
+        for steps in ["[]", "[0, 1]", "[9223372036854775808]"] {
+            fs::write(d.join(SPEC_FILE), format!(r#"{spec}"eval_steps":{steps},"test_time_examples":0}}"#)).unwrap();
+            let err = read_spec(&d).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{}: eval_steps [", d.join(SPEC_FILE).display())), "{err}");
+            assert!(err.ends_with("expected a non-empty list of step counts from 1 to 10000"), "{err}");
+        }
         fs::remove_dir_all(&d).unwrap();
     }
 }
