@@ -57,10 +57,11 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
     let _ = writeln!(
         md,
         "- runs: {finished} of {} finished, {failed} failed, {missing} not finished; seeds 0..{}; {threads} thread(s) \
-         per run; test-time evaluation at {:?} supervision steps\n",
+         per run; test-time evaluation at {:?} supervision steps on {}\n",
         results.runs.len(),
         plan.seeds - 1,
-        plan.eval_steps
+        plan.eval_steps,
+        test_time_set(plan.test_time_examples)
     );
     tasks_table(&mut md, results);
     for q in &plan.questions {
@@ -163,6 +164,15 @@ fn compare_table(md: &mut String, results: &Results, q: &Question) {
     md.push('\n');
 }
 
+/// Which held-out puzzles the test-time evaluation scores. When they are fewer than all, its figures differ from
+/// the other tables' (which score every held-out puzzle) even at the same step count.
+fn test_time_set(examples: usize) -> String {
+    match examples {
+        0 => "every held-out puzzle".into(),
+        n => format!("the first {n} held-out puzzles of each run (the other tables score all of them)"),
+    }
+}
+
 fn test_time_table(md: &mut String, results: &Results, q: &Question) {
     let steps = &results.expansion.plan.eval_steps;
     let _ = writeln!(md, "## {}: {}\n", q.id, q.title);
@@ -171,7 +181,9 @@ fn test_time_table(md: &mut String, results: &Results, q: &Question) {
     }
     let _ = writeln!(
         md,
-        "Exact accuracy (%) after each number of supervision steps at evaluation; models trained at equal steps.\n"
+        "Exact accuracy (%) after each number of supervision steps at evaluation, on {}; models trained at equal \
+         steps.\n",
+        test_time_set(results.expansion.plan.test_time_examples)
     );
     let head: Vec<String> = steps.iter().map(|s| format!("@{s}")).collect();
     let _ = writeln!(md, "| row | condition | N_sup | {} | seeds |", head.join(" | "));
@@ -370,6 +382,9 @@ mod tests {
         };
         let md = markdown(&fabricated(), &ctx);
         assert!(md.contains("\n- study wall time: 1 s\n- runs: "), "{md}");
+        // The smoke plan's test-time evaluation scores every held-out puzzle; a plan with fewer says so.
+        assert!(md.contains("supervision steps on every held-out puzzle\n"), "{md}");
+        assert!(test_time_set(250).starts_with("the first 250 held-out puzzles"));
         let row = |id: &str| -> Vec<String> {
             let line =
                 md.lines().find(|l| l.starts_with(&format!("| {id} |"))).unwrap_or_else(|| panic!("no row {id}"));
