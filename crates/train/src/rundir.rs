@@ -40,6 +40,10 @@ impl RunDir {
     pub fn open(path: &Path) -> Result<Self> {
         fs::create_dir_all(path).with_context(|| format!("{}: cannot create the run directory", path.display()))?;
         let mpath = path.join("metrics.jsonl");
+        // Opening a FIFO for appending blocks until a reader comes (`train --resume` hung on one).
+        if let Some(kind) = loopgrad_puzzles::error::special_file_kind(&mpath) {
+            bail!("{}: cannot append to {kind}; give a regular file", mpath.display());
+        }
         let metrics = OpenOptions::new()
             .create(true)
             .append(true)
@@ -94,7 +98,7 @@ pub fn read_metrics(path: &Path) -> Result<Vec<serde_json::Value>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn tempdir(name: &str) -> PathBuf {
@@ -112,6 +116,31 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert!(!tmp_name(&p).exists());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// `f()` on another thread, failing the test if it has not returned after 20 s (the blocked thread is left).
+    #[cfg(unix)]
+    pub(crate) fn within_deadline<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(std::time::Duration::from_secs(20)).expect("hung (opening a FIFO?)")
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_for_metrics_is_refused_before_it_is_opened() {
+        // Was: a hang in `train --resume` (opening a FIFO to append waits for a reader).
+        let d = tempdir("fifo");
+        fs::create_dir_all(&d).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(d.join("metrics.jsonl")).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("skipping: mkfifo is not available");
+            return;
+        }
+        let dir = d.clone();
+        let err = within_deadline(move || RunDir::open(&dir).err().map(|e| e.to_string())).unwrap();
+        assert_eq!(err, format!("{}: cannot append to a FIFO; give a regular file", d.join("metrics.jsonl").display()));
         fs::remove_dir_all(&d).unwrap();
     }
 
