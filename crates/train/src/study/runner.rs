@@ -51,7 +51,7 @@ pub struct RunLog {
 /// Reads `metrics.jsonl` of a run directory (an empty log when there is none).
 pub fn read_log(dir: &Path) -> RunLog {
     let mut log = RunLog::default();
-    let Ok(text) = fs::read_to_string(dir.join("metrics.jsonl")) else { return log };
+    let Some(text) = read_regular(&dir.join("metrics.jsonl")) else { return log };
     let (mut last_step, mut last_elapsed, mut segment) = (0.0, 0.0, 0.0);
     for record in text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
         match record["kind"].as_str() {
@@ -74,8 +74,17 @@ pub fn read_log(dir: &Path) -> RunLog {
 
 /// Reads a run's `test_time.json`, if it is there and readable.
 pub fn read_test_time(dir: &Path) -> Option<TestTime> {
-    let text = fs::read_to_string(dir.join(TEST_TIME_FILE)).ok()?;
+    let text = read_regular(&dir.join(TEST_TIME_FILE))?;
     serde_json::from_str(&text).ok()
+}
+
+/// The text of `path` if it is a readable regular file. A FIFO is never opened: with no writer, opening it
+/// blocks forever (`study --collect` hung on a FIFO in place of a run's `metrics.jsonl` or `test_time.json`).
+fn read_regular(path: &Path) -> Option<String> {
+    if loopgrad_puzzles::error::special_file_kind(path).is_some() {
+        return None;
+    }
+    fs::read_to_string(path).ok()
 }
 
 /// Where the run in `dir` stands.
@@ -244,6 +253,26 @@ mod tests {
             test_time_examples: 0,
         };
         assert_eq!(status(&d, &spec), RunStatus::Failed("the loss became NaN".into()));
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn fifos_for_the_log_and_the_test_time_scores_read_as_absent() {
+        // Was: a hang in `study --collect` (opening a FIFO to read waits for a writer).
+        let d = std::env::temp_dir().join(format!("loopgrad-study-fifo-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        for name in ["metrics.jsonl", TEST_TIME_FILE] {
+            let made = Command::new("mkfifo").arg(d.join(name)).status();
+            if !made.is_ok_and(|s| s.success()) {
+                eprintln!("skipping: mkfifo is not available");
+                return;
+            }
+        }
+        let dir = d.clone();
+        let (log, test_time) =
+            crate::rundir::tests::within_deadline(move || (read_log(&dir).final_eval, read_test_time(&dir)));
+        assert!(log.is_none() && test_time.is_none());
         fs::remove_dir_all(&d).unwrap();
     }
 
