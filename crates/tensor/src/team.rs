@@ -15,10 +15,10 @@
 //! which thread ran what, or whether the team was free.
 
 use std::any::Any;
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,15 @@ use std::time::{Duration, Instant};
 /// enough to bridge the serial stretches of a training step, short enough that a finished run gives the CPU
 /// back at once.
 const SPIN: Duration = Duration::from_millis(1);
+/// How long the team runs every job on its caller alone once one of its threads has waited for a core longer than
+/// it ran (another busy program shares its core). Splitting a kernel in two then makes the caller wait, at every
+/// one of a step's thousands of joins, for a worker queued behind that program: with one CPU-bound process beside
+/// it, the main job's step took 225-231 ms on two threads without this, against 148-161 ms on one thread, and
+/// 172-177 ms with it (`docs/benchmarks.md`, "Threads on a shared machine"). After this long the team tries its
+/// workers again.
+const BACK_OFF: Duration = Duration::from_millis(50);
+/// How often a thread of the team asks the OS how long it has waited for a core.
+const PREEMPTION_CHECK: Duration = Duration::from_millis(20);
 /// Bits of the claim word: job number (24) | parts (20) | next part (20).
 const PART_BITS: u32 = 20;
 const PART_MASK: u64 = (1 << PART_BITS) - 1;
@@ -62,6 +71,11 @@ struct Team {
     started: AtomicUsize,
     /// Set when the OS refused a thread: the team then keeps the workers it has instead of asking again.
     spawn_failed: AtomicBool,
+    /// Until when (nanoseconds after [`EPOCH`]) jobs run on their caller alone: see [`BACK_OFF`].
+    serial_until: AtomicU64,
+    /// Whether the team backs off at all (tests of the workers turn it off: a loaded machine would make them wait
+    /// for parts that run on the caller).
+    backs_off: bool,
 }
 
 // SAFETY: `job` is written only by the thread holding `busy`, and read by workers only while that thread waits
@@ -100,6 +114,8 @@ impl Team {
             workers: Mutex::new(Vec::new()),
             started: AtomicUsize::new(0),
             spawn_failed: AtomicBool::new(false),
+            serial_until: AtomicU64::new(0),
+            backs_off: true,
         }
     }
 
@@ -137,7 +153,11 @@ impl Team {
             return;
         }
         self.ensure_workers(workers);
-        if self.busy.swap(true, Acquire) {
+        let now = nanos_since_epoch();
+        if self.backs_off {
+            self.note_preemption(now);
+        }
+        if now < self.serial_until.load(Relaxed) || self.busy.swap(true, Acquire) {
             (0..parts).for_each(f);
             return;
         }
@@ -230,9 +250,81 @@ impl Team {
             wanted = index < self.wanted.load(Relaxed);
             if wanted {
                 self.claim_parts(seen);
+                if self.backs_off {
+                    self.note_preemption(nanos_since_epoch());
+                }
             }
         }
     }
+}
+
+/// When a thread last looked at its [`CoreTime`] (0: never; `u64::MAX`: never again), and what it was then.
+type LastLook = Cell<(u64, CoreTime)>;
+
+impl Team {
+    /// Starts a [`BACK_OFF`] period if, since it last looked, the calling thread waited for a core longer than it
+    /// ran, and for over a quarter of the time; it looks at most every [`PREEMPTION_CHECK`]. A busy program of the
+    /// same priority on its core makes the wait about half (the scheduler alternates them), where a worker
+    /// finishes its half of a job when the caller could have done the whole; background work at a lower priority
+    /// leaves it a few percent, and the quarter keeps a thread that mostly slept from backing off over one late
+    /// wake-up. `now` is [`nanos_since_epoch`].
+    fn note_preemption(&self, now: u64) {
+        thread_local! {
+            static LAST_LOOK: LastLook = const { Cell::new((0, CoreTime { ran: 0, waited: 0 })) };
+        }
+        LAST_LOOK.with(|last| self.look(last, now, core_time));
+    }
+
+    /// [`Team::note_preemption`] with this thread's record and clock reader given.
+    fn look(&self, last: &LastLook, now: u64, read: impl FnOnce() -> Option<CoreTime>) {
+        let (then, before) = last.get();
+        if now < then.saturating_add(PREEMPTION_CHECK.as_nanos() as u64) {
+            return;
+        }
+        let Some(time) = read() else {
+            last.set((u64::MAX, before)); // The OS does not say: never look again.
+            return;
+        };
+        let waited = time.waited.saturating_sub(before.waited);
+        let ran = time.ran.saturating_sub(before.ran);
+        if then != 0 && waited > ran && waited > (now - then) / 4 {
+            self.serial_until.fetch_max(now + BACK_OFF.as_nanos() as u64, Relaxed);
+        }
+        last.set((now, time));
+    }
+}
+
+/// The instant the team's clock readings count from.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Nanoseconds since [`EPOCH`], from 1 on (0 means "never" to [`Team::note_preemption`]).
+fn nanos_since_epoch() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64 + 1
+}
+
+/// A thread's nanoseconds on a core, and ready to run but waiting for one.
+#[derive(Clone, Copy)]
+struct CoreTime {
+    ran: u64,
+    waited: u64,
+}
+
+/// The calling thread's [`CoreTime`] (Linux's `/proc/thread-self/schedstat`: "run_time run_delay timeslices"),
+/// or `None` where the OS does not say. Opened, read and closed each time (a few microseconds, every
+/// [`PREEMPTION_CHECK`] at most), so that no thread holds a file open; std opens a path this short from a stack
+/// buffer, so nothing is allocated.
+#[cfg(target_os = "linux")]
+fn core_time() -> Option<CoreTime> {
+    use std::io::Read;
+    let mut text = [0u8; 96];
+    let len = std::fs::File::open("/proc/thread-self/schedstat").ok()?.read(&mut text).ok()?;
+    let mut fields = std::str::from_utf8(&text[..len]).ok()?.split_ascii_whitespace().map(|f| f.parse().ok());
+    Some(CoreTime { ran: fields.next()??, waited: fields.next()?? })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn core_time() -> Option<CoreTime> {
+    None
 }
 
 /// Aborts the process if dropped during a panic: for the stretches where unwinding would free a stack that
@@ -275,9 +367,10 @@ impl Spin {
 mod tests {
     use super::*;
 
-    /// A team of its own for each test: the shared one may be busy with another test's job.
+    /// A team of its own for each test: the shared one may be busy with another test's job. It does not back off,
+    /// so that parts meant to meet on several threads do even on a loaded machine.
     fn team() -> &'static Team {
-        Box::leak(Box::new(Team::new()))
+        Box::leak(Box::new(Team { backs_off: false, ..Team::new() }))
     }
 
     /// Waits until `n` parts have arrived here, which needs them on `n` threads at once.
@@ -288,6 +381,39 @@ mod tests {
             assert!(Instant::now() < deadline, "the parts never ran at the same time");
             std::hint::spin_loop();
         }
+    }
+
+    #[test]
+    fn a_thread_that_waited_for_a_core_longer_than_it_ran_makes_the_team_run_jobs_on_their_callers() {
+        let team = team();
+        let last: LastLook = Cell::new((0, CoreTime { ran: 0, waited: 0 }));
+        let ms = |m: u64| m * 1_000_000;
+        let time = |ran: u64, waited: u64| move || Some(CoreTime { ran: ms(ran), waited: ms(waited) });
+        // Far enough ahead of the real clock that the back-off below cannot run out during the test.
+        let t0 = nanos_since_epoch() + ms(10_000);
+        team.look(&last, t0, time(100, 100)); // the first look only records
+        team.look(&last, t0 + ms(20), time(116, 104)); // waited 4 of 20 ms: fine
+        assert_eq!(team.serial_until.load(SeqCst), 0);
+        team.look(&last, t0 + ms(30), time(117, 120)); // too soon to look again: ignored
+        assert_eq!(team.serial_until.load(SeqCst), 0);
+        team.look(&last, t0 + ms(40), time(118, 108)); // mostly asleep: waited 4 ms, longer than it ran, but not 5
+        assert_eq!(team.serial_until.load(SeqCst), 0);
+        let on_workers = Mutex::new(0);
+        let caller = thread::current().id();
+        let count = |_: usize| {
+            if thread::current().id() != caller {
+                *on_workers.lock().unwrap() += 1;
+            }
+        };
+        team.look(&last, t0 + ms(60), time(124, 120)); // waited 12 of 20 ms, ran 6
+        assert_eq!(team.serial_until.load(SeqCst), t0 + ms(60) + BACK_OFF.as_nanos() as u64);
+        for _ in 0..200 {
+            team.run(8, 1, &count);
+        }
+        assert_eq!(*on_workers.lock().unwrap(), 0, "backing off, every part runs on its caller");
+        // Where the OS does not say, the thread stops looking.
+        team.look(&last, t0 + ms(80), || None);
+        assert_eq!(last.get().0, u64::MAX);
     }
 
     #[test]
