@@ -60,6 +60,14 @@ fn a_tiny_run_trains_resumes_evaluates_and_plots() {
     let out = loopgrad(&["train", "--resume", "r", "--set", "run.steps=8"], &d);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("trained 8 steps"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("note:"), "{}", String::from_utf8_lossy(&out.stderr));
+    // An edited config.toml is not read on resume, and the run says so.
+    let toml = std::fs::read_to_string(d.join("r/config.toml")).unwrap();
+    std::fs::write(d.join("r/config.toml"), toml.replace("steps = 6", "steps = 10")).unwrap();
+    let out = loopgrad(&["train", "--resume", "r", "--set", "run.steps=9"], &d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("trained 9 steps"), "{stderr}");
+    assert!(stderr.contains("config.toml differs from the config saved in the checkpoint"), "{stderr}");
     // Evaluate the checkpoint on a CSV of 4x4 puzzles it writes itself.
     let csv = "source,question,answer,rating\n\
                a,12.434.221.343.1,1234341221434321,0\n";

@@ -146,6 +146,7 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
         crate::cli::check_input_file("--resume", &dir.join(CHECKPOINT))?;
         let stored = state::resume_config(dir)?;
         stored.validate().with_context(|| format!("{}: metadata `config`", dir.join(CHECKPOINT).display()))?;
+        note_edited_config(dir, &stored);
         return Ok((stored.with_overrides(&args.sets)?, dir.clone()));
     }
     let (config, name) = match (&args.config, &args.preset) {
@@ -168,6 +169,19 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
         bail!("{} already holds a run; use --resume {0} to continue it, or another --out", dir.display());
     }
     Ok((config, dir))
+}
+
+/// A resumed run takes its config from the checkpoint, which is what makes it continue exactly; a `config.toml`
+/// edited since is not read, and saying so spares a user waiting for a change that never comes.
+fn note_edited_config(dir: &Path, stored: &TrainConfig) {
+    let path = dir.join("config.toml");
+    if path.is_file() && TrainConfig::from_file(&path).ok().as_ref() != Some(stored) {
+        eprintln!(
+            "note: {} differs from the config saved in the checkpoint, and a resumed run uses the checkpoint's; \
+             change fields with --set (e.g. --set run.steps=5000)",
+            path.display()
+        );
+    }
 }
 
 fn run_eval(trainer: &mut Trainer, test: &loopgrad_puzzles::ExampleSet, limit: usize) -> EvalResult {
