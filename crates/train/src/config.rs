@@ -104,7 +104,10 @@ impl TrainConfig {
 
     /// Reads a TOML file (a whole config).
     pub fn from_file(path: &Path) -> Result<Self> {
-        overrides::from_toml_file(path)
+        overrides::from_toml_file(path).map_err(|e| match model_field_at_fault(path) {
+            Some(why) => anyhow!("{}: invalid config: {why}", path.display()),
+            None => e,
+        })
     }
 
     /// Applies `--set key=value` overrides and validates the result. A range error after overrides names them
@@ -265,6 +268,26 @@ pub fn check_batch(what: &str, batch: usize, model: &ModelConfig) -> Result<()> 
     Ok(())
 }
 
+/// Which field of a file's `[model]` table a failed read is about, as "model.FIELD: what is wrong". `[model]` is
+/// told apart by its `arch` key, and serde reads such a table whole before it reads its fields, so the parser's
+/// message points at the table's header and names no field ("invalid type: string \"16\", expected usize").
+/// Each of the table's fields is put, alone, into a valid config of the same arch to find the one at fault.
+fn model_field_at_fault(path: &Path) -> Option<String> {
+    let file: toml::Table = toml::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let model = file.get("model")?.as_table()?;
+    let arch = model.get("arch")?.as_str()?;
+    let base = ["default", "sudoku6-hrm", "sudoku6-baseline"]
+        .into_iter()
+        .filter_map(crate::presets::get)
+        .find(|c| c.model.arch() == arch)?;
+    let tree = serde_json::to_value(&base).ok()?;
+    model.iter().filter(|(key, _)| *key != "arch").find_map(|(key, value)| {
+        let mut tree = tree.clone();
+        tree["model"][key] = serde_json::to_value(value).ok()?;
+        serde_json::from_value::<TrainConfig>(tree).err().map(|e| format!("model.{key}: {e}"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +333,24 @@ mod tests {
 
     /// Maze augmentation is the 8 dihedral images whatever the number: 3000 mazes with augmentations = 1000 are
     /// 24,000 examples, not 3 million.
+    #[test]
+    fn a_wrong_field_in_a_files_model_table_is_named() {
+        let dir = std::env::temp_dir().join(format!("loopgrad-config-model-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (preset, field, bad, want) in [
+            ("smoke", "hidden_size", "\"16\"", "model.hidden_size: invalid type: string \"16\", expected usize"),
+            ("sudoku6-hrm", "h_cycles", "-1", "model.h_cycles: invalid value: integer `-1`, expected usize"),
+        ] {
+            let good = TrainConfig::preset(preset).unwrap().to_toml();
+            let line = good.lines().find(|l| l.starts_with(&format!("{field} = "))).unwrap();
+            let path = dir.join(format!("{preset}.toml"));
+            std::fs::write(&path, good.replace(line, &format!("{field} = {bad}"))).unwrap();
+            let err = TrainConfig::from_file(&path).unwrap_err().to_string();
+            assert!(err.ends_with(&format!("invalid config: {want}")), "{err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn maze_augmentations_count_eight_images() {
         let sets = ["data.task=maze", "data.maze_size=30", "data.train_count=3000", "data.augmentations=1000"];
