@@ -35,6 +35,7 @@ pub struct DataConfig {
     /// Sudoku box shape "RxC": 2x2 (4x4 grid), 2x3 (6x6), 3x3 (9x9).
     pub sudoku_box: String,
     /// Generated Sudoku: the fewest and most givens ([0, 0] = minimal puzzles, whatever their givens).
+    #[serde(deserialize_with = "min_max")]
     pub sudoku_givens: [usize; 2],
     /// Generated mazes: side length and the shortest route length to accept.
     pub maze_size: usize,
@@ -268,6 +269,13 @@ pub fn check_batch(what: &str, batch: usize, model: &ModelConfig) -> Result<()> 
     Ok(())
 }
 
+/// A `[MIN, MAX]` pair, refusing a list of another length: serde's fixed-size arrays stop reading after their
+/// length, so a TOML file's `[1, 2, 3]` would pass as `[1, 2]`.
+fn min_max<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<[usize; 2], D::Error> {
+    let list = Vec::<usize>::deserialize(d)?;
+    <[usize; 2]>::try_from(list).map_err(|l| serde::de::Error::invalid_length(l.len(), &"two numbers, [MIN, MAX]"))
+}
+
 /// Which field of a file's `[model]` table a failed read is about, as "model.FIELD: what is wrong". `[model]` is
 /// told apart by its `arch` key, and serde reads such a table whole before it reads its fields, so the parser's
 /// message points at the table's header and names no field ("invalid type: string \"16\", expected usize").
@@ -349,6 +357,18 @@ mod tests {
             assert!(err.ends_with(&format!("invalid config: {want}")), "{err}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn sudoku_givens_takes_exactly_two_numbers() {
+        let good = TrainConfig::preset("default").unwrap().to_toml();
+        let line = good.lines().find(|l| l.starts_with("sudoku_givens = ")).unwrap();
+        for bad in ["[1, 2, 3]", "[1]"] {
+            let err = toml::from_str::<TrainConfig>(&good.replace(line, &format!("sudoku_givens = {bad}")));
+            assert!(err.unwrap_err().to_string().contains("two numbers, [MIN, MAX]"), "{bad}");
+        }
+        let c: TrainConfig = toml::from_str(&good.replace(line, "sudoku_givens = [20, 25]")).unwrap();
+        assert_eq!(c.data.sudoku_givens, [20, 25]);
     }
 
     #[test]
