@@ -281,7 +281,8 @@ fn min_max<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<[usize
 /// message points at the table's header and names no field ("invalid type: string \"16\", expected usize").
 /// Each of the table's fields is put, alone, into a valid config of the same arch to find the one at fault.
 fn model_field_at_fault(path: &Path) -> Option<String> {
-    let file: toml::Table = toml::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    // Through `read_text`, which refuses a FIFO or device: opening a FIFO to read it blocks until a writer comes.
+    let file: toml::Table = toml::from_str(&crate::rundir::read_text(path).ok()?).ok()?;
     let model = file.get("model")?.as_table()?;
     let arch = model.get("arch")?.as_str()?;
     let base = ["default", "sudoku6-hrm", "sudoku6-baseline"]
