@@ -78,13 +78,11 @@ pub fn read_test_time(dir: &Path) -> Option<TestTime> {
     serde_json::from_str(&text).ok()
 }
 
-/// The text of `path` if it is a readable regular file. A FIFO is never opened: with no writer, opening it
-/// blocks forever (`study --collect` hung on a FIFO in place of a run's `metrics.jsonl` or `test_time.json`).
+/// The text of `path` if it is a readable regular file. A FIFO is never opened (`rundir::read_text` refuses it):
+/// with no writer, opening it blocks forever (`study --collect` hung on a FIFO in place of a run's
+/// `metrics.jsonl` or `test_time.json`).
 fn read_regular(path: &Path) -> Option<String> {
-    if loopgrad_puzzles::error::special_file_kind(path).is_some() {
-        return None;
-    }
-    fs::read_to_string(path).ok()
+    crate::rundir::read_text(path).ok()
 }
 
 /// Where the run in `dir` stands.
