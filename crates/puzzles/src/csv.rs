@@ -34,10 +34,15 @@ impl Record {
 /// million commas would otherwise hold 200 million empty `String`s (4.8 GB) before it is found to be wrong.
 const KEPT_FIELDS: usize = HEADER.len() + 1;
 
-/// Split CSV text into records of fields, each with the line it starts on and its number of fields (of which
-/// only the first [`KEPT_FIELDS`] are kept). Lines end in LF, CRLF or CR.
-fn split_records(file: &str, text: &str) -> Result<Vec<(usize, Vec<String>, usize)>, DataError> {
-    let mut records = Vec::new();
+/// Splits CSV text into records of fields and hands each to `each` as it is split, with the line it starts on and
+/// its number of fields (of which only the first [`KEPT_FIELDS`] are kept), stopping at the first error. One
+/// record at a time, so that a file is checked row by row without all of its rows split at once (a 100 MB file of
+/// tiny rows held gigabytes of fields that way). Lines end in LF, CRLF or CR.
+fn split_records(
+    file: &str,
+    text: &str,
+    mut each: impl FnMut(usize, Vec<String>, usize) -> Result<(), DataError>,
+) -> Result<(), DataError> {
     let mut chars = text.chars().peekable();
     let mut line = 1;
     while chars.peek().is_some() {
@@ -93,32 +98,49 @@ fn split_records(file: &str, text: &str) -> Result<Vec<(usize, Vec<String>, usiz
         }
         // A blank line (e.g. the file's last) carries no record.
         if !(fields.len() == 1 && fields[0].is_empty()) {
-            records.push((start_line, fields, count));
+            each(start_line, fields, count)?;
         }
     }
-    Ok(records)
+    Ok(())
 }
 
 /// Parse a whole file's bytes: UTF-8, the header, four fields per row, a numeric rating. `file` names the input in
 /// errors. Content checks (lengths, characters, consistency) belong to the puzzle's own reader.
 pub fn parse(file: &str, bytes: &[u8]) -> Result<Vec<Record>, DataError> {
+    let mut out = Vec::new();
+    parse_each(file, bytes, |record| {
+        out.push(record);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`parse`], handing each row to `each` as soon as it is read and stopping at the first error (its or `each`'s),
+/// so that a puzzle reader checks and converts a row before the next is split: a file is then held once as text
+/// and once as puzzles, never as every row's fields at once. Returns the number of rows.
+pub fn parse_each(
+    file: &str,
+    bytes: &[u8],
+    mut each: impl FnMut(Record) -> Result<(), DataError>,
+) -> Result<usize, DataError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(DataError::new(file, Location::File, "file is empty"));
     }
     let text = decode_utf8(file, bytes)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut records = split_records(file, text)?.into_iter();
-    let (header_line, header, _) = records.next().expect("non-empty text has a record");
-    if header != HEADER {
-        return Err(DataError::new(
-            file,
-            Location::Line(header_line),
-            format!("expected the header `{}`, found `{}`", HEADER.join(","), excerpt(&header.join(","), 60)),
-        ));
-    }
-    let mut out = Vec::new();
-    for (index, (line, fields, count)) in records.enumerate() {
-        let row = index + 1;
+    let mut rows = 0;
+    let mut header_seen = false;
+    split_records(file, text, |line, fields, count| {
+        if !header_seen {
+            header_seen = true;
+            if fields != HEADER {
+                let found = excerpt(&fields.join(","), 60);
+                let message = format!("expected the header `{}`, found `{found}`", HEADER.join(","));
+                return Err(DataError::new(file, Location::Line(line), message));
+            }
+            return Ok(());
+        }
+        let row = rows + 1;
         let [source, question, answer, rating]: [String; 4] = fields.try_into().map_err(|_| {
             DataError::row(file, row, line, format!("expected 4 fields (source,question,answer,rating), found {count}"))
         })?;
@@ -133,12 +155,13 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Vec<Record>, DataError> {
                 ))
             }
         };
-        out.push(Record { row, line, source, question, answer, rating });
-    }
-    if out.is_empty() {
+        rows = row;
+        each(Record { row, line, source, question, answer, rating })
+    })?;
+    if rows == 0 {
         return Err(DataError::new(file, Location::File, "no data rows after the header"));
     }
-    Ok(out)
+    Ok(rows)
 }
 
 /// Read and parse a file (see [`parse`]).
@@ -228,8 +251,13 @@ mod tests {
     fn a_row_of_a_million_fields_keeps_five_and_counts_them_all() {
         // Was: every field kept, so a 200 MB line of commas needed 4.8 GB of empty strings (an allocation abort).
         let text = format!("{}\na{}\n", HEADER.join(","), ",".repeat(1_000_000));
-        let records = split_records("f.csv", &text).unwrap();
-        assert_eq!((records[1].1.len(), records[1].2), (KEPT_FIELDS, 1_000_001));
+        let mut records = Vec::new();
+        split_records("f.csv", &text, |_, fields, count| {
+            records.push((fields.len(), count));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(records[1], (KEPT_FIELDS, 1_000_001));
         let e = parse("f.csv", text.as_bytes()).unwrap_err();
         assert_eq!(
             e.to_string(),

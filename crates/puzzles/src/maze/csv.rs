@@ -76,14 +76,25 @@ fn parse_record(file: &str, rec: &Record, size: usize) -> Result<MazeRecord, Dat
     })
 }
 
+/// The side of the square grid `record`'s question spells out.
+fn side_of_question(file: &str, record: &Record) -> Result<usize, DataError> {
+    let len = record.question.chars().count();
+    side_of(len).ok_or_else(|| record.error(file, format!("question has {len} characters, not a square number")))
+}
+
 /// Parse a whole file's bytes; the maze size comes from the first question's length.
 pub fn parse_csv(file: &str, bytes: &[u8]) -> Result<Vec<MazeRecord>, DataError> {
-    let records = csv4::parse(file, bytes)?;
-    let first = &records[0];
-    let len = first.question.chars().count();
-    let size =
-        side_of(len).ok_or_else(|| first.error(file, format!("question has {len} characters, not a square number")))?;
-    records.iter().map(|r| parse_record(file, r, size)).collect()
+    let mut size = None;
+    let mut out = Vec::new();
+    csv4::parse_each(file, bytes, |record| {
+        let size = match size {
+            Some(s) => s,
+            None => *size.insert(side_of_question(file, &record)?),
+        };
+        out.push(parse_record(file, &record, size)?);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Read a maze CSV (see [`parse_csv`]).

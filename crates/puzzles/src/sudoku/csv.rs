@@ -46,21 +46,28 @@ fn parse_record(file: &str, rec: &Record, shape: BoxShape) -> Result<SudokuRecor
     })
 }
 
+/// The shape conventional for `record`'s question length: 16 -> 2x2, 36 -> 2x3, 81 -> 3x3.
+fn conventional_shape(file: &str, record: &Record) -> Result<BoxShape, DataError> {
+    let len = record.question.chars().count();
+    BoxShape::for_cells(len).ok_or_else(|| {
+        record.error(file, format!("question has {len} characters; expected 16 (4x4), 36 (6x6) or 81 (9x9)"))
+    })
+}
+
 /// Parse a whole file's bytes. `shape` defaults to the conventional shape for the first question's length
 /// (16 -> 2x2, 36 -> 2x3, 81 -> 3x3).
 pub fn parse_csv(file: &str, bytes: &[u8], shape: Option<BoxShape>) -> Result<Vec<SudokuRecord>, DataError> {
-    let records = csv4::parse(file, bytes)?;
-    let shape = match shape {
-        Some(s) => s,
-        None => {
-            let first = &records[0];
-            let len = first.question.chars().count();
-            BoxShape::for_cells(len).ok_or_else(|| {
-                first.error(file, format!("question has {len} characters; expected 16 (4x4), 36 (6x6) or 81 (9x9)"))
-            })?
-        }
-    };
-    records.iter().map(|r| parse_record(file, r, shape)).collect()
+    let mut shape = shape;
+    let mut out = Vec::new();
+    csv4::parse_each(file, bytes, |record| {
+        let shape = match shape {
+            Some(s) => s,
+            None => *shape.insert(conventional_shape(file, &record)?),
+        };
+        out.push(parse_record(file, &record, shape)?);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Read a Sudoku CSV (see [`parse_csv`]).
