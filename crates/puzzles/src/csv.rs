@@ -266,6 +266,22 @@ mod tests {
     }
 
     #[test]
+    fn rows_reach_the_reader_as_they_are_split() {
+        // Was: the whole file split first (every row's fields held at once), so a later row's quoting error also
+        // hid the first row's problem.
+        let e = parse("f.csv", b"source,question,answer,rating\na,b,c,x\nb,\"unterminated").unwrap_err();
+        assert_eq!(e.to_string(), "f.csv: row 1 (line 2): rating `x` is not a number");
+        let mut seen = Vec::new();
+        let text = b"source,question,answer,rating\na,b,c,1\nb,\"unterminated";
+        let e = parse_each("f.csv", text, |r| {
+            seen.push(r.source);
+            Ok(())
+        });
+        assert_eq!(e.unwrap_err().to_string(), "f.csv: line 3: unterminated quoted field");
+        assert_eq!(seen, ["a"]);
+    }
+
+    #[test]
     fn lines_may_end_in_lf_crlf_or_a_bare_cr() {
         for end in ["\n", "\r\n", "\r"] {
             let text = ["source,question,answer,rating", "a,..1,221,3", "b,\"x\ny\",z,1", ""].join(end);
