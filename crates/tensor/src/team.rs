@@ -6,7 +6,9 @@
 //! latency, often longer than the kernel it was woken for: each of the two pool threads was off the CPU for 9-12%
 //! of a main-job step. A rayon built with a longer spin made that step 2-9% shorter and a paper-size TRM-MLP step
 //! 2-5% shorter (`docs/benchmarks.md`, "Threads: a team that spins"). The team below spins for [`SPIN`] after
-//! each job, which is what OpenMP runtimes (and so PyTorch) do by default, then parks.
+//! each job, which is what OpenMP runtimes (and so PyTorch) do by default, then parks. Spinning pays only while
+//! every thread has a core: when another busy program shares one, the team runs its jobs on their callers alone
+//! for a while ([`BACK_OFF`]), as rayon's sleeping workers in effect did.
 //!
 //! One job runs at a time. [`run`] publishes `parts` indices; the caller and the workers claim them one by one
 //! from a shared counter and the caller returns once every part has finished, so a part may borrow the caller's
