@@ -115,6 +115,28 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Vec<Record>, DataError> {
     Ok(out)
 }
 
+/// The rows of a puzzle file, each converted by `convert` as soon as it is read ([`parse_each`]), given the
+/// grid's geometry: `given`, or else what `geometry` finds in the first row (the Sudoku box shape, the maze side).
+pub fn parse_rows<T, G: Copy>(
+    file: &str,
+    bytes: &[u8],
+    given: Option<G>,
+    geometry: impl Fn(&Record) -> Result<G, DataError>,
+    convert: impl Fn(&Record, G) -> Result<T, DataError>,
+) -> Result<Vec<T>, DataError> {
+    let mut found = given;
+    let mut out = Vec::new();
+    parse_each(file, bytes, |record| {
+        let g = match found {
+            Some(g) => g,
+            None => *found.insert(geometry(&record)?),
+        };
+        out.push(convert(&record, g)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// [`parse`], handing each row to `each` as soon as it is read and stopping at the first error (its or `each`'s),
 /// so that a puzzle reader checks and converts a row before the next is split: a file is then held once as text
 /// and once as puzzles, never as every row's fields at once. Returns the number of rows.

@@ -84,17 +84,7 @@ fn side_of_question(file: &str, record: &Record) -> Result<usize, DataError> {
 
 /// Parse a whole file's bytes; the maze size comes from the first question's length.
 pub fn parse_csv(file: &str, bytes: &[u8]) -> Result<Vec<MazeRecord>, DataError> {
-    let mut size = None;
-    let mut out = Vec::new();
-    csv4::parse_each(file, bytes, |record| {
-        let size = match size {
-            Some(s) => s,
-            None => *size.insert(side_of_question(file, &record)?),
-        };
-        out.push(parse_record(file, &record, size)?);
-        Ok(())
-    })?;
-    Ok(out)
+    csv4::parse_rows(file, bytes, None, |r| side_of_question(file, r), |r, size| parse_record(file, r, size))
 }
 
 /// Read a maze CSV (see [`parse_csv`]).

@@ -57,17 +57,7 @@ fn conventional_shape(file: &str, record: &Record) -> Result<BoxShape, DataError
 /// Parse a whole file's bytes. `shape` defaults to the conventional shape for the first question's length
 /// (16 -> 2x2, 36 -> 2x3, 81 -> 3x3).
 pub fn parse_csv(file: &str, bytes: &[u8], shape: Option<BoxShape>) -> Result<Vec<SudokuRecord>, DataError> {
-    let mut shape = shape;
-    let mut out = Vec::new();
-    csv4::parse_each(file, bytes, |record| {
-        let shape = match shape {
-            Some(s) => s,
-            None => *shape.insert(conventional_shape(file, &record)?),
-        };
-        out.push(parse_record(file, &record, shape)?);
-        Ok(())
-    })?;
-    Ok(out)
+    csv4::parse_rows(file, bytes, shape, |r| conventional_shape(file, r), |r, shape| parse_record(file, r, shape))
 }
 
 /// Read a Sudoku CSV (see [`parse_csv`]).
