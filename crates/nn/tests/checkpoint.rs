@@ -421,3 +421,34 @@ fn a_layout_version_this_build_does_not_know_is_refused() {
     let plain = file_from_header(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, &[0; 8]);
     assert!(CheckpointReader::from_bytes("x.safetensors", plain).is_ok());
 }
+
+#[test]
+fn identical_contents_give_identical_bytes_in_a_fixed_order() {
+    // Was: the metadata came out in HashMap order, different for every writer, so two identical runs' files
+    // differed from byte 33 on.
+    let store = small_store(7);
+    let file = || {
+        let mut w = CheckpointWriter::with_params(&store);
+        for key in ["train.state", "config", "train.optim.step", "zeta", "alpha", "m1", "m2", "m3"] {
+            w.set_meta(key, format!("value of {key}"));
+        }
+        w.to_bytes().unwrap()
+    };
+    let first = file();
+    for _ in 0..8 {
+        assert!(file() == first, "two writers of the same contents wrote different bytes");
+    }
+    // The order itself: `__metadata__` first with sorted keys, then the tensors sorted by name.
+    let n = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&first[8..8 + n]).unwrap();
+    assert!(header.starts_with(r#"{"__metadata__":{"alpha":"value of alpha","config":"#), "{header}");
+    let names = ["inner.H_init", "inner.lm_head.weight", "inner.puzzle_emb.weights", "inner.q_head.bias"];
+    let at: Vec<usize> = names.iter().map(|t| header.find(&format!("\"{t}\"")).unwrap()).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "tensors in name order: {header}");
+    // And the safetensors crate reads what we write, to the bit.
+    let st = safetensors::SafeTensors::deserialize(&first).unwrap();
+    let w = st.tensor("inner.lm_head.weight").unwrap();
+    let want: Vec<u8> =
+        store.value(store.get("inner.lm_head.weight").unwrap()).data().iter().flat_map(|x| x.to_le_bytes()).collect();
+    assert_eq!((w.dtype(), w.shape(), w.data()), (Dtype::F32, &[6usize, 4][..], &want[..]));
+}

@@ -3,11 +3,10 @@
 use super::error::CheckpointError;
 use loopgrad_autograd::ParamStore;
 use loopgrad_tensor::{Float, Tensor};
-use safetensors::{Dtype, View};
 use serde::Serialize;
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, OpenOptions};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// The metadata every loopgrad file carries: `format = pt` (what Hugging Face tools expect of PyTorch-layout
@@ -77,66 +76,81 @@ impl<'a, E: Float> CheckpointWriter<'a, E> {
     }
 
     /// The whole file as bytes.
-    pub fn to_bytes(&self) -> Result<Vec<u8>, safetensors::SafeTensorError> {
-        safetensors::serialize(self.views(), &Some(self.metadata_map()))
+    pub fn to_bytes(&self) -> Result<Vec<u8>, CheckpointError> {
+        let mut out = Vec::new();
+        self.write_to(&mut out).map_err(|source| CheckpointError::Io {
+            path: PathBuf::new(),
+            action: "write",
+            source,
+        })?;
+        Ok(out)
     }
 
     /// Writes the file to `path` atomically: to `path.tmp` in the same directory, fsync, rename over `path`,
     /// fsync the directory. A crash at any point leaves the previous file at `path` intact (a stale `.tmp` may
     /// remain; the next write replaces it).
     pub fn write(&self, path: &Path) -> Result<(), CheckpointError> {
-        let metadata = Some(self.metadata_map());
         write_atomic(path, |tmp| {
-            safetensors::serialize_to_file(self.views(), &metadata, tmp).map_err(|e| match e {
-                safetensors::SafeTensorError::IoError(source) => {
-                    CheckpointError::Io { path: tmp.to_path_buf(), action: "write", source }
-                }
-                other => {
-                    CheckpointError::Corrupt { path: tmp.to_path_buf(), reason: format!("cannot serialize: {other}") }
-                }
-            })
+            let io = |source| CheckpointError::Io { path: tmp.to_path_buf(), action: "write", source };
+            let mut out = BufWriter::new(File::create(tmp).map_err(io)?);
+            self.write_to(&mut out).and_then(|()| out.flush()).map_err(io)
         })
     }
 
-    fn views(&self) -> impl Iterator<Item = (&str, LeView<'_, E>)> {
-        self.tensors.iter().map(|(n, t)| (n.as_str(), LeView(t)))
-    }
-
-    fn metadata_map(&self) -> HashMap<String, String> {
-        self.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    /// The safetensors bytes: the 8-byte header length, the header JSON padded with spaces to a multiple of 8
+    /// (as the `safetensors` crate pads it), then each tensor's little-endian data.
+    ///
+    /// Everything is in a fixed order, so identical contents give identical bytes (`sha256sum` is a user's first
+    /// reproducibility check): `__metadata__` first with its keys sorted, then the tensors sorted by name, their
+    /// data in the same order. (The crate writes the metadata from a `HashMap`, in a different order each run.)
+    pub fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let mut order: Vec<&(String, &Tensor<E>)> = self.tensors.iter().collect();
+        order.sort_by(|a, b| a.0.cmp(&b.0));
+        let size = dtype_size::<E>();
+        let mut header = serde_json::Map::new();
+        header.insert("__metadata__".into(), serde_json::to_value(&self.metadata).expect("strings serialize"));
+        let mut offset = 0usize;
+        for (name, t) in &order {
+            let end = offset + t.numel() * size;
+            let entry =
+                serde_json::json!({ "dtype": dtype_name::<E>(), "shape": t.dims(), "data_offsets": [offset, end] });
+            header.insert(name.clone(), entry);
+            offset = end;
+        }
+        let mut header = serde_json::to_vec(&header).expect("a JSON map serializes");
+        header.resize(header.len().div_ceil(8) * 8, b' ');
+        out.write_all(&(header.len() as u64).to_le_bytes())?;
+        out.write_all(&header)?;
+        let mut buf = Vec::with_capacity(1 << 16);
+        for (_, t) in order {
+            for chunk in t.data().chunks((1 << 16) / size) {
+                buf.clear();
+                match size {
+                    // `as f32` is exact: the value is an f32 widened to f64 by `to_f64`.
+                    4 => chunk.iter().for_each(|x| buf.extend_from_slice(&(x.to_f64() as f32).to_le_bytes())),
+                    _ => chunk.iter().for_each(|x| buf.extend_from_slice(&x.to_f64().to_le_bytes())),
+                }
+                out.write_all(&buf)?;
+            }
+        }
+        Ok(())
     }
 }
 
-/// A tensor seen by the `safetensors` crate: its dtype, shape and little-endian bytes.
-struct LeView<'t, E: Float>(&'t Tensor<E>);
-
-/// The safetensors dtype of `E`.
-fn dtype_of<E: Float>() -> Dtype {
+/// The safetensors dtype name of `E`: F32 for `f32`, F64 for `f64`.
+fn dtype_name<E: Float>() -> &'static str {
     match E::NAME {
-        "f32" => Dtype::F32,
-        "f64" => Dtype::F64,
+        "f32" => "F32",
+        "f64" => "F64",
         other => unreachable!("Float is implemented for f32 and f64 only, not {other}"),
     }
 }
 
-impl<E: Float> View for LeView<'_, E> {
-    fn dtype(&self) -> Dtype {
-        dtype_of::<E>()
-    }
-    fn shape(&self) -> &[usize] {
-        self.0.dims()
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        let mut out = Vec::with_capacity(self.data_len());
-        match dtype_of::<E>() {
-            // `as f32` is exact: the value is an f32 widened to f64 by `to_f64`.
-            Dtype::F32 => self.0.data().iter().for_each(|x| out.extend_from_slice(&(x.to_f64() as f32).to_le_bytes())),
-            _ => self.0.data().iter().for_each(|x| out.extend_from_slice(&x.to_f64().to_le_bytes())),
-        }
-        Cow::Owned(out)
-    }
-    fn data_len(&self) -> usize {
-        self.0.numel() * dtype_of::<E>().size()
+/// Bytes per element of `E` in a file.
+fn dtype_size<E: Float>() -> usize {
+    match dtype_name::<E>() {
+        "F32" => 4,
+        _ => 8,
     }
 }
 
