@@ -30,6 +30,25 @@ pub enum CheckpointError {
     NonFinite { path: PathBuf, tensor: String, index: usize, value: f64 },
 }
 
+/// A name or value from a file, as shown in a message: a header may hold names of megabytes, and a message
+/// stays one short line.
+pub(crate) fn clip(text: &str) -> String {
+    const MAX_CHARS: usize = 120;
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &text[..cut], text.len()),
+        None => text.to_string(),
+    }
+}
+
+/// `count` names as one short line: the first few (clipped) and how many more, e.g.
+/// "`a`, `b`, `c`, `d`, `e` and 1699995 more".
+pub fn summarize_names(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let shown: Vec<String> = names.iter().take(SHOWN).map(|t| format!("`{}`", clip(t))).collect();
+    let more = if names.len() > SHOWN { format!(" and {} more", names.len() - SHOWN) } else { String::new() };
+    format!("{}{more}", shown.join(", "))
+}
+
 /// `[a, b, c]`, the way PyTorch users read shapes.
 pub(crate) fn fmt_shape(dims: &[usize]) -> String {
     let inner: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
@@ -43,43 +62,41 @@ impl fmt::Display for CheckpointError {
             Io { path, action, source } => write!(f, "{}: cannot {action}: {source}", path.display()),
             Corrupt { path, reason } => write!(f, "{}: not a valid safetensors file: {reason}", path.display()),
             UnknownDtype { path, tensor, dtype } => {
-                write!(f, "{}: tensor `{tensor}` has unknown dtype `{dtype}`", path.display())
+                write!(f, "{}: tensor `{}` has unknown dtype `{}`", path.display(), clip(tensor), clip(dtype))
             }
             UnsupportedDtype { path, tensor, dtype } => write!(
                 f,
-                "{}: tensor `{tensor}` has dtype {dtype}; only F32, F64, F16 and BF16 tensors can be loaded",
-                path.display()
+                "{}: tensor `{}` has dtype {dtype}; only F32, F64, F16 and BF16 tensors can be loaded",
+                path.display(),
+                clip(tensor)
             ),
             Missing { path, tensor } => write!(f, "{}: tensor `{tensor}` is missing", path.display()),
             Shape { path, tensor, in_file, expected } => write!(
                 f,
-                "{}: tensor `{tensor}` has shape {} in the file, expected {}",
+                "{}: tensor `{}` has shape {} in the file, expected {}",
                 path.display(),
+                clip(tensor),
                 fmt_shape(in_file),
                 fmt_shape(expected)
             ),
-            Unexpected { path, tensors } => {
-                const SHOWN: usize = 5;
-                let names: Vec<String> = tensors.iter().take(SHOWN).map(|t| format!("`{t}`")).collect();
-                let more =
-                    if tensors.len() > SHOWN { format!(" and {} more", tensors.len() - SHOWN) } else { "".into() };
-                write!(
-                    f,
-                    "{}: {} unexpected tensor(s): {}{more} (load with unexpected tensors ignored to skip them)",
-                    path.display(),
-                    tensors.len(),
-                    names.join(", ")
-                )
-            }
+            Unexpected { path, tensors } => write!(
+                f,
+                "{}: {} unexpected tensor(s): {} (load with unexpected tensors ignored to skip them)",
+                path.display(),
+                tensors.len(),
+                summarize_names(tensors)
+            ),
             Duplicate { path, tensor, first, second } => write!(
                 f,
-                "{}: tensors `{first}` and `{second}` both load as `{tensor}` once the `_orig_mod.`/`model.` \
-                 prefixes are stripped",
-                path.display()
+                "{}: tensors `{}` and `{}` both load as `{}` once the `_orig_mod.`/`model.` prefixes are stripped",
+                path.display(),
+                clip(first),
+                clip(second),
+                clip(tensor)
             ),
             Metadata { path, key, reason } => write!(f, "{}: metadata `{key}`: {reason}", path.display()),
             NonFinite { path, tensor, index, value } => {
-                write!(f, "{}: tensor `{tensor}` holds {value} at element {index}", path.display())
+                write!(f, "{}: tensor `{}` holds {value} at element {index}", path.display(), clip(tensor))
             }
         }
     }

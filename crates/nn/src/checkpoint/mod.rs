@@ -24,7 +24,7 @@ mod header;
 mod reader;
 mod writer;
 
-pub use error::CheckpointError;
+pub use error::{summarize_names, CheckpointError};
 pub use reader::{strip_prefixes, CheckpointReader, STRIPPED_PREFIXES};
 pub use writer::{CheckpointWriter, FORMAT_VERSION};
 

@@ -1,18 +1,28 @@
-//! [`CheckpointReader`]: a parsed safetensors file from which tensors are read by name into existing buffers.
+//! [`CheckpointReader`]: a safetensors file whose header is read and checked first, and whose tensors are then
+//! read by name, each straight from its byte range, into existing buffers.
 //!
-//! The reader keeps the file's bytes and the header, strips the `_orig_mod.`/`model.` prefixes that
-//! `torch.compile`d and wrapped PyTorch models put on their names, converts F16/BF16/F32/F64 to the store's
-//! element type, and remembers which tensors were taken so that [`CheckpointReader::finish`] can report the ones
-//! nothing asked for. No file content makes it panic: every problem is a [`CheckpointError`].
+//! Opening reads the 8-byte length and the header only (bounded by the format's 100 MB, and by the file's
+//! size before anything is allocated); a tensor's bytes are read when it is asked for, in chunks of
+//! [`CHUNK_BYTES`], so memory never follows what a header claims, and a tensor nobody asks for is never read.
+//! The reader strips the `_orig_mod.`/`model.` prefixes that `torch.compile`d and wrapped PyTorch models put
+//! on their names, converts F16/BF16/F32/F64 to the store's element type, and remembers which tensors were
+//! taken so that [`CheckpointReader::finish`] can report the ones nothing asked for. No file content makes it
+//! panic: every problem is a [`CheckpointError`].
 
 use super::error::CheckpointError;
-use super::{header, Policy, FORMAT_VERSION};
+use super::header::{self, TensorEntry};
+use super::{Policy, FORMAT_VERSION};
 use loopgrad_autograd::ParamStore;
 use loopgrad_tensor::{Float, Tensor};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+/// How many bytes of a tensor are read (and converted) at a time: a multiple of every dtype's size.
+const CHUNK_BYTES: usize = 1 << 20;
 
 /// The prefixes PyTorch wrappers add to parameter names: `torch.compile` (`_orig_mod.`) and loss-head or
 /// DDP-style wrappers (`model.`). They are stripped, in any order and any number of times, when a file is read.
@@ -50,45 +60,66 @@ struct Entry {
     dtype: Dtype,
     shape: Vec<usize>,
     /// Byte range in the file (already offset past the header).
-    start: usize,
-    end: usize,
+    start: u64,
+    end: u64,
     taken: bool,
 }
 
-/// A safetensors file held in memory, read tensor by tensor.
+/// Where the tensors' bytes come from: the open file, or bytes already in memory ([`CheckpointReader::from_bytes`]).
+enum Source {
+    File(File),
+    Memory(Vec<u8>),
+}
+
+/// A safetensors file whose header has been read and checked; tensors are read from it by name.
 pub struct CheckpointReader {
     path: PathBuf,
-    bytes: Vec<u8>,
+    source: Source,
     /// By name with the wrapper prefixes stripped; a BTreeMap so that reports list names in order.
     entries: BTreeMap<String, Entry>,
     metadata: HashMap<String, String>,
 }
 
 impl CheckpointReader {
-    /// Reads and parses `path`.
+    /// Opens `path` and reads its header (not its tensors).
     pub fn open(path: &Path) -> Result<Self, CheckpointError> {
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
-            path: path.to_path_buf(),
-            action: "read",
-            source,
-        })?;
-        Self::from_bytes(path, bytes)
+        let io = |source| CheckpointError::Io { path: path.to_path_buf(), action: "read", source };
+        // Checked before the open, which would block on a FIFO until a writer came.
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(CheckpointError::Corrupt {
+                path: path.to_path_buf(),
+                reason: "it is not a regular file (a directory, FIFO or device)".into(),
+            });
+        }
+        let mut file = File::open(path).map_err(io)?;
+        let file_len = file.metadata().map_err(io)?.len();
+        let mut first8 = Vec::with_capacity(8);
+        (&mut file).take(8).read_to_end(&mut first8).map_err(io)?;
+        let n = header::header_len(path, &first8, file_len)?;
+        // `n` is at most the format's bound and at most what the file holds, so this allocation is bounded.
+        let mut header_bytes = vec![0u8; n as usize];
+        file.read_exact(&mut header_bytes).map_err(io)?;
+        Self::build(path.to_path_buf(), Source::File(file), file_len, &header_bytes)
     }
 
     /// Parses the bytes of a safetensors file; `path` only names the file in error messages.
     pub fn from_bytes(path: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<Self, CheckpointError> {
         let path = path.into();
-        header::precheck(&path, &bytes)?;
-        let (header_len, meta) = match SafeTensors::read_metadata(&bytes) {
-            Ok(ok) => ok,
-            Err(e) => return Err(header::describe(&path, &bytes, e)),
-        };
-        let data_start = 8 + header_len;
+        let file_len = bytes.len() as u64;
+        let n = header::header_len(&path, &bytes[..bytes.len().min(8)], file_len)?;
+        let header_bytes = bytes[8..8 + n as usize].to_vec();
+        Self::build(path, Source::Memory(bytes), file_len, &header_bytes)
+    }
+
+    fn build(path: PathBuf, source: Source, file_len: u64, header_bytes: &[u8]) -> Result<Self, CheckpointError> {
+        let data_start = 8 + header_bytes.len() as u64;
+        let parsed = header::parse(&path, header_bytes, file_len - data_start)?;
         let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
-        // Sorted by file name, so that which of two clashing names is "first" does not depend on hashing.
-        let mut infos: Vec<_> = meta.tensors().into_iter().collect();
-        infos.sort_by(|a, b| a.0.cmp(&b.0));
-        for (file_name, info) in infos {
+        // Sorted by file name, so that which of two clashing names is "first" does not depend on the file's order.
+        let mut tensors = parsed.tensors;
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        for TensorEntry { name: file_name, dtype, shape, start, end } in tensors {
             let name = strip_prefixes(&file_name).to_string();
             if let Some(prev) = entries.get(&name) {
                 return Err(CheckpointError::Duplicate {
@@ -98,22 +129,11 @@ impl CheckpointReader {
                     second: file_name,
                 });
             }
-            let (start, end) = info.data_offsets;
-            entries.insert(
-                name,
-                Entry {
-                    file_name,
-                    dtype: info.dtype,
-                    shape: info.shape.clone(),
-                    start: data_start + start,
-                    end: data_start + end,
-                    taken: false,
-                },
-            );
+            let (start, end) = (data_start + start, data_start + end);
+            entries.insert(name, Entry { file_name, dtype, shape, start, end, taken: false });
         }
-        let metadata = meta.metadata().clone().unwrap_or_default();
-        check_version(&path, &metadata)?;
-        Ok(CheckpointReader { path, bytes, entries, metadata })
+        check_version(&path, &parsed.metadata)?;
+        Ok(CheckpointReader { path, source, entries, metadata: parsed.metadata })
     }
 
     pub fn path(&self) -> &Path {
@@ -153,9 +173,13 @@ impl CheckpointReader {
         CheckpointError::Metadata { path: self.path.clone(), key: key.to_string(), reason }
     }
 
-    /// Checks that `name` is present with `expected` shape, a loadable dtype and finite values, without writing
-    /// anything.
-    pub fn check(&self, name: &str, expected: &[usize]) -> Result<(), CheckpointError> {
+    /// Checks that `name` is present with `expected` shape and a loadable dtype, from the header alone (nothing
+    /// is read: e.g. to check a file against a model before allocating the model).
+    pub fn check_layout(&self, name: &str, expected: &[usize]) -> Result<(), CheckpointError> {
+        self.entry(name, expected).map(|_| ())
+    }
+
+    fn entry(&self, name: &str, expected: &[usize]) -> Result<&Entry, CheckpointError> {
         let entry = self
             .entries
             .get(name)
@@ -175,24 +199,80 @@ impl CheckpointReader {
                 dtype: format!("{:?}", entry.dtype),
             });
         }
-        if let Some((index, value)) = first_non_finite(entry.dtype, &self.bytes[entry.start..entry.end]) {
-            return Err(CheckpointError::NonFinite {
-                path: self.path.clone(),
-                tensor: entry.file_name.clone(),
-                index,
-                value,
-            });
+        Ok(entry)
+    }
+
+    /// Checks that `name` is present with `expected` shape, a loadable dtype and finite values, without writing
+    /// anything (its bytes are read, a chunk at a time).
+    pub fn check(&self, name: &str, expected: &[usize]) -> Result<(), CheckpointError> {
+        let entry = self.entry(name, expected)?;
+        let mut index = 0;
+        let mut found = None;
+        self.chunks(entry, |bytes| {
+            if found.is_none() {
+                found = first_non_finite(entry.dtype, bytes).map(|(i, v)| (index + i, v));
+                index += bytes.len() / entry.dtype.size();
+            }
+        })?;
+        match found {
+            Some((index, value)) => Err(self.non_finite(entry, index, value)),
+            None => Ok(()),
         }
+    }
+
+    /// Reads tensor `name` into `dst`, whose shape it must have, converting to `E`, and marks it as taken. A
+    /// NaN or infinity is an error naming the element; `dst` may then hold part of the tensor (read into a
+    /// fresh buffer, or [`CheckpointReader::check`] first, where that matters).
+    pub fn read_into<E: Float>(&mut self, name: &str, dst: &mut Tensor<E>) -> Result<(), CheckpointError> {
+        let entry = self.entry(name, dst.dims())?;
+        let size = entry.dtype.size();
+        let out = dst.data_mut();
+        let mut at = 0;
+        let mut found = None;
+        self.chunks(entry, |bytes| {
+            let n = bytes.len() / size;
+            if found.is_none() {
+                found = first_non_finite(entry.dtype, bytes).map(|(i, v)| (at + i, v));
+            }
+            decode(entry.dtype, bytes, &mut out[at..at + n]);
+            at += n;
+        })?;
+        if let Some((index, value)) = found {
+            return Err(self.non_finite(entry, index, value));
+        }
+        self.entries.get_mut(name).expect("read_into: present, checked above").taken = true;
         Ok(())
     }
 
-    /// Reads tensor `name` into `dst`, whose shape it must have, converting to `E`. Marks it as taken.
-    pub fn read_into<E: Float>(&mut self, name: &str, dst: &mut Tensor<E>) -> Result<(), CheckpointError> {
-        self.check(name, dst.dims())?;
-        let entry = self.entries.get_mut(name).expect("read_into: present, checked above");
-        decode(entry.dtype, &self.bytes[entry.start..entry.end], dst.data_mut());
-        entry.taken = true;
-        Ok(())
+    fn non_finite(&self, entry: &Entry, index: usize, value: f64) -> CheckpointError {
+        CheckpointError::NonFinite { path: self.path.clone(), tensor: entry.file_name.clone(), index, value }
+    }
+
+    /// Hands the bytes of `entry` to `each` in consecutive chunks of at most [`CHUNK_BYTES`] (whole elements).
+    fn chunks(&self, entry: &Entry, mut each: impl FnMut(&[u8])) -> Result<(), CheckpointError> {
+        match &self.source {
+            Source::Memory(bytes) => {
+                // In range: the header's offsets were checked to tile the data section exactly.
+                bytes[entry.start as usize..entry.end as usize].chunks(CHUNK_BYTES).for_each(each);
+                Ok(())
+            }
+            Source::File(file) => {
+                let io = |source| CheckpointError::Io { path: self.path.clone(), action: "read", source };
+                let mut file = file;
+                file.seek(SeekFrom::Start(entry.start)).map_err(io)?;
+                let total = entry.end - entry.start;
+                let mut buf = vec![0u8; total.min(CHUNK_BYTES as u64) as usize];
+                let mut left = total;
+                while left > 0 {
+                    let n = left.min(CHUNK_BYTES as u64) as usize;
+                    // A file cut short since it was opened is an "unexpected end of file" here, not a panic.
+                    file.read_exact(&mut buf[..n]).map_err(io)?;
+                    each(&buf[..n]);
+                    left -= n as u64;
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Loads every parameter of `store` by name. Everything is checked before anything is written, so a failed
