@@ -16,6 +16,7 @@ use crate::step::{Batch, Carry, CarryVars, PendingBackward, StepOutput};
 use crate::trm::Trm;
 use loopgrad_autograd::window::{run_recursions, GradWindow, Recurrence};
 use loopgrad_autograd::{Param, ParamStore, Tape, Var};
+use loopgrad_nn::checkpoint::{CheckpointError, CheckpointReader};
 use loopgrad_nn::layers::{rope_tables, BlockStack, Builder, Manifest, ParamSink};
 use loopgrad_tensor::{kernels, Float, Rng, Tensor};
 
@@ -270,6 +271,13 @@ impl ModelConfig {
         let mut m = Manifest::new();
         Model::new(&mut m, self);
         m
+    }
+
+    /// Checks that `reader`'s file holds every parameter of this model with its shape and a float dtype, from
+    /// the file's header alone: before a model whose size comes from a file's metadata is allocated, so that a
+    /// small file whose config claims a huge model is a "tensor missing" error, not a multi-gigabyte allocation.
+    pub fn check_weights(&self, reader: &CheckpointReader) -> Result<(), CheckpointError> {
+        self.manifest().entries.iter().try_for_each(|e| reader.check_layout(&e.name, &e.shape))
     }
 
     /// The parameter count the papers publish: every trained tensor except the puzzle-embedding table (whose

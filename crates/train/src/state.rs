@@ -6,7 +6,8 @@ use crate::config::TrainConfig;
 use crate::slots::{ExampleStream, Slots};
 use crate::trainer::{stream_seed, Trainer};
 use anyhow::{anyhow, Context, Result};
-use loopgrad_nn::checkpoint::{CheckpointReader, CheckpointWriter, Policy};
+use loopgrad_models::io::PUZZLE_EMB;
+use loopgrad_nn::checkpoint::{CheckpointError, CheckpointReader, CheckpointWriter, Policy};
 use loopgrad_tensor::Rng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -115,6 +116,7 @@ impl Trainer {
     pub fn load_checkpoint(&mut self, path: &Path, train_len: usize) -> Result<()> {
         let err = |e: loopgrad_nn::checkpoint::CheckpointError| anyhow!("{e}");
         let mut r = CheckpointReader::open(path).map_err(err)?;
+        check_layout(&r, &self.config).map_err(err)?;
         r.load_params(&mut self.tape.params, Policy::Error).map_err(err)?;
         self.dense.load_state(&self.tape.params, OPTIM, &mut r).map_err(err)?;
         if let Some(ema) = &mut self.ema {
@@ -142,8 +144,34 @@ impl Trainer {
     }
 }
 
-/// Reads a run directory's newest checkpoint config, naming the file on failure.
+/// Reads a run directory's newest checkpoint config, naming the file on failure. The checkpoint's tensors are
+/// checked against that config from the header alone (see [`check_layout`]), so that a small file whose
+/// config claims a huge model is refused before anything of that size is allocated.
 pub fn resume_config(run_dir: &Path) -> Result<TrainConfig> {
     let path = run_dir.join("checkpoint.safetensors");
-    Trainer::checkpoint_config(&path).with_context(|| format!("cannot resume from {}", run_dir.display()))
+    let read = || -> Result<TrainConfig> {
+        let r = CheckpointReader::open(&path).map_err(|e| anyhow!("{e}"))?;
+        let config: TrainConfig = r.json("config").map_err(|e| anyhow!("{e}"))?;
+        // The model's ranges first: its manifest is listed from them.
+        config.model.validate().map_err(|e| anyhow!("{}: metadata `config`: {e}", path.display()))?;
+        check_layout(&r, &config).map_err(|e| anyhow!("{e}"))?;
+        Ok(config)
+    };
+    read().with_context(|| format!("cannot resume from {}", run_dir.display()))
+}
+
+/// Checks that a training checkpoint holds, with the shapes `config` gives them and a float dtype, every weight
+/// and, for each weight the dense optimizer trains, its two moments and (with EMA on) its EMA copy. Reads the
+/// header only.
+pub fn check_layout(r: &CheckpointReader, config: &TrainConfig) -> Result<(), CheckpointError> {
+    config.model.check_weights(r)?;
+    let manifest = config.model.manifest();
+    for e in manifest.entries.iter().filter(|e| e.trainable && e.name != PUZZLE_EMB) {
+        r.check_layout(&format!("{OPTIM}exp_avg.{}", e.name), &e.shape)?;
+        r.check_layout(&format!("{OPTIM}exp_avg_sq.{}", e.name), &e.shape)?;
+        if config.optim.ema > 0.0 {
+            r.check_layout(&format!("{EMA}{}", e.name), &e.shape)?;
+        }
+    }
+    Ok(())
 }

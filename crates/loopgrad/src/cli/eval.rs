@@ -56,6 +56,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(steps) = args.steps.filter(|&s| s > MAX_SUPERVISION_STEPS) {
         bail!("--steps {steps} is more than {MAX_SUPERVISION_STEPS}");
     }
+    // From the header alone, before the model (whose size the file's own config may give) is allocated.
+    config.check_weights(&reader).map_err(err)?;
     let (model, store) = Model::build::<f32>(&config, 0);
     let mut tape = Tape::new(store);
     reader.load_params(&mut tape.params, Policy::Error).map_err(err)?;
@@ -76,7 +78,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             "note: {} ignored tensors in {}: {}",
             unexpected.len(),
             args.checkpoint.display(),
-            unexpected.join(", ")
+            loopgrad_nn::checkpoint::summarize_names(&unexpected)
         );
     }
 
