@@ -172,12 +172,20 @@ fn fifos_and_devices_are_refused_by_name_before_they_are_opened() {
 fn plot_draws_a_metrics_file_with_extreme_numbers() {
     // Was: a hang in the axis mesh (a loss of 1.8e308 times the 5% headroom is infinite).
     let d = tmp("plot");
-    std::fs::write(
-        d.join("metrics.jsonl"),
-        "{\"kind\":\"train\",\"step\":18446744073709551615,\"loss\":1.7976931348623157e308}\n\
-         {\"kind\":\"train\",\"step\":1,\"loss\":-1.7976931348623157e308}\n{\"kind\":\"train\",\"step\":2,\"loss\":0.5}\n",
-    )
-    .unwrap();
+    // Whole train records (what `plot` reads), with only the step and the loss extreme.
+    let record = |step: &str, loss: &str| {
+        format!(
+            "{{\"kind\":\"train\",\"step\":{step},\"loss\":{loss},\"lm_loss\":0.5,\"q_halt_loss\":0.0,\"lr\":0.0001,\
+             \"halted\":0,\"exact_accuracy\":0.0,\"token_accuracy\":0.0,\"halt_steps\":0.0,\"samples_per_s\":1.0,\
+             \"elapsed_s\":1.0}}\n"
+        )
+    };
+    let lines = [
+        record("18446744073709551615", "1.7976931348623157e308"),
+        record("1", "-1.7976931348623157e308"),
+        record("2", "0.5"),
+    ];
+    std::fs::write(d.join("metrics.jsonl"), lines.concat()).unwrap();
     let out = loopgrad(&["plot", ".", "--out", "c.svg"], &d);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::remove_dir_all(&d).unwrap();

@@ -2,13 +2,14 @@
 //!
 //! The reference training recipe of TRM/HRM (deep supervision with a per-slot carry, ACT halting with
 //! exploration, EMA weights for evaluation), evaluation, configs with presets and `--set` overrides, and run
-//! directories that are never half-written.
+//! directories that are never half-written, and the run loop that trains in one (`run`).
 
 pub mod config;
 pub mod data;
 pub mod eval;
 pub mod overrides;
 pub mod presets;
+pub mod run;
 pub mod rundir;
 pub mod slots;
 pub mod state;

@@ -1,11 +1,18 @@
 //! Run directories: the resolved config, `metrics.jsonl`, checkpoints. Nothing is ever half-written: every file
 //! but the append-only metrics log is written to a temporary name and renamed into place.
 
+use crate::run::record::Record;
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// The training checkpoint: weights and the whole training state (`docs/checkpoints.md`).
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+/// The resolved config the run started with, as TOML (a `--config` for another run).
+pub const CONFIG_FILE: &str = "config.toml";
+/// The run's log, one [`Record`] per line.
+pub const METRICS_FILE: &str = "metrics.jsonl";
 
 /// Writes `bytes` to `path` atomically: a sibling temporary file, fsync, rename. A crash leaves either the old
 /// file or the new one, never a mix.
@@ -39,7 +46,7 @@ impl RunDir {
     /// Creates (or reopens, for `--resume`) the directory and opens `metrics.jsonl` for appending.
     pub fn open(path: &Path) -> Result<Self> {
         fs::create_dir_all(path).with_context(|| format!("{}: cannot create the run directory", path.display()))?;
-        let mpath = path.join("metrics.jsonl");
+        let mpath = path.join(METRICS_FILE);
         // Opening a FIFO for appending blocks until a reader comes (`train --resume` hung on one).
         if let Some(kind) = loopgrad_puzzles::error::special_file_kind(&mpath) {
             bail!("{}: cannot append to {kind}; give a regular file", mpath.display());
@@ -62,7 +69,7 @@ impl RunDir {
     }
 
     /// Appends one JSON line to `metrics.jsonl` and flushes it (a killed run keeps every line it logged).
-    pub fn log<T: Serialize>(&mut self, record: &T) -> Result<()> {
+    pub fn log(&mut self, record: &Record) -> Result<()> {
         let mut line = serde_json::to_string(record)?;
         line.push('\n');
         self.metrics.write_all(line.as_bytes())?;
@@ -83,18 +90,6 @@ pub fn read_text(path: &Path) -> Result<String> {
         bail!("{}: cannot read {kind}; give a regular file", path.display());
     }
     fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))
-}
-
-/// Reads every record of a `metrics.jsonl`, naming the file and line of a malformed one.
-pub fn read_metrics(path: &Path) -> Result<Vec<serde_json::Value>> {
-    let text = read_text(path)?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{}: line {}: not a JSON record", path.display(), i + 1))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -146,19 +141,17 @@ pub(crate) mod tests {
 
     #[test]
     fn metrics_append_and_read_back() {
+        use crate::run::record::{read_records, ErrorRecord};
         let d = tempdir("metrics");
+        let record = |step| Record::Error(ErrorRecord { step, message: "m".into() });
         {
             let mut r = RunDir::open(&d).unwrap();
-            r.log(&serde_json::json!({"step": 1, "loss": 2.5})).unwrap();
+            r.log(&record(1)).unwrap();
         }
         let mut r = RunDir::open(&d).unwrap();
-        r.log(&serde_json::json!({"step": 2, "loss": 1.5})).unwrap();
-        let recs = read_metrics(&d.join("metrics.jsonl")).unwrap();
-        assert_eq!(recs.len(), 2);
-        assert_eq!(recs[1]["loss"], 1.5);
-        fs::write(d.join("bad.jsonl"), "{\"a\":1}\nnot json\n").unwrap();
-        let err = read_metrics(&d.join("bad.jsonl")).unwrap_err().to_string();
-        assert!(err.contains("line 2"), "{err}");
+        r.log(&record(2)).unwrap();
+        let recs = read_records(&d.join(METRICS_FILE)).unwrap();
+        assert_eq!(recs, [record(1), record(2)]);
         fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -148,7 +148,7 @@ impl Trainer {
 /// checked against that config from the header alone (see [`check_layout`]), so that a small file whose
 /// config claims a huge model is refused before anything of that size is allocated.
 pub fn resume_config(run_dir: &Path) -> Result<TrainConfig> {
-    let path = run_dir.join("checkpoint.safetensors");
+    let path = run_dir.join(crate::rundir::CHECKPOINT_FILE);
     let read = || -> Result<TrainConfig> {
         let r = CheckpointReader::open(&path).map_err(|e| anyhow!("{e}"))?;
         let config: TrainConfig = r.json("config").map_err(|e| anyhow!("{e}"))?;

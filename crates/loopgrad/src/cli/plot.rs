@@ -1,6 +1,8 @@
 //! `loopgrad plot RUN_DIR`: an SVG of a run's loss and accuracy curves, from its `metrics.jsonl`.
 
 use anyhow::{anyhow, bail, Result};
+use loopgrad_train::run::record::{read_records, Record};
+use loopgrad_train::rundir::METRICS_FILE;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -21,31 +23,35 @@ struct Series {
 }
 
 pub fn run(args: PlotArgs) -> Result<()> {
-    // `read_metrics` refuses a FIFO or device in the file's place itself.
-    let metrics = args.run_dir.join("metrics.jsonl");
+    // `read_records` refuses a FIFO or device in the file's place itself.
+    let metrics = args.run_dir.join(METRICS_FILE);
     if let Some(out) = &args.out {
         crate::cli::check_output_file("--out", out)?;
     }
-    let records = loopgrad_train::rundir::read_metrics(&metrics)?;
+    let records = read_records(&metrics)?;
     if records.is_empty() {
         bail!("{}: no records to plot", metrics.display());
     }
-    let pick = |kind: &str, key: &str| -> Vec<(f64, f64)> {
-        records
-            .iter()
-            .filter(|r| r["kind"] == kind)
-            .filter_map(|r| Some((r["step"].as_f64()?, r[key].as_f64()?)))
-            .filter(|&(step, v)| plottable(step, v))
-            .collect()
+    let train = |value: fn(&loopgrad_train::run::record::TrainRecord) -> f64| -> Vec<(f64, f64)> {
+        let points =
+            records
+                .iter()
+                .filter_map(|r| if let Record::Train(t) = r { Some((t.step as f64, value(t))) } else { None });
+        points.filter(|&(step, v)| plottable(step, v)).collect()
+    };
+    let eval = |value: fn(&loopgrad_train::run::record::EvalRecord) -> f64| -> Vec<(f64, f64)> {
+        let points =
+            records.iter().filter_map(|r| if let Record::Eval(e) = r { Some((e.step as f64, value(e))) } else { None });
+        points.filter(|&(step, v)| plottable(step, v)).collect()
     };
     let losses = vec![
-        Series { name: "train loss", points: pick("train", "loss"), color: BLUE },
-        Series { name: "eval loss", points: pick("eval", "loss"), color: RED },
+        Series { name: "train loss", points: train(|t| t.loss), color: BLUE },
+        Series { name: "eval loss", points: eval(|e| e.loss), color: RED },
     ];
     let accuracies = vec![
-        Series { name: "train exact accuracy", points: pick("train", "exact_accuracy"), color: BLUE },
-        Series { name: "eval exact accuracy", points: pick("eval", "exact_accuracy"), color: RED },
-        Series { name: "eval token accuracy", points: pick("eval", "token_accuracy"), color: GREEN },
+        Series { name: "train exact accuracy", points: train(|t| t.exact_accuracy), color: BLUE },
+        Series { name: "eval exact accuracy", points: eval(|e| e.exact_accuracy), color: RED },
+        Series { name: "eval token accuracy", points: eval(|e| e.token_accuracy), color: GREEN },
     ];
     let out = args.out.unwrap_or_else(|| args.run_dir.join("curves.svg"));
     draw(&out, &losses, &accuracies).map_err(|e| anyhow!("{}: cannot draw the plot: {e}", out.display()))?;

@@ -16,8 +16,8 @@ use loopgrad_train::study::runner::{self, Outcome, RunStatus};
 use loopgrad_train::study::{collect, Expansion, Plan};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 #[derive(clap::Args, Default)]
@@ -68,7 +68,7 @@ pub struct StudyArgs {
 pub fn run(args: StudyArgs) -> Result<()> {
     let exe = std::env::current_exe().context("cannot locate the loopgrad binary")?;
     if let Some(dir) = &args.run_cell {
-        return run_cell(dir, &exe);
+        return run_cell(dir);
     }
     // Found now, not after hours of training when the report is written.
     if let Some(report) = &args.report {
@@ -164,9 +164,9 @@ fn prepare(expansion: &Expansion, out: &Path) -> Result<()> {
 }
 
 /// `--run-cell DIR`: one run to finished, one line of outcome on stdout.
-fn run_cell(dir: &Path, exe: &Path) -> Result<()> {
+fn run_cell(dir: &Path) -> Result<()> {
     let spec = runner::read_spec(dir)?;
-    match runner::execute(dir, exe)? {
+    match runner::execute(dir, loopgrad_train::run::stop_signal())? {
         Outcome::Skipped => println!("{}: already finished", spec.name),
         Outcome::Done { resumed, trained, test_time } => {
             let accuracies: Vec<String> =
@@ -195,9 +195,7 @@ fn run_local(expansion: &Expansion, out: &Path, exe: &Path, jobs: usize) -> Resu
         todo.len(),
         out.display()
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    let stop = loopgrad_train::run::stop_signal();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
@@ -215,7 +213,7 @@ fn run_local(expansion: &Expansion, out: &Path, exe: &Path, jobs: usize) -> Resu
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                 let line = match result {
                     Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
-                    // Ctrl-C reaches the children too: their trainers save a checkpoint and the run resumes later.
+                    // Ctrl-C reaches the children too: their run loops save a checkpoint and the run resumes later.
                     Ok(_) if stop.load(Ordering::SeqCst) => format!("interrupted: {}", dir.display()),
                     Ok(o) => {
                         let err = String::from_utf8_lossy(&o.stderr).trim().to_string();

@@ -1,20 +1,14 @@
-//! `loopgrad train`: the main job. Trains a model from a preset or a TOML config (plus `--set` overrides),
-//! shows a progress bar, logs `metrics.jsonl`, evaluates on held-out puzzles, checkpoints atomically, stops
-//! cleanly on Ctrl-C, and resumes exactly with `--resume`.
+//! `loopgrad train`: the main job. Resolves a config from a preset or a TOML file (plus `--set` overrides) and a
+//! run directory, then runs the run loop (`loopgrad_train::run`: train, log `metrics.jsonl`, evaluate, checkpoint,
+//! resume, stop on Ctrl-C) with a progress bar, and prints the held-out result.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use loopgrad_train::rundir::RunDir;
-use loopgrad_train::{data, evaluate, state, EvalResult, StepStats, TrainConfig, Trainer};
-use serde_json::json;
+use loopgrad_train::run::{self, Ended, Progress, Start};
+use loopgrad_train::rundir::{CHECKPOINT_FILE, CONFIG_FILE};
+use loopgrad_train::{state, TrainConfig};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
-
-/// The checkpoint's file name inside a run directory.
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
 #[derive(clap::Args, Default)]
 pub struct TrainArgs {
@@ -37,104 +31,22 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let (config, dir) = resolve(&args)?;
-    let threads = if config.run.threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    } else {
-        config.run.threads
-    };
-    loopgrad_tensor::parallel::set_threads(threads);
-    loopgrad_tensor::parallel::flush_denormals();
-    train(config, dir, args.resume.is_some(), threads)
-}
-
-/// Loads the data, trains to `run.steps` (or resumes), checkpoints, and prints the held-out evaluation.
-fn train(config: TrainConfig, dir: PathBuf, resume: bool, threads: usize) -> Result<()> {
-    let t0 = Instant::now();
-    let data = data::load(&config.data)?;
-    loopgrad_train::trainer::check_data(&config, &data.test, "held-out")?;
-    eprintln!("data: {} ({:.1} s)", data.description, t0.elapsed().as_secs_f64());
-
-    let mut trainer = Trainer::new(config.clone(), &data.train)?;
-    let mut run = RunDir::open(&dir)?;
-    if resume {
-        trainer.load_checkpoint(&dir.join(CHECKPOINT), data.train.len())?;
-        eprintln!("resuming {} at step {}", dir.display(), trainer.step());
-    } else {
-        run.write("config.toml", config.to_toml().as_bytes())?;
-    }
-    let params = trainer.model.param_count(&trainer.tape.params);
-    eprintln!(
-        "model: {} ({params} parameters), {threads} thread(s), run directory {}",
-        config.model.arch(),
-        dir.display()
-    );
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    // A second handler cannot be installed (e.g. in tests that call run twice); training still works.
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-
-    let r = &config.run;
-    let bar = progress_bar(r.steps, trainer.step());
-    let start = Instant::now();
-    let mut window = Window::default();
-    let mut interrupted = false;
-    while trainer.step() < r.steps {
-        if stop.load(Ordering::SeqCst) {
-            interrupted = true;
-            break;
+    run::use_threads(&config);
+    let start = if args.resume.is_some() { Start::Resume } else { Start::Fresh };
+    let mut bar = Bar { bar: None, log_every: config.run.log_every };
+    match run::train(config, &dir, start, run::stop_signal(), &mut bar)? {
+        Ended::Interrupted { step } => {
+            println!(
+                "interrupted at step {step}: checkpoint saved; continue with `loopgrad train --resume {}`",
+                dir.display()
+            );
         }
-        if r.time_limit_s > 0.0 && start.elapsed().as_secs_f64() > r.time_limit_s {
-            say(&bar, format!("time limit of {} s reached at step {}", r.time_limit_s, trainer.step()));
-            break;
-        }
-        let t = Instant::now();
-        let stats = match trainer.train_step(&data.train) {
-            Ok(s) => s,
-            Err(e) => {
-                bar.abandon();
-                run.log(&json!({"kind": "error", "step": trainer.step() + 1, "message": e.to_string()}))?;
-                return Err(e);
-            }
-        };
-        window.add(&stats, t.elapsed().as_secs_f64(), r.batch_size);
-        let step = stats.step;
-        bar.set_position(step);
-        if step % r.log_every.max(1) == 0 || step == r.steps {
-            let record = window.record(step, start.elapsed().as_secs_f64());
-            bar.set_message(window.message());
-            // Without a terminal there is no bar: print about ten progress lines per run instead.
-            if bar.is_hidden() && (step % (r.steps / 10).max(1) < r.log_every.max(1) || step == r.steps) {
-                eprintln!("step {step}/{}: {}", r.steps, window.message());
-            }
-            run.log(&record)?;
-            window = Window::default();
-        }
-        if r.eval_every > 0 && step % r.eval_every == 0 && step < r.steps {
-            let result = run_eval(&mut trainer, &data.test, r.eval_examples);
-            say(&bar, format!("step {step}: {}", describe(&result)));
-            run.log(&eval_record(step, &result, false))?;
-        }
-        if r.checkpoint_every > 0 && step % r.checkpoint_every == 0 {
-            trainer.save_checkpoint(&dir.join(CHECKPOINT))?;
+        Ended::Finished { step, train_seconds, result } => {
+            println!("trained {step} steps in {train_seconds:.0} s; {}", run::describe(&result));
+            println!("held-out exact accuracy: {:.1}% on {} puzzles", 100.0 * result.exact_accuracy, result.examples);
+            println!("run directory: {}", dir.display());
         }
     }
-    bar.finish_and_clear();
-    trainer.save_checkpoint(&dir.join(CHECKPOINT))?;
-    if interrupted {
-        println!(
-            "interrupted at step {}: checkpoint saved; continue with `loopgrad train --resume {}`",
-            trainer.step(),
-            dir.display()
-        );
-        return Ok(());
-    }
-    let train_s = start.elapsed().as_secs_f64();
-    let result = run_eval(&mut trainer, &data.test, 0);
-    run.log(&eval_record(trainer.step(), &result, true))?;
-    println!("trained {} steps in {:.0} s; {}", trainer.step(), train_s, describe(&result));
-    println!("held-out exact accuracy: {:.1}% on {} puzzles", 100.0 * result.exact_accuracy, result.examples);
-    println!("run directory: {}", dir.display());
     Ok(())
 }
 
@@ -143,9 +55,9 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
     // A config read from a file is validated on its own first, so that its errors name the file and errors
     // that only the overrides cause name the overrides (a preset's own fields are always valid).
     if let Some(dir) = &args.resume {
-        crate::cli::check_input_file("--resume", &dir.join(CHECKPOINT))?;
+        crate::cli::check_input_file("--resume", &dir.join(CHECKPOINT_FILE))?;
         let stored = state::resume_config(dir)?;
-        stored.validate().with_context(|| format!("{}: metadata `config`", dir.join(CHECKPOINT).display()))?;
+        stored.validate().with_context(|| format!("{}: metadata `config`", dir.join(CHECKPOINT_FILE).display()))?;
         note_edited_config(dir, &stored);
         return Ok((stored.with_overrides(&args.sets)?, dir.clone()));
     }
@@ -165,16 +77,14 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
         Some(d) => d.clone(),
         None => Path::new("runs").join(format!("{name}-{}", timestamp())),
     };
-    if dir.join(CHECKPOINT).exists() {
-        bail!("{} already holds a run; use --resume {0} to continue it, or another --out", dir.display());
-    }
+    run::check_fresh(&dir)?;
     Ok((config, dir))
 }
 
 /// A resumed run takes its config from the checkpoint, which is what makes it continue exactly; a `config.toml`
 /// edited since is not read, and saying so spares a user waiting for a change that never comes.
 fn note_edited_config(dir: &Path, stored: &TrainConfig) {
-    let path = dir.join("config.toml");
+    let path = dir.join(CONFIG_FILE);
     if path.is_file() && TrainConfig::from_file(&path).ok().as_ref() != Some(stored) {
         eprintln!(
             "note: {} differs from the config saved in the checkpoint, and a resumed run uses the checkpoint's; \
@@ -184,105 +94,56 @@ fn note_edited_config(dir: &Path, stored: &TrainConfig) {
     }
 }
 
-fn run_eval(trainer: &mut Trainer, test: &loopgrad_puzzles::ExampleSet, limit: usize) -> EvalResult {
-    let steps = match trainer.config.run.eval_steps {
-        0 => trainer.config.model.halt_max_steps(),
-        s => s,
-    };
-    let batch = trainer.config.run.batch_size.max(64);
-    trainer.with_eval_weights(|model, tape| evaluate(model, tape, test, limit, steps, batch).0)
+/// The run loop's progress on a terminal: a bar, with notes printed above it. Without a terminal there is no
+/// bar, and notes and about ten progress lines per run go to stderr.
+struct Bar {
+    bar: Option<ProgressBar>,
+    /// The config's `run.log_every`: one logged interval in so many steps.
+    log_every: u64,
 }
 
-fn describe(r: &EvalResult) -> String {
-    format!(
-        "held-out exact {:.1}%, token {:.1}%, loss {:.4} on {} puzzles ({} steps)",
-        100.0 * r.exact_accuracy,
-        100.0 * r.token_accuracy,
-        r.loss,
-        r.examples,
-        r.steps
-    )
+impl Bar {
+    fn hidden(&self) -> bool {
+        self.bar.as_ref().is_none_or(|b| b.is_hidden())
+    }
 }
 
-fn eval_record(step: u64, r: &EvalResult, last: bool) -> serde_json::Value {
-    json!({
-        "kind": "eval", "step": step, "final": last, "examples": r.examples, "exact_accuracy": r.exact_accuracy,
-        "token_accuracy": r.token_accuracy, "loss": r.loss, "eval_steps": r.steps,
-    })
-}
-
-/// Training statistics over one logging interval.
-#[derive(Default)]
-struct Window {
-    steps: u64,
-    loss: f64,
-    lm_loss: f64,
-    q_halt_loss: f64,
-    lr: f64,
-    halted: usize,
-    exact: usize,
-    correct: usize,
-    valid: usize,
-    halt_steps: u64,
-    seconds: f64,
-    samples: usize,
-}
-
-impl Window {
-    fn add(&mut self, s: &StepStats, seconds: f64, batch: usize) {
-        self.steps += 1;
-        self.loss += s.loss;
-        self.lm_loss += s.lm_loss;
-        self.q_halt_loss += s.q_halt_loss;
-        self.lr = s.lr;
-        self.halted += s.halted;
-        self.exact += s.exact;
-        self.correct += s.tokens_correct;
-        self.valid += s.tokens_valid;
-        self.halt_steps += s.halt_steps;
-        self.seconds += seconds;
-        self.samples += batch;
+impl Progress for Bar {
+    fn start(&mut self, at: u64, total: u64) {
+        self.bar = Some(progress_bar(total, at));
     }
 
-    fn ratio(a: f64, b: f64) -> f64 {
-        if b > 0.0 {
-            a / b
-        } else {
-            0.0
+    fn stepped(&mut self, step: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(step);
         }
     }
 
-    fn record(&self, step: u64, elapsed: f64) -> serde_json::Value {
-        let n = self.steps.max(1) as f64;
-        json!({
-            "kind": "train", "step": step, "loss": self.loss / n, "lm_loss": self.lm_loss / n,
-            "q_halt_loss": self.q_halt_loss / n, "lr": self.lr, "halted": self.halted,
-            "exact_accuracy": Self::ratio(self.exact as f64, self.halted as f64),
-            "token_accuracy": Self::ratio(self.correct as f64, self.valid as f64),
-            "halt_steps": Self::ratio(self.halt_steps as f64, self.halted as f64),
-            "samples_per_s": Self::ratio(self.samples as f64, self.seconds), "elapsed_s": elapsed,
-        })
+    fn logged(&mut self, step: u64, total: u64, summary: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(summary.to_string());
+        }
+        // Without a terminal there is no bar: print about ten progress lines per run instead.
+        if self.hidden() && (step % (total / 10).max(1) < self.log_every.max(1) || step == total) {
+            eprintln!("step {step}/{total}: {summary}");
+        }
     }
 
-    fn message(&self) -> String {
-        let n = self.steps.max(1) as f64;
-        format!(
-            "loss {:.4} | token {:.1}% exact {:.1}% | halt {:.1} steps | {:.0} samples/s",
-            self.loss / n,
-            100.0 * Self::ratio(self.correct as f64, self.valid as f64),
-            100.0 * Self::ratio(self.exact as f64, self.halted as f64),
-            Self::ratio(self.halt_steps as f64, self.halted as f64),
-            Self::ratio(self.samples as f64, self.seconds)
-        )
+    fn note(&mut self, line: &str) {
+        match &self.bar {
+            Some(bar) if !bar.is_hidden() => bar.println(line),
+            _ => eprintln!("{line}"),
+        }
     }
-}
 
-/// A line above the progress bar, or on stderr when there is no bar.
-fn say(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        bar.println(line);
+    fn end(&mut self, completed: bool) {
+        if let Some(bar) = &self.bar {
+            if completed {
+                bar.finish_and_clear();
+            } else {
+                bar.abandon();
+            }
+        }
     }
 }
 

@@ -75,14 +75,14 @@ pub fn collect(expansion: &Expansion, runs_dir: &Path) -> Results {
             let status = status(&dir, spec);
             let finished = status == RunStatus::Finished;
             let log = read_log(&dir);
-            let value = |key: &str| log.final_eval.as_ref().and_then(|r| r[key].as_f64()).filter(|_| finished);
+            let final_eval = log.final_eval.as_ref().filter(|_| finished);
             let test_time = read_test_time(&dir).filter(|_| finished);
             if let Some(t) = &test_time {
                 *machines.entry(t.machine.clone()).or_insert(0) += 1;
             }
             RunResult {
-                exact: value("exact_accuracy"),
-                token: value("token_accuracy"),
+                exact: final_eval.map(|r| r.exact_accuracy),
+                token: final_eval.map(|r| r.token_accuracy),
                 train_seconds: finished.then_some(log.train_seconds),
                 test_time: test_time.iter().flat_map(|t| &t.results).map(|r| (r.steps, r.exact_accuracy)).collect(),
                 machine: test_time.map(|t| t.machine),

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! plan.toml ──expand──> runs: OUT/runs/CONDITION-STEPSst-sSEED/study.json       (expand.rs, plan.rs)
-//!     each run ──runner──> loopgrad train ... --out DIR; test_time.json          (runner.rs, testtime.rs)
+//!     each run ──runner──> run::train into DIR; test_time.json                  (runner.rs, testtime.rs)
 //!     run directories ──collect──> per-cell mean ± sd ──report──> report.md       (collect.rs, report.rs)
 //! ```
 //!

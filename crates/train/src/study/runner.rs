@@ -1,24 +1,28 @@
 //! One run of a study, start to finish, from its directory alone: `loopgrad study --run-cell DIR` (what
-//! `--jobs` runs locally and what `--emit-jobs` writes, one line per run) reads `DIR/study.json`, trains with
-//! `loopgrad train` as a child process, then evaluates the checkpoint at the test-time step counts.
+//! `--jobs` runs locally, one process per run, and what `--emit-jobs` writes, one line per run) reads
+//! `DIR/study.json`, trains with the run loop ([`crate::run::train`], the one `loopgrad train` runs), then
+//! evaluates the checkpoint at the test-time step counts.
 //!
-//! A run is *finished* when its `metrics.jsonl` holds the final evaluation line and `test_time.json` exists for
-//! the same step: the study skips it. A run killed after its first checkpoint is continued with
-//! `loopgrad train --resume` (bit for bit the run it would have been); one killed before is restarted from
-//! scratch. A run that stopped on an error (a NaN loss) stays failed: the study reports it and does not retry
-//! it; delete its directory to try again.
+//! A run is *finished* when its `metrics.jsonl` holds the final evaluation record and `test_time.json` exists for
+//! the same step: the study skips it. A run killed after its first checkpoint is resumed (bit for bit the run it
+//! would have been); one killed before is restarted from scratch. A run that stopped on an error (a NaN loss)
+//! stays failed: the study reports it and does not retry it; delete its directory to try again.
 
 use super::expand::RunSpec;
 use super::testtime::{self, TestTime, TEST_TIME_FILE};
+use crate::run::record::{read_records_lenient, ErrorRecord, EvalRecord, Record};
+use crate::run::{self, Ended, Progress, Start};
+use crate::rundir::{CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE};
+use crate::TrainConfig;
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::Value;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
 
 /// The file that says what a run directory is for.
 pub const SPEC_FILE: &str = "study.json";
-/// The training process's output.
+/// The training's progress lines, as `loopgrad train` prints them without a terminal.
 pub const LOG_FILE: &str = "train.log";
 
 /// Where a run directory stands.
@@ -40,9 +44,9 @@ pub enum RunStatus {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunLog {
     /// The final evaluation record (`"kind":"eval","final":true`).
-    pub final_eval: Option<Value>,
+    pub final_eval: Option<EvalRecord>,
     /// An error record (`"kind":"error"`).
-    pub error: Option<Value>,
+    pub error: Option<ErrorRecord>,
     /// Seconds spent training: the sum over the run's segments (a resumed run starts a new one) of the last
     /// `elapsed_s` of each, so steps redone after a resume count twice, as they cost.
     pub train_seconds: f64,
@@ -51,21 +55,18 @@ pub struct RunLog {
 /// Reads `metrics.jsonl` of a run directory (an empty log when there is none).
 pub fn read_log(dir: &Path) -> RunLog {
     let mut log = RunLog::default();
-    let Some(text) = read_regular(&dir.join("metrics.jsonl")) else { return log };
-    let (mut last_step, mut last_elapsed, mut segment) = (0.0, 0.0, 0.0);
-    for record in text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
-        match record["kind"].as_str() {
-            Some("train") => {
-                let (step, elapsed) =
-                    (record["step"].as_f64().unwrap_or(0.0), record["elapsed_s"].as_f64().unwrap_or(0.0));
-                if step <= last_step || elapsed < last_elapsed {
+    let (mut last_step, mut last_elapsed, mut segment) = (0, 0.0, 0.0);
+    for record in read_records_lenient(&dir.join(METRICS_FILE)) {
+        match record {
+            Record::Train(r) => {
+                if r.step <= last_step || r.elapsed_s < last_elapsed {
                     log.train_seconds += segment;
                 }
-                (last_step, last_elapsed, segment) = (step, elapsed, elapsed);
+                (last_step, last_elapsed, segment) = (r.step, r.elapsed_s, r.elapsed_s);
             }
-            Some("eval") if record["final"] == Value::Bool(true) => log.final_eval = Some(record),
-            Some("error") => log.error = Some(record),
-            _ => {}
+            Record::Eval(r) if r.last => log.final_eval = Some(r),
+            Record::Eval(_) => {}
+            Record::Error(r) => log.error = Some(r),
         }
     }
     log.train_seconds += segment;
@@ -89,7 +90,7 @@ fn read_regular(path: &Path) -> Option<String> {
 pub fn status(dir: &Path, spec: &RunSpec) -> RunStatus {
     let log = read_log(dir);
     if let Some(e) = &log.error {
-        return RunStatus::Failed(e["message"].as_str().unwrap_or("an error").to_string());
+        return RunStatus::Failed(e.message.clone());
     }
     if log.final_eval.is_some() {
         let evaluated = read_test_time(dir).is_some_and(|t| {
@@ -97,7 +98,7 @@ pub fn status(dir: &Path, spec: &RunSpec) -> RunStatus {
         });
         return if evaluated { RunStatus::Finished } else { RunStatus::Trained };
     }
-    if dir.join("checkpoint.safetensors").exists() {
+    if dir.join(CHECKPOINT_FILE).exists() {
         RunStatus::Partial
     } else {
         RunStatus::NotStarted
@@ -160,83 +161,157 @@ pub enum Outcome {
     Done { resumed: bool, trained: bool, test_time: TestTime },
 }
 
-/// Brings the run in `dir` to finished: trains it with `exe train ...` (the `loopgrad` binary; output appended
-/// to `train.log`) unless it is trained, then evaluates it at the test-time step counts.
-pub fn execute(dir: &Path, exe: &Path) -> Result<Outcome> {
+/// Brings the run in `dir` to finished: trains it (progress appended to `train.log`) unless it is trained, then
+/// evaluates it at the test-time step counts. Training stops with a checkpoint, and this returns an error, once
+/// `stop` is set.
+pub fn execute(dir: &Path, stop: &AtomicBool) -> Result<Outcome> {
     let spec = read_spec(dir)?;
     let state = status(dir, &spec);
-    let (trained, resumed) = match &state {
+    let (config, start) = match &state {
         RunStatus::Finished => return Ok(Outcome::Skipped),
         RunStatus::Failed(message) => {
             bail!("{}: the run failed earlier ({message}); delete the directory to retry it", dir.display())
         }
-        RunStatus::Trained => (false, false),
+        RunStatus::Trained => (None, None),
         RunStatus::NotStarted => {
             // A run killed before its first checkpoint may have left a config and metrics lines: start clean.
-            for leftover in ["metrics.jsonl", "config.toml", TEST_TIME_FILE] {
+            for leftover in [METRICS_FILE, CONFIG_FILE, TEST_TIME_FILE] {
                 let _ = fs::remove_file(dir.join(leftover));
             }
-            let mut args = vec!["train".to_string()];
-            args.extend(spec.train_args.iter().cloned());
-            args.extend(["--out".to_string(), dir.display().to_string()]);
-            train(exe, &args, dir)?;
-            (true, false)
+            (Some(spec_config(&spec, dir)?), Some(Start::Fresh))
         }
-        RunStatus::Partial => {
-            train(exe, &["train".into(), "--resume".into(), dir.display().to_string()], dir)?;
-            (true, true)
-        }
+        RunStatus::Partial => (Some(crate::state::resume_config(dir)?), Some(Start::Resume)),
     };
+    if let (Some(config), Some(start)) = (config, start) {
+        train(config, dir, start, stop)?;
+    }
     if read_log(dir).final_eval.is_none() {
         bail!("{}: training ended without its final evaluation (interrupted?); run it again to resume", dir.display());
     }
     let test_time = testtime::evaluate_run(dir, &spec.eval_steps, spec.test_time_examples)?;
-    Ok(Outcome::Done { resumed, trained, test_time })
+    Ok(Outcome::Done { resumed: start == Some(Start::Resume), trained: start.is_some(), test_time })
 }
 
-/// Runs `exe args...` with its output appended to the run's log; an error quotes the log's last lines.
-fn train(exe: &Path, args: &[String], dir: &Path) -> Result<()> {
+/// The config a run trains with, from its `train_args` as [`super::expand`] writes them: `--preset NAME`, then
+/// `--set KEY=VALUE` pairs (the flags `loopgrad train` takes, so that a reader can rerun a run by hand).
+fn spec_config(spec: &RunSpec, dir: &Path) -> Result<TrainConfig> {
+    let bad = || {
+        anyhow!(
+            "{}: train_args {:?}: expected --preset NAME, then --set KEY=VALUE pairs",
+            dir.join(SPEC_FILE).display(),
+            spec.train_args
+        )
+    };
+    let (preset, sets) = match spec.train_args.as_slice() {
+        [flag, name, rest @ ..] if flag == "--preset" && rest.len() % 2 == 0 => (name, rest),
+        _ => return Err(bad()),
+    };
+    let mut overrides = Vec::new();
+    for pair in sets.chunks(2) {
+        if pair[0] != "--set" {
+            return Err(bad());
+        }
+        overrides.push(pair[1].clone());
+    }
+    TrainConfig::preset(preset)
+        .and_then(|c| c.with_overrides(&overrides))
+        .with_context(|| format!("{}: train_args", dir.join(SPEC_FILE).display()))
+}
+
+/// Trains the run in `dir` with the run loop, its progress appended to the run's log. An interruption is an
+/// error here: the run is not finished, and the next `--run-cell` resumes it.
+fn train(config: TrainConfig, dir: &Path, start: Start, stop: &AtomicBool) -> Result<()> {
     let log_path = dir.join(LOG_FILE);
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
         .with_context(|| format!("{}: cannot open", log_path.display()))?;
-    let status = Command::new(exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .status()
-        .with_context(|| format!("cannot start {}", exe.display()))?;
-    if !status.success() {
-        let text = fs::read_to_string(&log_path).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect();
-        bail!("{}: training failed ({status}): {}", dir.display(), tail.join(" | "));
+    run::use_threads(&config);
+    let mut progress = LogFile { file: log };
+    let ended = run::train(config, dir, start, stop, &mut progress)
+        .with_context(|| format!("{}: training failed (its log: {})", dir.display(), log_path.display()))?;
+    match ended {
+        Ended::Finished { step, train_seconds, result } => {
+            progress.note(&format!("trained {step} steps in {train_seconds:.0} s; {}", run::describe(&result)));
+            Ok(())
+        }
+        Ended::Interrupted { step } => {
+            progress.note(&format!("interrupted at step {step}: checkpoint saved"));
+            bail!("{}: interrupted at step {step}; run it again to resume", dir.display())
+        }
     }
-    Ok(())
+}
+
+/// Progress as lines appended to a run's `train.log`: notes, and each logging interval. The log is for a reader
+/// (`metrics.jsonl` is the record), so a line that cannot be written is dropped rather than failing the run.
+struct LogFile {
+    file: File,
+}
+
+impl Progress for LogFile {
+    fn start(&mut self, _: u64, _: u64) {}
+    fn stepped(&mut self, _: u64) {}
+    fn logged(&mut self, step: u64, total: u64, summary: &str) {
+        self.note(&format!("step {step}/{total}: {summary}"));
+    }
+    fn note(&mut self, line: &str) {
+        let _ = writeln!(self.file, "{line}");
+    }
+    fn end(&mut self, _: bool) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::record::TrainRecord;
+    use std::process::Command;
 
     #[test]
     fn the_log_reader_sums_segments_and_skips_cut_lines() {
         let d = std::env::temp_dir().join(format!("loopgrad-study-log-{}", std::process::id()));
         fs::create_dir_all(&d).unwrap();
+        let train = |step: u64, elapsed_s: f64| {
+            let r = TrainRecord {
+                step,
+                loss: 1.0,
+                lm_loss: 1.0,
+                q_halt_loss: 0.0,
+                lr: 1e-4,
+                halted: 0,
+                exact_accuracy: 0.0,
+                token_accuracy: 0.0,
+                halt_steps: 0.0,
+                samples_per_s: 1.0,
+                elapsed_s,
+            };
+            serde_json::to_string(&Record::Train(r)).unwrap()
+        };
+        let eval = |last: bool, exact_accuracy: f64| {
+            let r = EvalRecord {
+                step: 30,
+                last,
+                examples: 4,
+                exact_accuracy,
+                token_accuracy: 0.5,
+                loss: 1.0,
+                eval_steps: 2,
+            };
+            serde_json::to_string(&Record::Eval(r)).unwrap()
+        };
+        let cut = train(30, 3.0);
         let lines = [
-            r#"{"kind":"train","step":10,"elapsed_s":1.0}"#,
-            r#"{"kind":"train","step":20,"elapsed_s":2.0}"#,
-            r#"{"kind":"train","step":30,"ela"#,
-            r#"{"kind":"train","step":30,"elapsed_s":0.5}"#,
-            r#"{"kind":"eval","step":30,"final":false,"exact_accuracy":0.1}"#,
-            r#"{"kind":"eval","step":30,"final":true,"exact_accuracy":0.25}"#,
+            train(10, 1.0),
+            train(20, 2.0),
+            cut[..cut.len() / 2].to_string(),
+            train(30, 0.5),
+            eval(false, 0.1),
+            eval(true, 0.25),
         ];
         fs::write(d.join("metrics.jsonl"), lines.join("\n")).unwrap();
         let log = read_log(&d);
         assert_eq!(log.train_seconds, 2.5);
-        assert_eq!(log.final_eval.unwrap()["exact_accuracy"], 0.25);
+        assert_eq!(log.final_eval.unwrap().exact_accuracy, 0.25);
         assert!(log.error.is_none());
         fs::write(d.join("metrics.jsonl"), r#"{"kind":"error","step":3,"message":"the loss became NaN"}"#).unwrap();
         let spec = RunSpec {

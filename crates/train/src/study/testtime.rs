@@ -5,7 +5,7 @@
 
 use super::machine::Machine;
 use crate::eval::{for_each_batch, Tally};
-use crate::rundir::write_atomic;
+use crate::rundir::{write_atomic, CHECKPOINT_FILE, CONFIG_FILE};
 use crate::{data, EvalResult, TrainConfig, Trainer};
 use anyhow::{bail, Context, Result};
 use loopgrad_autograd::Tape;
@@ -101,17 +101,12 @@ pub fn evaluate_at_steps(
 /// evaluation exactly.
 pub fn evaluate_run(dir: &Path, steps: &[usize], limit: usize) -> Result<TestTime> {
     let t0 = Instant::now();
-    let config = TrainConfig::from_file(&dir.join("config.toml"))?;
-    let threads = match config.run.threads {
-        0 => super::machine::cores(),
-        n => n,
-    };
-    loopgrad_tensor::parallel::set_threads(threads);
-    loopgrad_tensor::parallel::flush_denormals();
+    let config = TrainConfig::from_file(&dir.join(CONFIG_FILE))?;
+    crate::run::use_threads(&config);
     let data = data::load(&config.data)?;
     crate::trainer::check_data(&config, &data.test, "held-out")?;
     let mut trainer = Trainer::new(config.clone(), &data.train)?;
-    let checkpoint = dir.join("checkpoint.safetensors");
+    let checkpoint = dir.join(CHECKPOINT_FILE);
     trainer
         .load_checkpoint(&checkpoint, data.train.len())
         .with_context(|| format!("{}: cannot load for test-time evaluation", checkpoint.display()))?;
