@@ -32,8 +32,13 @@ fn a_tiny_checkpoint_claiming_a_huge_model_is_refused_before_allocating_it() {
     // Was: `eval` and `train --resume` built the 8192-wide model first (2-4 GB), then aborted on allocation
     // (exit 134, a backtrace).
     let d = tmp("huge-claim");
+    // Within the ranges, so that the file is refused for its tensors (an 8192-wide smoke model needs 31 GiB,
+    // which `validate` refuses on most machines, but only after the tensors are checked).
     let mut config = TrainConfig::preset("smoke").unwrap();
-    config = config.with_overrides(&["model.hidden_size=8192".into()]).unwrap();
+    if let loopgrad_models::config::ModelConfig::Trm(m) = &mut config.model {
+        m.hidden_size = 8192;
+    }
+    config.validate_limits().unwrap();
     std::fs::create_dir_all(d.join("r")).unwrap();
     let mut w = CheckpointWriter::<f32>::new();
     w.set_json("config", &config);

@@ -129,9 +129,18 @@ impl TrainConfig {
         toml::to_string(self).expect("a TrainConfig always serialises")
     }
 
-    /// Checks what serde cannot: ranges and names. Messages name the field. A config that passes builds, trains
-    /// and evaluates without a panic and without an allocation far beyond what its sizes say.
+    /// Checks what serde cannot: ranges and names ([`TrainConfig::validate_limits`]), then that the memory the
+    /// config needs (`crate::memory`) fits what this machine has available. Messages name the field. A config that
+    /// passes builds, trains and evaluates without a panic and without an allocation far beyond what its sizes
+    /// say.
     pub fn validate(&self) -> Result<()> {
+        self.validate_limits()?;
+        self.validate_memory()
+    }
+
+    /// The ranges and names alone, whatever machine the config is for (e.g. the paper's presets, which need more
+    /// memory than a workstation has at the paper's batch sizes).
+    pub fn validate_limits(&self) -> Result<()> {
         self.model.validate().map_err(|e| anyhow!(e))?;
         overrides::check_name("data.task", &self.data.task, ["sudoku", "maze", "arc"])?;
         self.validate_optim()?;
@@ -202,13 +211,22 @@ impl TrainConfig {
             let generator = MazeConfig::new(d.maze_size, d.maze_min_route);
             generator.check("data.maze_size", "data.maze_min_route").map_err(|e| anyhow!(e))?;
         }
+        // Before generating: a mismatch was found only once the set was built (a maze config generated for 50 s).
+        let tokens = self.tokens_per_example();
+        if (d.task == "maze" || d.task == "sudoku") && generated && tokens != self.model.io().seq_len {
+            let field = if d.task == "maze" { "data.maze_size" } else { "data.sudoku_box" };
+            bail!(
+                "{field} gives puzzles of {tokens} tokens but model.seq_len is {}; set them to match",
+                self.model.io().seq_len
+            );
+        }
         if d.augmentations > MAX_AUGMENTATIONS {
             bail!("data.augmentations {} is more than {MAX_AUGMENTATIONS}", d.augmentations);
         }
         // Counts of 0 mean "all of a file", checked once read (`data::load`); generated counts are bounded here.
         let copies = augmented_copies(&d.task, d.augmentations) as u128;
         let examples = (d.train_count as u128) * copies + d.test_count as u128;
-        let tokens = examples * self.model.io().seq_len as u128;
+        let tokens = examples * self.tokens_per_example() as u128;
         if tokens > MAX_DATA_TOKENS as u128 {
             bail!(
                 "data.train_count {} x {copies} copies (data.augmentations {}) + data.test_count {} examples of {} \
@@ -216,10 +234,22 @@ impl TrainConfig {
                 d.train_count,
                 d.augmentations,
                 d.test_count,
-                self.model.io().seq_len
+                self.tokens_per_example()
             );
         }
         Ok(())
+    }
+
+    /// Tokens of one example: a generated set's own size (a maze's `maze_size`^2, a Sudoku's cells), which
+    /// `model.seq_len` must then match (`check_data`), else the model's `seq_len`.
+    pub(crate) fn tokens_per_example(&self) -> usize {
+        let d = &self.data;
+        let generated = d.train_path.is_empty() || d.test_path.is_empty();
+        match d.task.as_str() {
+            "maze" if generated => d.maze_size * d.maze_size,
+            "sudoku" if generated => BoxShape::parse(&d.sudoku_box).map_or(0, |s| s.cells()),
+            _ => self.model.io().seq_len,
+        }
     }
 }
 
@@ -377,14 +407,14 @@ mod tests {
         let sets = ["data.task=maze", "data.maze_size=30", "data.train_count=3000", "data.augmentations=1000"];
         let base = TrainConfig::preset("paper-trm-att-maze").unwrap();
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        base.with_overrides(&sets).unwrap();
+        overrides::apply(&base, &sets).unwrap().validate_limits().unwrap();
     }
 
     #[test]
     fn every_preset_is_within_the_limits() {
         for name in crate::presets::names() {
             let c = TrainConfig::preset(name).unwrap();
-            c.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            c.validate_limits().unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
 }

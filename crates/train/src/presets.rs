@@ -163,7 +163,7 @@ mod tests {
     fn every_preset_builds_validates_and_round_trips_through_toml() {
         for name in names() {
             let c = get(name).unwrap_or_else(|| panic!("{name}"));
-            c.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+            c.validate_limits().unwrap_or_else(|e| panic!("{name}: {e}"));
             let back: TrainConfig = toml::from_str(&c.to_toml()).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(back, c, "{name}");
         }

@@ -1,4 +1,5 @@
-//! `loopgrad info`: a preset's architecture and exact parameter count.
+//! `loopgrad info`: a preset's architecture and exact parameter count, and for a training preset or config the
+//! memory a run needs (`loopgrad_train::memory`).
 
 use anyhow::{anyhow, Result};
 use loopgrad_models::config::ModelConfig;
@@ -7,8 +8,11 @@ use serde_json::json;
 #[derive(clap::Args)]
 pub struct InfoArgs {
     /// A model preset (e.g. trm-mlp-sudoku) or a training preset (e.g. default).
-    #[arg(long, default_value = "default")]
+    #[arg(long, default_value = "default", conflicts_with = "config")]
     pub preset: String,
+    /// A training config as TOML (its model, and the memory its run needs).
+    #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
     /// Print one JSON object (with a `params` field) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -43,16 +47,30 @@ pub fn run(args: InfoArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let model = model_preset(&args.preset)?;
+    // A training preset or config has a run (batch, data) to estimate the memory of; a model preset alone not.
+    let (name, model, training) = match &args.config {
+        Some(path) => {
+            let c = loopgrad_train::TrainConfig::from_file(path)?;
+            c.validate_limits().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            (path.display().to_string(), c.model.clone(), Some(c))
+        }
+        None => (args.preset.clone(), model_preset(&args.preset)?, loopgrad_train::presets::get(&args.preset)),
+    };
+    let memory = training.as_ref().map(|c| c.memory_estimate());
     let params = model.param_count();
     if args.json {
         let record = json!({
-            "preset": args.preset, "arch": model.arch(), "params": params,
+            "preset": name, "arch": model.arch(), "params": params,
             "effective_depth": model.effective_depth(), "config": model,
+            "memory_bytes": memory.map(|m| m.total()), "memory": memory,
         });
         println!("{record}");
     } else {
-        println!("{}: {}", args.preset, model.summary());
+        println!("{name}: {}", model.summary());
+        match memory {
+            Some(m) => println!("memory to train: about {}", m.summary()),
+            None => println!("memory to train: depends on the run (batch, data); see a training preset or --config"),
+        }
     }
     Ok(())
 }
