@@ -1,4 +1,4 @@
-//! The `loopgrad` command line: train (the default), eval, info, data, bench, plot, study.
+//! The `loopgrad` command line: train (the default), eval, trace, info, data, bench, plot, study.
 //!
 //! Every subcommand lives in its own module under `cli/`. Errors reach the user as one line naming the file,
 //! row or tensor at fault, with a non-zero exit code, never a panic or a backtrace.
@@ -21,6 +21,8 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Evaluate a checkpoint on a puzzle file.
     Eval(cli::eval::EvalArgs),
+    /// Draw one puzzle's answer after every recursion of every supervision step (SVG), from any checkpoint.
+    Trace(cli::trace::TraceArgs),
     /// A preset's architecture and parameter count.
     Info(cli::info::InfoArgs),
     /// Generate, convert and validate puzzle sets (Sudoku, Maze, ARC-AGI).
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Train(args)) => cli::train::run(args),
         Some(Command::Eval(args)) => cli::eval::run(args),
+        Some(Command::Trace(args)) => cli::trace::run(args),
         Some(Command::Info(args)) => cli::info::run(args),
         Some(Command::Data(cmd)) => cli::data::run(cmd),
         Some(Command::Plot(args)) => cli::plot::run(args),

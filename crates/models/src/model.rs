@@ -136,6 +136,35 @@ pub trait Reasoner {
     }
 }
 
+/// One supervision step without a tape that also reads the heads after every recursion: what `loopgrad trace`
+/// draws. `readouts` gets one `(logits [B, L, V], q_halt [B, 1, 1])` per recursion (T for TRM, H_cycles for
+/// HRM, 1 for the baseline); the last one is the step's output, and the returned carry the step's new carry,
+/// bit for bit what [`Reasoner::supervision_step`] gives under `no_grad` (the same calls in the same order).
+/// Call `tape.reset()` afterwards, as after any step.
+pub fn traced_step<E: Float, R: Reasoner + ?Sized>(
+    model: &R,
+    tape: &mut Tape<E>,
+    carry: Carry<E>,
+    batch: &Batch,
+    readouts: &mut Vec<(Tensor<E>, Tensor<E>)>,
+) -> Carry<E> {
+    check_carry(model, &carry, batch);
+    tape.no_grad(|t| {
+        let x = model.io().input_embeddings(t, batch);
+        let rope = model.rope_constants(t);
+        let mut state = CarryVars::constants(t, carry.states.into_iter());
+        let calls = model.calls::<E>(x, rope);
+        for _ in 0..model.recursions() {
+            for call in 0..calls.calls_per_recursion() {
+                calls.call(t, &mut state, call);
+            }
+            let (logits, q_halt, _) = model.io().heads(t, model.answer(&state));
+            readouts.push((t.value(logits).clone(), t.value(q_halt).clone()));
+        }
+        Carry { states: state.iter().map(|&v| t.value(v).clone()).collect() }
+    })
+}
+
 /// What [`forward`] recorded: the new carry on the tape, the heads' outputs, and what backward needs.
 struct Forward {
     state: CarryVars,
@@ -256,6 +285,17 @@ impl Model {
 
     pub fn backward<E: Float>(&self, tape: &mut Tape<E>, loss: Var, out: &mut StepOutput<E>) {
         dispatch!(self, m => m.backward(tape, loss, out))
+    }
+
+    /// See [`traced_step`].
+    pub fn traced_step<E: Float>(
+        &self,
+        tape: &mut Tape<E>,
+        carry: Carry<E>,
+        batch: &Batch,
+        readouts: &mut Vec<(Tensor<E>, Tensor<E>)>,
+    ) -> Carry<E> {
+        dispatch!(self, m => traced_step(m, tape, carry, batch, readouts))
     }
 
     /// Parameters counted as the papers count them (see [`ModelConfig::param_count`]).

@@ -15,6 +15,7 @@ pub mod rundir;
 pub mod slots;
 pub mod state;
 pub mod study;
+pub mod trace;
 pub mod trainer;
 
 pub use config::TrainConfig;

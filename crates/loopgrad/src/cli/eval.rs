@@ -12,8 +12,9 @@ use loopgrad_train::{data, evaluate, TrainConfig};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
+/// Where a model comes from: a checkpoint, and its architecture (from the checkpoint, a preset or a config).
 #[derive(clap::Args)]
-pub struct EvalArgs {
+pub struct ModelSource {
     /// A safetensors checkpoint: a run's checkpoint.safetensors, or reference-named weights from PyTorch.
     #[arg(long)]
     pub checkpoint: PathBuf,
@@ -23,6 +24,15 @@ pub struct EvalArgs {
     /// The architecture, as a TOML training config.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Use the live weights even when the checkpoint holds an EMA of them.
+    #[arg(long)]
+    pub live_weights: bool,
+}
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub model: ModelSource,
     /// Puzzles to evaluate on: a Sudoku or Maze CSV (the format of `loopgrad data`).
     #[arg(long)]
     pub data: PathBuf,
@@ -35,9 +45,6 @@ pub struct EvalArgs {
     /// Evaluate only the first N examples.
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
-    /// Evaluate with the live weights even when the checkpoint holds an EMA of them.
-    #[arg(long)]
-    pub live_weights: bool,
     /// Examples per batch.
     #[arg(long, default_value_t = 256)]
     pub batch_size: usize,
@@ -46,23 +53,36 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
-pub fn run(args: EvalArgs) -> Result<()> {
-    loopgrad_train::overrides::check_name("--task", &args.task, ["sudoku", "maze"])?;
-    let err = |e: loopgrad_nn::checkpoint::CheckpointError| anyhow!("{e}");
-    crate::cli::check_input_file("--checkpoint", &args.checkpoint)?;
-    let mut reader = CheckpointReader::open(&args.checkpoint).map_err(err)?;
-    let (config, source) = architecture(&args, &reader)?;
-    config.validate().map_err(|e| anyhow!("{source}: {e}"))?;
-    if let Some(steps) = args.steps.filter(|&s| s > MAX_SUPERVISION_STEPS) {
-        bail!("--steps {steps} is more than {MAX_SUPERVISION_STEPS}");
+/// A model with its weights loaded.
+pub struct Loaded {
+    pub config: ModelConfig,
+    pub model: Model,
+    pub tape: Tape<f32>,
+    /// Whether the weights are the checkpoint's EMA (else its live weights).
+    pub ema: bool,
+}
+
+impl Loaded {
+    /// A training config around the model, for [`loopgrad_train::trainer::check_data`].
+    pub fn train_config(&self) -> TrainConfig {
+        TrainConfig { model: self.config.clone(), ..loopgrad_train::presets::get("default").expect("default preset") }
     }
+}
+
+/// Reads the architecture and the weights (the EMA where the checkpoint has one, unless `--live-weights`).
+pub fn load_model(source: &ModelSource) -> Result<Loaded> {
+    let err = |e: loopgrad_nn::checkpoint::CheckpointError| anyhow!("{e}");
+    crate::cli::check_input_file("--checkpoint", &source.checkpoint)?;
+    let mut reader = CheckpointReader::open(&source.checkpoint).map_err(err)?;
+    let (config, origin) = architecture(source, &reader)?;
+    config.validate().map_err(|e| anyhow!("{origin}: {e}"))?;
     // From the header alone, before the model (whose size the file's own config may give) is allocated.
     config.check_weights(&reader).map_err(err)?;
     let (model, store) = Model::build::<f32>(&config, 0);
     let mut tape = Tape::new(store);
     reader.load_params(&mut tape.params, Policy::Error).map_err(err)?;
     let mut ema = false;
-    if !args.live_weights {
+    if !source.live_weights {
         for p in tape.params.ids().collect::<Vec<_>>() {
             let name = format!("{STATE_PREFIX}ema.{}", tape.params.name(p));
             if reader.contains(&name) {
@@ -77,15 +97,26 @@ pub fn run(args: EvalArgs) -> Result<()> {
         eprintln!(
             "note: {} ignored tensors in {}: {}",
             unexpected.len(),
-            args.checkpoint.display(),
+            source.checkpoint.display(),
             loopgrad_nn::checkpoint::summarize_names(&unexpected)
         );
     }
+    Ok(Loaded { config, model, tape, ema })
+}
 
+pub fn run(args: EvalArgs) -> Result<()> {
+    loopgrad_train::overrides::check_name("--task", &args.task, ["sudoku", "maze"])?;
+    if let Some(steps) = args.steps.filter(|&s| s > MAX_SUPERVISION_STEPS) {
+        bail!("--steps {steps} is more than {MAX_SUPERVISION_STEPS}");
+    }
+    let loaded = load_model(&args.model)?;
     let set = data::load_test_file(&args.task, &args.data, args.limit)?;
-    let check =
-        TrainConfig { model: config.clone(), ..loopgrad_train::presets::get("default").expect("default preset") };
-    loopgrad_train::trainer::check_data(&check, &set, &format!("{} ({})", args.data.display(), args.task))?;
+    loopgrad_train::trainer::check_data(
+        &loaded.train_config(),
+        &set,
+        &format!("{} ({})", args.data.display(), args.task),
+    )?;
+    let Loaded { config, model, mut tape, ema } = loaded;
     let steps = args.steps.unwrap_or(config.halt_max_steps());
     if steps == 0 {
         bail!("--steps must be at least 1");
@@ -99,7 +130,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         if let Some(v) = valid_shortest {
             record["valid_shortest_accuracy"] = json!(v);
         }
-        record["checkpoint"] = json!(args.checkpoint.display().to_string());
+        record["checkpoint"] = json!(args.model.checkpoint.display().to_string());
         record["data"] = json!(args.data.display().to_string());
         record["ema_weights"] = json!(ema);
         println!("{record}");
@@ -138,7 +169,7 @@ fn maze_valid_shortest(set: &loopgrad_puzzles::ExampleSet, predictions: &[Vec<u8
 }
 
 /// --config, else --preset, else the config stored in the checkpoint; with where it came from, for messages.
-fn architecture(args: &EvalArgs, reader: &CheckpointReader) -> Result<(ModelConfig, String)> {
+fn architecture(args: &ModelSource, reader: &CheckpointReader) -> Result<(ModelConfig, String)> {
     if let Some(path) = &args.config {
         return Ok((TrainConfig::from_file(path)?.model, path.display().to_string()));
     }

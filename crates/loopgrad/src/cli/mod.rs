@@ -6,6 +6,7 @@ pub mod eval;
 pub mod info;
 pub mod plot;
 pub mod study;
+pub mod trace;
 pub mod train;
 
 use anyhow::{bail, Result};
