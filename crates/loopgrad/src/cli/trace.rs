@@ -85,6 +85,11 @@ fn wrong_cells(trace: &Trace, step: usize) -> usize {
     trace.labels.iter().zip(answer).filter(|&(&l, &a)| l as usize != IGNORE_LABEL && l != a).count()
 }
 
+/// The two lines under the title.
+const LEGEND: &str = r##"<text x="10" y="38" font-size="11" fill="#555">each row one supervision step, each grid one recursion (the last is the step's answer)</text>
+<text x="10" y="53" font-size="11" fill="#555">yellow: changed since the previous reading; red: wrong; grey: given</text>
+"##;
+
 /// How a puzzle's tokens are drawn.
 enum Style {
     /// Digits in cells; givens shaded; thick lines around boxes of `box_rows` x `box_cols`.
@@ -118,12 +123,7 @@ fn draw(trace: &Trace, task: &str, title: &str) -> Result<String> {
     );
     let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="white"/>"##);
     let _ = writeln!(s, r##"<text x="10" y="20" font-size="14">{}</text>"##, escape(title));
-    let _ = writeln!(
-        s,
-        "{}",
-        r##"<text x="10" y="38" font-size="11" fill="#555">each row one supervision step, each grid one recursion (the last is the step's answer)</text>
-<text x="10" y="53" font-size="11" fill="#555">yellow: changed since the previous reading; red: wrong; grey: given</text>"##
-    );
+    s.push_str(LEGEND);
     let mut previous = trace.inputs.clone();
     for (step, readings) in trace.steps.iter().enumerate() {
         let y0 = top + step as f64 * (grid + gap + 8.0);
