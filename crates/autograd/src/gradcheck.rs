@@ -8,7 +8,7 @@
 
 use crate::params::Param;
 use crate::tape::{Tape, Var};
-use loopgrad_tensor::{Rng, Tensor};
+use loopgrad_tensor::{Precision, Rng, Tensor};
 use std::fmt;
 
 /// Settings of a check. The defaults are the design's: eps 1e-6, atol 1e-5, rtol 1e-3.
@@ -227,6 +227,61 @@ impl GradCheck {
 pub fn gradcheck(name: &str, inputs: &[Tensor<f64>], f: impl Graph) -> Result<(), GradCheckError> {
     let mut tape = Tape::new(crate::ParamStore::new());
     GradCheck::default().check(name, &mut tape, inputs, f)
+}
+
+/// The gradient check of the bf16 path (the tape's products in [`Precision::Bf16`]), for inputs only.
+///
+/// Finite differences cannot see through bf16 rounding (a perturbation of 1e-6 is below half a bf16 ulp, so the
+/// rounded function is flat there), so the check is in two parts:
+/// 1. the f32 (here: exact f64) path passes the ordinary [`gradcheck`] against finite differences;
+/// 2. the bf16 path's analytic gradient g_bf stays within the error that rounding the operands of its
+///    `products` rounded products can cause, of the exact analytic gradient g, element by element.
+///
+/// The bound of part 2. bf16 keeps 8 significant bits, so rounding to nearest has unit roundoff u = 2^-8: a
+/// rounded x is x (1 + d), |d| <= u. A product of two rounded operands is then ab (1 + d1)(1 + d2), off by at most
+/// (2u + u^2) |ab|, so a sum of such products (summed in f64 here, whose own error is ~1e-16 relative) is off by
+/// at most (2u + u^2) sum |a_i b_i|. A gradient that flows through `products` rounded products in sequence
+/// (forward products whose results it depends on, and the backward products) is off, to first order, by at most
+/// `products` (2u + u^2) times the same gradient computed with every term replaced by its absolute value:
+/// the analytic gradient, on the exact path, of the graph at |inputs| projected on |R|. For a bilinear graph (a
+/// linear layer, a matmul) that is the exact bound. A softmax's Jacobian does not follow absolute values (the
+/// graph at |inputs| says nothing of the gradient at the inputs), so there the magnitude of each element is
+/// taken norm-wise: the larger of that and the tensor's largest exact gradient (a first-order estimate).
+pub fn gradcheck_bf16(
+    name: &str,
+    inputs: &[Tensor<f64>],
+    products: usize,
+    f: impl Graph,
+) -> Result<(), GradCheckError> {
+    gradcheck(name, inputs, &f)?;
+    let check = GradCheck::default();
+    let mut tape = Tape::new(crate::ParamStore::new());
+    let r = projection(&check.forward(&mut tape, inputs, &f), check.seed);
+    let exact = check.analytic(&mut tape, inputs, &r, &f);
+    let abs = |ts: &[Tensor<f64>]| -> Vec<Tensor<f64>> {
+        ts.iter()
+            .map(|t| {
+                let mut a = t.clone();
+                a.data_mut().iter_mut().for_each(|x| *x = x.abs());
+                a
+            })
+            .collect()
+    };
+    let magnitude = check.analytic(&mut tape, &abs(inputs), &abs(std::slice::from_ref(&r))[0], &f);
+    tape.set_precision(Precision::Bf16);
+    let bf16 = check.analytic(&mut tape, inputs, &r, &f);
+    let u = 2f64.powi(-8);
+    for (k, ((g, gb), m)) in exact.iter().zip(&bf16).zip(&magnitude).enumerate() {
+        let largest = g.data().iter().fold(0.0f64, |a, x| a.max(x.abs()));
+        for (i, ((&g, &gb), &m)) in g.data().iter().zip(gb.data()).zip(m.data()).enumerate() {
+            let bound = products as f64 * (2.0 * u + u * u) * m.abs().max(largest) + 1e-12;
+            if (gb - g).abs() > bound || !gb.is_finite() {
+                let name = format!("{name} (bf16: |g_bf16 - g| <= {bound:.3e})");
+                return Err(GradCheckError { name, wrt: Wrt::Input(k), index: i, analytic: gb, numeric: g });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The number of cases for the gradient property tests: 64 (the CI budget), or `PROPTEST_CASES` when it is set

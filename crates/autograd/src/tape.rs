@@ -21,7 +21,7 @@
 
 use crate::op::{self, Op};
 use crate::params::{Packs, Param, ParamStore};
-use loopgrad_tensor::{kernels, Float, Tensor};
+use loopgrad_tensor::{kernels, Float, Precision, Tensor};
 use std::ops::Range;
 
 /// A handle to a tensor the tape knows: an op's output or leaf (`Value`), or a parameter (`Param`). `Copy`.
@@ -82,6 +82,9 @@ pub struct Tape<E: Float> {
     saved: Vec<Tensor<E>>,
     ints: Vec<usize>,
     recording: bool,
+    /// The operand precision of every product (GEMM and attention), forward and backward: f32, or bf16 operands
+    /// with f32 sums as the TRM reference trains (`model.forward_dtype`). Kept across [`Tape::reset`].
+    precision: Precision,
 }
 
 impl<E: Float> Tape<E> {
@@ -95,7 +98,19 @@ impl<E: Float> Tape<E> {
             saved: Vec::new(),
             ints: Vec::new(),
             recording: true,
+            precision: Precision::F32,
         }
+    }
+
+    /// Sets the operand precision of the products from now on (see the field's doc); values, gradients and
+    /// everything else stay in `E`.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+    }
+
+    /// The operand precision of the products.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     // ---- leaves -------------------------------------------------------------------------------------------
@@ -428,6 +443,7 @@ impl<E: Float> Tape<E> {
                 grads: &mut self.grads,
                 param_grads: pgrads,
                 param_packs: ppacks,
+                precision: self.precision,
             };
             op::backward(&node.op, &mut ctx);
             // The output's gradient has been propagated: back to the pool.
@@ -463,6 +479,8 @@ pub struct Ctx<'a, E: Float> {
     grads: &'a mut [Option<Tensor<E>>],
     param_grads: &'a mut [Tensor<E>],
     param_packs: &'a [Packs],
+    /// The tape's product precision: backward products use it too.
+    pub precision: Precision,
 }
 
 impl<'a, E: Float> Ctx<'a, E> {

@@ -3,6 +3,7 @@
 
 use loopgrad_autograd::window::GradWindow;
 use loopgrad_nn::layers::swiglu_width;
+use loopgrad_tensor::Precision;
 use serde::{Deserialize, Serialize};
 
 /// How TRM's latent state is organised (the variants of the paper's Table 1).
@@ -59,6 +60,12 @@ pub struct TrmConfig {
     pub q_continue: bool,
     pub rms_norm_eps: f64,
     pub rope_theta: f64,
+    /// The operand precision of the products (`forward_dtype` of the reference's config): "f32" (the default),
+    /// or "bf16": every GEMM and attention product, forward and backward, takes bf16 operands and sums in f32,
+    /// as the reference trains under autocast; weights, optimizer state, norms, softmax and the loss stay f32.
+    /// Optional in a config file (f32 when absent), so that configs written before it still read.
+    #[serde(default)]
+    pub forward_dtype: ForwardDtype,
 }
 
 /// The Hierarchical Reasoning Model (arXiv:2506.21734).
@@ -89,6 +96,12 @@ pub struct HrmConfig {
     pub q_continue: bool,
     pub rms_norm_eps: f64,
     pub rope_theta: f64,
+    /// The operand precision of the products (`forward_dtype` of the reference's config): "f32" (the default),
+    /// or "bf16": every GEMM and attention product, forward and backward, takes bf16 operands and sums in f32,
+    /// as the reference trains under autocast; weights, optimizer state, norms, softmax and the loss stay f32.
+    /// Optional in a config file (f32 when absent), so that configs written before it still read.
+    #[serde(default)]
+    pub forward_dtype: ForwardDtype,
 }
 
 /// The non-recursive direct-prediction transformer: K distinct blocks applied once per supervision step,
@@ -111,6 +124,36 @@ pub struct BaselineConfig {
     pub q_continue: bool,
     pub rms_norm_eps: f64,
     pub rope_theta: f64,
+    /// The operand precision of the products (`forward_dtype` of the reference's config): "f32" (the default),
+    /// or "bf16": every GEMM and attention product, forward and backward, takes bf16 operands and sums in f32,
+    /// as the reference trains under autocast; weights, optimizer state, norms, softmax and the loss stay f32.
+    /// Optional in a config file (f32 when absent), so that configs written before it still read.
+    #[serde(default)]
+    pub forward_dtype: ForwardDtype,
+}
+
+/// The precision of a model's products (see `TrmConfig::forward_dtype`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardDtype {
+    #[default]
+    #[serde(rename = "f32", alias = "float32")]
+    F32,
+    #[serde(rename = "bf16", alias = "bfloat16")]
+    Bf16,
+}
+
+impl ForwardDtype {
+    pub fn is_f32(&self) -> bool {
+        *self == ForwardDtype::F32
+    }
+
+    /// The tape's precision for this dtype.
+    pub fn precision(self) -> Precision {
+        match self {
+            ForwardDtype::F32 => Precision::F32,
+            ForwardDtype::Bf16 => Precision::Bf16,
+        }
+    }
 }
 
 /// Any model, tagged by `arch` in TOML/JSON (`arch = "trm"`).
@@ -169,6 +212,15 @@ impl ModelConfig {
     }
 
     /// N_sup.
+    /// The precision of the model's products (`forward_dtype`).
+    pub fn forward_dtype(&self) -> ForwardDtype {
+        match self {
+            ModelConfig::Trm(c) => c.forward_dtype,
+            ModelConfig::Hrm(c) => c.forward_dtype,
+            ModelConfig::Baseline(c) => c.forward_dtype,
+        }
+    }
+
     pub fn halt_max_steps(&self) -> usize {
         match self {
             ModelConfig::Trm(c) => c.halt_max_steps,

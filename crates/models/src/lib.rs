@@ -39,7 +39,7 @@ pub mod presets;
 pub mod step;
 pub mod trm;
 
-pub use config::{BaselineConfig, HrmConfig, ModelConfig, TrmConfig, TrmVariant};
+pub use config::{BaselineConfig, ForwardDtype, HrmConfig, ModelConfig, TrmConfig, TrmVariant};
 pub use loopgrad_autograd::window::GradWindow;
 pub use model::{Model, Reasoner};
 pub use step::{act_loss, Batch, Carry, CarryVars, Loss, SlotStats, StepOutput};

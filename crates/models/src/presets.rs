@@ -20,7 +20,7 @@
 //! colours (12). The ARC preset's `num_puzzle_identifiers` is 1 here: the ARC loader knows the real count (one
 //! per augmented task) and the run sets it; it does not change the published count, which excludes the table.
 
-use crate::config::{BaselineConfig, HrmConfig, ModelConfig, TrmConfig, TrmVariant};
+use crate::config::{BaselineConfig, ForwardDtype, HrmConfig, ModelConfig, TrmConfig, TrmVariant};
 use loopgrad_autograd::window::GradWindow;
 
 /// The names [`get`] knows, in the order of the table above.
@@ -61,6 +61,7 @@ pub fn get(name: &str) -> Result<ModelConfig, String> {
         q_continue: false,
         rms_norm_eps: 1e-5,
         rope_theta: 10000.0,
+        forward_dtype: ForwardDtype::F32,
     };
     let hrm = HrmConfig {
         seq_len: 81,
@@ -80,6 +81,7 @@ pub fn get(name: &str) -> Result<ModelConfig, String> {
         q_continue: true,
         rms_norm_eps: 1e-5,
         rope_theta: 10000.0,
+        forward_dtype: ForwardDtype::F32,
     };
     // The main job's shape (issue 6): 6x6 Sudoku, D 64, 2 layers, 4 prefix slots, T 2, n 2, N_sup 8.
     let sudoku6 = TrmConfig {
@@ -126,6 +128,7 @@ pub fn get(name: &str) -> Result<ModelConfig, String> {
             q_continue: false,
             rms_norm_eps: 1e-5,
             rope_theta: 10000.0,
+            forward_dtype: ForwardDtype::F32,
         }),
         "trm-mlp-sudoku9-cpu" => ModelConfig::Trm(TrmConfig { seq_len: 81, vocab_size: 11, ..sudoku6 }),
         "trm-tiny" => ModelConfig::Trm(TrmConfig {

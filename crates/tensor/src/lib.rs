@@ -10,6 +10,7 @@
 //! [`kernels`] and [`gemm`](mod@gemm), so that a kernel can be made faster without touching the code that calls it.
 
 pub mod counting_alloc;
+pub mod cpu;
 pub mod float;
 pub mod gemm;
 pub mod kernels;
@@ -23,7 +24,10 @@ mod team;
 pub mod tensor;
 
 pub use float::Float;
-pub use gemm::{gemm, gemm_batched, gemm_packed, gemm_serial, gemm_swiglu, MatMut, MatRef, PackedWeight};
+pub use gemm::{
+    gemm, gemm_batched, gemm_batched_bf16, gemm_bf16, gemm_bf16_serial, gemm_packed, gemm_serial, gemm_swiglu,
+    round_bf16, MatMut, MatRef, PackedWeight, Precision,
+};
 pub use parallel::{denormals_flushed, flush_denormals, flush_denormals_on_current_thread, set_threads, threads};
 pub use pool::PoolStats;
 pub use rng::Rng;

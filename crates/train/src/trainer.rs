@@ -98,7 +98,12 @@ impl Trainer {
             rng: Rng::new(config.run.seed ^ 0xac7),
             slots: Slots::new(b),
             batch: Batch { inputs: vec![0; b * l], labels: vec![0; b * l], puzzle_ids: vec![0; b] },
-            tape: Tape::new(store),
+            tape: {
+                // The products in `model.forward_dtype` (f32, or bf16 operands with f32 sums).
+                let mut tape = Tape::new(store);
+                tape.set_precision(config.model.forward_dtype().precision());
+                tape
+            },
             step: 0,
             model,
             dense,

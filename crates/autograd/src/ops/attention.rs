@@ -20,14 +20,19 @@
 //! read straight from qkv and dQ, dK, dV are accumulated straight into its gradient with strided GEMMs
 //! (beta = 1).
 //!
+//! The four products (scores, values, and in backward the five gradient products) run in the tape's precision:
+//! with bf16, Q, K, V, P and the gradients are rounded to bf16 as they enter each product (P included, as
+//! PyTorch's bf16 `scaled_dot_product_attention` under the reference's autocast); the softmax and its gradient stay f32.
+//!
 //! Every product is one single-threaded GEMM call per (b, h) on strided views, and batch items run in parallel,
 //! an even share per thread; each share needs only the [L, L] scores of one head at a time as scratch. In a
 //! no-grad scope P is not kept either: one [L, L] buffer per share serves every head.
 
+use super::matmul::product_serial;
 use super::rope::{check_tables, rotate_heads, unrotate_heads_add};
 use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
-use loopgrad_tensor::{gemm_serial, kernels, parallel, Float, MatMut, MatRef, Shape, Tensor};
+use loopgrad_tensor::{kernels, parallel, Float, MatMut, MatRef, Shape, Tensor};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Meta {
@@ -110,7 +115,7 @@ impl<E: Float> Tape<E> {
         if let Some((cos, sin)) = rope {
             check_tables("attention", self, cos, sin, d.l, d.hd);
         }
-        let record = self.should_record(&[qkv]);
+        let (record, prec) = (self.should_record(&[qkv]), self.precision());
         let (w, l, ll) = (d.width(), d.l, d.l * d.l);
         let x = self.value(qkv).data();
         let rotated = rope.map(|(cos, sin)| rotate_qk(x, self.value(cos), self.value(sin), d));
@@ -132,7 +137,14 @@ impl<E: Float> Tape<E> {
                     let q = head(qk, b * l * qk_rs + h * d.hd, d, qk_rs);
                     let k = head(qk, b * l * qk_rs + w + h * d.hd, d, qk_rs);
                     let v = head(x, b * l * 3 * w + 2 * w + h * d.hd, d, 3 * w);
-                    gemm_serial(E::from_f64(d.scale()), q, k.t(), E::ZERO, MatMut::new(scores.data_mut(), l, l));
+                    product_serial(
+                        prec,
+                        E::from_f64(d.scale()),
+                        q,
+                        k.t(),
+                        E::ZERO,
+                        MatMut::new(scores.data_mut(), l, l),
+                    );
                     let pbh = match (&mut p, &mut scratch) {
                         (Some(p), _) => &mut p[(j * d.h + h) * ll..(j * d.h + h + 1) * ll],
                         (None, Some(s)) => s.data_mut(),
@@ -140,7 +152,7 @@ impl<E: Float> Tape<E> {
                     };
                     kernels::softmax_rows(scores.data(), l, pbh);
                     let o = head_mut(ob, h * d.hd, d, w);
-                    gemm_serial(E::ONE, MatRef::new(pbh, l, l), v, E::ZERO, o);
+                    product_serial(prec, E::ONE, MatRef::new(pbh, l, l), v, E::ZERO, o);
                 }
             }
         };
@@ -174,6 +186,7 @@ pub(crate) fn backward<E: Float>(m: &Meta, ctx: &mut Ctx<'_, E>) {
     let (gout, saved) = (ctx.gout, ctx.saved);
     let (dout, probs) = (gout.data(), saved[0].data());
     let tables = m.rope.then(|| (ctx.input(1), ctx.input(2)));
+    let prec = ctx.precision;
     let Some(dx) = ctx.grad(0) else { return };
     let rotated = tables.map(|(cos, sin)| rotate_qk(x.data(), cos, sin, d));
     let (qk, qk_rs) = match &rotated {
@@ -196,9 +209,9 @@ pub(crate) fn backward<E: Float>(m: &Meta, ctx: &mut Ctx<'_, E>) {
                 let p_bh = &probs[(b * d.h + h) * ll..(b * d.h + h + 1) * ll];
                 let p = MatRef::new(p_bh, l, l);
                 let d_o = head(dout, b * l * w + h * d.hd, d, w);
-                gemm_serial(E::ONE, p.t(), d_o, E::ONE, head_mut(dxb, 2 * w + h * d.hd, d, 3 * w));
+                product_serial(prec, E::ONE, p.t(), d_o, E::ONE, head_mut(dxb, 2 * w + h * d.hd, d, 3 * w));
                 // dP = dO V^T, then dS = P * (dP - rowsum(dP * P)) in place.
-                gemm_serial(E::ONE, d_o, v.t(), E::ZERO, MatMut::new(ds.data_mut(), l, l));
+                product_serial(prec, E::ONE, d_o, v.t(), E::ZERO, MatMut::new(ds.data_mut(), l, l));
                 for (ds_row, p_row) in ds.data_mut().chunks_exact_mut(l).zip(p_bh.chunks_exact(l)) {
                     let dot: E = ds_row.iter().zip(p_row).map(|(&a, &b)| a * b).sum();
                     for (g, &pv) in ds_row.iter_mut().zip(p_row) {
@@ -209,12 +222,12 @@ pub(crate) fn backward<E: Float>(m: &Meta, ctx: &mut Ctx<'_, E>) {
                 match &mut dqk_rotated {
                     Some(t) => {
                         let buf = t.data_mut();
-                        gemm_serial(scale, ds_m, k, E::ZERO, head_mut(buf, h * d.hd, d, 2 * w));
-                        gemm_serial(scale, ds_m.t(), q, E::ZERO, head_mut(buf, w + h * d.hd, d, 2 * w));
+                        product_serial(prec, scale, ds_m, k, E::ZERO, head_mut(buf, h * d.hd, d, 2 * w));
+                        product_serial(prec, scale, ds_m.t(), q, E::ZERO, head_mut(buf, w + h * d.hd, d, 2 * w));
                     }
                     None => {
-                        gemm_serial(scale, ds_m, k, E::ONE, head_mut(dxb, h * d.hd, d, 3 * w));
-                        gemm_serial(scale, ds_m.t(), q, E::ONE, head_mut(dxb, w + h * d.hd, d, 3 * w));
+                        product_serial(prec, scale, ds_m, k, E::ONE, head_mut(dxb, h * d.hd, d, 3 * w));
+                        product_serial(prec, scale, ds_m.t(), q, E::ONE, head_mut(dxb, w + h * d.hd, d, 3 * w));
                     }
                 }
             }
@@ -238,7 +251,7 @@ pub(crate) fn backward<E: Float>(m: &Meta, ctx: &mut Ctx<'_, E>) {
 mod tests {
     use super::super::rope::rope_tables;
     use super::*;
-    use crate::gradcheck::gradcheck;
+    use crate::gradcheck::{gradcheck, gradcheck_bf16};
     use crate::ops::test_support::standard_normal;
     use crate::ParamStore;
     use proptest::prelude::*;
@@ -392,6 +405,20 @@ mod tests {
             let qkv = standard_normal(&[bs, l, 3 * heads * hd], seed);
             let tables = with_rope.then(|| rope_tables(l, hd, 10000.0));
             gradcheck("attention", &[qkv], |t, v| run(t, v[0], heads, tables.as_ref())).unwrap();
+        }
+
+        /// The bf16 path: a gradient of qkv passes through at most 4 rounded products in sequence (dQ: the
+        /// scores Q K^T, then dP = dO V^T, then dS K; dV: the scores, P^T dO), which sets the bound
+        /// (`gradcheck_bf16`'s doc derives it).
+        #[test]
+        fn bf16_gradients_stay_within_the_rounding_bound(
+            bs in 1usize..3, l in 1usize..6, heads in 1usize..3, half in 1usize..4, with_rope in any::<bool>(),
+            seed in 0u64..1000,
+        ) {
+            let hd = 2 * half;
+            let qkv = standard_normal(&[bs, l, 3 * heads * hd], seed);
+            let tables = with_rope.then(|| rope_tables(l, hd, 10000.0));
+            gradcheck_bf16("attention", &[qkv], 4, |t, v| run(t, v[0], heads, tables.as_ref())).unwrap();
         }
     }
 }

@@ -11,13 +11,20 @@
 //! straight into their persistent buffers; a fresh input gradient is written with beta = 0 (no zero-fill).
 //! Nothing is saved: X, W and b are the node's inputs, which the tape keeps anyway.
 //!
+//! Every product runs in the tape's [`Precision`]: with bf16, the operands of the forward and backward products
+//! are rounded to bf16 and summed in f32 ([`product`]), as the TRM reference's autocast forward does; the packed
+//! weight copies serve the f32 path only.
+//!
 //! A 2-D `b` with a batched `a` is broadcast over the batch: then the batch is flattened into rows, as in
 //! `linear`, and every product is again a single GEMM.
 
 use crate::op::Op;
 use crate::params::{Packs, Param};
 use crate::tape::{Ctx, Tape, Var};
-use loopgrad_tensor::{gemm, gemm_batched, gemm_packed, kernels, Float, MatMut, MatRef, Shape, Tensor};
+use loopgrad_tensor::{
+    gemm, gemm_batched, gemm_batched_bf16, gemm_bf16, gemm_bf16_serial, gemm_packed, gemm_serial, kernels, Float,
+    MatMut, MatRef, Precision, Shape, Tensor,
+};
 use std::sync::Mutex;
 
 #[derive(Clone, Copy, Debug)]
@@ -52,7 +59,11 @@ impl<E: Float> Tape<E> {
         let xm = MatRef::new(xt.data(), rows, n_in);
         let wm = MatRef::new(wt.data(), n_out, n_in).t();
         let pack = self.packs(w).map(|p| &p.transposed);
-        gemm_maybe_packed(xm, wm, pack, E::ZERO, MatMut::new(y.data_mut(), rows, n_out));
+        let ym = MatMut::new(y.data_mut(), rows, n_out);
+        match self.precision() {
+            Precision::F32 => gemm_maybe_packed(xm, wm, pack, E::ZERO, ym),
+            Precision::Bf16 => gemm_bf16(E::ONE, xm, wm, E::ZERO, ym),
+        }
         match b {
             None => self.push_op(Op::Linear(LinearMeta { bias: false }), &[x, w], y, [], &[]),
             Some(b) => {
@@ -76,13 +87,14 @@ impl<E: Float> Tape<E> {
         let (at, bt) = (self.value(a), self.value(b));
         let g = Geometry::new(at.shape(), bt.shape(), trans_b);
         let mut c = Tensor::uninit(with_last(at.shape(), g.n));
-        let (m, k, n) = (g.m, g.k, g.n);
+        let (m, k, n, prec) = (g.m, g.k, g.n, self.precision());
         if g.broadcast_b {
             let bm = g.b_as_kn(bt.data());
             let am = MatRef::new(at.data(), g.batch * m, k);
-            gemm(E::ONE, am, bm, E::ZERO, MatMut::new(c.data_mut(), g.batch * m, n));
+            product(prec, E::ONE, am, bm, E::ZERO, MatMut::new(c.data_mut(), g.batch * m, n));
         } else {
-            gemm_batched(
+            product_batched(
+                prec,
                 g.batch,
                 m,
                 k,
@@ -151,6 +163,60 @@ pub(crate) fn gemm_maybe_packed<E: Float>(
     gemm_packed(E::ONE, a, b, pack.as_deref_mut(), beta, c)
 }
 
+/// C = alpha A B + beta C in `precision` ([`gemm`] or [`gemm_bf16`]).
+pub(crate) fn product<E: Float>(
+    precision: Precision,
+    alpha: E,
+    a: MatRef<'_, E>,
+    b: MatRef<'_, E>,
+    beta: E,
+    c: MatMut<'_, E>,
+) {
+    match precision {
+        Precision::F32 => gemm(alpha, a, b, beta, c),
+        Precision::Bf16 => gemm_bf16(alpha, a, b, beta, c),
+    }
+}
+
+/// [`product`] on the calling thread only ([`gemm_serial`] or [`gemm_bf16_serial`]).
+pub(crate) fn product_serial<E: Float>(
+    precision: Precision,
+    alpha: E,
+    a: MatRef<'_, E>,
+    b: MatRef<'_, E>,
+    beta: E,
+    c: MatMut<'_, E>,
+) {
+    match precision {
+        Precision::F32 => gemm_serial(alpha, a, b, beta, c),
+        Precision::Bf16 => gemm_bf16_serial(alpha, a, b, beta, c),
+    }
+}
+
+/// [`gemm_batched`] (or [`gemm_batched_bf16`]) in `precision`.
+#[allow(clippy::too_many_arguments)]
+fn product_batched<E: Float>(
+    precision: Precision,
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: E,
+    a: &[E],
+    ta: bool,
+    a_stride: usize,
+    b: &[E],
+    tb: bool,
+    b_stride: usize,
+    beta: E,
+    c: &mut [E],
+) {
+    match precision {
+        Precision::F32 => gemm_batched(batch, m, k, n, alpha, a, ta, a_stride, b, tb, b_stride, beta, c),
+        Precision::Bf16 => gemm_batched_bf16(batch, m, k, n, alpha, a, ta, a_stride, b, tb, b_stride, beta, c),
+    }
+}
+
 /// `s` with its last axis replaced by `n`.
 pub(crate) fn with_last(s: Shape, n: usize) -> Shape {
     let mut dims = [0; loopgrad_tensor::shape::MAX_RANK];
@@ -165,12 +231,16 @@ pub(crate) fn backward_linear<E: Float>(m: &LinearMeta, ctx: &mut Ctx<'_, E>) {
     let (n_out, n_in) = (w.dims()[0], w.dims()[1]);
     let rows = x.shape().rows();
     let gm = MatRef::new(g.data(), rows, n_out);
-    let pack = ctx.packs(1).map(|p| &p.plain);
+    let (pack, prec) = (ctx.packs(1).map(|p| &p.plain), ctx.precision);
     if let Some((dx, beta)) = ctx.grad_beta(0) {
-        gemm_maybe_packed(gm, MatRef::new(w.data(), n_out, n_in), pack, beta, MatMut::new(dx, rows, n_in));
+        let (wm, dxm) = (MatRef::new(w.data(), n_out, n_in), MatMut::new(dx, rows, n_in));
+        match prec {
+            Precision::F32 => gemm_maybe_packed(gm, wm, pack, beta, dxm),
+            Precision::Bf16 => gemm_bf16(E::ONE, gm, wm, beta, dxm),
+        }
     }
     if let Some((dw, beta)) = ctx.grad_beta(1) {
-        gemm(E::ONE, gm.t(), MatRef::new(x.data(), rows, n_in), beta, MatMut::new(dw, n_out, n_in));
+        product(prec, E::ONE, gm.t(), MatRef::new(x.data(), rows, n_in), beta, MatMut::new(dw, n_out, n_in));
     }
     if m.bias {
         if let Some(db) = ctx.grad(2) {
@@ -182,32 +252,32 @@ pub(crate) fn backward_linear<E: Float>(m: &LinearMeta, ctx: &mut Ctx<'_, E>) {
 pub(crate) fn backward_matmul<E: Float>(meta: &MatMulMeta, ctx: &mut Ctx<'_, E>) {
     let (dc, a, b) = (ctx.gout.data(), ctx.input(0), ctx.input(1));
     let g = Geometry::new(a.shape(), b.shape(), meta.trans_b);
-    let (batch, m, k, n, tb) = (g.batch, g.m, g.k, g.n, meta.trans_b);
+    let (batch, m, k, n, tb, prec) = (g.batch, g.m, g.k, g.n, meta.trans_b, ctx.precision);
     if g.broadcast_b {
         let rows = batch * m;
         let (am, dcm) = (MatRef::new(a.data(), rows, k), MatRef::new(dc, rows, n));
         if let Some((da, beta)) = ctx.grad_beta(0) {
             // dA = dC B^T, B^T being [n, k].
-            gemm(E::ONE, dcm, g.b_as_kn(b.data()).t(), beta, MatMut::new(da, rows, k));
+            product(prec, E::ONE, dcm, g.b_as_kn(b.data()).t(), beta, MatMut::new(da, rows, k));
         }
         if let Some((db, beta)) = ctx.grad_beta(1) {
             if tb {
-                gemm(E::ONE, dcm.t(), am, beta, MatMut::new(db, n, k));
+                product(prec, E::ONE, dcm.t(), am, beta, MatMut::new(db, n, k));
             } else {
-                gemm(E::ONE, am.t(), dcm, beta, MatMut::new(db, k, n));
+                product(prec, E::ONE, am.t(), dcm, beta, MatMut::new(db, k, n));
             }
         }
         return;
     }
     if let Some((da, beta)) = ctx.grad_beta(0) {
         // [m, n] x [n, k]: B^T is a stride swap of [k, n], or B itself when it is stored [n, k].
-        gemm_batched(batch, m, n, k, E::ONE, dc, false, m * n, b.data(), !tb, k * n, beta, da);
+        product_batched(prec, batch, m, n, k, E::ONE, dc, false, m * n, b.data(), !tb, k * n, beta, da);
     }
     if let Some((db, beta)) = ctx.grad_beta(1) {
         if tb {
-            gemm_batched(batch, n, m, k, E::ONE, dc, true, m * n, a.data(), false, m * k, beta, db);
+            product_batched(prec, batch, n, m, k, E::ONE, dc, true, m * n, a.data(), false, m * k, beta, db);
         } else {
-            gemm_batched(batch, k, m, n, E::ONE, a.data(), true, m * k, dc, false, m * n, beta, db);
+            product_batched(prec, batch, k, m, n, E::ONE, a.data(), true, m * k, dc, false, m * n, beta, db);
         }
     }
 }
@@ -215,7 +285,7 @@ pub(crate) fn backward_matmul<E: Float>(meta: &MatMulMeta, ctx: &mut Ctx<'_, E>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gradcheck::{gradcheck, GradCheck};
+    use crate::gradcheck::{gradcheck, gradcheck_bf16, GradCheck};
     use crate::ops::test_support::standard_normal;
     use crate::ParamStore;
     use proptest::prelude::*;
@@ -301,6 +371,38 @@ mod tests {
         }
     }
 
+    /// In bf16 the forward products are those of the operands rounded to bf16 (the check that rounding happens
+    /// at all: the f32 result differs), and a linear layer's f32 packed weight is not used.
+    #[test]
+    fn bf16_products_take_rounded_operands() {
+        let (rows, n_in, n_out) = (9, 70, 33);
+        let mut params = ParamStore::new();
+        let w = params.add("w", standard_normal(&[n_out, n_in], 4).cast::<f32>());
+        let mut tape = Tape::new(params);
+        let xt = standard_normal(&[rows, n_in], 5).cast::<f32>();
+        let x = tape.constant(xt.clone());
+        let exact = tape.linear(x, w.into(), None);
+        tape.set_precision(Precision::Bf16);
+        let y = tape.linear(x, w.into(), None);
+        let round =
+            |t: &Tensor<f32>| t.data().iter().map(|&v| loopgrad_tensor::round_bf16(v) as f64).collect::<Vec<_>>();
+        let (xr, wr) = (round(&xt), round(tape.params.value(w)));
+        let mut want = vec![0.0f64; rows * n_out];
+        gemm(
+            1.0,
+            MatRef::new(&xr, rows, n_in),
+            MatRef::new(&wr, n_out, n_in).t(),
+            0.0,
+            MatMut::new(&mut want, rows, n_out),
+        );
+        let got = tape.value(y).data();
+        for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+            // The same exact products, summed in f32 (the kernel) or f64: k u_f32 sum |terms| apart at most.
+            assert!((g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "element {i}: {g} vs {w}");
+        }
+        assert!(got.iter().zip(tape.value(exact).data()).any(|(a, b)| a != b), "bf16 gave the f32 result");
+    }
+
     #[test]
     #[should_panic(expected = "linear: input of shape [2, 3] does not fit a weight of shape [4, 2] ([out, in])")]
     fn linear_shape_mismatch_names_both_shapes() {
@@ -356,6 +458,21 @@ mod tests {
                 let y2 = t.linear(v[0], w, None);
                 t.mul(y1, y2)
             }).unwrap();
+        }
+
+        /// The bf16 path: every input's gradient is one rounded product (dX = dY W, dW = dY^T X, ...), so the
+        /// bound is one product's (`gradcheck_bf16`'s doc derives it).
+        #[test]
+        fn bf16_gradients_stay_within_the_rounding_bound(
+            batch in 1usize..4, m in 1usize..8, k in 1usize..10, n in 1usize..8, seed in 0u64..1000
+        ) {
+            let a = standard_normal(&[batch, m, k], seed);
+            let (b, bt) = (standard_normal(&[batch, k, n], seed + 1), standard_normal(&[batch, n, k], seed + 2));
+            let w = standard_normal(&[n, k], seed + 3);
+            gradcheck_bf16("linear", &[a.clone(), w.clone()], 1, |t, v| t.linear(v[0], v[1], None)).unwrap();
+            gradcheck_bf16("matmul", &[a.clone(), b], 1, |t, v| t.matmul(v[0], v[1], false)).unwrap();
+            gradcheck_bf16("matmul trans_b", &[a.clone(), bt], 1, |t, v| t.matmul(v[0], v[1], true)).unwrap();
+            gradcheck_bf16("matmul broadcast", &[a, w], 1, |t, v| t.matmul(v[0], v[1], true)).unwrap();
         }
 
         #[test]

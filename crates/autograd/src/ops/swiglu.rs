@@ -15,12 +15,14 @@
 //! `linear_swiglu` is the projection and the SwiGLU together. Recorded, it is the two ops (backward needs
 //! gate_up); untaped (TRM's T - 1 no-grad recursions, and evaluation) it is one pass, `gemm_swiglu`, that gates
 //! each register tile of the product and never stores the [.., 2I] tensor. The bits are the same either way.
+//! With the tape in bf16 the untaped path is the bf16 product followed by the gate (no fused bf16 kernel yet),
+//! again the recorded path's bits.
 
 use super::matmul::with_last;
 use super::store_for;
 use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
-use loopgrad_tensor::{gemm_swiglu, kernels, Float, MatRef, Tensor};
+use loopgrad_tensor::{gemm_bf16, gemm_swiglu, kernels, Float, MatMut, MatRef, Precision, Tensor};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Meta {}
@@ -61,6 +63,15 @@ impl<E: Float> Tape<E> {
         let (rows, n_in, inner) = (xs.rows(), ws.dim(1), ws.dim(0) / 2);
         let mut h = Tensor::uninit(with_last(xs, inner));
         let w_t = MatRef::new(wt.data(), 2 * inner, n_in).t();
+        if self.precision() == Precision::Bf16 {
+            // No fused bf16 kernel: the product in bf16, then the gate, as the recorded path computes them.
+            let mut gate_up = Tensor::uninit(with_last(xs, 2 * inner));
+            let gm = MatMut::new(gate_up.data_mut(), rows, 2 * inner);
+            gemm_bf16(E::ONE, MatRef::new(xt.data(), rows, n_in), w_t, E::ZERO, gm);
+            kernels::swiglu_rows(gate_up.data(), inner, h.data_mut());
+            drop(gate_up);
+            return self.constant(h);
+        }
         let mut pack = self.packs(w).map(|p| p.pairs.lock().unwrap_or_else(|e| e.into_inner()));
         gemm_swiglu(MatRef::new(xt.data(), rows, n_in), w_t, pack.as_deref_mut(), h.data_mut());
         // The lock borrows the tape, which `constant` needs mutably. Untaped: there is nothing to record, so the

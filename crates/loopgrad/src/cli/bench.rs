@@ -7,18 +7,27 @@
 //! python3 torch_trm.py --arch mlp --hidden 64 --seq 36 --prefix 4 --vocab 8 --T 2 --n 2 --batch 64 --steps 20 --threads 2
 //! ```
 //!
+//! `--dtype bf16` runs every product with bf16 operands and f32 sums (the model's `forward_dtype`), as the
+//! reference's flag runs its forward under `torch.autocast(bfloat16)`.
+//!
 //! Keys beyond the reference's: `gflops` (the step's GEMM and attention FLOPs from `ModelConfig::step_cost`, over
-//! the median step time), `peak_fraction` (that over this machine's f32x8 FMA peak on the same number of threads,
-//! measured in the same run by `loopgrad_tensor::peak`), `allocs_per_step` (heap allocations per timed step,
-//! counted by the binary's global allocator: 0 means a steady-state step never reaches the allocator).
+//! the median step time); `peak_gflops` and `peak_fraction` (that over this machine's peak for the step's dtype,
+//! on the same number of threads, measured in the same run by `loopgrad_tensor::peak`: for f32 the widest f32
+//! FMA the CPU runs, 512-bit with AVX-512; for bf16 the `vdpbf16ps` dot-product peak where the CPU has it),
+//! `peak_kind` naming that loop, and every measured peak beside it (`peaks`); `cpu` (the model name in
+//! `/proc/cpuinfo`) and `kernels` (which GEMM kernels this CPU runs, and whether it has AMX); `allocs_per_step`
+//! (heap allocations per timed step, counted by the binary's global allocator: 0 means a steady-state step never
+//! reaches the allocator).
 
 mod step;
 
 pub use step::{BenchShape, BenchStep};
 
 use anyhow::{anyhow, bail, Result};
-use loopgrad_models::config::ModelConfig;
+use loopgrad_models::config::{ForwardDtype, ModelConfig};
 use loopgrad_tensor::counting_alloc::{allocations, CountingAlloc};
+use loopgrad_tensor::peak::{self, PeakKind};
+use loopgrad_tensor::Precision;
 use loopgrad_train::config::{check_batch, MAX_THREADS};
 use serde_json::json;
 use std::time::Instant;
@@ -71,6 +80,9 @@ pub struct BenchArgs {
     /// Time a 16-step no-grad evaluation of the batch instead of a training step.
     #[arg(long)]
     pub eval: bool,
+    /// The products' precision: `f32`, or `bf16` (bf16 operands, f32 sums), as `torch_trm.py --dtype`.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
 }
 
 /// `allocs_per_step` counts the allocations of the whole process (loopgrad's and its dependencies').
@@ -104,6 +116,7 @@ impl BenchArgs {
         if self.vocab < 3 {
             bail!("--vocab must be at least 3 (PAD, blank and one symbol), not {}", self.vocab);
         }
+        self.forward_dtype()?;
         if self.threads > MAX_THREADS {
             bail!("--threads {} is more than {MAX_THREADS} (0 means every core)", self.threads);
         }
@@ -122,6 +135,14 @@ impl BenchArgs {
         Ok(shape)
     }
 
+    fn forward_dtype(&self) -> Result<ForwardDtype> {
+        match Precision::parse(&self.dtype) {
+            Some(Precision::F32) => Ok(ForwardDtype::F32),
+            Some(Precision::Bf16) => Ok(ForwardDtype::Bf16),
+            None => bail!("--dtype must be f32 or bf16, not {:?}", self.dtype),
+        }
+    }
+
     fn bench_shape(&self, hrm: bool, mlp: bool) -> BenchShape {
         BenchShape {
             hrm,
@@ -137,6 +158,7 @@ impl BenchArgs {
             prefix: self.prefix,
             batch: self.batch,
             seed: self.seed,
+            forward_dtype: self.forward_dtype().unwrap_or_default(),
         }
     }
 }
@@ -149,8 +171,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     loopgrad_tensor::set_threads(threads);
     loopgrad_tensor::flush_denormals();
-    // The peak first, while nothing else of ours runs: best of 5 rounds of about 20 ms.
-    let peak = loopgrad_tensor::peak::fma_peak_gflops(threads, 5);
+    // The peaks first, while nothing else of ours runs: best of 5 rounds of about 20 ms each.
+    let f32x8 = peak::fma_peak_gflops(threads, 5);
+    let (f32_peak, f32_kind) = peak::f32_peak_gflops(threads, 5);
+    let bf16_peak = peak::bf16_peak_gflops(threads, 5);
+    let (peak, peak_kind) = match (shape.forward_dtype, bf16_peak) {
+        (ForwardDtype::Bf16, Some(p)) => (p, PeakKind::Bf16Dot),
+        _ => (f32_peak, f32_kind),
+    };
+    let kernels = loopgrad_tensor::cpu::kernels();
 
     let mut bench = BenchStep::new(&shape);
     let params = bench.model.param_count(&bench.tape.params);
@@ -194,8 +223,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "loss": if args.eval { serde_json::Value::Null } else { json!(round(loss as f64, 6)) },
         "peak_rss_mib": peak_rss_mib(),
         "gflops": round(gflops, 1),
+        "dtype": shape.forward_dtype.precision().name(),
         "peak_gflops": round(peak, 1),
         "peak_fraction": round(gflops / peak, 3),
+        "peak_kind": peak_kind.name(),
+        "peaks": {
+            "f32x8": round(f32x8, 1),
+            "f32_widest": round(f32_peak, 1),
+            "bf16_dot": bf16_peak.map(|p| round(p, 1)),
+        },
+        "cpu": cpu_name(),
+        "kernels": {
+            "gemm": if shape.forward_dtype.is_f32() { kernels.f32_gemm } else { kernels.bf16_gemm },
+            "f32_gemm": kernels.f32_gemm,
+            "bf16_gemm": kernels.bf16_gemm,
+            "amx": kernels.amx,
+        },
         "allocs_per_step": allocs as f64 / args.steps as f64,
         "flops_per_step": flops,
         "flops_from": "ModelConfig::step_cost (every GEMM and attention product, forward and backward)",
@@ -236,6 +279,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn round(x: f64, digits: i32) -> f64 {
     let s = 10f64.powi(digits);
     (x * s).round() / s
+}
+
+/// The CPU's model name as `/proc/cpuinfo` gives it (`null` where there is no such file).
+fn cpu_name() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("model name"))?;
+    Some(line.split_once(':')?.1.trim().to_string())
 }
 
 /// The process's peak resident set in MiB (`VmHWM` in `/proc/self/status`; `null` where there is no such file).

@@ -80,6 +80,8 @@ pub fn load_model(source: &ModelSource) -> Result<Loaded> {
     config.check_weights(&reader).map_err(err)?;
     let (model, store) = Model::build::<f32>(&config, 0);
     let mut tape = Tape::new(store);
+    // Evaluated in the precision the model trained in (`model.forward_dtype`), as the reference evaluates.
+    tape.set_precision(config.forward_dtype().precision());
     reader.load_params(&mut tape.params, Policy::Error).map_err(err)?;
     let mut ema = false;
     if !source.live_weights {

@@ -11,6 +11,11 @@ use std::any::TypeId;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod bf16;
+
+pub use bf16::{
+    bf16_kernel_available, gemm_batched_bf16, gemm_bf16, gemm_bf16_reference, gemm_bf16_serial, round_bf16, Precision,
+};
 
 /// A read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -244,6 +249,21 @@ fn gemm_on<E: Float>(
     beta: E,
     c: MatMut<'_, E>,
 ) {
+    gemm_on_with(parts, alpha, a, b, pre, false, beta, c)
+}
+
+/// [`gemm_on`], through the bf16 kernel when `bf16` (f32 on a CPU that has it).
+#[allow(clippy::too_many_arguments)]
+fn gemm_on_with<E: Float>(
+    parts: Option<usize>,
+    alpha: E,
+    a: MatRef<'_, E>,
+    b: MatRef<'_, E>,
+    pre: Pre<'_>,
+    bf16: bool,
+    beta: E,
+    c: MatMut<'_, E>,
+) {
     assert!(
         a.cols == b.rows && c.rows == a.rows && c.cols == b.cols,
         "gemm: cannot multiply [{}, {}] by [{}, {}] into [{}, {}]",
@@ -265,7 +285,7 @@ fn gemm_on<E: Float>(
     let cv = RawMat { ptr: SyncPtr(c.data.as_mut_ptr()), rs: c.rs, cs: c.cs };
     // SAFETY: A and B were bounds-checked against their slices and C against its slice just above; C is a
     // unique borrow, so it cannot alias A or B.
-    unsafe { gemm_split(parts, alpha, a, b, pre, beta, cv) }
+    unsafe { gemm_split(parts, alpha, a, b, pre, bf16, beta, cv) }
 }
 
 /// A mutable matrix as a raw pointer and strides, so that disjoint blocks of it can go to different threads.
@@ -282,16 +302,19 @@ struct RawMat<E> {
 const BLOCK_ALIGN: usize = 16;
 
 /// Computes C = alpha A B + beta C in `parts` blocks on loopgrad's worker team (one block: on the calling thread).
+/// With `bf16` (f32 on a CPU with the bf16 kernel only), each block runs [`avx512::bf16::gemm_bf16`].
 ///
 /// # Safety
 /// `a`, `b` must be in bounds of their slices and `c` must point to a [a.rows, b.cols] matrix with the given
 /// strides, valid for writes and not aliased by A or B.
+#[allow(clippy::too_many_arguments)]
 unsafe fn gemm_split<E: Float>(
     parts: usize,
     alpha: E,
     a: MatRef<'_, E>,
     b: MatRef<'_, E>,
     pre: Pre<'_>,
+    bf16: bool,
     beta: E,
     c: RawMat<E>,
 ) {
@@ -305,7 +328,7 @@ unsafe fn gemm_split<E: Float>(
     let align = if pre.is_some() && !by_rows { 2 * BLOCK_ALIGN } else { BLOCK_ALIGN };
     let block = len.div_ceil(parts.max(1)).next_multiple_of(align);
     if parts <= 1 || block >= len {
-        return gemm_raw(alpha, a, b, pre.map(|p| (p, 0)), beta, c);
+        return gemm_raw(alpha, a, b, pre.map(|p| (p, 0)), bf16, beta, c);
     }
     crate::parallel::run(len.div_ceil(block), |p| {
         let (lo, hi) = (p * block, len.min((p + 1) * block));
@@ -315,11 +338,11 @@ unsafe fn gemm_split<E: Float>(
             if by_rows {
                 let a_blk = MatRef { data: &a.data[lo * a.rs as usize..], rows: hi - lo, ..a };
                 let c_blk = RawMat { ptr: SyncPtr(c.ptr.get().offset(lo as isize * c.rs)), ..c };
-                gemm_raw(alpha, a_blk, b, pre.map(|p| (p, 0)), beta, c_blk)
+                gemm_raw(alpha, a_blk, b, pre.map(|p| (p, 0)), bf16, beta, c_blk)
             } else {
                 let b_blk = MatRef { data: &b.data[lo * b.cs as usize..], cols: hi - lo, ..b };
                 let c_blk = RawMat { ptr: SyncPtr(c.ptr.get().offset(lo as isize * c.cs)), ..c };
-                gemm_raw(alpha, a, b_blk, pre.map(|p| (p, lo)), beta, c_blk)
+                gemm_raw(alpha, a, b_blk, pre.map(|p| (p, lo)), bf16, beta, c_blk)
             }
         }
     });
@@ -353,12 +376,24 @@ unsafe fn gemm_raw<E: Float>(
     a: MatRef<'_, E>,
     b: MatRef<'_, E>,
     pre: Option<(&PreB, usize)>,
+    bf16: bool,
     beta: E,
     c: RawMat<E>,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = pre;
+    let _ = (pre, bf16);
+    #[cfg(target_arch = "x86_64")]
+    if bf16 {
+        assert!(TypeId::of::<E>() == TypeId::of::<f32>() && avx512::bf16::available(), "gemm: no bf16 kernel here");
+        #[rustfmt::skip]
+        return avx512::bf16::gemm_bf16(
+            m, k, n, alpha.to_f64() as f32,
+            a.data.as_ptr() as *const f32, a.rs, a.cs,
+            b.data.as_ptr() as *const f32, b.rs, b.cs,
+            beta.to_f64() as f32, c.ptr.get() as *mut f32, c.rs, c.cs,
+        );
+    }
     #[cfg(target_arch = "x86_64")]
     if let Some(pre) = pre.and_then(|(p, col0)| p.at(col0)).filter(|_| TypeId::of::<E>() == TypeId::of::<f32>()) {
         #[rustfmt::skip]
@@ -417,6 +452,27 @@ pub fn gemm_batched<E: Float>(
     beta: E,
     c: &mut [E],
 ) {
+    gemm_batched_with(false, batch, m, k, n, alpha, a, ta, a_stride, b, tb, b_stride, beta, c)
+}
+
+/// [`gemm_batched`], each item through the bf16 kernel when `bf16` (f32 on a CPU that has it).
+#[allow(clippy::too_many_arguments)]
+fn gemm_batched_with<E: Float>(
+    bf16: bool,
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: E,
+    a: &[E],
+    ta: bool,
+    a_stride: usize,
+    b: &[E],
+    tb: bool,
+    b_stride: usize,
+    beta: E,
+    c: &mut [E],
+) {
     assert!(c.len() == batch * m * n, "gemm_batched: output has {} elements, expected {batch} x [{m}, {n}]", c.len());
     if batch == 0 || m * n == 0 {
         return;
@@ -436,7 +492,7 @@ pub fn gemm_batched<E: Float>(
         let bm = if tb { MatRef::new(bb, n, k).t() } else { MatRef::new(bb, k, n) };
         let cv = RawMat { ptr: SyncPtr(ci.as_mut_ptr()), rs: n as isize, cs: 1 };
         // SAFETY: the views were built by MatRef::new (length-checked); ci is this item's own [m, n] block.
-        unsafe { gemm_split(parts, alpha, am, bm, None, beta, cv) }
+        unsafe { gemm_split(parts, alpha, am, bm, None, bf16, beta, cv) }
     };
     let parts = parts_for(batch * m * k * n, PAR_MIN_GEMM_MACS);
     if parts > 1 && batch >= parts {

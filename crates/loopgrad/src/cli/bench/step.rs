@@ -9,7 +9,7 @@
 //! paper-size TRM (D 512, 2 layers, T 3, n 6, 81 tokens + 16 prefix positions, vocabulary 11, batch 8).
 
 use loopgrad_autograd::Tape;
-use loopgrad_models::config::{HrmConfig, ModelConfig, TrmConfig, TrmVariant};
+use loopgrad_models::config::{ForwardDtype, HrmConfig, ModelConfig, TrmConfig, TrmVariant};
 use loopgrad_models::step::{act_loss, Batch, Carry, CarryVars, SlotStats};
 use loopgrad_models::{GradWindow, Model};
 use loopgrad_nn::ema::Ema;
@@ -42,6 +42,8 @@ pub struct BenchShape {
     pub prefix: usize,
     pub batch: usize,
     pub seed: u64,
+    /// The products' precision (`--dtype`, the model's `forward_dtype`).
+    pub forward_dtype: ForwardDtype,
 }
 
 // `main_job`, `paper` and `latent_recursion_no_grad` serve `benches/step.rs`, which includes this file.
@@ -68,6 +70,7 @@ impl BenchShape {
             prefix: 16,
             batch: 8,
             seed: 0,
+            forward_dtype: ForwardDtype::F32,
         }
     }
 }
@@ -94,6 +97,7 @@ impl BenchShape {
                 q_continue: true,
                 rms_norm_eps: 1e-5,
                 rope_theta: 10000.0,
+                forward_dtype: self.forward_dtype,
             });
         }
         ModelConfig::Trm(TrmConfig {
@@ -115,6 +119,7 @@ impl BenchShape {
             q_continue: false,
             rms_norm_eps: 1e-5,
             rope_theta: 10000.0,
+            forward_dtype: self.forward_dtype,
         })
     }
 }
@@ -144,6 +149,7 @@ impl BenchStep {
     pub fn new(shape: &BenchShape) -> Self {
         let config = shape.model_config();
         let (model, store) = Model::build::<f32>(&config, shape.seed);
+        let precision = config.forward_dtype().precision();
         let table = model.puzzle_emb();
         let dense_params = trainable_except(&store, &[table]);
         let adam = AdamAtan2Config { beta1: 0.9, beta2: 0.95, weight_decay: WEIGHT_DECAY };
@@ -162,7 +168,11 @@ impl BenchStep {
         BenchStep {
             config,
             model,
-            tape: Tape::new(store),
+            tape: {
+                let mut tape = Tape::new(store);
+                tape.set_precision(precision);
+                tape
+            },
             dense,
             sparse,
             ema,

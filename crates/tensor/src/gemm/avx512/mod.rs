@@ -23,6 +23,7 @@
 //! [`sgemm_swiglu`] runs the same tiles with a SwiGLU epilogue (gate and up columns side by side in B~), for the
 //! untaped `linear_swiglu` of the tape.
 
+pub(crate) mod bf16;
 mod pack;
 mod swiglu;
 

@@ -131,7 +131,7 @@ unsafe fn transpose_pack(src: *const f32, stride: isize, lines: usize, len: usiz
 /// Transposes a 16 x 16 block held as 16 vectors (row i = vector i), by swapping the off-diagonal d x d blocks
 /// of every 2d x 2d block for d = 8, 4, 2, 1 (recursive block transposition, each swap two two-source permutes).
 #[target_feature(enable = "avx512f")]
-unsafe fn transpose16(rows: &mut [__m512; 16]) {
+pub(super) unsafe fn transpose16(rows: &mut [__m512; 16]) {
     swap_blocks::<8>(rows);
     swap_blocks::<4>(rows);
     swap_blocks::<2>(rows);

@@ -1,0 +1,51 @@
+//! What this CPU offers loopgrad's kernels, detected at run time: `loopgrad bench` prints it next to its
+//! timings, so that a figure always says which kernels produced it.
+
+/// The kernels a run's products use on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kernels {
+    /// The f32 GEMM: loopgrad's AVX-512 kernel, or matrixmultiply (the f32 fallback).
+    pub f32_gemm: &'static str,
+    /// The bf16 GEMM: the AVX512_BF16 kernel, or bf16-rounded operands through the f32 GEMM.
+    pub bf16_gemm: &'static str,
+    /// AMX-BF16 tiles: whether the CPU reports them (loopgrad has no AMX kernel).
+    pub amx: &'static str,
+}
+
+/// The kernels of this CPU (see [`Kernels`]).
+pub fn kernels() -> Kernels {
+    let avx512 = avx512f();
+    Kernels {
+        f32_gemm: if avx512 { "AVX-512 f32 (loopgrad)" } else { "f32 fallback (matrixmultiply)" },
+        bf16_gemm: if crate::gemm::bf16_kernel_available() {
+            "AVX512_BF16 (vdpbf16ps)"
+        } else {
+            "f32 fallback (operands rounded to bf16)"
+        },
+        amx: if amx_bf16() { "AMX-BF16 present, not used (no AMX kernel)" } else { "no AMX" },
+    }
+}
+
+fn avx512f() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Whether CPUID reports AMX-BF16 and AMX-TILE (leaf 7, EDX bits 22 and 24). std's `is_x86_feature_detected`
+/// cannot ask for AMX on stable Rust, hence CPUID directly. (Using the tiles would also need the OS to grant
+/// them: `arch_prctl(ARCH_REQ_XCOMP_PERM)` on Linux.)
+pub fn amx_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__cpuid, __cpuid_count};
+        if __cpuid(0).eax < 7 {
+            return false;
+        }
+        let edx = __cpuid_count(7, 0).edx;
+        edx & (1 << 22) != 0 && edx & (1 << 24) != 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}

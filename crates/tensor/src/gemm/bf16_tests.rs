@@ -1,0 +1,123 @@
+use super::*;
+use crate::gemm::gemm;
+use crate::rng::Rng;
+
+#[test]
+fn rounding_is_to_nearest_even_at_the_eighth_bit() {
+    let ulp = 2f32.powi(-7); // bf16's spacing in [1, 2)
+    assert_eq!(round_bf16(1.0), 1.0);
+    assert_eq!(round_bf16(1.0 + ulp / 2.0), 1.0, "a tie goes to the even neighbour (1.0)");
+    assert_eq!(round_bf16(1.0 + 1.5 * ulp), 1.0 + 2.0 * ulp, "a tie goes to the even neighbour (1 + 2 ulp)");
+    assert_eq!(round_bf16(1.0 + 0.51 * ulp), 1.0 + ulp);
+    assert_eq!(round_bf16(-3.0 - 0.49 * 2.0 * ulp), -3.0);
+    assert_eq!(round_bf16(f32::MAX), f32::INFINITY);
+    assert_eq!(round_bf16(1e-40).to_bits(), 0, "a subnormal is treated as zero, as vcvtne2ps2bf16 does");
+    assert!(round_bf16(f32::NAN).is_nan());
+}
+
+#[test]
+fn f64_rounding_gives_the_f32_roundings_value() {
+    let mut rng = Rng::new(7);
+    for _ in 0..10_000 {
+        let x = (rng.uniform_in(-1.0, 1.0) * 2f64.powi(rng.below(60) as i32 - 30)) as f32;
+        assert_eq!(round_bf16_f64(x as f64), round_bf16(x) as f64, "{x:e}");
+    }
+}
+
+/// A [rows, cols] operand, stored transposed when asked (so the view has column stride `rows`), values with a
+/// spread of magnitudes (normal numbers only: subnormal sums are flushed by the kernel).
+fn operand(rows: usize, cols: usize, transposed: bool, rng: &mut Rng) -> (Vec<f32>, usize, usize, bool) {
+    let data = (0..rows * cols).map(|_| (rng.uniform_in(-2.0, 2.0) * rng.uniform_in(0.5, 4.0)) as f32).collect();
+    (data, rows, cols, transposed)
+}
+
+fn view(o: &(Vec<f32>, usize, usize, bool)) -> MatRef<'_, f32> {
+    let (data, rows, cols, t) = o;
+    if *t {
+        MatRef::new(data, *cols, *rows).t()
+    } else {
+        MatRef::new(data, *rows, *cols)
+    }
+}
+
+/// Every shape class the kernel has: partial tiles in both directions, odd K (a padded pair), K past one
+/// 512-term block, both operand layouts, and alpha / beta as the tape uses them (attention's scaled products,
+/// gradient accumulation).
+#[test]
+fn the_kernel_matches_its_scalar_reference_bit_for_bit() {
+    if !bf16_kernel_available() {
+        eprintln!("skipped: this CPU has no AVX512_BF16 (the rounded-copy path is tested below)");
+        return;
+    }
+    let mut rng = Rng::new(1);
+    let shapes = [(1, 1, 1), (14, 2, 32), (15, 3, 33), (40, 64, 97), (97, 97, 64), (29, 1100, 50), (3, 513, 130)];
+    for (case, &(m, k, n)) in shapes.iter().enumerate() {
+        for (ta, tb, alpha, beta) in [(false, false, 1.0, 0.0), (true, false, 1.0, 1.0), (false, true, 0.125, 1.0)] {
+            let (a, b) = (operand(m, k, ta, &mut rng), operand(k, n, tb, &mut rng));
+            let c0: Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect();
+            let (mut got, mut want) = (c0.clone(), c0);
+            gemm_bf16_serial(alpha, view(&a), view(&b), beta, MatMut::new(&mut got, m, n));
+            gemm_bf16_reference(alpha, view(&a), view(&b), beta, MatMut::new(&mut want, m, n));
+            let first = got.iter().zip(&want).position(|(g, w)| g.to_bits() != w.to_bits());
+            assert!(
+                first.is_none(),
+                "case {case} [{m}, {k}] x [{k}, {n}] (ta {ta}, tb {tb}, alpha {alpha}, beta {beta}): element \
+                 {first:?}: {} vs reference {}",
+                got[first.unwrap()],
+                want[first.unwrap()]
+            );
+        }
+    }
+}
+
+/// The rounded-copy path (every CPU without the kernel, and f64) against the same reference. Its f32 sums run in
+/// another order, so the bound is the standard one for two sums of the same k exact products:
+/// |got - want| <= 2 gamma_k sum |a b|, gamma_k = k u / (1 - k u), u = 2^-24.
+#[test]
+fn the_rounded_copy_path_matches_the_reference_within_summation_error() {
+    let mut rng = Rng::new(2);
+    for &(m, k, n) in &[(5, 7, 3), (33, 600, 17), (16, 64, 40)] {
+        let (a, b) = (operand(m, k, false, &mut rng), operand(k, n, true, &mut rng));
+        let (ar, br) = (rounded(view(&a)), rounded(view(&b)));
+        let mut got = vec![0f32; m * n];
+        let am = MatRef::new(ar.data(), m, k);
+        gemm(1.0, am, MatRef::new(br.data(), k, n), 0.0, MatMut::new(&mut got, m, n));
+        let mut want = vec![0f32; m * n];
+        gemm_bf16_reference(1.0, view(&a), view(&b), 0.0, MatMut::new(&mut want, m, n));
+        let u = 2f64.powi(-24);
+        let gamma = k as f64 * u / (1.0 - k as f64 * u);
+        for i in 0..m {
+            for j in 0..n {
+                let abs: f64 = (0..k).map(|p| (am.data[i * k + p] as f64 * br.data()[p * n + j] as f64).abs()).sum();
+                let (g, w) = (got[i * n + j] as f64, want[i * n + j] as f64);
+                assert!((g - w).abs() <= 2.0 * gamma * abs, "[{m}, {k}, {n}] ({i}, {j}): {g} vs {w}");
+            }
+        }
+    }
+}
+
+/// Threads and batches change no bit: each element's sum is one chain whatever block it falls in.
+#[test]
+fn split_and_batched_products_equal_the_serial_one() {
+    crate::set_threads(2);
+    let mut rng = Rng::new(3);
+    let (m, k, n) = (300, 200, 150);
+    let (a, b) = (operand(m, k, false, &mut rng), operand(k, n, true, &mut rng));
+    let (mut split, mut serial) = (vec![0f32; m * n], vec![0f32; m * n]);
+    gemm_bf16(1.0, view(&a), view(&b), 0.0, MatMut::new(&mut split, m, n));
+    gemm_bf16_serial(1.0, view(&a), view(&b), 0.0, MatMut::new(&mut serial, m, n));
+    assert!(split.iter().zip(&serial).all(|(x, y)| x.to_bits() == y.to_bits()), "split differs from serial");
+
+    let (batch, m, k, n) = (6, 20, 30, 25);
+    let a: Vec<f32> = (0..batch * m * k).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect();
+    let b: Vec<f32> = (0..batch * n * k).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect();
+    let mut c = vec![0f32; batch * m * n];
+    gemm_batched_bf16(batch, m, k, n, 1.0, &a, false, m * k, &b, true, n * k, 0.0, &mut c);
+    for i in 0..batch {
+        let mut one = vec![0f32; m * n];
+        let bm = MatRef::new(&b[i * n * k..(i + 1) * n * k], n, k).t();
+        gemm_bf16_serial(1.0, MatRef::new(&a[i * m * k..(i + 1) * m * k], m, k), bm, 0.0, MatMut::new(&mut one, m, n));
+        let same = one.iter().zip(&c[i * m * n..(i + 1) * m * n]).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(same, "batch item {i} differs from its own product");
+    }
+}
