@@ -38,6 +38,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", choices=["f32", "bf16"], default="f32",
+                    help="bf16: the forward under torch.autocast(cpu, bfloat16), as torch_trm.py --dtype bf16")
     a = ap.parse_args()
     try:
         ref = load_reference(a.ref)
@@ -54,7 +56,7 @@ def main():
     tokens = torch.randint(1, a.vocab, (a.batch, a.seq))
 
     times = []
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.dtype == "bf16"):
         for i in range(a.warmup + a.steps):
             t0 = time.perf_counter()
             y = model.H_init.expand(a.batch, pos, d).clone()
@@ -66,7 +68,7 @@ def main():
                 times.append(dt)
     step = statistics.median(times)
     print(json.dumps({
-        "impl": "pytorch-eager-eval", "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "impl": "pytorch-eager-eval" + ("-bf16" if a.dtype == "bf16" else ""), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "arch": a.arch, "hidden": a.hidden, "T": a.T, "n": a.n, "batch": a.batch, "params": params,
         "step_ms": round(step * 1e3, 2), "samples_per_s": round(a.batch / step, 3),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
