@@ -346,6 +346,7 @@ EVAL_CFG = dict(
     arch="trm", seq_len=36, vocab_size=8, num_puzzle_identifiers=1, puzzle_emb_len=4, hidden_size=64, num_heads=4,
     expansion=4.0, num_layers=2, h_cycles=2, l_cycles=2, halt_max_steps=8, halt_exploration_prob=0.1, mlp_t=True,
     variant="yz", grad_window="last_recursion", q_continue=False, rms_norm_eps=1e-5, rope_theta=10000.0,
+    forward_dtype="f32",  # the products' precision: this oracle evaluates in f64 and f32
 )
 EVAL_STEPS = (1, 3, 8)  # supervision steps per example; 8 is N_sup, the preset's halt_max_steps
 
