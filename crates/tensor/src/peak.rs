@@ -98,8 +98,6 @@ mod x86 {
             for a in acc.iter_mut() {
                 *a = _mm512_fmadd_ps(*a, x, y);
             }
-            // Keeps the compiler from reordering the chains into something other than CHAINS independent FMAs.
-            black_box(&mut acc);
         }
         black_box(acc);
         (iters * CHAINS * 2 * 16) as f64
@@ -115,7 +113,6 @@ mod x86 {
             for a in acc.iter_mut() {
                 *a = _mm512_dpbf16_ps(*a, x, x);
             }
-            black_box(&mut acc);
         }
         black_box(acc);
         (iters * CHAINS * 2 * 32) as f64
