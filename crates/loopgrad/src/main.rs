@@ -51,6 +51,13 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Stopped by SIGINT or SIGTERM with everything saved: 130 or 143, as shells report a signal, so that a
+        // script or scheduler requeues the run (docs/run-directories.md).
+        Err(e) if e.downcast_ref::<loopgrad_train::run::Interrupted>().is_some() => {
+            let interrupted = e.downcast_ref::<loopgrad_train::run::Interrupted>().expect("just matched");
+            eprintln!("{interrupted}");
+            ExitCode::from(interrupted.exit_code())
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -219,23 +219,6 @@ pub fn to_text<'a>(rows: impl IntoIterator<Item = (&'a str, &'a str, &'a str, f6
     out
 }
 
-/// Write `bytes` to `path` atomically: into a temporary file beside it, then a rename, so that a reader never sees
-/// half a file and an interrupted run leaves the old file (if any) intact.
-///
-/// A `path` naming a FIFO, a device or a socket is refused: the rename would replace it with a regular file
-/// (run as root, `--out /dev/null` replaced the machine's /dev/null).
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(kind) = crate::error::special_file_kind(path) {
-        return Err(std::io::Error::other(format!("{kind}, not a regular file: writing it would replace it")));
-    }
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,14 +231,6 @@ mod tests {
         assert_eq!(recs.len(), 2);
         assert_eq!((recs[0].question.as_str(), recs[0].answer.as_str()), ("# S G", "x,\"y\""));
         assert_eq!((recs[1].row, recs[1].line, recs[1].rating), (2, 3, 0.5));
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn writing_over_a_device_is_refused_and_leaves_it_a_device() {
-        let e = write_atomically(Path::new("/dev/null"), b"x").unwrap_err();
-        assert_eq!(e.to_string(), "a device, not a regular file: writing it would replace it");
-        assert_eq!(crate::error::special_file_kind(Path::new("/dev/null")), Some("a device"));
     }
 
     #[test]

@@ -39,11 +39,30 @@ pub fn evaluate(
     steps: usize,
     batch_size: usize,
 ) -> (EvalResult, Predictions) {
+    evaluate_unless(model, tape, set, limit, steps, batch_size, &|| false).expect("never stopped")
+}
+
+/// [`evaluate`], giving up (None) as soon as `stop()` says so, checked before each batch: a run told to stop
+/// does not finish an evaluation of thousands of puzzles first.
+pub fn evaluate_unless(
+    model: &Model,
+    tape: &mut Tape<f32>,
+    set: &ExampleSet,
+    limit: usize,
+    steps: usize,
+    batch_size: usize,
+    stop: &dyn Fn() -> bool,
+) -> Option<(EvalResult, Predictions)> {
     let l = set.seq_len();
     let mut tally = Tally::default();
     let mut preds = Predictions::default();
     let mut scores = BatchScores::default();
+    let mut stopped = false;
     let n = for_each_batch(set, limit, batch_size, |batch, _| {
+        stopped = stopped || stop();
+        if stopped {
+            return;
+        }
         evaluate_batch(model, tape, batch, steps, &mut scores);
         for (i, (&accuracy, &loss)) in scores.accuracy.iter().zip(&scores.loss).enumerate() {
             tally.add(accuracy, loss);
@@ -51,7 +70,7 @@ pub fn evaluate(
             preds.tokens.push(scores.argmax[i * l..(i + 1) * l].iter().map(|&t| t as u8).collect());
         }
     });
-    (tally.result(n, steps), preds)
+    (!stopped).then(|| (tally.result(n, steps), preds))
 }
 
 /// The final-step scores of one batch, per slot. Reused from batch to batch (with the carry it evaluates), so a

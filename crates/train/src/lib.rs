@@ -7,6 +7,7 @@
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod lock;
 pub mod memory;
 pub mod overrides;
 pub mod presets;

@@ -76,7 +76,7 @@ const EMA: &str = "train.ema.";
 const CARRY: &str = "train.carry.";
 
 impl Trainer {
-    /// Writes a training checkpoint to `path` (atomically: a temporary file, then a rename).
+    /// Writes a training checkpoint to `path` (atomically: a fresh temporary file, fsync, rename).
     pub fn save_checkpoint(&self, path: &Path) -> Result<()> {
         let store = &self.tape.params;
         let mut w = CheckpointWriter::with_params(store);
@@ -102,7 +102,13 @@ impl Trainer {
             },
         );
         w.set_json("config", &self.config);
-        w.write(path).map_err(|e| anyhow!("{e}"))
+        // Through the one atomic writer: a fresh temporary file that never follows a link (docs/run-directories.md).
+        loopgrad_puzzles::atomic_file::write_atomically_with(path, |file| {
+            let mut out = std::io::BufWriter::new(file);
+            w.write_to(&mut out)?;
+            std::io::Write::flush(&mut out)
+        })
+        .with_context(|| format!("{}: cannot write", path.display()))
     }
 
     /// The config a training checkpoint was written with.

@@ -9,6 +9,8 @@ mod plots;
 
 use anyhow::{anyhow, bail, Context, Result};
 use loopgrad_models::model::group_thousands;
+use loopgrad_train::lock::DirLock;
+use loopgrad_train::run::{stop_signal, STOP_SIGNALS};
 use loopgrad_train::study::answer;
 use loopgrad_train::study::machine::{cores, Machine};
 use loopgrad_train::study::report::{markdown, sci, ReportContext};
@@ -124,6 +126,9 @@ pub fn run(args: StudyArgs) -> Result<()> {
         return estimate::run(&expansion, &exe, steps, jobs);
     }
     let out = args.out.clone().unwrap_or_else(|| Path::new("runs").join(format!("study-{}", plan.name)));
+    std::fs::create_dir_all(&out).with_context(|| format!("{}: cannot create", out.display()))?;
+    // One study process per directory (each run's own lock is taken by the `--run-cell` that trains it).
+    let _lock = DirLock::acquire(&out)?;
     prepare(&expansion, &out)?;
     if let Some(file) = &args.emit_jobs {
         return emit_jobs(&expansion, &out, &exe, file);
@@ -166,7 +171,7 @@ fn prepare(expansion: &Expansion, out: &Path) -> Result<()> {
 /// `--run-cell DIR`: one run to finished, one line of outcome on stdout.
 fn run_cell(dir: &Path) -> Result<()> {
     let spec = runner::read_spec(dir)?;
-    match runner::execute(dir, loopgrad_train::run::stop_signal())? {
+    match runner::execute(dir, stop_signal())? {
         Outcome::Skipped => println!("{}: already finished", spec.name),
         Outcome::Done { resumed, trained, test_time } => {
             let accuracies: Vec<String> =
@@ -195,7 +200,7 @@ fn run_local(expansion: &Expansion, out: &Path, exe: &Path, jobs: usize) -> Resu
         todo.len(),
         out.display()
     );
-    let stop = loopgrad_train::run::stop_signal();
+    let stop = stop_signal();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
@@ -204,17 +209,17 @@ fn run_local(expansion: &Expansion, out: &Path, exe: &Path, jobs: usize) -> Resu
         for _ in 0..jobs.min(todo.len()) {
             scope.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::SeqCst);
-                if k >= todo.len() || stop.load(Ordering::SeqCst) {
+                if k >= todo.len() || stop.load(Ordering::SeqCst) != 0 {
                     break;
                 }
                 let dir = &dirs[todo[k]];
                 let t = Instant::now();
-                let result = Command::new(exe).arg("study").arg("--run-cell").arg(dir).output();
+                let result = run_cell_child(exe, dir, stop);
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                 let line = match result {
                     Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
-                    // Ctrl-C reaches the children too: their run loops save a checkpoint and the run resumes later.
-                    Ok(_) if stop.load(Ordering::SeqCst) => format!("interrupted: {}", dir.display()),
+                    // Interrupted (130, 143): the run saved a checkpoint, and the next invocation resumes it.
+                    Ok(o) if interrupted_code(o.status.code()) => format!("interrupted: {}", dir.display()),
                     Ok(o) => {
                         let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
                         failures.lock().expect("not poisoned").push(err.clone());
@@ -237,10 +242,43 @@ fn run_local(expansion: &Expansion, out: &Path, exe: &Path, jobs: usize) -> Resu
     if !todo.is_empty() {
         record_wall_time(out, jobs, done.load(Ordering::SeqCst), start.elapsed().as_secs_f64())?;
     }
-    if stop.load(Ordering::SeqCst) {
-        bail!("interrupted; rerun the same command to resume (finished runs are skipped)");
+    let signal = stop.load(Ordering::SeqCst) as i32;
+    if signal != 0 {
+        let message = "study interrupted; rerun the same command to resume (finished runs are skipped)".to_string();
+        return Err(loopgrad_train::run::Interrupted { signal, message }.into());
     }
     Ok(failures.into_inner().expect("not poisoned"))
+}
+
+/// Whether a child's exit code says a signal interrupted it (128 + SIGINT or SIGTERM).
+fn interrupted_code(code: Option<i32>) -> bool {
+    code.is_some_and(|c| STOP_SIGNALS.iter().any(|s| c == 128 + s))
+}
+
+/// Runs `exe study --run-cell DIR` and waits for it, passing on a stop signal this process receives (Ctrl-C
+/// reaches the whole process group, but `timeout` or `kill` signal this process alone): the child's run loop then
+/// saves a checkpoint and exits 130 or 143. The child writes one line (its progress goes to the run's
+/// `train.log`), so its pipes never fill while it is polled.
+fn run_cell_child(exe: &Path, dir: &Path, stop: &AtomicUsize) -> std::io::Result<std::process::Output> {
+    let mut child = Command::new(exe)
+        .arg("study")
+        .arg("--run-cell")
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut passed_on = false;
+    while child.try_wait()?.is_none() {
+        let signal = stop.load(Ordering::SeqCst) as i32;
+        if signal != 0 && !passed_on {
+            // kill(1), not kill(2): the crates above loopgrad-tensor hold no `unsafe`.
+            let _ = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+            passed_on = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output()
 }
 
 /// Where a study directory keeps the wall time of each local invocation (one JSON line each).

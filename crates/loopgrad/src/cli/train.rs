@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use loopgrad_train::run::{self, Ended, Progress, Start};
+use loopgrad_train::run::{self, Ended, Interrupted, Progress, Start};
 use loopgrad_train::rundir::{CHECKPOINT_FILE, CONFIG_FILE};
 use loopgrad_train::{state, TrainConfig};
 use std::io::IsTerminal;
@@ -35,19 +35,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let start = if args.resume.is_some() { Start::Resume } else { Start::Fresh };
     let mut bar = Bar { bar: None, log_every: config.run.log_every };
     match run::train(config, &dir, start, run::stop_signal(), &mut bar)? {
-        Ended::Interrupted { step } => {
-            println!(
-                "interrupted at step {step}: checkpoint saved; continue with `loopgrad train --resume {}`",
+        Ended::Interrupted { step, signal } => {
+            let message = format!(
+                "interrupted by {} at step {step}: checkpoint saved; continue with `loopgrad train --resume {}`",
+                run::signal_name(signal),
                 dir.display()
             );
+            Err(Interrupted { signal, message }.into())
         }
         Ended::Finished { step, train_seconds, result } => {
             println!("trained {step} steps in {train_seconds:.0} s; {}", run::describe(&result));
             println!("held-out exact accuracy: {:.1}% on {} puzzles", 100.0 * result.exact_accuracy, result.examples);
             println!("run directory: {}", dir.display());
+            Ok(())
         }
     }
-    Ok(())
 }
 
 /// The config and the run directory, from the arguments.

@@ -1,18 +1,20 @@
 //! The run loop: trains a config in a run directory to `run.steps` (or resumes it from its checkpoint), logs
-//! `metrics.jsonl`, evaluates on the held-out set, checkpoints atomically, and stops cleanly on Ctrl-C. `loopgrad
-//! train` and the study's runner both call [`train`]; what a user sees of it (a progress bar, a log file) is the
-//! caller's [`Progress`].
+//! `metrics.jsonl`, evaluates on the held-out set, checkpoints atomically, and stops cleanly on SIGINT (Ctrl-C) or
+//! SIGTERM (what Slurm, `timeout` and container stops send). `loopgrad train` and the study's runner both call
+//! [`train`]; what a user sees of it (a progress bar, a log file) is the caller's [`Progress`]. The guarantees are
+//! listed in `docs/run-directories.md`.
 
 pub mod record;
 
+use crate::eval::evaluate_unless;
 use crate::rundir::{RunDir, CHECKPOINT_FILE, CONFIG_FILE};
-use crate::{data, evaluate, EvalResult, TrainConfig, Trainer};
+use crate::{data, EvalResult, TrainConfig, Trainer};
 use anyhow::{bail, Result};
 use loopgrad_puzzles::ExampleSet;
 use record::{ErrorRecord, EvalRecord, LogInterval, Record};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// Whether a run starts fresh in its directory or continues from the directory's checkpoint.
@@ -27,9 +29,33 @@ pub enum Start {
 pub enum Ended {
     /// Trained to `run.steps` (or to `run.time_limit_s`), checkpointed, and evaluated on the held-out set.
     Finished { step: u64, train_seconds: f64, result: EvalResult },
-    /// Stopped by a stop request at `step`, with a checkpoint saved there: resume to continue.
-    Interrupted { step: u64 },
+    /// Stopped by `signal` at `step`, with a checkpoint saved there: resume to continue.
+    Interrupted { step: u64, signal: i32 },
 }
+
+/// The error of a run stopped by a signal: the process should exit with [`Interrupted::exit_code`], 128 + the
+/// signal's number as shells report it (130 for SIGINT, 143 for SIGTERM), so that a script or scheduler can tell an
+/// interrupted run (requeue it) from a finished one (0) and a failed one (1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interrupted {
+    pub signal: i32,
+    /// What was interrupted, and how to continue.
+    pub message: String,
+}
+
+impl Interrupted {
+    pub fn exit_code(&self) -> u8 {
+        (128 + self.signal).clamp(0, 255) as u8
+    }
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)
+    }
+}
+
+impl std::error::Error for Interrupted {}
 
 /// What the run loop reports as it goes; the caller decides how to show it.
 pub trait Progress {
@@ -69,14 +95,34 @@ pub fn use_threads(config: &TrainConfig) -> usize {
     threads
 }
 
-/// The process's stop request, set by Ctrl-C (SIGINT). The handler is installed on the first call; a run polls
-/// the flag between steps.
-pub fn stop_signal() -> &'static AtomicBool {
-    static STOP: OnceLock<&'static AtomicBool> = OnceLock::new();
+/// The signals that stop a run with a checkpoint.
+pub const STOP_SIGNALS: [i32; 2] = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM];
+
+/// SIGINT or SIGTERM by name, for messages.
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        signal_hook::consts::SIGINT => "SIGINT",
+        _ => "a signal",
+    }
+}
+
+/// The process's stop request: 0, or the number of the signal (SIGINT or SIGTERM) that asked the run to stop.
+/// The handlers are installed on the first call; a run polls the value between steps and between evaluation
+/// batches. A second signal while the first is being handled ends the process at once, with 128 + its number
+/// (every file is written atomically, so even that leaves the previous checkpoint whole).
+pub fn stop_signal() -> &'static AtomicUsize {
+    static STOP: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
     STOP.get_or_init(|| {
-        let flag: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-        // Another handler may already be installed (an embedding program's); training still works without ours.
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+        let flag = Arc::new(AtomicUsize::new(0));
+        let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        for signal in STOP_SIGNALS {
+            // signal-hook's documented pattern: the conditional shutdown first, so that it sees the flag as it was
+            // before this signal set it. A failure to install leaves the default action (the process dies).
+            let _ = signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, asked.clone());
+            let _ = signal_hook::flag::register(signal, asked.clone());
+            let _ = signal_hook::flag::register_usize(signal, flag.clone(), signal as usize);
+        }
         flag
     })
 }
@@ -91,26 +137,51 @@ pub fn check_fresh(dir: &Path) -> Result<()> {
 
 /// Loads the data, trains `config` in `dir` to `run.steps` (from the directory's checkpoint when `start` is
 /// [`Start::Resume`]), checkpointing every `run.checkpoint_every` steps and at the end, and evaluates on the
-/// held-out set. Returns early, with a checkpoint, once `stop` is set.
+/// held-out set. Returns early, with a checkpoint, once `stop` holds a signal number. Takes the directory's lock
+/// for the whole run (see [`RunDir::open`]).
 pub fn train(
     config: TrainConfig,
     dir: &Path,
     start: Start,
-    stop: &AtomicBool,
+    stop: &AtomicUsize,
     progress: &mut dyn Progress,
 ) -> Result<Ended> {
+    train_in(&mut RunDir::open(dir)?, config, start, stop, progress)
+}
+
+/// [`train`] in a run directory already opened (and locked) by the caller.
+pub fn train_in(
+    run: &mut RunDir,
+    config: TrainConfig,
+    start: Start,
+    stop: &AtomicUsize,
+    progress: &mut dyn Progress,
+) -> Result<Ended> {
+    let dir = run.path().to_path_buf();
+    let checkpoint = dir.join(CHECKPOINT_FILE);
+    // Checked again under the lock: another process may have started a run here since the caller looked.
+    if start == Start::Fresh {
+        check_fresh(&dir)?;
+    }
     let t0 = Instant::now();
     let data = data::load(&config.data)?;
     crate::trainer::check_data(&config, &data.test, "held-out")?;
     progress.note(&format!("data: {} ({:.1} s)", data.description, t0.elapsed().as_secs_f64()));
 
     let mut trainer = Trainer::new(config.clone(), &data.train)?;
-    let mut run = RunDir::open(dir)?;
-    let checkpoint = dir.join(CHECKPOINT_FILE);
+    let r = &config.run;
+    let mut logged_final = None;
     if start == Start::Resume {
         trainer.load_checkpoint(&checkpoint, data.train.len())?;
+        let more_to_train = trainer.step() < r.steps;
+        let kept = run.cut_metrics_to_step(trainer.step(), !more_to_train)?;
+        logged_final = kept.last().and_then(|record| match record {
+            Record::Eval(e) if e.last && e.step == trainer.step() => Some(e.clone()),
+            _ => None,
+        });
         progress.note(&format!("resuming {} at step {}", dir.display(), trainer.step()));
     } else {
+        run.clear_metrics()?;
         run.write(CONFIG_FILE, config.to_toml().as_bytes())?;
     }
     let params = trainer.model.param_count(&trainer.tape.params);
@@ -121,16 +192,12 @@ pub fn train(
         dir.display()
     ));
 
-    let r = &config.run;
     progress.start(trainer.step(), r.steps);
     let started = Instant::now();
+    let first_step = trainer.step();
     let mut interval = LogInterval::default();
-    let mut interrupted = false;
-    while trainer.step() < r.steps {
-        if stop.load(Ordering::SeqCst) {
-            interrupted = true;
-            break;
-        }
+    let signal = || stop.load(Ordering::SeqCst) as i32;
+    while trainer.step() < r.steps && signal() == 0 {
         if r.time_limit_s > 0.0 && started.elapsed().as_secs_f64() > r.time_limit_s {
             progress.note(&format!("time limit of {} s reached at step {}", r.time_limit_s, trainer.step()));
             break;
@@ -155,21 +222,40 @@ pub fn train(
             interval = LogInterval::default();
         }
         if r.eval_every > 0 && step % r.eval_every == 0 && step < r.steps {
-            let result = evaluate_held_out(&mut trainer, &data.test, r.eval_examples);
-            progress.note(&format!("step {step}: {}", describe(&result)));
-            run.log(&Record::Eval(EvalRecord::new(step, &result, false)))?;
+            // An evaluation cut short by a signal logs nothing; the checkpoint below is still written.
+            if let Some(result) = evaluate_held_out_unless(&mut trainer, &data.test, r.eval_examples, stop) {
+                progress.note(&format!("step {step}: {}", describe(&result)));
+                run.log(&Record::Eval(EvalRecord::new(step, &result, false)))?;
+            }
         }
         if r.checkpoint_every > 0 && step % r.checkpoint_every == 0 {
             trainer.save_checkpoint(&checkpoint)?;
         }
     }
     progress.end(true);
-    trainer.save_checkpoint(&checkpoint)?;
-    if interrupted {
-        return Ok(Ended::Interrupted { step: trainer.step() });
+    // A resumed run that took no step has its checkpoint already.
+    if start == Start::Fresh || trainer.step() > first_step {
+        trainer.save_checkpoint(&checkpoint)?;
+    }
+    let interrupted = |step| Ok(Ended::Interrupted { step, signal: signal() });
+    if signal() != 0 {
+        return interrupted(trainer.step());
     }
     let train_seconds = started.elapsed().as_secs_f64();
-    let result = evaluate_held_out(&mut trainer, &data.test, 0);
+    // A finished run resumed again: its final evaluation is logged already, and is not appended twice.
+    if let Some(e) = logged_final {
+        let result = EvalResult {
+            examples: e.examples,
+            exact_accuracy: e.exact_accuracy,
+            token_accuracy: e.token_accuracy,
+            loss: e.loss,
+            steps: e.eval_steps,
+        };
+        return Ok(Ended::Finished { step: trainer.step(), train_seconds, result });
+    }
+    let Some(result) = evaluate_held_out_unless(&mut trainer, &data.test, 0, stop) else {
+        return interrupted(trainer.step());
+    };
     run.log(&Record::Eval(EvalRecord::new(trainer.step(), &result, true)))?;
     Ok(Ended::Finished { step: trainer.step(), train_seconds, result })
 }
@@ -177,12 +263,25 @@ pub fn train(
 /// Scores the first `limit` held-out examples (all for 0) with the evaluation weights, at `run.eval_steps`
 /// supervision steps (N_sup for 0), in batches of at least 64.
 pub fn evaluate_held_out(trainer: &mut Trainer, test: &ExampleSet, limit: usize) -> EvalResult {
+    evaluate_held_out_unless(trainer, test, limit, &AtomicUsize::new(0)).expect("never stopped")
+}
+
+/// [`evaluate_held_out`], given up (None) once `stop` holds a signal number.
+fn evaluate_held_out_unless(
+    trainer: &mut Trainer,
+    test: &ExampleSet,
+    limit: usize,
+    stop: &AtomicUsize,
+) -> Option<EvalResult> {
     let steps = match trainer.config.run.eval_steps {
         0 => trainer.config.model.halt_max_steps(),
         s => s,
     };
     let batch = trainer.config.run.batch_size.max(64);
-    trainer.with_eval_weights(|model, tape| evaluate(model, tape, test, limit, steps, batch).0)
+    let stopped = || stop.load(Ordering::SeqCst) != 0;
+    trainer
+        .with_eval_weights(|model, tape| evaluate_unless(model, tape, test, limit, steps, batch, &stopped))
+        .map(|r| r.0)
 }
 
 /// One line of held-out scores.

@@ -11,14 +11,14 @@
 use super::expand::RunSpec;
 use super::testtime::{self, TestTime, TEST_TIME_FILE};
 use crate::run::record::{read_records_lenient, ErrorRecord, EvalRecord, Record};
-use crate::run::{self, Ended, Progress, Start};
-use crate::rundir::{CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE};
+use crate::run::{self, Ended, Interrupted, Progress, Start};
+use crate::rundir::{RunDir, CHECKPOINT_FILE, METRICS_FILE};
 use crate::TrainConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::AtomicUsize;
 
 /// The file that says what a run directory is for.
 pub const SPEC_FILE: &str = "study.json";
@@ -162,34 +162,36 @@ pub enum Outcome {
 }
 
 /// Brings the run in `dir` to finished: trains it (progress appended to `train.log`) unless it is trained, then
-/// evaluates it at the test-time step counts. Training stops with a checkpoint, and this returns an error, once
-/// `stop` is set.
-pub fn execute(dir: &Path, stop: &AtomicBool) -> Result<Outcome> {
+/// evaluates it at the test-time step counts, holding the run directory's lock throughout. Once `stop` holds a
+/// signal number, training stops with a checkpoint and this returns an [`Interrupted`] error.
+pub fn execute(dir: &Path, stop: &AtomicUsize) -> Result<Outcome> {
     let spec = read_spec(dir)?;
+    let mut run_dir = RunDir::open(dir)?;
     let state = status(dir, &spec);
-    let (config, start) = match &state {
+    let start = match &state {
         RunStatus::Finished => return Ok(Outcome::Skipped),
         RunStatus::Failed(message) => {
             bail!("{}: the run failed earlier ({message}); delete the directory to retry it", dir.display())
         }
-        RunStatus::Trained => (None, None),
+        RunStatus::Trained => None,
         RunStatus::NotStarted => {
-            // A run killed before its first checkpoint may have left a config and metrics lines: start clean.
-            for leftover in [METRICS_FILE, CONFIG_FILE, TEST_TIME_FILE] {
-                let _ = fs::remove_file(dir.join(leftover));
-            }
-            (Some(spec_config(&spec, dir)?), Some(Start::Fresh))
+            // A run killed before its first checkpoint may have left scores of an older run (the run loop empties
+            // its metrics and rewrites its config).
+            let _ = fs::remove_file(dir.join(TEST_TIME_FILE));
+            Some((spec_config(&spec, dir)?, Start::Fresh))
         }
-        RunStatus::Partial => (Some(crate::state::resume_config(dir)?), Some(Start::Resume)),
+        RunStatus::Partial => Some((crate::state::resume_config(dir)?, Start::Resume)),
     };
-    if let (Some(config), Some(start)) = (config, start) {
-        train(config, dir, start, stop)?;
+    let resumed = matches!(start, Some((_, Start::Resume)));
+    let trained = start.is_some();
+    if let Some((config, start)) = start {
+        train(&mut run_dir, config, start, stop)?;
     }
     if read_log(dir).final_eval.is_none() {
         bail!("{}: training ended without its final evaluation (interrupted?); run it again to resume", dir.display());
     }
     let test_time = testtime::evaluate_run(dir, &spec.eval_steps, spec.test_time_examples)?;
-    Ok(Outcome::Done { resumed: start == Some(Start::Resume), trained: start.is_some(), test_time })
+    Ok(Outcome::Done { resumed, trained, test_time })
 }
 
 /// The config a run trains with, from its `train_args` as [`super::expand`] writes them: `--preset NAME`, then
@@ -218,9 +220,10 @@ fn spec_config(spec: &RunSpec, dir: &Path) -> Result<TrainConfig> {
         .with_context(|| format!("{}: train_args", dir.join(SPEC_FILE).display()))
 }
 
-/// Trains the run in `dir` with the run loop, its progress appended to the run's log. An interruption is an
-/// error here: the run is not finished, and the next `--run-cell` resumes it.
-fn train(config: TrainConfig, dir: &Path, start: Start, stop: &AtomicBool) -> Result<()> {
+/// Trains the run with the run loop, its progress appended to the run's log. An interruption is an error here
+/// ([`Interrupted`], for the exit code): the run is not finished, and the next `--run-cell` resumes it.
+fn train(run_dir: &mut RunDir, config: TrainConfig, start: Start, stop: &AtomicUsize) -> Result<()> {
+    let dir = run_dir.path().to_path_buf();
     let log_path = dir.join(LOG_FILE);
     let log = OpenOptions::new()
         .create(true)
@@ -229,16 +232,17 @@ fn train(config: TrainConfig, dir: &Path, start: Start, stop: &AtomicBool) -> Re
         .with_context(|| format!("{}: cannot open", log_path.display()))?;
     run::use_threads(&config);
     let mut progress = LogFile { file: log };
-    let ended = run::train(config, dir, start, stop, &mut progress)
+    let ended = run::train_in(run_dir, config, start, stop, &mut progress)
         .with_context(|| format!("{}: training failed (its log: {})", dir.display(), log_path.display()))?;
     match ended {
         Ended::Finished { step, train_seconds, result } => {
             progress.note(&format!("trained {step} steps in {train_seconds:.0} s; {}", run::describe(&result)));
             Ok(())
         }
-        Ended::Interrupted { step } => {
-            progress.note(&format!("interrupted at step {step}: checkpoint saved"));
-            bail!("{}: interrupted at step {step}; run it again to resume", dir.display())
+        Ended::Interrupted { step, signal } => {
+            progress.note(&format!("interrupted by signal {signal} at step {step}: checkpoint saved"));
+            let message = format!("{}: interrupted at step {step}; run it again to resume", dir.display());
+            Err(Interrupted { signal, message }.into())
         }
     }
 }
