@@ -36,14 +36,24 @@ impl DirLock {
             options.custom_flags(libc::O_NOFOLLOW);
         }
         let mut file = options.open(&path).with_context(|| format!("{}: cannot open the lock file", path.display()))?;
-        match file.try_lock() {
+        // A lock this process released can stay held for a moment by a child forked meanwhile (it shares the open
+        // file description until its exec closes it): when the holder named is this process, wait up to a second.
+        let mut attempts = 0;
+        let locked = loop {
+            match file.try_lock() {
+                Err(TryLockError::WouldBlock) if attempts < 50 && holder_pid(&mut file) == Some(std::process::id()) => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other,
+            }
+        };
+        match locked {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                let holder = match text.trim().parse::<u32>() {
-                    Ok(pid) => format!("process {pid}"),
-                    Err(_) => "another process".to_string(),
+                let holder = match holder_pid(&mut file) {
+                    Some(pid) => format!("process {pid}"),
+                    None => "another process".to_string(),
                 };
                 bail!(
                     "{} is in use by {holder} (it holds {}); wait for it to finish or stop it, or use another directory",
@@ -67,6 +77,14 @@ impl DirLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The PID the lock file names (written by its holder), if any.
+fn holder_pid(file: &mut File) -> Option<u32> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
 }
 
 #[cfg(test)]
