@@ -17,6 +17,7 @@ pub mod machine;
 pub mod plan;
 pub mod report;
 pub mod runner;
+pub mod stats;
 pub mod testtime;
 
 pub use collect::{collect, Results, Summary};
