@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Result};
 use loopgrad_puzzles::maze::{self, MazeConfig, MazeRecord};
 use loopgrad_puzzles::sudoku::csv::{read_csv, SudokuRecord};
 use loopgrad_puzzles::sudoku::dataset::{generate_puzzles, to_example_set, Difficulty};
-use loopgrad_puzzles::sudoku::BoxShape;
+use loopgrad_puzzles::sudoku::{canonical_form, BoxShape};
 use loopgrad_puzzles::ExampleSet;
 use std::collections::HashSet;
 use std::path::Path;
@@ -75,20 +75,42 @@ fn sudoku(c: &DataConfig) -> Result<Datasets> {
     } else {
         read(&c.train_path, c.train_count)?
     };
-    let seen: HashSet<&[u8]> = train.iter().map(|r| r.puzzle.as_slice()).collect();
+    let mut dropped = 0;
     let test = if c.test_path.is_empty() {
-        // A different seed, and an explicit filter: a held-out puzzle is one the model never trained on.
+        // A different seed, and an explicit filter: a held-out puzzle is one the model never trained on, up to
+        // symmetry (augmentation shows the model transforms of its training puzzles, so a held-out puzzle that is
+        // a transform of one would not be held out).
+        let by_symmetry = c.heldout_disjoint == "symmetry";
+        let key = |records: &[SudokuRecord]| -> Vec<Vec<u8>> {
+            if by_symmetry {
+                canonical_forms(records, shape)
+            } else {
+                records.iter().map(|r| r.puzzle.clone()).collect()
+            }
+        };
+        let seen: HashSet<Vec<u8>> = key(&train).into_iter().collect();
         let extra = c.test_count / 10 + 10;
         let candidates = generate_puzzles(shape, c.test_count + extra, difficulty, c.seed ^ 0x07e5_75e7)
             .map_err(|e| anyhow!("generating puzzles: {e}"))?;
-        let fresh: Vec<SudokuRecord> =
-            candidates.into_iter().filter(|r| !seen.contains(r.puzzle.as_slice())).take(c.test_count).collect();
+        let forms = key(&candidates);
+        let mut fresh = Vec::with_capacity(c.test_count);
+        for (r, form) in candidates.into_iter().zip(&forms) {
+            if fresh.len() == c.test_count {
+                break;
+            }
+            if seen.contains(form) {
+                dropped += 1;
+            } else {
+                fresh.push(r);
+            }
+        }
         if fresh.len() < c.test_count {
             bail!(
-                "data.test_count {}: could only generate {} held-out puzzles unseen in training (data.train_count {} \
-                 leaves too few {shape} puzzles)",
+                "data.test_count {}: could only generate {} held-out puzzles unseen in training{} (data.train_count \
+                 {} leaves too few {shape} puzzles)",
                 c.test_count,
                 fresh.len(),
+                if by_symmetry { " up to symmetry (data.heldout_disjoint = \"symmetry\")" } else { "" },
                 c.train_count
             );
         }
@@ -105,11 +127,17 @@ fn sudoku(c: &DataConfig) -> Result<Datasets> {
         );
     }
     let description = format!(
-        "{} {shape} Sudoku for training{}, {} held out ({})",
+        "{} {shape} Sudoku for training{}, {} held out ({}{})",
         train.len(),
         if c.augmentations > 0 { format!(" x {} augmentations", c.augmentations + 1) } else { String::new() },
         test.len(),
-        if c.train_path.is_empty() { "generated" } else { "from files" }
+        if c.train_path.is_empty() { "generated" } else { "from files" },
+        if c.test_path.is_empty() {
+            let what = if c.heldout_disjoint == "symmetry" { "up to symmetry" } else { "as given" };
+            format!("; disjoint from training {what}, {dropped} dropped")
+        } else {
+            String::new()
+        }
     );
     check_training_tokens(train.len(), augmented_copies(&c.task, c.augmentations), train[0].puzzle.len())?;
     Ok(Datasets {
@@ -117,6 +145,17 @@ fn sudoku(c: &DataConfig) -> Result<Datasets> {
         test: to_example_set(&test, 0, c.seed),
         description,
     })
+}
+
+/// The canonical form of each record's puzzle under the Sudoku symmetry group (on every core: about a
+/// millisecond a 9x9 puzzle).
+fn canonical_forms(records: &[SudokuRecord], shape: BoxShape) -> Vec<Vec<u8>> {
+    loopgrad_puzzles::par::map_with(
+        records.len(),
+        loopgrad_puzzles::par::default_threads(),
+        || (),
+        |_, i| canonical_form(&records[i].puzzle, shape),
+    )
 }
 
 fn maze(c: &DataConfig) -> Result<Datasets> {
@@ -212,6 +251,34 @@ fn check_training_tokens(examples: usize, copies: usize, seq_len: usize) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_out_sudoku_is_disjoint_from_training_up_to_symmetry() {
+        for (shape, train, test) in [("2x2", 8, 3), ("2x3", 2000, 500)] {
+            let config = DataConfig {
+                sudoku_box: shape.into(),
+                train_count: train,
+                test_count: test,
+                ..crate::presets::get("default").unwrap().data
+            };
+            let data = load(&config).unwrap();
+            eprintln!("{}", data.description);
+            let s = BoxShape::parse(shape).unwrap();
+            let forms = |set: &ExampleSet| -> HashSet<Vec<u8>> {
+                (0..set.len())
+                    .map(|i| canonical_form(&loopgrad_puzzles::sudoku::from_tokens(set.inputs(i), s), s))
+                    .collect()
+            };
+            let (train_forms, test_forms) = (forms(&data.train), forms(&data.test));
+            assert!(train_forms.is_disjoint(&test_forms), "{shape}");
+            assert_eq!(data.test.len(), test);
+        }
+        // 4x4 has few symmetry classes: 200 training puzzles leave too few unseen ones for 50, which "exact" allows.
+        let config = crate::presets::get("smoke").unwrap().data;
+        let err = load(&DataConfig { heldout_disjoint: "symmetry".into(), ..config.clone() }).err().unwrap();
+        assert!(err.to_string().contains("unseen in training up to symmetry"), "{err}");
+        assert!(load(&config).unwrap().description.contains("disjoint from training as given"));
+    }
 
     #[test]
     fn an_augmented_training_file_is_bounded_once_its_size_is_known() {

@@ -9,10 +9,12 @@
 //! - [`generator`]: random solution grids, minimal unique puzzles, a givens range.
 //! - [`rating`] and [`hard`]: a difficulty rating calibrated against tdoku, and hill climbing on it.
 //! - [`augment`]: validity-preserving transforms (digits, transpose, bands, rows, stacks, columns).
+//! - [`canonical`]: a canonical form under those transforms, to tell puzzles apart up to symmetry.
 //! - [`csv`]: the Sudoku-Extreme CSV format.
 //! - [`dataset`]: puzzles to an [`crate::ExampleSet`], with augmentation.
 
 pub mod augment;
+pub mod canonical;
 pub mod csv;
 pub mod dataset;
 pub mod generator;
@@ -21,6 +23,7 @@ pub mod rating;
 pub mod solver;
 
 pub use augment::Transform;
+pub use canonical::canonical_form;
 pub use csv::{read_csv, write_csv, SudokuRecord};
 pub use dataset::{generate_dataset, to_example_set, Difficulty};
 pub use generator::{minimal_puzzle, random_solution};
