@@ -64,7 +64,7 @@ impl Search {
             }
             return false;
         }
-        let candidates: Vec<usize> = if k % self.band == 0 {
+        let candidates: Vec<usize> = if k.is_multiple_of(self.band) {
             // Bands are placed whole, so at a band's first row every band is wholly used or unused.
             (0..self.bands).filter(|&b| used & (1 << (b * self.band)) == 0).flat_map(|b| self.band_rows(b)).collect()
         } else {
