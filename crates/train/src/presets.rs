@@ -63,7 +63,7 @@ fn cpu_optim() -> OptimConfig {
 fn cpu_run() -> RunConfig {
     RunConfig {
         batch_size: 64,
-        // Measured: the default run reaches 97.9% held-out exact accuracy at step 1500 (README, "The main job").
+        // Measured: the default run reaches 97-99% held-out exact accuracy at step 1500 (README, "The main job").
         steps: 1500,
         act: true,
         time_limit_s: 0.0,
@@ -123,7 +123,16 @@ fn paper(model_name: &str, task: &str, weight_decay: f64, puzzle_emb_lr: f64) ->
 pub fn get(name: &str) -> Option<TrainConfig> {
     let base = |m: &str| TrainConfig { model: model(m), data: sudoku6_data(), optim: cpu_optim(), run: cpu_run() };
     Some(match name {
-        "default" => base("trm-mlp-sudoku6-cpu"),
+        "default" => {
+            // Generalisation from few puzzles, as TRM trains: 1,000 distinct puzzles, each also seen under 100
+            // random symmetry transforms, held out against puzzles unseen up to symmetry. Measured (README, "The
+            // main job"): 97.2%, 98.5% and 98.5% held-out exact over three model and data seeds; without the
+            // transforms the same 1,000 puzzles are memorised (99.7% of them solved, 51.1% held-out).
+            let mut c = base("trm-mlp-sudoku6-cpu");
+            c.data.train_count = 1_000;
+            c.data.augmentations = 100;
+            c
+        }
         "sudoku6-att" => base("trm-att-sudoku6-cpu"),
         "sudoku6-hrm" => base("hrm-sudoku6-cpu"),
         "sudoku6-baseline" => base("baseline-sudoku6-cpu"),
