@@ -13,6 +13,7 @@
 //! | `hrm-sudoku6-cpu` | HRM at the same width: 2 + 2 layers, 2 x 2 cycles, 1 prefix slot | 263,298 |
 //! | `baseline-sudoku6-cpu` | 2 distinct token-MLP blocks, no recursion (TRM's parameters) | 160,898 |
 //! | `trm-mlp-sudoku9-cpu` | 9x9 Sudoku at CPU scale, D 64, T 2, n 2 | 230,402 |
+//! | `trm-att-arc10-cpu` | ARC tasks that fit a 10x10 canvas, attention, D 64, 4 prefix slots, T 2, n 2, N_sup 8 | PARAMS |
 //! | `trm-tiny` | a few thousand parameters for tests | 6,498 |
 //!
 //! Vocabularies follow the puzzle encodings of the design (section 6): Sudoku 0 = PAD, 1 = blank, 2.. = digits
@@ -36,6 +37,7 @@ pub fn names() -> &'static [&'static str] {
         "hrm-sudoku6-cpu",
         "baseline-sudoku6-cpu",
         "trm-mlp-sudoku9-cpu",
+        "trm-att-arc10-cpu",
         "trm-tiny",
     ]
 }
@@ -130,7 +132,9 @@ pub fn get(name: &str) -> Result<ModelConfig, String> {
             rope_theta: 10000.0,
             forward_dtype: ForwardDtype::F32,
         }),
-        "trm-mlp-sudoku9-cpu" => ModelConfig::Trm(TrmConfig { seq_len: 81, vocab_size: 11, ..sudoku6 }),
+        "trm-mlp-sudoku9-cpu" => ModelConfig::Trm(TrmConfig { seq_len: 81, vocab_size: 11, ..sudoku6.clone() }),
+        // The 10x10 canvas of ARC's small tasks (100 tokens, vocabulary 12), with attention as TRM's ARC model.
+        "trm-att-arc10-cpu" => ModelConfig::Trm(TrmConfig { seq_len: 100, vocab_size: 12, mlp_t: false, ..sudoku6 }),
         "trm-tiny" => ModelConfig::Trm(TrmConfig {
             seq_len: 6,
             vocab_size: 5,

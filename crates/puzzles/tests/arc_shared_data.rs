@@ -60,7 +60,7 @@ fn kaggle_files_load_and_match_the_repositories() {
 fn voting_evaluator_on_arc_agi_1_evaluation() {
     let Some(k) = common::shared_data("trm-kaggle-combined") else { return };
     let tasks = kaggle(&k, "evaluation");
-    let config = ArcConfig { augmentations: 3, translate: true, retries_factor: 5, seed: 0 };
+    let config = ArcConfig { augmentations: 3, translate: true, retries_factor: 5, seed: 0, side: 30 };
     let d = arc::build_datasets(&[], &tasks, &config);
     let mut perfect = ArcEvaluator::new(&d.test, &d.test_tasks);
     let mut echo = ArcEvaluator::new(&d.test, &d.test_tasks);

@@ -55,10 +55,22 @@ pub struct DataConfig {
     /// read as "symmetry".
     #[serde(default = "symmetry")]
     pub heldout_disjoint: String,
+    /// ARC: the sources whose every pair trains (TRM's training and concept subsets), each a directory of task
+    /// JSON, a task file or a Kaggle `*_challenges.json`. The held-out source is `test_path` (its tasks'
+    /// demonstrations train, their test pairs are held out).
+    #[serde(default)]
+    pub arc_path: Vec<String>,
+    /// ARC: the canvas side (TRM: 30); `model.seq_len` must be its square. Tasks with a larger grid are skipped.
+    #[serde(default = "default_arc_canvas")]
+    pub arc_canvas: usize,
 }
 
 fn symmetry() -> String {
     "symmetry".into()
+}
+
+fn default_arc_canvas() -> usize {
+    loopgrad_puzzles::arc::MAX_SIDE
 }
 
 /// Optimizers: AdamATan2 (or AdamW) for the dense weights, sign-SGD for the puzzle-embedding rows, one
@@ -231,6 +243,9 @@ impl TrainConfig {
                 self.model.io().seq_len
             );
         }
+        if d.task == "arc" {
+            self.validate_arc()?;
+        }
         if d.augmentations > MAX_AUGMENTATIONS {
             bail!("data.augmentations {} is more than {MAX_AUGMENTATIONS}", d.augmentations);
         }
@@ -261,6 +276,26 @@ impl TrainConfig {
             "sudoku" if generated => BoxShape::parse(&d.sudoku_box).map_or(0, |s| s.cells()),
             _ => self.model.io().seq_len,
         }
+    }
+}
+
+impl TrainConfig {
+    /// ARC needs its sources and a canvas the model's sequence matches.
+    fn validate_arc(&self) -> Result<()> {
+        let d = &self.data;
+        let max = loopgrad_puzzles::arc::MAX_SIDE;
+        if !(1..=max).contains(&d.arc_canvas) {
+            bail!("data.arc_canvas {} must be 1..={max}", d.arc_canvas);
+        }
+        let seq_len = self.model.io().seq_len;
+        if seq_len != d.arc_canvas * d.arc_canvas {
+            bail!(
+                "model.seq_len {seq_len} must be data.arc_canvas squared ({0}x{0} = {1} tokens)",
+                d.arc_canvas,
+                d.arc_canvas * d.arc_canvas
+            );
+        }
+        Ok(())
     }
 }
 

@@ -17,6 +17,10 @@ pub struct Datasets {
     pub test: ExampleSet,
     /// One line saying where the data came from, for the log.
     pub description: String,
+    /// ARC: ids of the tasks skipped because a grid is larger than the canvas (empty for other tasks).
+    pub skipped: Vec<String>,
+    /// ARC: the held-out tasks that fit the canvas, for the voting evaluator (empty for other tasks).
+    pub arc_test_tasks: Vec<loopgrad_puzzles::arc::Task>,
 }
 
 /// Builds the training and held-out sets.
@@ -24,7 +28,8 @@ pub fn load(config: &DataConfig) -> Result<Datasets> {
     match config.task.as_str() {
         "sudoku" => sudoku(config),
         "maze" => maze(config),
-        other => bail!("data.task {other:?}: training on this task is not available yet (sudoku and maze are)"),
+        "arc" => crate::arc::load(config),
+        other => bail!("data.task {other:?}: not a task (sudoku, maze and arc are)"),
     }
 }
 
@@ -144,6 +149,8 @@ fn sudoku(c: &DataConfig) -> Result<Datasets> {
         train: to_example_set(&train, c.augmentations, c.seed),
         test: to_example_set(&test, 0, c.seed),
         description,
+        skipped: Vec::new(),
+        arc_test_tasks: Vec::new(),
     })
 }
 
@@ -217,6 +224,8 @@ fn maze(c: &DataConfig) -> Result<Datasets> {
         train: maze::dataset::to_example_set(&train, c.augmentations > 0),
         test: maze::dataset::to_example_set(&test, false),
         description,
+        skipped: Vec::new(),
+        arc_test_tasks: Vec::new(),
     })
 }
 

@@ -4,6 +4,7 @@
 //! exploration, EMA weights for evaluation), evaluation, configs with presets and `--set` overrides, and run
 //! directories that are never half-written, and the run loop that trains in one (`run`).
 
+pub mod arc;
 pub mod config;
 pub mod data;
 pub mod eval;

@@ -11,6 +11,9 @@ use loopgrad_models::config::ModelConfig;
 use loopgrad_nn::optim::{AdamAtan2Config, OptimizerConfig, SignSgdConfig};
 use loopgrad_nn::schedule::LrSchedule;
 
+/// ARC-AGI-1's task directories, as the shared data sits beside a checkout (run from the workspace root).
+pub const SHARED_ARC: &str = "../shared/data/arc-agi-1";
+
 /// Every preset name, the default first.
 pub fn names() -> Vec<&'static str> {
     vec![
@@ -19,6 +22,7 @@ pub fn names() -> Vec<&'static str> {
         "sudoku6-hrm",
         "sudoku6-baseline",
         "sudoku9",
+        "arc10",
         "smoke",
         "paper-trm-mlp-sudoku",
         "paper-trm-att-sudoku",
@@ -46,6 +50,8 @@ fn sudoku6_data() -> DataConfig {
         augmentations: 0,
         seed: 1,
         heldout_disjoint: "symmetry".into(),
+        arc_path: Vec::new(),
+        arc_canvas: 30,
     }
 }
 
@@ -140,6 +146,26 @@ pub fn get(name: &str) -> Option<TrainConfig> {
             let mut c = base("trm-mlp-sudoku9-cpu");
             c.data.sudoku_box = "3x3".into();
             c.data.sudoku_givens = [30, 36];
+            c
+        }
+        "arc10" => {
+            // ARC-AGI-1's tasks whose every grid fits 10x10 (178 training, 77 evaluation), TRM's split.
+            let mut c = base("trm-att-arc10-cpu");
+            c.data = DataConfig {
+                task: "arc".into(),
+                arc_path: vec![format!("{SHARED_ARC}/training")],
+                test_path: format!("{SHARED_ARC}/evaluation"),
+                train_count: 0,
+                test_count: 0,
+                augmentations: 3,
+                arc_canvas: 10,
+                ..sudoku6_data()
+            };
+            c.run.steps = 4000;
+            c.run.eval_every = 1000;
+            c.run.eval_examples = 0;
+            c.run.checkpoint_every = 250;
+            c.run.log_every = 50;
             c
         }
         "smoke" => {

@@ -27,13 +27,16 @@ pub struct TrainArgs {
     /// Continue the run in this directory from its checkpoint, exactly where it stopped.
     #[arg(long, conflicts_with_all = ["preset", "config", "out"])]
     pub resume: Option<PathBuf>,
+    /// Name what the data loader skipped (ARC tasks larger than the canvas).
+    #[arg(long)]
+    pub verbose: bool,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let (config, dir) = resolve(&args)?;
     run::use_threads(&config);
     let start = if args.resume.is_some() { Start::Resume } else { Start::Fresh };
-    let mut bar = Bar { bar: None, log_every: config.run.log_every };
+    let mut bar = Bar { bar: None, log_every: config.run.log_every, verbose: args.verbose };
     match run::train(config, &dir, start, run::stop_signal(), &mut bar)? {
         Ended::Interrupted { step, signal } => {
             let message = format!(
@@ -102,6 +105,8 @@ struct Bar {
     bar: Option<ProgressBar>,
     /// The config's `run.log_every`: one logged interval in so many steps.
     log_every: u64,
+    /// `train --verbose`: name what the data loader skipped.
+    verbose: bool,
 }
 
 impl Bar {
@@ -128,6 +133,12 @@ impl Progress for Bar {
         // Without a terminal there is no bar: print about ten progress lines per run instead.
         if self.hidden() && (step % (total / 10).max(1) < self.log_every.max(1) || step == total) {
             eprintln!("step {step}/{total}: {summary}");
+        }
+    }
+
+    fn skipped(&mut self, names: &[String]) {
+        if self.verbose {
+            self.note(&format!("skipped tasks: {}", names.join(", ")));
         }
     }
 

@@ -10,13 +10,18 @@
 //! - **Augmentation**: the identity plus up to `augmentations` random [`Augmentation`]s per task, each applied to
 //!   all of the task's grids; a version whose set of pairs equals an earlier version's is rejected, and at most
 //!   `5 * augmentations` draws are made (TRM's retry factor), so tasks with symmetries may get fewer.
+//! - **Canvas**: `side` x `side` (TRM: 30). A task with a grid larger than the canvas is skipped whole, and named
+//!   in [`ArcDatasets::skipped`].
+//! - **Evaluating a trained model** ([`build_test_set`]): the test set again, from the evaluation tasks and the
+//!   identifier table the model was trained with (TRM's `identifiers.json`): each task's augmentations are the
+//!   ones its identifiers name, so every test example meets the embedding its demonstrations trained.
 
 use super::augment::Augmentation;
-use super::canvas::{encode_pair, SEQ_LEN, VOCAB_SIZE};
-use super::{Grid, Task};
-use crate::example_set::{ExampleSet, ExampleSetBuilder, Identifiers};
+use super::canvas::{encode_pair, fits, VOCAB_SIZE};
+use super::{Grid, Task, MAX_SIDE};
+use crate::example_set::{ExampleSet, ExampleSetBuilder, Identifiers, BLANK_IDENTIFIER};
 use crate::rng::Rng;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// Build settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,11 +33,13 @@ pub struct ArcConfig {
     /// Draws per wanted augmentation before giving up on duplicates (TRM: 5).
     pub retries_factor: usize,
     pub seed: u64,
+    /// Canvas side (TRM: 30); sequences are `side * side` tokens.
+    pub side: usize,
 }
 
 impl Default for ArcConfig {
     fn default() -> Self {
-        ArcConfig { augmentations: 1000, translate: true, retries_factor: 5, seed: 42 }
+        ArcConfig { augmentations: 1000, translate: true, retries_factor: 5, seed: 42, side: MAX_SIDE }
     }
 }
 
@@ -40,8 +47,16 @@ impl Default for ArcConfig {
 pub struct ArcDatasets {
     pub train: ExampleSet,
     pub test: ExampleSet,
-    /// The test tasks, for the evaluator's references.
+    /// The test tasks that fit the canvas, for the evaluator's references.
     pub test_tasks: Vec<Task>,
+    /// Ids of the tasks (training or test) skipped because a grid is larger than the canvas, in input order.
+    pub skipped: Vec<String>,
+}
+
+/// Whether every grid of `task` (demonstrations, test inputs and known test outputs) fits a `side` canvas.
+pub fn task_fits(task: &Task, side: usize) -> bool {
+    task.train.iter().all(|p| fits(&p.input, side) && fits(&p.output, side))
+        && task.test.iter().all(|p| fits(&p.input, side) && p.output.as_ref().is_none_or(|o| fits(o, side)))
 }
 
 /// The distinct augmentations of `task`: the identity first, then random ones whose pair sets are new.
@@ -83,13 +98,22 @@ pub fn task_augmentations(task: &Task, config: &ArcConfig, rng: &mut Rng) -> Vec
 }
 
 /// Build TRM's training and test sets from `train_tasks` (all pairs train) and `test_tasks` (demonstrations
-/// train, test pairs test). Task `i` of the concatenated list draws from `Rng::for_item(seed, i)`.
+/// train, test pairs test). Task `i` of the concatenated list draws from `Rng::for_item(seed, i)` (skipped tasks
+/// keep their index, so a task's augmentations do not depend on which others fit).
 pub fn build_datasets(train_tasks: &[Task], test_tasks: &[Task], config: &ArcConfig) -> ArcDatasets {
+    assert!((1..=MAX_SIDE).contains(&config.side), "build_datasets: canvas side {} is not 1..=30", config.side);
+    let side = config.side;
     let mut ids = Identifiers::new();
-    let mut train = ExampleSetBuilder::new(SEQ_LEN, VOCAB_SIZE);
-    let mut test = ExampleSetBuilder::new(SEQ_LEN, VOCAB_SIZE);
+    let mut train = ExampleSetBuilder::new(side * side, VOCAB_SIZE);
+    let mut test = ExampleSetBuilder::new(side * side, VOCAB_SIZE);
+    let mut skipped = Vec::new();
+    let mut kept_test_tasks = Vec::new();
     let tasks = train_tasks.iter().map(|t| (t, false)).chain(test_tasks.iter().map(|t| (t, true)));
     for (index, (task, is_test)) in tasks.enumerate() {
+        if !task_fits(task, side) {
+            skipped.push(task.id.clone());
+            continue;
+        }
         let mut rng = Rng::for_item(config.seed, index as u64);
         let augs = task_augmentations(task, config, &mut rng);
         // The training examples of this task, as (input, output) grid pairs.
@@ -104,26 +128,78 @@ pub fn build_datasets(train_tasks: &[Task], test_tasks: &[Task], config: &ArcCon
             let fixed = rng.below(demos.len().max(1));
             for (k, (input, output)) in demos.iter().enumerate() {
                 let translate = config.translate && k != fixed;
-                let (i, o) = encode_pair(&aug.apply(input), &aug.apply(output), translate.then_some(&mut rng));
+                let (i, o) = encode_pair(&aug.apply(input), &aug.apply(output), side, translate.then_some(&mut rng));
                 train.push_example(&i, &o);
             }
         }
         if is_test {
-            test.begin_group();
-            for aug in &augs {
-                test.begin_puzzle(ids.intern(&aug.name(&task.id)));
-                for pair in &task.test {
-                    let input = aug.apply(&pair.input);
-                    let (i, o) = match &pair.output {
-                        Some(out) => encode_pair(&input, &aug.apply(out), None),
-                        None => (encode_pair(&input, &input, None).0, vec![0; SEQ_LEN]),
-                    };
-                    test.push_example(&i, &o);
-                }
+            let versions: Vec<(u32, Augmentation)> = augs.iter().map(|a| (ids.intern(&a.name(&task.id)), *a)).collect();
+            push_test_task(&mut test, task, &versions, side);
+            kept_test_tasks.push(task.clone());
+        }
+    }
+    ArcDatasets { train: train.finish(&ids), test: test.finish(&ids), test_tasks: kept_test_tasks, skipped }
+}
+
+/// One group of the test set: `task`'s test pairs under each of its `versions` (identifier, augmentation), never
+/// translated. An unknown output becomes an all-PAD label.
+fn push_test_task(test: &mut ExampleSetBuilder, task: &Task, versions: &[(u32, Augmentation)], side: usize) {
+    test.begin_group();
+    for &(id, aug) in versions {
+        test.begin_puzzle(id);
+        for pair in &task.test {
+            let input = aug.apply(&pair.input);
+            let (i, o) = match &pair.output {
+                Some(out) => encode_pair(&input, &aug.apply(out), side, None),
+                None => (encode_pair(&input, &input, side, None).0, vec![0; side * side]),
+            };
+            test.push_example(&i, &o);
+        }
+    }
+}
+
+/// An identifier table from its names in id order (TRM's `identifiers.json`): the first must be `<blank>`, and
+/// no name may appear twice.
+pub fn identifiers_from_names(names: &[String]) -> Result<Identifiers, String> {
+    if names.first().map(String::as_str) != Some(BLANK_IDENTIFIER) {
+        return Err(format!("identifier 0 must be {BLANK_IDENTIFIER:?}, found {:?}", names.first()));
+    }
+    let mut ids = Identifiers::new();
+    for (i, name) in names.iter().enumerate().skip(1) {
+        if ids.intern(name) as usize != i {
+            return Err(format!("identifier {i} ({name:?}) appears twice"));
+        }
+    }
+    Ok(ids)
+}
+
+/// The test set of a trained model: `tasks`' test pairs under every augmentation that `identifiers` names for
+/// them (in id order), on a `side` canvas. Returns the set, the tasks it holds, and the ids of the tasks left
+/// out with why (a grid larger than the canvas, or no identifier: the model never saw the task's demonstrations).
+pub fn build_test_set(tasks: &[Task], identifiers: &Identifiers, side: usize) -> (ExampleSet, Vec<Task>, Vec<String>) {
+    let mut versions: HashMap<&str, Vec<(u32, Augmentation)>> = HashMap::new();
+    for (id, name) in identifiers.names().iter().enumerate().skip(1) {
+        if let Some((task, aug)) = Augmentation::parse_name(name) {
+            versions.entry(task).or_default().push((id as u32, aug));
+        }
+    }
+    let mut test = ExampleSetBuilder::new(side * side, VOCAB_SIZE);
+    let (mut kept, mut left_out) = (Vec::new(), Vec::new());
+    for task in tasks {
+        match versions.get(task.id.as_str()) {
+            _ if !task_fits(task, side) => {
+                left_out.push(format!("{}: a grid is larger than the {side}x{side} canvas", task.id))
+            }
+            None => {
+                left_out.push(format!("{}: no puzzle identifier names it (not in the model's training data)", task.id))
+            }
+            Some(v) => {
+                push_test_task(&mut test, task, v, side);
+                kept.push(task.clone());
             }
         }
     }
-    ArcDatasets { train: train.finish(&ids), test: test.finish(&ids), test_tasks: test_tasks.to_vec() }
+    (test.finish(identifiers), kept, left_out)
 }
 
 #[cfg(test)]
@@ -145,7 +221,7 @@ mod tests {
 
     #[test]
     fn split_layout_and_shared_identifiers() {
-        let config = ArcConfig { augmentations: 4, translate: true, retries_factor: 5, seed: 1 };
+        let config = ArcConfig { augmentations: 4, translate: true, retries_factor: 5, seed: 1, side: 30 };
         let d = build_datasets(&[task("a", &[1, 2, 3])], &[task("b", &[4, 5, 6])], &config);
         // Training: task a has 3 pairs, task b's 2 demos; 5 versions each.
         assert_eq!((d.train.num_groups(), d.train.num_puzzles(), d.train.len()), (2, 10, 25));

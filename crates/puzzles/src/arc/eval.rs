@@ -3,11 +3,16 @@
 //! candidates rank by vote count, then by the mean halt confidence of their votes (then by the grid, so results
 //! are reproducible). A test input passes@k when its true output is among the top k candidates; a task scores
 //! the fraction of its test inputs that pass; the overall score is the mean over tasks with known outputs.
+//!
+//! The votes can be written out ([`ArcEvaluator::ballots`]) and merged ([`ArcEvaluator::add_ballots`]), so that
+//! shards of an evaluation run apart and score as one; the top candidates make an ARC Prize submission
+//! ([`ArcEvaluator::submission`]).
 
 use super::augment::Augmentation;
 use super::canvas::crop;
 use super::{Grid, Task};
 use crate::example_set::ExampleSet;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Votes for one (task, test input): candidate grid -> (count, summed confidence).
@@ -15,9 +20,42 @@ type Ballot = HashMap<Grid, (u32, f64)>;
 
 /// Collects predictions for the examples of an ARC test set.
 pub struct ArcEvaluator<'a> {
-    set: &'a ExampleSet,
+    set: Option<&'a ExampleSet>,
     tasks: &'a [Task],
     votes: HashMap<(String, Grid), Ballot>,
+}
+
+/// The votes of one (task, test input), as written to a votes file: grids are ARC's lists of rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BallotRecord {
+    pub task: String,
+    pub input: Vec<Vec<u8>>,
+    pub candidates: Vec<CandidateRecord>,
+}
+
+/// One candidate grid of a ballot: its votes and the sum of their halt confidences.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CandidateRecord {
+    pub grid: Vec<Vec<u8>>,
+    pub votes: u32,
+    pub confidence_sum: f64,
+}
+
+/// A grid as ARC's JSON lists of rows.
+pub fn grid_rows(grid: &Grid) -> Vec<Vec<u8>> {
+    grid.cells.chunks(grid.cols.max(1)).map(|r| r.to_vec()).collect()
+}
+
+/// The grid of ARC's lists of rows; `None` if they are ragged or hold a colour above 9. An empty list is the
+/// empty grid (a crop with no colour at the corner).
+pub fn rows_grid(rows: &[Vec<u8>]) -> Option<Grid> {
+    let cols = rows.first().map_or(0, Vec::len);
+    if rows.iter().any(|r| r.len() != cols || r.iter().any(|&c| c > 9)) {
+        return None;
+    }
+    Some(Grid::new(if cols == 0 { 0 } else { rows.len() }, cols, rows.concat()))
 }
 
 /// One task's result.
@@ -49,16 +87,22 @@ impl ArcScores {
 impl<'a> ArcEvaluator<'a> {
     /// `set` is the test set built with `tasks` ([`super::ArcDatasets::test`] and `test_tasks`).
     pub fn new(set: &'a ExampleSet, tasks: &'a [Task]) -> Self {
-        ArcEvaluator { set, tasks, votes: HashMap::new() }
+        ArcEvaluator { set: Some(set), tasks, votes: HashMap::new() }
+    }
+
+    /// An evaluator that only merges votes recorded elsewhere ([`Self::add_ballots`]) and scores them.
+    pub fn from_votes(tasks: &'a [Task]) -> Self {
+        ArcEvaluator { set: None, tasks, votes: HashMap::new() }
     }
 
     /// Record the model's prediction (a `[900]` token canvas) for test example `example`, with its halt
     /// confidence (TRM: sigmoid of the halt logit). Errors if the example's identifier is not an ARC name.
     pub fn record(&mut self, example: usize, prediction: &[u8], halt_confidence: f64) -> Result<(), String> {
-        let name = self.set.identifier_name(self.set.puzzle_id(example));
+        let set = self.set.ok_or("this evaluator merges votes and has no test set to record into")?;
+        let name = set.identifier_name(set.puzzle_id(example));
         let (task, aug) =
             Augmentation::parse_name(name).ok_or_else(|| format!("puzzle name `{name}` is not an ARC augmentation"))?;
-        let input = aug.invert(&crop(self.set.inputs(example)));
+        let input = aug.invert(&crop(set.inputs(example)));
         let predicted = aug.invert(&crop(prediction));
         let entry = self.votes.entry((task.to_string(), input)).or_default().entry(predicted).or_insert((0, 0.0));
         entry.0 += 1;
@@ -73,6 +117,85 @@ impl<'a> ArcEvaluator<'a> {
             ballot.iter().map(|(g, &(n, sum))| (g.clone(), n, sum / n as f64)).collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.total_cmp(&a.2)).then(a.0.cmp(&b.0)));
         ranked
+    }
+
+    /// Every ballot, sorted by task, input and candidate (so that a votes file is the same from run to run).
+    pub fn ballots(&self) -> Vec<BallotRecord> {
+        let mut out: Vec<BallotRecord> = self
+            .votes
+            .iter()
+            .map(|((task, input), ballot)| {
+                let mut candidates: Vec<(&Grid, &(u32, f64))> = ballot.iter().collect();
+                candidates.sort_by(|a, b| a.0.cmp(b.0));
+                BallotRecord {
+                    task: task.clone(),
+                    input: grid_rows(input),
+                    candidates: candidates
+                        .into_iter()
+                        .map(|(g, &(votes, confidence_sum))| CandidateRecord {
+                            grid: grid_rows(g),
+                            votes,
+                            confidence_sum,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.task, &a.input).cmp(&(&b.task, &b.input)));
+        out
+    }
+
+    /// Adds ballots recorded elsewhere (a shard's votes file). Errors name the ballot at fault.
+    pub fn add_ballots(&mut self, ballots: &[BallotRecord]) -> Result<(), String> {
+        for (i, b) in ballots.iter().enumerate() {
+            let what = || format!("ballot {} (task {})", i + 1, b.task);
+            let input = rows_grid(&b.input).ok_or_else(|| format!("{}: the input is not a grid of colours", what()))?;
+            let ballot = self.votes.entry((b.task.clone(), input)).or_default();
+            for c in &b.candidates {
+                let grid =
+                    rows_grid(&c.grid).ok_or_else(|| format!("{}: a candidate is not a grid of colours", what()))?;
+                if c.votes == 0 || !c.confidence_sum.is_finite() {
+                    return Err(format!(
+                        "{}: a candidate has {} votes, confidence sum {}",
+                        what(),
+                        c.votes,
+                        c.confidence_sum
+                    ));
+                }
+                let entry = ballot.entry(grid).or_insert((0, 0.0));
+                entry.0 += c.votes;
+                entry.1 += c.confidence_sum;
+            }
+        }
+        Ok(())
+    }
+
+    /// The ARC Prize submission: task id -> one `{"attempt_1": grid, "attempt_2": grid, ...}` per test input, in
+    /// order, holding the top `attempts` candidates (the first repeated when there are fewer, as TRM pads; an
+    /// empty grid `[]` when there is no prediction at all).
+    pub fn submission(&self, attempts: usize) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        for task in self.tasks {
+            let per_input: Vec<serde_json::Value> = task
+                .test
+                .iter()
+                .map(|pair| {
+                    let ranked = self.ranking(&task.id, &pair.input);
+                    let mut grids: Vec<Vec<Vec<u8>>> =
+                        ranked.iter().take(attempts).map(|(g, _, _)| grid_rows(g)).collect();
+                    let first = grids.first().cloned().unwrap_or_default();
+                    grids.resize(attempts, first);
+                    let attempts: serde_json::Map<String, serde_json::Value> = grids
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, g)| (format!("attempt_{}", i + 1), serde_json::json!(g)))
+                        .collect();
+                    serde_json::Value::Object(attempts)
+                })
+                .collect();
+            out.insert(task.id.clone(), serde_json::Value::Array(per_input));
+        }
+        out
     }
 
     /// pass@k for each `k` in `ks`, per task and overall.
@@ -131,7 +254,7 @@ mod tests {
     }
 
     fn config() -> ArcConfig {
-        ArcConfig { augmentations: 7, translate: false, retries_factor: 5, seed: 3 }
+        ArcConfig { augmentations: 7, translate: false, retries_factor: 5, seed: 3, side: 30 }
     }
 
     #[test]
@@ -140,7 +263,7 @@ mod tests {
         let d = build_datasets(&[], &tasks, &config());
         let mut perfect = ArcEvaluator::new(&d.test, &d.test_tasks);
         let mut constant = ArcEvaluator::new(&d.test, &d.test_tasks);
-        let black = encode(&g(&[0]), 0, 0);
+        let black = encode(&g(&[0]), 30, 0, 0);
         for i in 0..d.test.len() {
             perfect.record(i, d.test.labels(i), 0.9).unwrap();
             constant.record(i, &black, 0.5).unwrap();
@@ -160,7 +283,7 @@ mod tests {
         // Wrong grids are given in the original frame and augmented like the example, so their votes pool.
         let in_frame = |i: usize, grid: &Grid| {
             let (_, aug) = Augmentation::parse_name(d.test.identifier_name(d.test.puzzle_id(i))).unwrap();
-            encode(&aug.apply(grid), 0, 0)
+            encode(&aug.apply(grid), 30, 0, 0)
         };
         let run = |right_conf: f64| {
             let mut e = ArcEvaluator::new(&d.test, &d.test_tasks);
@@ -178,5 +301,44 @@ mod tests {
         assert_eq!(run(0.9).overall, vec![1.0, 1.0, 1.0]);
         assert_eq!(run(0.7).overall, vec![0.0, 1.0, 1.0]);
         assert_eq!(run(0.7).per_task[0].task, "a");
+    }
+
+    #[test]
+    fn ballots_written_and_merged_in_parts_score_as_the_whole() {
+        let tasks = tasks();
+        let d = build_datasets(&[], &tasks, &config());
+        let mut whole = ArcEvaluator::new(&d.test, &d.test_tasks);
+        let (mut first, mut second) =
+            (ArcEvaluator::new(&d.test, &d.test_tasks), ArcEvaluator::new(&d.test, &d.test_tasks));
+        for i in 0..d.test.len() {
+            let prediction = if i % 3 == 0 { d.test.labels(i).to_vec() } else { d.test.inputs(i).to_vec() };
+            whole.record(i, &prediction, 0.1 * (i % 7) as f64).unwrap();
+            let part = if i < d.test.len() / 2 { &mut first } else { &mut second };
+            part.record(i, &prediction, 0.1 * (i % 7) as f64).unwrap();
+        }
+        let mut merged = ArcEvaluator::from_votes(&d.test_tasks);
+        let json = serde_json::to_string(&first.ballots()).unwrap();
+        merged.add_ballots(&serde_json::from_str::<Vec<BallotRecord>>(&json).unwrap()).unwrap();
+        merged.add_ballots(&second.ballots()).unwrap();
+        assert_eq!(merged.scores(&[1, 2]).per_task, whole.scores(&[1, 2]).per_task);
+        assert_eq!(merged.submission(2), whole.submission(2));
+        assert!(merged.record(0, d.test.labels(0), 1.0).is_err());
+        let mut bad = whole.ballots();
+        bad[0].candidates[0].grid = vec![vec![1, 2], vec![3]];
+        assert_eq!(merged.add_ballots(&bad).unwrap_err(), "ballot 1 (task a): a candidate is not a grid of colours");
+    }
+
+    #[test]
+    fn submission_pads_with_the_first_attempt() {
+        let tasks = tasks();
+        let d = build_datasets(&[], &tasks[..1], &config());
+        let mut e = ArcEvaluator::new(&d.test, &d.test_tasks);
+        for i in 0..d.test.len() {
+            e.record(i, d.test.labels(i), 0.5).unwrap();
+        }
+        let s = e.submission(2);
+        assert_eq!(serde_json::Value::Object(s).to_string(), r#"{"a":[{"attempt_1":[[5,1]],"attempt_2":[[5,1]]}]}"#);
+        assert_eq!(rows_grid(&[]), Some(Grid::new(0, 0, vec![])));
+        assert_eq!(rows_grid(&[vec![10]]), None);
     }
 }

@@ -67,6 +67,9 @@ pub trait Progress {
     fn logged(&mut self, step: u64, total: u64, summary: &str);
     /// A line worth showing: the data set, the model, an evaluation's scores.
     fn note(&mut self, line: &str);
+    /// The names of what the data loader skipped (ARC tasks larger than the canvas), when it skipped any; the
+    /// data line already counts them, so showing the names is the caller's choice (`train --verbose`).
+    fn skipped(&mut self, _names: &[String]) {}
     /// Training ended (`completed`), or stopped on an error.
     fn end(&mut self, completed: bool);
 }
@@ -152,7 +155,7 @@ pub fn train(
 /// [`train`] in a run directory already opened (and locked) by the caller.
 pub fn train_in(
     run: &mut RunDir,
-    config: TrainConfig,
+    mut config: TrainConfig,
     start: Start,
     stop: &AtomicUsize,
     progress: &mut dyn Progress,
@@ -165,8 +168,13 @@ pub fn train_in(
     }
     let t0 = Instant::now();
     let data = data::load(&config.data)?;
+    // ARC's puzzle-embedding table has a row per augmented task, known only once the data is built.
+    crate::arc::size_puzzle_table(&mut config, &data)?;
     crate::trainer::check_data(&config, &data.test, "held-out")?;
     progress.note(&format!("data: {} ({:.1} s)", data.description, t0.elapsed().as_secs_f64()));
+    if !data.skipped.is_empty() {
+        progress.skipped(&data.skipped);
+    }
 
     let mut trainer = Trainer::new(config.clone(), &data.train)?;
     let r = &config.run;
@@ -183,6 +191,12 @@ pub fn train_in(
     } else {
         run.clear_metrics()?;
         run.write(CONFIG_FILE, config.to_toml().as_bytes())?;
+        if config.data.task == "arc" {
+            // Evaluation reads the identifier table to know which augmentation each puzzle id is.
+            let names: Vec<&str> =
+                (0..data.train.num_identifiers()).map(|i| data.train.identifier_name(i as u32)).collect();
+            run.write(crate::arc::IDENTIFIERS_FILE, serde_json::to_string(&names)?.as_bytes())?;
+        }
     }
     let params = trainer.model.param_count(&trainer.tape.params);
     progress.note(&format!(
