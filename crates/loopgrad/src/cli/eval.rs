@@ -1,5 +1,6 @@
 //! `loopgrad eval`: scores any checkpoint (a loopgrad run's, or weights saved by the PyTorch reference) on a
-//! puzzle file, running every example exactly `--steps` supervision steps.
+//! puzzle file, running every example exactly `--steps` supervision steps. ARC (voting, pass@K, submission files,
+//! shards) is in [`super::eval_arc`].
 
 use crate::cli::info::model_preset;
 use anyhow::{anyhow, bail, Result};
@@ -16,27 +17,33 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args)]
 pub struct ModelSource {
     /// A safetensors checkpoint: a run's checkpoint.safetensors, or reference-named weights from PyTorch.
+    /// Required, except by `eval --collect` (which merges votes and loads no model).
     #[arg(long)]
-    pub checkpoint: PathBuf,
+    pub checkpoint: Option<PathBuf>,
     /// The architecture, as a model or training preset (needed when the checkpoint carries no config).
     #[arg(long, conflicts_with = "config")]
     pub preset: Option<String>,
     /// The architecture, as a TOML training config.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Override a model field of the architecture, e.g. `--set model.hidden_size=16` (as `train --set`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
     /// Use the live weights even when the checkpoint holds an EMA of them.
     #[arg(long)]
     pub live_weights: bool,
 }
 
 #[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("checkpoint_or_collect").args(["checkpoint", "collect"]).multiple(true).required(true))]
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelSource,
-    /// Puzzles to evaluate on: a Sudoku or Maze CSV (the format of `loopgrad data`).
+    /// Puzzles to evaluate on: a Sudoku or Maze CSV (the format of `loopgrad data`); for ARC the evaluation
+    /// tasks (a directory of task JSON, a task file, or a Kaggle `*_challenges.json`).
     #[arg(long)]
     pub data: PathBuf,
-    /// sudoku or maze (ARC is scored by the puzzles crate, not yet by eval).
+    /// sudoku, maze or arc.
     #[arg(long)]
     pub task: String,
     /// Supervision steps per example (default: the model's halt_max_steps).
@@ -51,6 +58,8 @@ pub struct EvalArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub arc: super::eval_arc::ArcArgs,
 }
 
 /// A model with its weights loaded.
@@ -71,10 +80,32 @@ impl Loaded {
 
 /// Reads the architecture and the weights (the EMA where the checkpoint has one, unless `--live-weights`).
 pub fn load_model(source: &ModelSource) -> Result<Loaded> {
+    load_model_sized(source, None)
+}
+
+/// [`load_model`], with `puzzle_rows` (ARC: the identifier table's length) sizing the puzzle-embedding table,
+/// which presets leave at 1.
+pub fn load_model_sized(source: &ModelSource, puzzle_rows: Option<usize>) -> Result<Loaded> {
     let err = |e: loopgrad_nn::checkpoint::CheckpointError| anyhow!("{e}");
-    crate::cli::check_input_file("--checkpoint", &source.checkpoint)?;
-    let mut reader = CheckpointReader::open(&source.checkpoint).map_err(err)?;
-    let (config, origin) = architecture(source, &reader)?;
+    let checkpoint = source.checkpoint.as_deref().ok_or_else(|| anyhow!("--checkpoint is required"))?;
+    crate::cli::check_input_file("--checkpoint", checkpoint)?;
+    let mut reader = CheckpointReader::open(checkpoint).map_err(err)?;
+    let (mut config, origin) = architecture(source, &reader)?;
+    if !source.sets.is_empty() {
+        let whole = TrainConfig { model: config, ..loopgrad_train::presets::get("default").expect("default preset") };
+        let sets = &source.sets;
+        if let Some(bad) = sets.iter().find(|s| !s.starts_with("model.")) {
+            bail!("--set {bad}: eval takes model fields only (model.KEY=VALUE)");
+        }
+        config = loopgrad_train::overrides::apply(&whole, sets)?.model;
+    }
+    if let Some(rows) = puzzle_rows {
+        match &mut config {
+            ModelConfig::Trm(m) => m.num_puzzle_identifiers = rows,
+            ModelConfig::Hrm(m) => m.num_puzzle_identifiers = rows,
+            ModelConfig::Baseline(m) => m.num_puzzle_identifiers = rows,
+        }
+    }
     config.validate().map_err(|e| anyhow!("{origin}: {e}"))?;
     // From the header alone, before the model (whose size the file's own config may give) is allocated.
     config.check_weights(&reader).map_err(err)?;
@@ -99,7 +130,7 @@ pub fn load_model(source: &ModelSource) -> Result<Loaded> {
         eprintln!(
             "note: {} ignored tensors in {}: {}",
             unexpected.len(),
-            source.checkpoint.display(),
+            checkpoint.display(),
             loopgrad_nn::checkpoint::summarize_names(&unexpected)
         );
     }
@@ -107,10 +138,14 @@ pub fn load_model(source: &ModelSource) -> Result<Loaded> {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    loopgrad_train::overrides::check_name("--task", &args.task, ["sudoku", "maze"])?;
+    loopgrad_train::overrides::check_name("--task", &args.task, ["sudoku", "maze", "arc"])?;
     if let Some(steps) = args.steps.filter(|&s| s > MAX_SUPERVISION_STEPS) {
         bail!("--steps {steps} is more than {MAX_SUPERVISION_STEPS}");
     }
+    if args.task == "arc" {
+        return super::eval_arc::run(&args);
+    }
+    super::eval_arc::refuse_arc_flags(&args.arc)?;
     let loaded = load_model(&args.model)?;
     let set = data::load_test_file(&args.task, &args.data, args.limit)?;
     loopgrad_train::trainer::check_data(
@@ -132,7 +167,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         if let Some(v) = valid_shortest {
             record["valid_shortest_accuracy"] = json!(v);
         }
-        record["checkpoint"] = json!(args.model.checkpoint.display().to_string());
+        record["checkpoint"] = json!(args.model.checkpoint.as_deref().unwrap_or(Path::new("")).display().to_string());
         record["data"] = json!(args.data.display().to_string());
         record["ema_weights"] = json!(ema);
         println!("{record}");
@@ -178,7 +213,7 @@ fn architecture(args: &ModelSource, reader: &CheckpointReader) -> Result<(ModelC
     if let Some(name) = &args.preset {
         return Ok((model_preset(name)?, format!("--preset {name}")));
     }
-    let checkpoint = Path::new(&args.checkpoint).display();
+    let checkpoint = args.checkpoint.as_deref().unwrap_or(Path::new("")).display();
     if !reader.metadata().contains_key("config") {
         bail!(
             "{checkpoint}: the checkpoint carries no loopgrad config; name the architecture with --preset or --config"

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod data;
 pub mod eval;
+pub mod eval_arc;
 pub mod info;
 pub mod plot;
 pub mod study;

@@ -13,6 +13,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
+// `--checkpoint` is optional in the shared ModelSource (eval --collect loads no model); trace needs one.
+#[command(group = clap::ArgGroup::new("model_checkpoint").arg("checkpoint").required(true))]
 pub struct TraceArgs {
     #[command(flatten)]
     pub model: ModelSource,
