@@ -202,10 +202,7 @@ fn bad_arc_input_is_one_clean_error_naming_it() {
         ("malformed.json", "{\"train\": [".to_string(), vec!["malformed.json", "invalid JSON"]),
         (
             "huge.json",
-            format!(
-                r#"{{"train":[{{"input":{},"output":[[1]]}}],"test":[{pair}]}}"#,
-                format!("[{}]", vec!["[0]"; 31].join(","))
-            ),
+            format!(r#"{{"train":[{{"input":[{}],"output":[[1]]}}],"test":[{pair}]}}"#, vec!["[0]"; 31].join(",")),
             vec!["huge.json", "31 rows"],
         ),
     ] {
