@@ -99,7 +99,7 @@ def attention(w, prefix, x, heads, cos_sin):
     qkv = F.linear(x, w[f"{prefix}.qkv_proj.weight"]).view(b, l, 3 * heads, hd)
     q, k, v = qkv[:, :, :heads], qkv[:, :, heads : 2 * heads], qkv[:, :, 2 * heads :]
     if cos_sin is not None:
-        cos, sin = (t.unsqueeze(-2) for t in cos_sin)  # [L, 1, hd]
+        cos, sin = (t.unsqueeze(-2).to(q.dtype) for t in cos_sin)  # [L, 1, hd], in the forward's precision
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
     q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, H, L, hd]

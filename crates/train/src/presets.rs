@@ -14,6 +14,9 @@ use loopgrad_nn::schedule::LrSchedule;
 /// ARC-AGI-1's task directories, as the shared data sits beside a checkout (run from the workspace root).
 pub const SHARED_ARC: &str = "../shared/data/arc-agi-1";
 
+/// TRM's Kaggle combined files, likewise.
+pub const SHARED_KAGGLE: &str = "../shared/data/trm-kaggle-combined";
+
 /// Every preset name, the default first.
 pub fn names() -> Vec<&'static str> {
     vec![
@@ -99,8 +102,13 @@ fn paper(model_name: &str, task: &str, weight_decay: f64, puzzle_emb_lr: f64) ->
             data.train_count = 1000;
         }
         _ => {
+            // TRM's arc1concept-aug-1000: training + concept train whole, evaluation's demonstrations train.
+            let kaggle = |subset: &str| format!("{SHARED_KAGGLE}/arc-agi_{subset}_challenges.json");
+            data.arc_path = vec![kaggle("training"), kaggle("concept")];
+            data.test_path = kaggle("evaluation");
             data.train_count = 0;
             data.test_count = 0;
+            data.augmentations = 1000;
         }
     }
     TrainConfig {

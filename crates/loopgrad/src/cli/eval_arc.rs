@@ -95,21 +95,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         tasks = tasks.into_iter().skip(i).step_by(n).collect();
     }
     let checkpoint = args.model.checkpoint.clone().expect("clap requires --checkpoint without --collect");
-    let mut loaded = load_model_sized(&args.model, None)?;
+    let ids_path = a.identifiers.clone().unwrap_or_else(|| checkpoint.with_file_name(IDENTIFIERS_FILE));
+    let names = read_identifiers(&ids_path)?;
+    // The table has one row per identifier: TRM sizes it from its dataset's identifiers.json, as loopgrad does.
+    let mut loaded = load_model_sized(&args.model, Some(names.len()))?;
     let io = loaded.config.io();
     let side = side_of(io.seq_len)
         .filter(|&s| s <= loopgrad_puzzles::arc::MAX_SIDE)
         .ok_or_else(|| anyhow!("the model's seq_len {} is not an ARC canvas (a square of side 1..=30)", io.seq_len))?;
-    let ids_path = a.identifiers.clone().unwrap_or_else(|| checkpoint.with_file_name(IDENTIFIERS_FILE));
-    let names = read_identifiers(&ids_path)?;
-    if names.len() > io.num_puzzle_identifiers {
-        bail!(
-            "{}: {} identifiers, but the model's puzzle-embedding table has {} rows",
-            ids_path.display(),
-            names.len(),
-            io.num_puzzle_identifiers
-        );
-    }
     let identifiers = identifiers_from_names(&names).map_err(|e| anyhow!("{}: {e}", ids_path.display()))?;
     let (set, kept, left_out) = build_test_set(&tasks, &identifiers, side);
     if set.is_empty() {
@@ -259,6 +252,9 @@ fn emit_jobs(args: &EvalArgs, file: &Path) -> Result<()> {
     }
     if let Some(p) = &args.model.preset {
         common += &format!(" --preset {}", shell_quote(p));
+    }
+    for set in &args.model.sets {
+        common += &format!(" --set {}", shell_quote(set));
     }
     if let Some(s) = args.steps {
         common += &format!(" --steps {s}");
