@@ -97,13 +97,13 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let checkpoint = args.model.checkpoint.clone().expect("clap requires --checkpoint without --collect");
     let ids_path = a.identifiers.clone().unwrap_or_else(|| checkpoint.with_file_name(IDENTIFIERS_FILE));
     let names = read_identifiers(&ids_path)?;
+    let identifiers = identifiers_from_names(&names).map_err(|e| anyhow!("{}: {e}", ids_path.display()))?;
     // The table has one row per identifier: TRM sizes it from its dataset's identifiers.json, as loopgrad does.
     let mut loaded = load_model_sized(&args.model, Some(names.len()))?;
     let io = loaded.config.io();
     let side = side_of(io.seq_len)
         .filter(|&s| s <= loopgrad_puzzles::arc::MAX_SIDE)
         .ok_or_else(|| anyhow!("the model's seq_len {} is not an ARC canvas (a square of side 1..=30)", io.seq_len))?;
-    let identifiers = identifiers_from_names(&names).map_err(|e| anyhow!("{}: {e}", ids_path.display()))?;
     let (set, kept, left_out) = build_test_set(&tasks, &identifiers, side);
     if set.is_empty() {
         bail!(
