@@ -13,9 +13,6 @@ use loopgrad_puzzles::arc::{build_datasets, load_path, ArcConfig, Task};
 use std::collections::HashSet;
 use std::path::Path;
 
-/// The name of the identifier table in a run directory (TRM's `identifiers.json`: a JSON list of names, id order).
-pub const IDENTIFIERS_FILE: &str = "identifiers.json";
-
 /// Loads the ARC sources of `c` and builds the training and held-out sets.
 pub fn load(c: &DataConfig) -> Result<Datasets> {
     if c.test_path.is_empty() {

@@ -17,6 +17,9 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub const CONFIG_FILE: &str = "config.toml";
 /// The run's log, one [`Record`] per line.
 pub const METRICS_FILE: &str = "metrics.jsonl";
+/// ARC: the puzzle identifiers' names in id order, a JSON list (TRM's `identifiers.json`); evaluation reads it to
+/// know which task and augmentation each row of the puzzle-embedding table is.
+pub const IDENTIFIERS_FILE: &str = "identifiers.json";
 
 /// Writes `bytes` to `path` atomically (a fresh temporary file, fsync, rename), naming `path` in an error.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

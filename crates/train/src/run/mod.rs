@@ -7,7 +7,7 @@
 pub mod record;
 
 use crate::eval::evaluate_unless;
-use crate::rundir::{RunDir, CHECKPOINT_FILE, CONFIG_FILE};
+use crate::rundir::{RunDir, CHECKPOINT_FILE, CONFIG_FILE, IDENTIFIERS_FILE};
 use crate::{data, EvalResult, TrainConfig, Trainer};
 use anyhow::{bail, Result};
 use loopgrad_puzzles::ExampleSet;
@@ -195,7 +195,7 @@ pub fn train_in(
             // Evaluation reads the identifier table to know which augmentation each puzzle id is.
             let names: Vec<&str> =
                 (0..data.train.num_identifiers()).map(|i| data.train.identifier_name(i as u32)).collect();
-            run.write(crate::arc::IDENTIFIERS_FILE, serde_json::to_string(&names)?.as_bytes())?;
+            run.write(IDENTIFIERS_FILE, serde_json::to_string(&names)?.as_bytes())?;
         }
     }
     let params = trainer.model.param_count(&trainer.tape.params);
