@@ -6,6 +6,7 @@
 
 use crate::config::{DataConfig, TrainConfig, MAX_DATA_TOKENS};
 use crate::data::Datasets;
+use crate::memory::{available_memory, mib};
 use anyhow::{anyhow, bail, Result};
 use loopgrad_models::config::ModelConfig;
 use loopgrad_puzzles::arc::dataset::task_fits;
@@ -91,56 +92,82 @@ fn check_tokens(train: &[Task], test: &[Task], c: &DataConfig) -> Result<()> {
     Ok(())
 }
 
-/// Bytes the puzzle-embedding table takes in training: `rows x hidden_size` f32 values and as many gradients
-/// (the sparse optimizer keeps no other state, and EMA skips the table).
-pub fn puzzle_table_bytes(rows: usize, hidden_size: usize) -> u128 {
-    2 * 4 * rows as u128 * hidden_size as u128
-}
-
-/// Sets `model.num_puzzle_identifiers` to the ARC data's identifier count, refusing (naming the fields) a table
-/// that would not fit in the memory this machine has available. Other tasks are left as they are.
+/// Sets `model.num_puzzle_identifiers` to the ARC data's identifier count, then checks the run's whole memory
+/// estimate (`crate::memory`) with that table and the data's examples against the memory this machine has
+/// available, refusing it naming the fields. Other tasks are left as they are (their estimate was checked by
+/// `validate()` from the config alone).
 pub fn size_puzzle_table(config: &mut TrainConfig, data: &Datasets) -> Result<()> {
     if config.data.task != "arc" {
         return Ok(());
     }
     let rows = data.train.num_identifiers();
-    let d = config.model.io().hidden_size;
-    let bytes = puzzle_table_bytes(rows, d);
-    if let Some(available) = available_memory() {
-        if bytes > available as u128 {
-            bail!(
-                "data: the puzzle-embedding table of {rows} identifiers (tasks x versions, data.augmentations {}) x \
-                 model.hidden_size {d} takes {:.2} GB in f32 (values and gradients), more than the {:.2} GB this \
-                 machine has available; lower data.augmentations or model.hidden_size, or train on fewer tasks",
-                config.data.augmentations,
-                bytes as f64 / 1e9,
-                available as f64 / 1e9
-            );
-        }
-    }
     match &mut config.model {
         ModelConfig::Trm(m) => m.num_puzzle_identifiers = rows,
         ModelConfig::Hrm(m) => m.num_puzzle_identifiers = rows,
         ModelConfig::Baseline(m) => m.num_puzzle_identifiers = rows,
     }
-    config.model.validate().map_err(|e| anyhow!("{e} (set from the ARC data's {rows} puzzle identifiers)"))
+    config.model.validate().map_err(|e| anyhow!("{e} (set from the ARC data's {rows} puzzle identifiers)"))?;
+    check_memory(config, data.train.len() + data.test.len(), available_memory())
 }
 
-/// `MemAvailable` of /proc/meminfo in bytes, where there is one.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+/// Refuses an ARC run whose memory estimate with `examples` built examples (and the puzzle table already sized)
+/// exceeds `available` bytes; `None` (unknown) refuses nothing.
+fn check_memory(config: &TrainConfig, examples: usize, available: Option<u64>) -> Result<()> {
+    let Some(available) = available else { return Ok(()) };
+    let need = config.memory_estimate_with_examples(examples);
+    if need.total() > available {
+        let io = config.model.io();
+        bail!(
+            "data: with the ARC data's puzzle-embedding table of {} identifiers (tasks x versions, \
+             data.augmentations {}) x model.hidden_size {} and its {examples} examples, this run needs about {} of \
+             memory, more than the {} available; lower data.augmentations or model.hidden_size, or train on fewer \
+             tasks (data.train_count, data.test_count)",
+            io.num_puzzle_identifiers,
+            config.data.augmentations,
+            io.hidden_size,
+            need.summary(),
+            mib(available)
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// `paper-trm-att-arc` with its table sized for `rows` identifiers.
+    fn paper_with_rows(rows: usize) -> TrainConfig {
+        let mut c = TrainConfig::preset("paper-trm-att-arc").unwrap();
+        match &mut c.model {
+            ModelConfig::Trm(m) => m.num_puzzle_identifiers = rows,
+            other => panic!("paper-trm-att-arc is TRM, got {}", other.arch()),
+        }
+        c
+    }
+
     #[test]
-    fn the_paper_table_costs_what_the_issue_says() {
+    fn the_paper_table_costs_what_the_issue_says_and_counts_in_the_run_estimate() {
         // About 1M augmented tasks x D 512 in f32: 2.0 GB of values, as much again of gradients.
-        assert_eq!(puzzle_table_bytes(1_000_000, 512), 4_096_000_000);
+        let (small, paper) = (paper_with_rows(1), paper_with_rows(1_000_000));
+        assert_eq!(paper.memory_estimate().puzzle_table, 4_096_000_000);
+        let grown = paper.memory_estimate().total() - small.memory_estimate().total();
+        assert_eq!(grown, 4_096_000_000 - 8 * 512, "only the table grows with the identifiers");
+    }
+
+    #[test]
+    fn a_table_beyond_the_available_memory_is_refused_naming_the_fields() {
+        let c = paper_with_rows(960 * 1001 + 1);
+        let need = c.memory_estimate_with_examples(1000).total();
+        check_memory(&c, 1000, Some(need)).unwrap();
+        check_memory(&c, 1000, None).unwrap();
+        let err = check_memory(&c, 1000, Some(need - 1)).unwrap_err().to_string();
+        for field in ["960961 identifiers", "data.augmentations 1000", "model.hidden_size 512", "puzzle table 3754 MiB"]
+        {
+            assert!(err.contains(field), "{field:?} missing from: {err}");
+        }
+        // The examples count too: 2 (L + 2) bytes each (inputs, labels, a puzzle index).
+        let more = c.memory_estimate_with_examples(2000).total() - need;
+        assert_eq!(more, 1000 * (2 * 900 + 4));
     }
 }

@@ -11,7 +11,8 @@
 //! packed        4 P_d   x 2         packed GEMM copies of the matrices (W^T and W), kept between optimizer steps
 //! optimizer     4 P_d   x 2         Adam's two moments
 //! ema           4 P_d               the EMA shadow (optim.ema > 0)
-//! puzzle table  4 N_id D x 2        the puzzle-embedding table and its gradient
+//! puzzle table  4 N_id D x 2        the puzzle-embedding table and its gradient (ARC: N_id is set from the
+//!                                   tasks once they are loaded, and the estimate is checked again then)
 //! activations   4 B R N_layer A     what a recorded block keeps for backward, A elements per example (below)
 //!             + 4 B L' D x 4        the input embeddings, the carry and its copy
 //!             + 4 B L V x 3         logits, their softmax and gradient
@@ -170,6 +171,15 @@ impl TrainConfig {
             activations: bytes(F32 * train.max(eval)),
             data: bytes(examples * (2.0 * self.tokens_per_example() as f64 + 4.0)),
             runtime: RUNTIME_BYTES,
+        }
+    }
+
+    /// [`TrainConfig::memory_estimate`] once the data is built, with its `examples` (training and held-out):
+    /// ARC's example count, like its puzzle-table rows, is known only from the tasks, not from the config.
+    pub fn memory_estimate_with_examples(&self, examples: usize) -> MemoryEstimate {
+        MemoryEstimate {
+            data: bytes(examples as f64 * (2.0 * self.tokens_per_example() as f64 + 4.0)),
+            ..self.memory_estimate()
         }
     }
 

@@ -11,8 +11,8 @@ use loopgrad_puzzles::arc::canvas::side_of;
 use loopgrad_puzzles::arc::dataset::{build_test_set, identifiers_from_names};
 use loopgrad_puzzles::arc::eval::BallotRecord;
 use loopgrad_puzzles::arc::{load_path, ArcEvaluator, ArcScores, Task};
-use loopgrad_train::rundir::IDENTIFIERS_FILE;
 use loopgrad_train::evaluate;
+use loopgrad_train::rundir::IDENTIFIERS_FILE;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 

@@ -68,7 +68,12 @@ pub fn run(args: InfoArgs) -> Result<()> {
     } else {
         println!("{name}: {}", model.summary());
         match memory {
-            Some(m) => println!("memory to train: about {}", m.summary()),
+            Some(m) => {
+                println!("memory to train: about {}", m.summary());
+                if training.as_ref().is_some_and(|c| c.data.task == "arc") {
+                    println!("  (ARC: the puzzle table and examples are sized from the tasks and checked at load)");
+                }
+            }
             None => println!("memory to train: depends on the run (batch, data); see a training preset or --config"),
         }
     }
