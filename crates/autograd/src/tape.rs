@@ -203,10 +203,6 @@ impl<E: Float> Tape<E> {
     pub fn num_values(&self) -> usize {
         self.values.len()
     }
-    /// Number of value slots that still hold a tensor.
-    pub fn num_live_values(&self) -> usize {
-        self.values.iter().filter(|v| v.is_some()).count()
-    }
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
     }
@@ -533,15 +529,6 @@ impl<'a, E: Float> Ctx<'a, E> {
                 let beta = if slot.is_some() { E::ONE } else { E::ZERO };
                 Some((slot.get_or_insert_with(|| Tensor::uninit(shape)).data_mut(), beta))
             }
-        }
-    }
-
-    /// Whether input `k`'s gradient buffer does not exist yet (an op may then write instead of adding, through
-    /// [`Ctx::grad_beta`]). Always false for parameters, whose buffers persist.
-    pub fn grad_is_fresh(&self, k: usize) -> bool {
-        match self.input_vars[k] {
-            Var::Param(_) => false,
-            Var::Value(i) => self.grads[i as usize].is_none(),
         }
     }
 }

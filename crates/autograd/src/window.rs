@@ -137,6 +137,13 @@ pub trait Recurrence<E: Float> {
     fn calls_per_recursion(&self) -> usize;
     /// Call number `call` (0-based, within the recursion): replace entries of `state` with new values.
     fn call(&self, tape: &mut Tape<E>, state: &mut [Var], call: usize);
+
+    /// One whole recursion: its calls in order, as the tape's recording flag says (TRM's `latent_recursion`).
+    fn recursion(&self, tape: &mut Tape<E>, state: &mut [Var]) {
+        for call in 0..self.calls_per_recursion() {
+            self.call(tape, state, call);
+        }
+    }
 }
 
 /// What [`run_recursions`] did, and what [`RecursionRun::finish_backward`] needs to complete a recomputed
@@ -174,7 +181,7 @@ impl RecursionRun {
         if self.window != GradWindow::FullRecompute || self.recursions < 2 {
             return;
         }
-        let (k, calls) = (self.carry_len, rec.calls_per_recursion());
+        let k = self.carry_len;
         let mut state = self.checkpoints[..k].to_vec();
         let mut seeds = Vec::with_capacity(k);
         for r in (0..self.recursions - 1).rev() {
@@ -185,9 +192,7 @@ impl RecursionRun {
             }
             let mark = tape.mark();
             state.copy_from_slice(input);
-            for call in 0..calls {
-                rec.call(tape, &mut state, call);
-            }
+            rec.recursion(tape, &mut state);
             seeds.clear();
             for (&out, &ckpt) in state.iter().zip(reached) {
                 if let Some(g) = tape.take_grad(ckpt) {
@@ -226,14 +231,16 @@ pub fn run_recursions<E: Float, R: Recurrence<E> + ?Sized>(
         run_with_checkpoints(tape, rec, state, &mut run);
         return run;
     }
-    let total = recursions * calls;
-    let first_recorded = total - run.recorded_calls;
-    for i in 0..total {
-        let call = i % calls;
-        if i < first_recorded {
-            tape.no_grad_update(start, state, |t, s| rec.call(t, s, call));
-        } else {
-            rec.call(tape, state, call);
+    // TRM's deep_recursion, with the window in place of its `torch.no_grad()` block: T recursions of c calls,
+    // call number i (counting over all of them) recorded only from `first_recorded` on.
+    let first_recorded = recursions * calls - run.recorded_calls;
+    for r in 0..recursions {
+        for call in 0..calls {
+            if r * calls + call < first_recorded {
+                tape.no_grad_update(start, state, |t, s| rec.call(t, s, call));
+            } else {
+                rec.call(tape, state, call);
+            }
         }
     }
     run
@@ -272,9 +279,7 @@ fn run_with_checkpoints<E: Float, R: Recurrence<E> + ?Sized>(
     if run.recursions > 1 {
         state.iter().for_each(|&v| tape.set_needs_grad(v, true));
     }
-    for call in 0..calls {
-        rec.call(tape, state, call);
-    }
+    rec.recursion(tape, state);
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! ```text
 //! x = input_embeddings(batch)                  recorded (the embeddings get gradients)
 //! state = carry                                constants: no gradient crosses supervision steps
-//! state = run_recursions(calls, state)         the model's recursion, under its gradient window
+//! state = deep_recursion(x, state)             T recursions of the model's net calls, under its gradient window
 //! logits, q_halt, q_continue = heads(answer(state))
 //! new carry = a copy of state
 //! ```
@@ -14,7 +14,7 @@ use crate::hrm::Hrm;
 use crate::io::{broadcast_init, reset_slots, InputOutput, PUZZLE_EMB};
 use crate::step::{Batch, Carry, CarryVars, PendingBackward, StepOutput};
 use crate::trm::Trm;
-use loopgrad_autograd::window::{run_recursions, GradWindow, Recurrence};
+use loopgrad_autograd::window::{run_recursions, GradWindow, Recurrence, RecursionRun};
 use loopgrad_autograd::{Param, ParamStore, Tape, Var};
 use loopgrad_nn::checkpoint::{CheckpointError, CheckpointReader};
 use loopgrad_nn::layers::{rope_tables, BlockStack, Builder, Manifest, ParamSink};
@@ -55,6 +55,20 @@ pub trait Reasoner {
     fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> impl Recurrence<E> + 'a;
     /// The state the heads read (y, or z_H).
     fn answer(&self, state: &[Var]) -> Var;
+
+    /// The paper's `deep_recursion` for every model: [`Reasoner::recursions`] recursions of the net calls
+    /// ([`Reasoner::calls`]; one recursion is TRM's `latent_recursion`) on the carry `state`, updated in place,
+    /// with the calls outside [`Reasoner::window`] run without a tape ([`run_recursions`]). Hand the returned
+    /// run to [`Reasoner::backward`] (through [`StepOutput`]).
+    fn deep_recursion<E: Float>(
+        &self,
+        tape: &mut Tape<E>,
+        x: Var,
+        rope: Option<(Var, Var)>,
+        state: &mut [Var],
+    ) -> RecursionRun {
+        run_recursions(tape, &self.calls::<E>(x, rope), state, self.recursions(), self.window())
+    }
 
     /// The rotary tables (cos, sin) [L', head dim] as tape constants, for the models with attention.
     fn rope_constants<E: Float>(&self, tape: &mut Tape<E>) -> Option<(Var, Var)> {
@@ -155,9 +169,7 @@ pub fn traced_step<E: Float, R: Reasoner + ?Sized>(
         let mut state = CarryVars::constants(t, carry.states.into_iter());
         let calls = model.calls::<E>(x, rope);
         for _ in 0..model.recursions() {
-            for call in 0..calls.calls_per_recursion() {
-                calls.call(t, &mut state, call);
-            }
+            calls.recursion(t, &mut state);
             let (logits, q_halt, _) = model.io().heads(t, model.answer(&state));
             readouts.push((t.value(logits).clone(), t.value(q_halt).clone()));
         }
@@ -174,8 +186,8 @@ struct Forward {
     pending: PendingBackward,
 }
 
-/// The step itself (see the module doc): x, the carry `states` as constants, the recursions under the window,
-/// the heads on the answer state.
+/// The step itself (see the module doc): x, the carry `states` as constants, [`Reasoner::deep_recursion`], the
+/// heads on the answer state.
 fn forward<E: Float, R: Reasoner + ?Sized>(
     model: &R,
     tape: &mut Tape<E>,
@@ -185,7 +197,7 @@ fn forward<E: Float, R: Reasoner + ?Sized>(
     let x = model.io().input_embeddings(tape, batch);
     let rope = model.rope_constants(tape);
     let mut state = CarryVars::constants(tape, states);
-    let run = run_recursions(tape, &model.calls::<E>(x, rope), &mut state, model.recursions(), model.window());
+    let run = model.deep_recursion(tape, x, rope, &mut state);
     let (logits, q_halt, q_continue) = model.io().heads(tape, model.answer(&state));
     Forward { state, logits, q_halt, q_continue, pending: PendingBackward { run, x, rope } }
 }

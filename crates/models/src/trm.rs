@@ -14,15 +14,17 @@
 //!     y, z = latent_recursion(x, y, z, n)   # the last one recorded
 //!     return (y.detach(), z.detach()), output_head(y), Q_head(y)
 //! ```
-//! with net(h, inj) = blocks(h + inj) and one shared 2-block net. Here the "without gradients" part is the
-//! [`GradWindow`] (`last_recursion` reproduces the paper; `one_step`, `last_calls:k`, `full` and
-//! `full_recompute` are the study's alternatives), applied by the tape's [`run_recursions`] to the net calls of
-//! [`TrmCalls`]; [`TrmVariant`] selects the paper's ablations.
+//! with net(h, inj) = blocks(h + inj) and one shared 2-block net. Here `latent_recursion` is the n + 1 net
+//! calls of [`TrmCalls`] (its `Recurrence::call`, one call at a time), and `deep_recursion` is
+//! [`Reasoner::deep_recursion`], which every supervision step runs: T recursions through the tape's
+//! [`run_recursions`](loopgrad_autograd::window::run_recursions), whose [`GradWindow`] is the "without gradients" part
+//! (`last_recursion` reproduces the paper; `one_step`, `last_calls:k`, `full` and `full_recompute` are the
+//! study's alternatives). [`TrmVariant`] selects the paper's ablations.
 
 use crate::config::{IoSpec, TrmConfig, TrmVariant};
 use crate::io::{carry_init, InputOutput};
 use crate::model::{net_call, Reasoner};
-use loopgrad_autograd::window::{run_recursions, GradWindow, Recurrence, RecursionRun};
+use loopgrad_autograd::window::{GradWindow, Recurrence};
 use loopgrad_autograd::{Param, Tape, Var};
 use loopgrad_nn::layers::{BlockSpec, BlockStack, ParamSink};
 use loopgrad_tensor::Float;
@@ -72,25 +74,6 @@ impl Trm {
                 .collect(),
         };
         Trm { config: config.clone(), io, net, net_h, inits }
-    }
-
-    /// latent_recursion: n latent updates, then one answer update: the n + 1 net calls of [`TrmCalls`] in
-    /// order. (deep_recursion runs the same calls through [`run_recursions`], which applies the window.)
-    pub fn latent_recursion<E: Float>(&self, tape: &mut Tape<E>, calls: &TrmCalls<'_>, state: &mut [Var]) {
-        for call in 0..=self.config.l_cycles {
-            calls.call(tape, state, call);
-        }
-    }
-
-    /// deep_recursion: T latent recursions; the gradient window decides which of their calls are recorded
-    /// (the paper: T-1 recursions without gradient, the last one with). `state` becomes the new carry.
-    pub fn deep_recursion<E: Float>(
-        &self,
-        tape: &mut Tape<E>,
-        calls: &TrmCalls<'_>,
-        state: &mut [Var],
-    ) -> RecursionRun {
-        run_recursions(tape, calls, state, self.config.h_cycles, self.config.grad_window)
     }
 }
 

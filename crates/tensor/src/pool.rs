@@ -100,13 +100,6 @@ pub fn take<E: Float>(len: usize) -> Vec<E> {
     E::with_pool(|p| p.take(len))
 }
 
-/// A buffer of `len` zeros from this thread's pool.
-pub fn take_zeroed<E: Float>(len: usize) -> Vec<E> {
-    let mut b = take(len);
-    b.fill(E::ZERO);
-    b
-}
-
 /// Gives a buffer back to this thread's pool (dropped instead during thread teardown).
 pub fn give<E: Float>(buf: Vec<E>) {
     if buf.is_empty() {

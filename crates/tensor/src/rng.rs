@@ -86,11 +86,6 @@ impl Rng {
         lo + self.below(hi - lo + 1)
     }
 
-    /// True with probability p.
-    pub fn bernoulli(&mut self, p: f64) -> bool {
-        self.uniform() < p
-    }
-
     /// Standard normal, by Marsaglia's polar method with this module's own `ln` (basic IEEE arithmetic only, so
     /// the numbers do not depend on the platform's libm). One draw per call (the method's second normal is
     /// discarded) so that the stream does not depend on call parity.

@@ -106,9 +106,6 @@ impl<E: Float> Tensor<E> {
         data
     }
 
-    /// Returns the storage to the pool now (the same as dropping, spelled out).
-    pub fn into_pool(self) {}
-
     /// The tensor viewed as a matrix [rows, last] (free).
     pub fn as_mat(&self) -> MatRef<'_, E> {
         MatRef::new(&self.data, self.shape.rows(), self.shape.last())

@@ -8,6 +8,7 @@
 //! The shape flags are those of the PyTorch reference `../shared/bench/torch_trm.py`, with its defaults: the
 //! paper-size TRM (D 512, 2 layers, T 3, n 6, 81 tokens + 16 prefix positions, vocabulary 11, batch 8).
 
+use loopgrad_autograd::window::Recurrence;
 use loopgrad_autograd::Tape;
 use loopgrad_models::config::{ForwardDtype, HrmConfig, ModelConfig, TrmConfig, TrmVariant};
 use loopgrad_models::step::{act_loss, Batch, Carry, CarryVars, SlotStats};
@@ -218,7 +219,7 @@ impl BenchStep {
         let rope = loopgrad_models::Reasoner::rope_constants(trm, tape);
         let calls = loopgrad_models::trm::TrmCalls { trm, x, rope };
         let mut state = CarryVars::constants(tape, self.carry.states.iter().cloned());
-        tape.no_grad(|t| trm.latent_recursion(t, &calls, &mut state));
+        tape.no_grad(|t| calls.recursion(t, &mut state));
         tape.reset();
     }
 
