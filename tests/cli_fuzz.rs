@@ -73,7 +73,7 @@ fn a_tampered_checkpoint_state_or_config_is_an_error_naming_the_checkpoint() {
 fn degenerate_flags_are_refused_by_name() {
     let d = tmp("flags");
     let bench = ["bench", "--hidden", "16", "--seq", "16", "--vocab", "6", "--steps", "1"];
-    let cases: [(Vec<&str>, &[&str]); 15] = [
+    let cases: [(Vec<&str>, &[&str]); 16] = [
         ([&bench[..], &["--batch", "2", "--prefix", "0"]].concat(), &["--prefix"]),
         // usize::MAX steps panicked on "capacity overflow" reserving the step times.
         (
@@ -84,6 +84,8 @@ fn degenerate_flags_are_refused_by_name() {
         ([&bench[..], &["--batch", "2", "--threads", "100000"]].concat(), &["--threads 100000"]),
         ([&bench[..], &["--batch", "2", "--expansion", "0.001"]].concat(), &["--expansion 0.001 leaves"]),
         ([&bench[..], &["--batch", "100000000"]].concat(), &["--batch 100000000"]),
+        // Training examples hold tokens as bytes (the benchmark trains on an example set).
+        ([&bench[..5], &["--vocab", "300", "--batch", "2"]].concat(), &["--vocab 300 is more than 256"]),
         (vec!["train", "--preset", "smoke", "--set", "model.num_heads=0", "--out", "r"], &["model.num_heads"]),
         (
             vec!["train", "--preset", "smoke", "--set", "model.expansion=nan", "--out", "r"],

@@ -5,6 +5,7 @@
 //! directories that are never half-written, and the run loop that trains in one (`run`).
 
 pub mod arc;
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod eval;

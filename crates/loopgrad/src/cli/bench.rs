@@ -19,15 +19,12 @@
 //! (heap allocations per timed step, counted by the binary's global allocator: 0 means a steady-state step never
 //! reaches the allocator).
 
-mod step;
-
-pub use step::{BenchShape, BenchStep};
-
 use anyhow::{anyhow, bail, Result};
-use loopgrad_models::config::{ForwardDtype, ModelConfig};
+use loopgrad_models::config::ForwardDtype;
 use loopgrad_tensor::counting_alloc::{allocations, CountingAlloc};
 use loopgrad_tensor::peak::{self, PeakKind};
 use loopgrad_tensor::Precision;
+use loopgrad_train::bench::{BenchShape, BenchStep, MAX_VOCAB};
 use loopgrad_train::config::{check_batch, MAX_THREADS};
 use serde_json::json;
 use std::time::Instant;
@@ -116,6 +113,9 @@ impl BenchArgs {
         if self.vocab < 3 {
             bail!("--vocab must be at least 3 (PAD, blank and one symbol), not {}", self.vocab);
         }
+        if self.vocab > MAX_VOCAB {
+            bail!("--vocab {} is more than {MAX_VOCAB} (training examples hold tokens as bytes)", self.vocab);
+        }
         self.forward_dtype()?;
         if self.threads > MAX_THREADS {
             bail!("--threads {} is more than {MAX_THREADS} (0 means every core)", self.threads);
@@ -123,13 +123,7 @@ impl BenchArgs {
         let shape = self.bench_shape(hrm, mlp);
         // The model config's checks and limits, so that no flag reaches a library assertion or an allocation
         // failure.
-        let mut config = shape.model_config();
-        // The benchmark runs a fixed number of steps and never halts (its halt_max_steps is "unbounded").
-        match &mut config {
-            ModelConfig::Trm(c) => c.halt_max_steps = 1,
-            ModelConfig::Hrm(c) => c.halt_max_steps = 1,
-            ModelConfig::Baseline(c) => c.halt_max_steps = 1,
-        }
+        let config = shape.model_config();
         config.validate().map_err(|e| anyhow!("{}", in_flag_names(&e)))?;
         check_batch("--batch", self.batch, &config)?;
         Ok(shape)
@@ -181,26 +175,27 @@ pub fn run(args: BenchArgs) -> Result<()> {
     };
     let kernels = loopgrad_tensor::cpu::kernels();
 
-    let mut bench = BenchStep::new(&shape);
-    let params = bench.model.param_count(&bench.tape.params);
+    let mut bench = BenchStep::new(&shape)?;
+    let params = bench.trainer.model.param_count(&bench.trainer.tape.params);
     let flops = if args.eval { bench.eval_flops() } else { bench.train_flops() };
     let (times, loss, allocs) = {
-        let mut loss = f32::NAN;
-        let mut run = |bench: &mut BenchStep| {
+        let mut loss = f64::NAN;
+        let mut run = |bench: &mut BenchStep| -> Result<()> {
             if args.eval {
                 bench.eval();
             } else {
-                loss = bench.train_step();
+                loss = bench.train_step()?;
             }
+            Ok(())
         };
         for _ in 0..args.warmup {
-            run(&mut bench);
+            run(&mut bench)?;
         }
         let mut times = Vec::with_capacity(args.steps); // before the count: it is the benchmark's, not the step's
         let before = allocations();
         for _ in 0..args.steps {
             let t = Instant::now();
-            run(&mut bench);
+            run(&mut bench)?;
             times.push(t.elapsed().as_secs_f64());
         }
         let allocs = allocations() - before;
@@ -220,7 +215,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "params": params,
         "step_ms": round(step * 1e3, 2),
         "samples_per_s": round(shape.batch as f64 / step, 3),
-        "loss": if args.eval { serde_json::Value::Null } else { json!(round(loss as f64, 6)) },
+        "loss": if args.eval { serde_json::Value::Null } else { json!(round(loss, 6)) },
         "peak_rss_mib": peak_rss_mib(),
         "gflops": round(gflops, 1),
         "dtype": shape.forward_dtype.precision().name(),
