@@ -145,6 +145,8 @@ impl BenchShape {
                 augmentations: 0,
                 seed: self.seed,
                 heldout_disjoint: "exact".into(),
+                arc_path: Vec::new(),
+                arc_canvas: loopgrad_puzzles::arc::MAX_SIDE,
             },
             optim: OptimConfig {
                 lr: LR,
