@@ -234,6 +234,7 @@ impl Team {
         // Nothing here may unwind: parts' panics are caught, and a worker that died would leave a part unfinished.
         let _guard = AbortOnUnwind;
         let mut seen = self.claim.load(Acquire) >> (2 * PART_BITS);
+        crate::gemm::prepare_thread();
         self.started.fetch_add(1, Release);
         let mut wanted = true;
         loop {

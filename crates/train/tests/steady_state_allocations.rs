@@ -5,8 +5,9 @@
 //! at the last, with the EMA weights swapped in). Tensors come from the thread's pool, and every other buffer
 //! lives across steps, so once the first steps have warmed them up nothing reaches the allocator.
 //!
-//! The counting allocator sees the whole process, so this file is its own test binary with a single test. It
-//! runs on two threads, as `loopgrad train` does.
+//! The counting allocator sees the whole process, so this file is its own test binary with a plain `main`
+//! (`harness = false` in Cargo.toml: libtest's thread would allocate while the steps run). It runs on two
+//! threads, as `loopgrad train` does.
 
 use loopgrad_models::step::Batch;
 use loopgrad_tensor::counting_alloc::{allocations, CountingAlloc};
@@ -41,7 +42,11 @@ fn configs() -> Vec<(&'static str, TrainConfig)> {
     vec![("trm-mlp", with("smoke", &[])), ("hrm", with("sudoku6-hrm", &hrm))]
 }
 
-#[test]
+fn main() {
+    steady_state_training_steps_and_evaluations_allocate_nothing();
+    println!("steady_state_allocations: training steps and evaluations allocate nothing ... ok");
+}
+
 fn steady_state_training_steps_and_evaluations_allocate_nothing() {
     loopgrad_tensor::set_threads(2);
     for (name, config) in configs() {

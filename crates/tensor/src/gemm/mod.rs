@@ -17,6 +17,21 @@ pub use bf16::{
     bf16_kernel_available, gemm_batched_bf16, gemm_bf16, gemm_bf16_reference, gemm_bf16_serial, round_bf16, Precision,
 };
 
+/// Allocates the calling thread's GEMM packing buffers at their full size, so that its first GEMM block does not:
+/// the team's workers call it before they count as started, which keeps a steady training loop free of
+/// allocations however the blocks of its first step were scheduled (`tests/alloc_free.rs`).
+pub(crate) fn prepare_thread() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx512::available() {
+            avx512::prepare_thread();
+        }
+        if avx512::bf16::available() {
+            avx512::bf16::prepare_thread();
+        }
+    }
+}
+
 /// A read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy, Debug)]
 pub struct MatRef<'a, E> {

@@ -37,6 +37,19 @@ thread_local! {
     static PACKS: RefCell<(Vec<Line>, Vec<Line>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
+/// A~ and B~ at their full size, if this thread has none yet.
+fn allocate_packs(ap: &mut Vec<Line>, bp: &mut Vec<Line>) {
+    if ap.is_empty() {
+        *ap = vec![Line([0; 16]); MC * KP / 16];
+        *bp = vec![Line([0; 16]); NC * KP / 16];
+    }
+}
+
+/// Allocates this thread's packing buffers now (see the f32 module's `prepare_thread`).
+pub(crate) fn prepare_thread() {
+    PACKS.with_borrow_mut(|(ap, bp)| allocate_packs(ap, bp));
+}
+
 /// Whether this CPU runs this module: AVX-512F, BW (the pair interleave) and AVX512_BF16.
 pub(crate) fn available() -> bool {
     is_x86_feature_detected!("avx512f")
@@ -165,10 +178,7 @@ pub(crate) unsafe fn gemm_bf16(
         return gemm_bf16(n, k, m, alpha, b, csb, rsb, a, csa, rsa, beta, c, csc, rsc);
     }
     PACKS.with_borrow_mut(|(ap, bp)| {
-        if ap.is_empty() {
-            *ap = vec![Line([0; 16]); MC * KP / 16];
-            *bp = vec![Line([0; 16]); NC * KP / 16];
-        }
+        allocate_packs(ap, bp);
         let (ap, bp) = (ap.as_mut_ptr() as *mut u32, bp.as_mut_ptr() as *mut u32);
         for j0 in (0..n).step_by(NC) {
             let nc = NC.min(n - j0);

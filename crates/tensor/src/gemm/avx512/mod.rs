@@ -74,6 +74,16 @@ thread_local! {
     static PACKS: RefCell<Packs> = const { RefCell::new(Packs { a: Vec::new(), b: Vec::new() }) };
 }
 
+/// Sizes this thread's packing buffers as its first call would. The team's workers call it as they start: which
+/// thread runs which block of a split GEMM depends on scheduling, and a worker whose first block came late in a
+/// run would otherwise allocate then.
+pub(crate) fn prepare_thread() {
+    PACKS.with_borrow_mut(|packs| {
+        reserve(&mut packs.a, MC * A_PACK_K);
+        reserve(&mut packs.b, NC * KC);
+    });
+}
+
 /// A buffer of at least `floats` f32, grown (never shrunk) as needed.
 fn reserve(buf: &mut Vec<Line>, floats: usize) -> *mut f32 {
     let lines = floats.div_ceil(16);
