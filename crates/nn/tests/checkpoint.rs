@@ -88,7 +88,26 @@ fn f32_round_trip_is_bit_exact_including_edge_values_and_metadata() {
     assert_eq!(report.metadata["config"], r#"{"hidden_size":4}"#);
     assert_eq!(report.metadata["format"], "pt");
     assert_eq!(read_metadata(&path).unwrap()["config"], r#"{"hidden_size":4}"#);
-    assert!(!d.join("model.safetensors.tmp").exists(), "the atomic write leaves no temporary file");
+    let names: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["model.safetensors"], "the atomic write leaves no temporary file");
+    fs::remove_dir_all(&d).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn saving_never_follows_a_link_at_the_old_temporary_name_and_names_the_file_it_cannot_write() {
+    // Was: save_weights wrote through `NAME.tmp` with File::create, following a symlink planted there (its target
+    // was overwritten) and blocking forever on a FIFO there. It now goes through the one atomic writer.
+    let d = scratch_dir("planted");
+    let (precious, path) = (d.join("precious.txt"), d.join("model.safetensors"));
+    fs::write(&precious, b"precious").unwrap();
+    std::os::unix::fs::symlink(&precious, d.join("model.safetensors.tmp")).unwrap();
+    save_weights(&path, &small_store(1), &[]).unwrap();
+    assert_eq!(fs::read(&precious).unwrap(), b"precious");
+    assert!(read_metadata(&path).is_ok());
+    let missing = d.join("no").join("such").join("model.safetensors");
+    let err = save_weights(&missing, &small_store(1), &[]).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}: cannot write: ", missing.display())), "{err}");
     fs::remove_dir_all(&d).unwrap();
 }
 

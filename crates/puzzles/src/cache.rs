@@ -149,7 +149,7 @@ pub fn save(path: &Path, key: &str, set: &ExampleSet) -> Result<(), DataError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| DataError::file(dir, format!("cannot create directory: {e}")))?;
     }
-    crate::atomic_file::write_atomically(path, &encode(key, set))
+    loopgrad_tensor::atomic_file::write_atomically(path, &encode(key, set))
         .map_err(|e| DataError::file(path, format!("cannot write: {e}")))
 }
 

@@ -68,31 +68,7 @@ pub(crate) fn excerpt(text: &str, max: usize) -> String {
     out
 }
 
-/// What `path` is when it is neither a regular file nor a directory (a FIFO, a device, a socket), else `None`.
-///
-/// Readers refuse these before opening them: opening a FIFO with no writer blocks forever, and reading
-/// `/dev/zero` or `/dev/urandom` to the end grows a buffer without bound (10 GB in 4 s). A path that does not
-/// exist is `None` too, so that the open that follows reports it.
-pub fn special_file_kind(path: &Path) -> Option<&'static str> {
-    let kind = std::fs::metadata(path).ok()?.file_type();
-    if kind.is_file() || kind.is_dir() {
-        return None;
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            return Some("a FIFO");
-        }
-        if kind.is_char_device() || kind.is_block_device() {
-            return Some("a device");
-        }
-        if kind.is_socket() {
-            return Some("a socket");
-        }
-    }
-    Some("not a regular file")
-}
+pub use loopgrad_tensor::atomic_file::special_file_kind;
 
 /// Read a whole file, mapping I/O failures to a `DataError` naming it.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {

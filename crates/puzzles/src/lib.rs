@@ -7,7 +7,6 @@
 //! It depends on the tensor crate for its seeded [`Rng`] only.
 
 pub mod arc;
-pub mod atomic_file;
 pub mod cache;
 pub mod csv;
 pub mod dihedral;

@@ -4,11 +4,13 @@
 //! element-wise and row kernels (SIMD through `wide`), GEMM (f32 on AVX-512 by its own kernel, with the same bits
 //! as `matrixmultiply`; otherwise `matrixmultiply`), the worker team that splits kernels and GEMMs across threads
 //! ([`parallel`]), a buffer pool keyed by length so that a training step after the first allocates nothing, and a
-//! seeded RNG that gives the same numbers on every machine.
+//! seeded RNG that gives the same numbers on every machine; and, as the crate every other one builds on, the one
+//! atomic file writer ([`atomic_file`]).
 //!
 //! Everything above (the tape, the layers, TRM and HRM) is written against the slice-level kernels in
 //! [`kernels`] and [`gemm`](mod@gemm), so that a kernel can be made faster without touching the code that calls it.
 
+pub mod atomic_file;
 pub mod counting_alloc;
 pub mod cpu;
 pub mod float;

@@ -1,12 +1,12 @@
 //! Run directories: the resolved config, `metrics.jsonl`, checkpoints, and the guarantees of
 //! `docs/run-directories.md`. Nothing is ever half-written: every file but the append-only metrics log is written
-//! by the one atomic writer (`loopgrad_puzzles::atomic_file`), and the log is cut back to whole records. One
+//! by the one atomic writer (`loopgrad_tensor::atomic_file`), and the log is cut back to whole records. One
 //! process at a time works in a directory ([`crate::lock`]).
 
 use crate::lock::DirLock;
 use crate::run::record::Record;
 use anyhow::{bail, Context, Result};
-use loopgrad_puzzles::atomic_file::{is_temporary_name, write_atomically};
+use loopgrad_tensor::atomic_file::{is_temporary_name, write_atomically};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};

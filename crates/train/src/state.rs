@@ -103,7 +103,7 @@ impl Trainer {
         );
         w.set_json("config", &self.config);
         // Through the one atomic writer: a fresh temporary file that never follows a link (docs/run-directories.md).
-        loopgrad_puzzles::atomic_file::write_atomically_with(path, |file| {
+        loopgrad_tensor::atomic_file::write_atomically_with(path, |file| {
             let mut out = std::io::BufWriter::new(file);
             w.write_to(&mut out)?;
             std::io::Write::flush(&mut out)

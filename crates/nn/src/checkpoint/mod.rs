@@ -112,6 +112,3 @@ pub fn load_weights<E: Float>(
 pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, CheckpointError> {
     Ok(CheckpointReader::open(path)?.metadata().clone())
 }
-
-#[cfg(test)]
-mod tests;

@@ -2,10 +2,10 @@
 
 use super::error::CheckpointError;
 use loopgrad_autograd::ParamStore;
+use loopgrad_tensor::atomic_file::write_atomically_with;
 use loopgrad_tensor::{Float, Tensor};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -86,15 +86,16 @@ impl<'a, E: Float> CheckpointWriter<'a, E> {
         Ok(out)
     }
 
-    /// Writes the file to `path` atomically: to `path.tmp` in the same directory, fsync, rename over `path`,
-    /// fsync the directory. A crash at any point leaves the previous file at `path` intact (a stale `.tmp` may
-    /// remain; the next write replaces it).
+    /// Writes the file to `path` by loopgrad's one atomic writer ([`loopgrad_tensor::atomic_file`]): a fresh
+    /// temporary beside it (`O_EXCL | O_NOFOLLOW`, so a link or FIFO planted there is never followed or opened),
+    /// fsync, rename over `path`, fsync the directory. A crash at any point leaves the previous file intact.
     pub fn write(&self, path: &Path) -> Result<(), CheckpointError> {
-        write_atomic(path, |tmp| {
-            let io = |source| CheckpointError::Io { path: tmp.to_path_buf(), action: "write", source };
-            let mut out = BufWriter::new(File::create(tmp).map_err(io)?);
-            self.write_to(&mut out).and_then(|()| out.flush()).map_err(io)
+        write_atomically_with(path, |file| {
+            let mut out = BufWriter::new(file);
+            self.write_to(&mut out)?;
+            out.flush()
         })
+        .map_err(|source| CheckpointError::Io { path: path.to_path_buf(), action: "write", source })
     }
 
     /// The safetensors bytes: the 8-byte header length, the header JSON padded with spaces to a multiple of 8
@@ -152,42 +153,4 @@ fn dtype_size<E: Float>() -> usize {
         "F32" => 4,
         _ => 8,
     }
-}
-
-/// `NAME.tmp` next to `path`.
-pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
-/// Runs `fill` on `path.tmp`, fsyncs it and renames it over `path`. On any error the temporary file is removed
-/// and `path` is untouched.
-pub(crate) fn write_atomic(
-    path: &Path,
-    fill: impl FnOnce(&Path) -> Result<(), CheckpointError>,
-) -> Result<(), CheckpointError> {
-    let tmp = tmp_path(path);
-    let io = |action: &'static str, p: &Path| {
-        let p = p.to_path_buf();
-        move |source| CheckpointError::Io { path: p, action, source }
-    };
-    let result = fill(&tmp)
-        .and_then(|()| {
-            // `serialize_to_file` closes its handle; reopen for writing (needed by fsync on some systems).
-            let f = OpenOptions::new().write(true).open(&tmp).map_err(io("reopen for fsync", &tmp))?;
-            f.sync_all().map_err(io("fsync", &tmp))
-        })
-        .and_then(|()| fs::rename(&tmp, path).map_err(io("rename into place", path)));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-        return result;
-    }
-    // Make the rename itself durable. Best effort: not every file system lets a directory be fsynced.
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
 }

@@ -105,7 +105,7 @@ pub fn to_csv_text(records: &[MazeRecord]) -> String {
 
 /// Write `records` to `path` atomically (temporary file, then rename).
 pub fn write_csv(path: &Path, records: &[MazeRecord]) -> std::io::Result<()> {
-    crate::atomic_file::write_atomically(path, to_csv_text(records).as_bytes())
+    loopgrad_tensor::atomic_file::write_atomically(path, to_csv_text(records).as_bytes())
 }
 
 #[cfg(test)]

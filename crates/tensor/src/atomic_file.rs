@@ -1,5 +1,5 @@
 //! The one atomic file writer of loopgrad (generated data sets, the data cache, run directories' configs,
-//! checkpoints and study files): a fresh temporary file beside the target, fsync, rename over the target, fsync
+//! checkpoints and weights files, study files; it lives in the bottom crate so that every crate above shares it): a fresh temporary file beside the target, fsync, rename over the target, fsync
 //! the directory. A crash leaves the old file or the new one, never a mix.
 //!
 //! The temporary file is created, never reused: a unique name (`.NAME.PID.N.tmp`) opened with `O_CREAT |
@@ -28,7 +28,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// [`write_atomically`] of what `fill` writes into the (fresh, empty) temporary file: a large file is streamed
 /// rather than held in memory.
 pub fn write_atomically_with(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
-    if let Some(kind) = crate::error::special_file_kind(path) {
+    if let Some(kind) = special_file_kind(path) {
         return Err(io::Error::other(format!("{kind}, not a regular file: writing it would replace it")));
     }
     let (tmp, mut file) = create_temporary(path)?;
@@ -54,6 +54,32 @@ pub fn is_temporary_name(name: &str) -> bool {
     let mut parts = inner.rsplitn(3, '.');
     let numeric = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     numeric(parts.next()) && numeric(parts.next()) && parts.next().is_some_and(|n| !n.is_empty())
+}
+
+/// What `path` is when it is neither a regular file nor a directory (a FIFO, a device, a socket), else `None`.
+///
+/// Readers refuse these before opening them, and the writer before replacing one: opening a FIFO with no writer blocks forever, and reading
+/// `/dev/zero` or `/dev/urandom` to the end grows a buffer without bound (10 GB in 4 s). A path that does not
+/// exist is `None` too, so that the open that follows reports it.
+pub fn special_file_kind(path: &Path) -> Option<&'static str> {
+    let kind = fs::metadata(path).ok()?.file_type();
+    if kind.is_file() || kind.is_dir() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("a FIFO");
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return Some("a device");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+    }
+    Some("not a regular file")
 }
 
 /// Creates a fresh temporary file beside `path`: `.NAME.PID.N.tmp` for the first N whose name is free.
@@ -169,6 +195,6 @@ mod tests {
     fn writing_over_a_device_is_refused_and_leaves_it_a_device() {
         let e = write_atomically(Path::new("/dev/null"), b"x").unwrap_err();
         assert_eq!(e.to_string(), "a device, not a regular file: writing it would replace it");
-        assert_eq!(crate::error::special_file_kind(Path::new("/dev/null")), Some("a device"));
+        assert_eq!(special_file_kind(Path::new("/dev/null")), Some("a device"));
     }
 }
