@@ -3,6 +3,18 @@
 //! After every optimizer step: `shadow = (1 - decay) * p + decay * shadow`, in that order of operations as the
 //! reference writes it. The shadow starts as a copy of the weights when the EMA is created (`register`).
 //!
+//! That start is a bias: after t updates the initial weights still carry weight decay^t (with decay 0.99, a
+//! quarter of the average after 137 steps), which handicaps short runs. [`Ema::update_corrected`] removes it the
+//! way Adam corrects its moments: the average that starts from zero, m_t = decay m_{t-1} + (1 - decay) p_t, is
+//! divided by 1 - decay^t, the weight it has gathered. The shadow holds the corrected value itself,
+//!
+//! ```text
+//! shadow_t = (decay (1 - decay^(t-1)) shadow_{t-1} + (1 - decay) p_t) / (1 - decay^t)
+//! ```
+//!
+//! so the first update copies the weights (its coefficient on the old shadow is 0), the init never enters, and
+//! as t grows it becomes the reference's update. `t` is the optimizer step, which a checkpoint already holds.
+//!
 //! Which parameters: TRM averages `named_parameters()` that require grad, which leaves out the buffers: the
 //! carry init vectors (`H_init`, `L_init`) and the puzzle-embedding table. Evaluation with the EMA therefore
 //! uses the *live* puzzle embeddings. Build the list with [`crate::optim::trainable_except`] and the table
@@ -60,6 +72,27 @@ impl<E: Float> Ema<E> {
     pub fn update(&mut self, store: &ParamStore<E>) {
         assert!(!self.swapped, "Ema::update: the EMA weights are swapped in; call swap_out first");
         let (live, keep) = (E::from_f64(1.0 - self.decay), E::from_f64(self.decay));
+        for (s, &p) in self.shadow.iter_mut().zip(&self.params) {
+            for (s, &x) in s.data_mut().iter_mut().zip(store.value(p).data()) {
+                *s = live * x + keep * *s;
+            }
+        }
+    }
+
+    /// The bias-corrected update after optimizer step `t` (1-based; see the module notes): the weighted average
+    /// of the weights after steps 1..=t with weights decay^(t-s), the initial weights left out. Panics while
+    /// swapped in, or for t = 0.
+    pub fn update_corrected(&mut self, store: &ParamStore<E>, t: u64) {
+        assert!(!self.swapped, "Ema::update_corrected: the EMA weights are swapped in; call swap_out first");
+        assert!(t >= 1, "Ema::update_corrected: steps count from 1");
+        let gathered = |t: u64| 1.0 - self.decay.powf(t as f64);
+        let norm = gathered(t);
+        let (live, keep) = if norm > 0.0 {
+            ((1.0 - self.decay) / norm, self.decay * gathered(t - 1) / norm)
+        } else {
+            (0.0, 1.0) // decay 1: frozen, as update() is
+        };
+        let (live, keep) = (E::from_f64(live), E::from_f64(keep));
         for (s, &p) in self.shadow.iter_mut().zip(&self.params) {
             for (s, &x) in s.data_mut().iter_mut().zip(store.value(p).data()) {
                 *s = live * x + keep * *s;
@@ -134,6 +167,34 @@ mod tests {
         assert_eq!(ema.shadow(&store, 0).data(), &[0.25 * 5.0 + 0.75 * 1.0, 0.25 * -2.0 + 0.75 * 2.0]);
         ema.update(&store);
         assert_eq!(ema.shadow(&store, 0).data(), &[0.25 * 5.0 + 0.75 * 2.0, 0.25 * -2.0 + 0.75 * 1.0]);
+    }
+
+    #[test]
+    fn the_corrected_average_leaves_the_init_out() {
+        let (mut store, p) = store_with(&[100.0]);
+        let mut ema = Ema::new(&store, vec![p], 0.5);
+        let steps = [2.0, 4.0, 8.0];
+        for (t, &x) in steps.iter().enumerate() {
+            store.value_mut(p).data_mut()[0] = x;
+            ema.update_corrected(&store, t as u64 + 1);
+        }
+        // Weights 0.25, 0.5, 1 on steps 1..3, normalised by 1.75; the init (100) has no weight.
+        let want = (0.25 * 2.0 + 0.5 * 4.0 + 1.0 * 8.0) / 1.75;
+        assert!((ema.shadow(&store, 0).data()[0] - want).abs() < 1e-12, "{:?}", ema.shadow(&store, 0).data());
+        // The first corrected update is the weights themselves; late ones are the reference's.
+        let (mut store, p) = store_with(&[1.0]);
+        let mut a = Ema::new(&store, vec![p], 0.9);
+        store.value_mut(p).data_mut()[0] = 3.0;
+        a.update_corrected(&store, 1);
+        assert_eq!(a.shadow(&store, 0).data(), &[3.0]);
+        let mut b = Ema::new(&store, vec![p], 0.9);
+        store.value_mut(p).data_mut()[0] = 5.0;
+        b.update_corrected(&store, 1000);
+        a.update(&store);
+        let mut c = Ema::new(&store, vec![p], 0.9);
+        c.shadow[0].data_mut()[0] = 3.0;
+        c.update_corrected(&store, 1000);
+        assert!((c.shadow(&store, 0).data()[0] - a.shadow(&store, 0).data()[0]).abs() < 1e-12);
     }
 
     #[test]

@@ -24,30 +24,43 @@ pub struct LrSchedule {
     pub warmup_steps: u64,
     /// The rate at the end of training as a fraction of the base rate; 1 keeps it constant after warmup.
     pub min_ratio: f64,
+    /// Warmup as a fraction of the run, in place of `warmup_steps` when above 0: `round(fraction * total)`
+    /// steps, so that runs of different lengths (an equal-FLOPs budget gives cheap models more steps) spend the
+    /// same share of their run warming up. 0 (the default, and absent from older files) keeps `warmup_steps`.
+    pub warmup_fraction: f64,
 }
 
 impl Default for LrSchedule {
     /// TRM's `cfg_pretrain.yaml`: 2000 warmup steps, then constant.
     fn default() -> Self {
-        LrSchedule { warmup_steps: 2000, min_ratio: 1.0 }
+        LrSchedule { warmup_steps: 2000, min_ratio: 1.0, warmup_fraction: 0.0 }
     }
 }
 
 impl LrSchedule {
     /// Linear warmup over `warmup_steps`, then constant.
     pub fn constant(warmup_steps: u64) -> Self {
-        LrSchedule { warmup_steps, min_ratio: 1.0 }
+        LrSchedule { warmup_steps, min_ratio: 1.0, warmup_fraction: 0.0 }
     }
 
     /// Linear warmup, then a half cosine from the base rate down to `min_ratio` times it at the last step.
     pub fn cosine(warmup_steps: u64, min_ratio: f64) -> Self {
         assert!((0.0..=1.0).contains(&min_ratio), "LrSchedule::cosine: min_ratio {min_ratio} is not in [0, 1]");
-        LrSchedule { warmup_steps, min_ratio }
+        LrSchedule { warmup_steps, min_ratio, warmup_fraction: 0.0 }
+    }
+
+    /// The warmup length of a run of `total_steps`: `warmup_fraction` of it when set, else `warmup_steps`.
+    pub fn warmup(&self, total_steps: u64) -> u64 {
+        if self.warmup_fraction > 0.0 {
+            (self.warmup_fraction * total_steps as f64).round() as u64
+        } else {
+            self.warmup_steps
+        }
     }
 
     /// The learning rate of optimizer step `step` (1-based) of a run of `total_steps`, for base rate `base_lr`.
     pub fn lr(&self, base_lr: f64, step: u64, total_steps: u64) -> f64 {
-        let warmup = self.warmup_steps;
+        let warmup = self.warmup(total_steps);
         if step < warmup {
             return base_lr * step as f64 / warmup.max(1) as f64;
         }
@@ -97,6 +110,17 @@ mod tests {
     fn zero_warmup_starts_at_the_base_rate() {
         assert_eq!(LrSchedule::cosine(0, 0.0).lr(3.0, 0, 10), 3.0);
         assert_eq!(LrSchedule::cosine(0, 0.0).lr(3.0, 10, 10), 0.0);
+    }
+
+    #[test]
+    fn warmup_fraction_scales_with_the_run_and_zero_keeps_the_steps() {
+        let s = LrSchedule { warmup_fraction: 0.1, ..LrSchedule::constant(100) };
+        assert_eq!(s.warmup(1000), 100);
+        assert_eq!(s.warmup(137), 14);
+        assert_eq!(s.lr(1.0, 7, 137), 0.5, "half way through a 14-step warmup");
+        assert_eq!(s.lr(1.0, 14, 137), 1.0);
+        assert_eq!(s.lr(1.0, 50, 5000), 0.1, "500 warmup steps in a run of 5,000");
+        assert_eq!(LrSchedule::constant(100).warmup(137), 100);
     }
 
     #[test]

@@ -147,6 +147,7 @@ impl BenchShape {
                 heldout_disjoint: "exact".into(),
                 arc_path: Vec::new(),
                 arc_canvas: loopgrad_puzzles::arc::MAX_SIDE,
+                validation_count: 0,
             },
             optim: OptimConfig {
                 lr: LR,
@@ -159,6 +160,7 @@ impl BenchShape {
                 puzzle_emb: SignSgdConfig { weight_decay: WEIGHT_DECAY },
                 schedule: LrSchedule::constant(0),
                 ema: EMA_DECAY,
+                ema_bias_correction: false,
             },
             run: RunConfig {
                 batch_size: self.batch,

@@ -63,6 +63,11 @@ pub struct DataConfig {
     /// ARC: the canvas side (TRM: 30); `model.seq_len` must be its square. Tasks with a larger grid are skipped.
     #[serde(default = "default_arc_canvas")]
     pub arc_canvas: usize,
+    /// Sudoku: when above 0, evaluate on this many puzzles carved from the *training* stream (the puzzles after
+    /// the first `train_count`, which are not trained on) instead of the held-out set, which is then not built:
+    /// the validation split on which a study chooses its learning rate, never on the test set.
+    #[serde(default)]
+    pub validation_count: usize,
 }
 
 fn symmetry() -> String {
@@ -88,6 +93,10 @@ pub struct OptimConfig {
     pub schedule: LrSchedule,
     /// EMA decay of the weights used for evaluation; 0 disables EMA (evaluate the live weights).
     pub ema: f64,
+    /// Bias-correct the EMA as Adam corrects its moments (`loopgrad_nn::ema`): the average of the weights after
+    /// each step so far, the initial weights left out. Off (the reference's EMA, and absent from older files).
+    #[serde(default)]
+    pub ema_bias_correction: bool,
 }
 
 /// How long, how big, how often.
@@ -194,6 +203,9 @@ impl TrainConfig {
         if let Some(eps) = eps.filter(|e| !(*e > 0.0 && e.is_finite())) {
             bail!("optim.dense.eps must be positive, got {eps}");
         }
+        if !(0.0..1.0).contains(&o.schedule.warmup_fraction) {
+            bail!("optim.schedule.warmup_fraction must be in [0, 1), got {}", o.schedule.warmup_fraction);
+        }
         if !(0.0..=1.0).contains(&o.schedule.min_ratio) {
             bail!("optim.schedule.min_ratio must be in [0, 1], got {}", o.schedule.min_ratio);
         }
@@ -234,6 +246,9 @@ impl TrainConfig {
             let generator = MazeConfig::new(d.maze_size, d.maze_min_route);
             generator.check("data.maze_size", "data.maze_min_route").map_err(|e| anyhow!(e))?;
         }
+        if d.validation_count > 0 && (d.task != "sudoku" || d.train_count == 0) {
+            bail!("data.validation_count needs data.task = \"sudoku\" and a positive data.train_count");
+        }
         // Before generating: a mismatch was found only once the set was built (a maze config generated for 50 s).
         let tokens = self.tokens_per_example();
         if (d.task == "maze" || d.task == "sudoku") && generated && tokens != self.model.io().seq_len {
@@ -251,7 +266,7 @@ impl TrainConfig {
         }
         // Counts of 0 mean "all of a file", checked once read (`data::load`); generated counts are bounded here.
         let copies = augmented_copies(&d.task, d.augmentations) as u128;
-        let examples = (d.train_count as u128) * copies + d.test_count as u128;
+        let examples = (d.train_count as u128) * copies + d.test_count as u128 + d.validation_count as u128;
         let tokens = examples * self.tokens_per_example() as u128;
         if tokens > MAX_DATA_TOKENS as u128 {
             bail!(
@@ -406,6 +421,8 @@ mod tests {
             (&["optim.dense.weight_decay=-1"], "optim.dense.weight_decay must be a non-negative number"),
             (&["optim.puzzle_emb_lr=-1"], "optim.puzzle_emb_lr must be a non-negative number"),
             (&["optim.schedule.min_ratio=5"], "optim.schedule.min_ratio must be in [0, 1]"),
+            (&["optim.schedule.warmup_fraction=1"], "optim.schedule.warmup_fraction must be in [0, 1)"),
+            (&["data.validation_count=10", "data.task=maze", "data.maze_size=10"], "data.validation_count needs"),
             (&["model.halt_exploration_prob=2"], "model.halt_exploration_prob must be in [0, 1]"),
             (&["run.time_limit_s=-1"], "run.time_limit_s must be a non-negative number"),
         ];

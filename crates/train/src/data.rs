@@ -75,11 +75,35 @@ fn sudoku(c: &DataConfig) -> Result<Datasets> {
         }
         Ok(records)
     };
-    let train = if c.train_path.is_empty() {
-        generate_puzzles(shape, c.train_count, difficulty, c.seed).map_err(|e| anyhow!("generating puzzles: {e}"))?
+    // The validation split is the next `validation_count` puzzles of the training stream: item i of a generated
+    // set depends on (seed, i) alone, so the first `train_count` are the training puzzles of a run without it.
+    let wanted = c.train_count + c.validation_count;
+    let mut train = if c.train_path.is_empty() {
+        generate_puzzles(shape, wanted, difficulty, c.seed).map_err(|e| anyhow!("generating puzzles: {e}"))?
     } else {
-        read(&c.train_path, c.train_count)?
+        read(&c.train_path, wanted)?
     };
+    if c.validation_count > 0 {
+        if train.len() < wanted {
+            bail!("data.validation_count {}: {} has only {} puzzles", c.validation_count, c.train_path, train.len());
+        }
+        let validation = train.split_off(c.train_count);
+        let description = format!(
+            "{} {shape} Sudoku for training{}, {} validation puzzles carved from the training stream (the held-out \
+             set is not built)",
+            train.len(),
+            if c.augmentations > 0 { format!(" x {} augmentations", c.augmentations + 1) } else { String::new() },
+            validation.len()
+        );
+        check_training_tokens(train.len(), augmented_copies(&c.task, c.augmentations), train[0].puzzle.len())?;
+        return Ok(Datasets {
+            train: to_example_set(&train, c.augmentations, c.seed),
+            test: to_example_set(&validation, 0, c.seed),
+            description,
+            skipped: Vec::new(),
+            arc_test_tasks: Vec::new(),
+        });
+    }
     let mut dropped = 0;
     let test = if c.test_path.is_empty() {
         // A different seed, and an explicit filter: a held-out puzzle is one the model never trained on, up to
@@ -287,6 +311,28 @@ mod tests {
         let err = load(&DataConfig { heldout_disjoint: "symmetry".into(), ..config.clone() }).err().unwrap();
         assert!(err.to_string().contains("unseen in training up to symmetry"), "{err}");
         assert!(load(&config).unwrap().description.contains("disjoint from training as given"));
+    }
+
+    #[test]
+    fn the_validation_split_is_the_training_stream_after_the_training_puzzles() {
+        let base = DataConfig {
+            train_count: 50,
+            test_count: 20,
+            augmentations: 0,
+            ..crate::presets::get("default").unwrap().data
+        };
+        let plain = load(&base).unwrap();
+        let split = load(&DataConfig { validation_count: 10, ..base.clone() }).unwrap();
+        let longer = load(&DataConfig { train_count: 60, ..base }).unwrap();
+        assert_eq!(split.train.len(), 50);
+        assert_eq!(split.test.len(), 10);
+        for i in 0..50 {
+            assert_eq!(split.train.inputs(i), plain.train.inputs(i), "the same training puzzles");
+        }
+        for i in 0..10 {
+            assert_eq!(split.test.inputs(i), longer.train.inputs(50 + i), "validation = training items 50..60");
+        }
+        assert!(split.description.contains("10 validation puzzles carved from the training stream"));
     }
 
     #[test]

@@ -55,6 +55,7 @@ fn sudoku6_data() -> DataConfig {
         heldout_disjoint: "symmetry".into(),
         arc_path: Vec::new(),
         arc_canvas: 30,
+        validation_count: 0,
     }
 }
 
@@ -66,6 +67,7 @@ fn cpu_optim() -> OptimConfig {
         puzzle_emb: SignSgdConfig { weight_decay: 0.1 },
         schedule: LrSchedule::constant(100),
         ema: 0.99,
+        ema_bias_correction: false,
     }
 }
 
@@ -121,6 +123,7 @@ fn paper(model_name: &str, task: &str, weight_decay: f64, puzzle_emb_lr: f64) ->
             puzzle_emb: SignSgdConfig { weight_decay },
             schedule: LrSchedule::constant(2000),
             ema: 0.999,
+            ema_bias_correction: false,
         },
         run: RunConfig {
             batch_size: 768,

@@ -161,7 +161,11 @@ impl Trainer {
         self.dense.step(&mut self.tape.params, lr);
         self.sparse.step(&mut self.tape.params, emb_lr, &self.batch.puzzle_ids);
         if let Some(ema) = &mut self.ema {
-            ema.update(&self.tape.params);
+            if self.config.optim.ema_bias_correction {
+                ema.update_corrected(&self.tape.params, self.step);
+            } else {
+                ema.update(&self.tape.params);
+            }
         }
         self.tape.reset();
         self.carry = out.carry;

@@ -62,6 +62,11 @@ pub struct StudyArgs {
     /// Measure each condition for this many optimizer steps and project the plan's time.
     #[arg(long, value_name = "STEPS")]
     pub estimate: Option<u64>,
+    /// Copy each finished run's small files (study.json, config.toml, metrics.jsonl, test_time.json; never the
+    /// checkpoint) and the plan into this directory, as runs finish: a study directory that `--collect` reads,
+    /// to commit (e.g. docs/results/generalisation) while the runs themselves live outside the repository.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["collect", "run_cell", "emit_jobs"])]
+    pub results: Option<PathBuf>,
     /// Bring one prepared run directory to finished (what --jobs and --emit-jobs run).
     #[arg(long, value_name = "RUN_DIR")]
     pub run_cell: Option<PathBuf>,
@@ -133,7 +138,10 @@ pub fn run(args: StudyArgs) -> Result<()> {
     if let Some(file) = &args.emit_jobs {
         return emit_jobs(&expansion, &out, &exe, file);
     }
-    let failures = run_local(&expansion, &out, &exe, jobs)?;
+    if let Some(results) = &args.results {
+        export_finished(&expansion, &out, results)?;
+    }
+    let failures = run_local(&expansion, &out, &exe, jobs, args.results.as_deref())?;
     let report = args.report.clone().unwrap_or_else(|| out.join("report.md"));
     write_report(&expansion, &out, &report, args.answer.as_deref())?;
     if !failures.is_empty() {
@@ -188,7 +196,13 @@ fn run_cell(dir: &Path) -> Result<()> {
 }
 
 /// Runs every unfinished run, `jobs` at a time, each as `loopgrad study --run-cell DIR`. Returns the failures.
-fn run_local(expansion: &Expansion, out: &Path, exe: &Path, jobs: usize) -> Result<Vec<String>> {
+fn run_local(
+    expansion: &Expansion,
+    out: &Path,
+    exe: &Path,
+    jobs: usize,
+    results: Option<&Path>,
+) -> Result<Vec<String>> {
     let dirs: Vec<PathBuf> = expansion.runs.iter().map(|r| out.join("runs").join(&r.name)).collect();
     let todo: Vec<usize> =
         (0..dirs.len()).filter(|&i| runner::status(&dirs[i], &expansion.runs[i]) != RunStatus::Finished).collect();
@@ -217,7 +231,15 @@ fn run_local(expansion: &Expansion, out: &Path, exe: &Path, jobs: usize) -> Resu
                 let result = run_cell_child(exe, dir, stop);
                 let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                 let line = match result {
-                    Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+                    Ok(o) if o.status.success() => {
+                        let mut line = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                        if let Some(results) = results {
+                            if let Err(e) = export_run(&expansion.runs[todo[k]], dir, results) {
+                                line.push_str(&format!(" (not exported: {e:#})"));
+                            }
+                        }
+                        line
+                    }
                     // Interrupted (130, 143): the run saved a checkpoint, and the next invocation resumes it.
                     Ok(o) if interrupted_code(o.status.code()) => format!("interrupted: {}", dir.display()),
                     Ok(o) => {
@@ -279,6 +301,40 @@ fn run_cell_child(exe: &Path, dir: &Path, stop: &AtomicUsize) -> std::io::Result
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     child.wait_with_output()
+}
+
+/// The small files of a finished run: what `--collect` reads, and what says how the run was made.
+const RESULT_FILES: [&str; 4] = [runner::SPEC_FILE, "config.toml", "metrics.jsonl", "test_time.json"];
+
+/// Copies the plan and every finished run's small files from the study directory `out` to `results`.
+fn export_finished(expansion: &Expansion, out: &Path, results: &Path) -> Result<()> {
+    for spec in &expansion.runs {
+        let dir = out.join("runs").join(&spec.name);
+        if runner::status(&dir, spec) == RunStatus::Finished {
+            export_run(spec, &dir, results)?;
+        }
+    }
+    std::fs::create_dir_all(results).with_context(|| format!("{}: cannot create", results.display()))?;
+    loopgrad_train::rundir::write_atomic(&results.join("plan.toml"), expansion.plan.to_toml().as_bytes())
+}
+
+/// Copies one finished run's small files to RESULTS/runs/NAME/ (never its checkpoint), and the plan.
+fn export_run(spec: &loopgrad_train::study::RunSpec, dir: &Path, results: &Path) -> Result<()> {
+    if runner::status(dir, spec) != RunStatus::Finished {
+        return Ok(());
+    }
+    let to = results.join("runs").join(&spec.name);
+    std::fs::create_dir_all(&to).with_context(|| format!("{}: cannot create", to.display()))?;
+    for file in RESULT_FILES {
+        let text = loopgrad_train::rundir::read_text(&dir.join(file))?;
+        loopgrad_train::rundir::write_atomic(&to.join(file), text.as_bytes())?;
+    }
+    let plan = results.join("plan.toml");
+    if !plan.exists() {
+        let text = loopgrad_train::rundir::read_text(&dir.join("../../plan.toml"))?;
+        loopgrad_train::rundir::write_atomic(&plan, text.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Where a study directory keeps the wall time of each local invocation (one JSON line each).

@@ -37,6 +37,9 @@ pub struct RunResult {
     /// Held-out exact and token accuracy at the trained N_sup (the final evaluation line).
     pub exact: Option<f64>,
     pub token: Option<f64>,
+    /// Exact accuracy on the training puzzles (each once, unaugmented) at the trained N_sup, from
+    /// `test_time.json`; None for files written before it was measured.
+    pub train_exact: Option<f64>,
     pub train_seconds: Option<f64>,
     /// Exact accuracy at each test-time step count.
     pub test_time: BTreeMap<usize, f64>,
@@ -49,6 +52,10 @@ pub struct CellResult {
     pub cell: Cell,
     pub exact: Option<Summary>,
     pub token: Option<Summary>,
+    /// Training-set exact accuracy, and the generalisation gap (training minus held-out exact) of each run that
+    /// has both.
+    pub train_exact: Option<Summary>,
+    pub gap: Option<Summary>,
     pub train_seconds: Option<Summary>,
     /// Exact accuracy per test-time step count, over the runs that have it.
     pub test_time: BTreeMap<usize, Summary>,
@@ -83,6 +90,7 @@ pub fn collect(expansion: &Expansion, runs_dir: &Path) -> Results {
             RunResult {
                 exact: final_eval.map(|r| r.exact_accuracy),
                 token: final_eval.map(|r| r.token_accuracy),
+                train_exact: test_time.as_ref().and_then(|t| t.train.as_ref()).map(|r| r.exact_accuracy),
                 train_seconds: finished.then_some(log.train_seconds),
                 test_time: test_time.iter().flat_map(|t| &t.results).map(|r| (r.steps, r.exact_accuracy)).collect(),
                 machine: test_time.map(|t| t.machine),
@@ -109,6 +117,8 @@ impl Results {
         CellResult {
             exact: over(&|r| r.exact),
             token: over(&|r| r.token),
+            train_exact: over(&|r| r.train_exact),
+            gap: over(&|r| Some(r.train_exact? - r.exact?)),
             train_seconds: over(&|r| r.train_seconds),
             test_time,
             finished: runs.iter().filter(|r| r.status == RunStatus::Finished).count(),

@@ -145,16 +145,25 @@ impl Expansion {
         for seed in 0..plan.seeds as u64 {
             for key in &order {
                 let cell = cells.get_mut(key).expect("listed above");
+                let condition = plan.condition(&cell.condition).expect("validated");
+                if condition.seeds.is_some_and(|k| seed >= k as u64) {
+                    continue;
+                }
                 let name = format!("{}-{}st-s{seed}", cell.condition, cell.steps);
                 if let Some(&i) = index.get(&name) {
                     cell.runs.push(i);
                     continue;
                 }
-                let condition = plan.condition(&cell.condition).expect("validated");
                 let task = plan.task(&condition.task).expect("validated");
                 let mut train_args = vec!["--preset".to_string(), condition.preset(plan).to_string()];
-                let derived =
-                    [format!("run.steps={}", cell.steps), format!("run.seed={seed}"), format!("run.threads={threads}")];
+                let mut derived = vec![
+                    format!("run.steps={}", cell.steps),
+                    format!("run.seed={seed}"),
+                    format!("run.threads={threads}"),
+                ];
+                if plan.vary_data_seed {
+                    derived.push(format!("data.seed={}", seed + 1));
+                }
                 for set in task.set.iter().chain(&condition.set).chain(&derived) {
                     train_args.push("--set".into());
                     train_args.push(set.clone());

@@ -13,8 +13,9 @@ use std::collections::HashSet;
 use std::path::Path;
 
 /// The built-in plans, by name: the text of `plans/NAME.toml`.
-const BUILT_IN: [(&str, &str); 2] = [
+const BUILT_IN: [(&str, &str); 3] = [
     ("default", include_str!("../../../../plans/default.toml")),
+    ("generalisation-lr", include_str!("../../../../plans/generalisation-lr.toml")),
     ("smoke", include_str!("../../../../plans/smoke.toml")),
 ];
 
@@ -40,6 +41,11 @@ pub struct Plan {
     /// Held-out examples of the test-time evaluation (0 = the whole held-out set).
     #[serde(default)]
     pub test_time_examples: usize,
+    /// Vary the data with the seed: run seed s also sets `data.seed = s + 1` (other training puzzles, other
+    /// held-out puzzles), so that the spread over seeds includes the data's. Off: every seed trains on the task's
+    /// puzzles.
+    #[serde(default)]
+    pub vary_data_seed: bool,
     #[serde(rename = "task")]
     pub tasks: Vec<Task>,
     #[serde(rename = "condition")]
@@ -87,6 +93,10 @@ pub struct Condition {
     pub label: String,
     #[serde(default)]
     pub set: Vec<String>,
+    /// Seeds of this condition when fewer than the plan's (learning-rate selection runs on fewer seeds than
+    /// the cells the answer rests on): seeds 0..this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<usize>,
 }
 
 /// How runs of a question are sized.
@@ -220,6 +230,9 @@ impl Plan {
         }
         for c in &self.conditions {
             check_name("condition", &c.name)?;
+            if c.seeds.is_some_and(|k| k == 0 || k > self.seeds) {
+                bail!("condition {}: seeds must be from 1 to the plan's {}", c.name, self.seeds);
+            }
             if self.task(&c.task).is_none() {
                 bail!("condition {}: unknown task {:?}", c.name, c.task);
             }

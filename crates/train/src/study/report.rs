@@ -8,6 +8,7 @@
 use super::collect::{CellResult, Results, Summary};
 use super::machine::Machine;
 use super::plan::{Budget, Question, QuestionKind};
+use super::stats;
 use loopgrad_models::model::group_thousands;
 use std::fmt::Write;
 
@@ -82,8 +83,9 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
     let _ = writeln!(
         md,
         "## Answer\n\nMechanical: one sentence per comparison, differences in percentage points of held-out exact \
-         accuracy (and token accuracy) between the means of the named rows. \"within noise\" marks a difference \
-         smaller than the larger of the two rows' standard deviations over seeds.\n"
+         accuracy (and token accuracy) between the means of the named rows, each with the two-sided p-value of \
+         Welch's t-test over the seeds (`study::stats`). \"no detectable difference\" marks p >= 0.05: not \
+         \"the same\", only not told apart by these seeds.\n"
     );
     for q in &plan.questions {
         let _ = writeln!(md, "### {}: {}\n", q.id, q.title);
@@ -139,15 +141,16 @@ fn compare_table(md: &mut String, results: &Results, q: &Question) {
     }
     let _ = writeln!(
         md,
-        "| row | condition | budget | steps | params | eff. depth | N_sup | train FLOPs | exact acc. (%) | token acc. (%) \
-         | seeds | wall time (s) |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| row | condition | budget | steps | params | eff. depth | N_sup | train FLOPs | exact acc. (%) | 95% CI (%) \
+         | token acc. (%) | seeds | train exact (%) | gap (points) | wall time (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\
+         ---|---|---|---|"
     );
     for (row, condition, budget) in compare_rows(q) {
         let r = results.cell(condition, budget);
         let c = &r.cell;
         let _ = writeln!(
             md,
-            "| {row} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {row} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             label(results, condition),
             budget_name(budget),
             group_thousands(c.steps as usize),
@@ -156,8 +159,11 @@ fn compare_table(md: &mut String, results: &Results, q: &Question) {
             c.n_sup,
             sci(c.train_flops()),
             percent(r.exact),
+            interval(r.exact),
             percent(r.token),
             seeds(&r),
+            percent(r.train_exact),
+            points(r.gap),
             r.train_seconds.map(|s| format!("{:.0}", s.mean)).unwrap_or_else(|| "—".into()),
         );
     }
@@ -245,8 +251,27 @@ fn test_time_answers(results: &Results, q: &Question) -> Vec<String> {
         match r.test_time.get(&r.cell.n_sup) {
             Some(&trained) if most != r.cell.n_sup => {
                 let what = format!("{condition} evaluated at {most} instead of its N_sup = {} steps", r.cell.n_sup);
-                let s = difference(&what, Some(at_most), Some(trained), &row);
-                out.push(format!("{}; {best}.", s.trim_end_matches('.')));
+                // One model scored twice: the runs pair the two figures, so the test is the paired one.
+                let (at, base): (Vec<f64>, Vec<f64>) = r
+                    .cell
+                    .runs
+                    .iter()
+                    .filter_map(|&i| {
+                        Some((*results.runs[i].test_time.get(&most)?, *results.runs[i].test_time.get(&r.cell.n_sup)?))
+                    })
+                    .unzip();
+                let d = 100.0 * (at_most.mean - trained.mean);
+                let test = match stats::paired(&at, &base) {
+                    Some(t) if t.p >= 0.05 => format!(", paired p = {}, no detectable difference", p_value(t.p)),
+                    Some(t) => format!(", paired p = {}", p_value(t.p)),
+                    None => String::new(),
+                };
+                out.push(format!(
+                    "{what}: exact {d:+.1} points ({:.1}% vs {:.1}%{test}), means over {} seeds; {row}; {best}.",
+                    100.0 * at_most.mean,
+                    100.0 * trained.mean,
+                    at.len()
+                ));
             }
             _ => out.push(format!("{condition}: {best}; {:.1}% at {most} steps ({row}).", 100.0 * at_most.mean)),
         }
@@ -280,13 +305,37 @@ fn compare_sentence(what: &str, a: &CellResult, b: &CellResult, rows: &str) -> S
     )
 }
 
-/// "+x.x points (a% vs b%)", with ", within noise" when the difference is smaller than the larger of the two
-/// standard deviations over seeds.
+/// "+x.x points (a% vs b%, Welch p = 0.012)", with "no detectable difference" for p >= 0.05 and no p-value when
+/// a row has a single seed.
 fn delta(a: Summary, b: Summary) -> String {
     let d = 100.0 * (a.mean - b.mean);
-    let noise = a.sd.into_iter().chain(b.sd).fold(0.0, f64::max) * 100.0;
-    let qualifier = if noise > 0.0 && d.abs() < noise { ", within noise" } else { "" };
+    let moments = |s: Summary| s.sd.map(|sd| (s.n, s.mean, sd * sd));
+    let test = moments(a).zip(moments(b)).and_then(|(x, y)| stats::welch_from_moments(x, y));
+    let qualifier = match test {
+        None => String::new(),
+        Some(t) if t.p >= 0.05 => format!(", Welch p = {}, no detectable difference", p_value(t.p)),
+        Some(t) => format!(", Welch p = {}", p_value(t.p)),
+    };
     format!("{d:+.1} points ({:.1}% vs {:.1}%{qualifier})", 100.0 * a.mean, 100.0 * b.mean)
+}
+
+/// A p-value to two significant digits (two decimals from 0.1 up), "< 0.0001" below that.
+fn p_value(p: f64) -> String {
+    if p < 1e-4 {
+        "< 0.0001".into()
+    } else if p >= 0.1 {
+        format!("{p:.2}")
+    } else {
+        format!("{p:.1e}").parse::<f64>().map(|v| format!("{v}")).unwrap_or_else(|_| format!("{p:.4}"))
+    }
+}
+
+/// "[lo, hi]" in percent: the 95% Student t interval of the mean over seeds; "—" below 2 seeds.
+fn interval(s: Option<Summary>) -> String {
+    match s.and_then(|s| stats::t_interval_from_moments(s.n, s.mean, s.sd?, 0.95)) {
+        Some(ci) => format!("[{:.1}, {:.1}]", 100.0 * ci.lo, 100.0 * ci.hi),
+        None => "—".into(),
+    }
 }
 
 fn label(results: &Results, condition: &str) -> String {
@@ -321,6 +370,15 @@ fn percent(s: Option<Summary>) -> String {
     }
 }
 
+/// A difference of fractions in percentage points, "+x.x ± s.s".
+fn points(s: Option<Summary>) -> String {
+    match s {
+        None => "—".into(),
+        Some(Summary { mean, sd: Some(sd), .. }) => format!("{:+.1} ± {:.1}", 100.0 * mean, 100.0 * sd),
+        Some(Summary { mean, sd: None, .. }) => format!("{:+.1}", 100.0 * mean),
+    }
+}
+
 fn seeds(r: &CellResult) -> String {
     let total = r.cell.runs.len();
     let failed = if r.failed > 0 { format!(", {} failed", r.failed) } else { String::new() };
@@ -341,9 +399,17 @@ mod tests {
         let a = Summary::of(&[0.90, 0.94]);
         let b = Summary::of(&[0.80, 0.82]);
         let s = difference("A vs B", a, b, "rows q.1 and q.2");
-        assert_eq!(s, "A vs B: exact +11.0 points (92.0% vs 81.0%), means over 2 and 2 seeds; rows q.1 and q.2.");
+        assert_eq!(
+            s,
+            "A vs B: exact +11.0 points (92.0% vs 81.0%, Welch p = 0.069, no detectable difference), means over 2 \
+             and 2 seeds; rows q.1 and q.2."
+        );
         let c = Summary::of(&[0.91, 0.80]);
-        assert!(difference("A vs C", a, c, "r").contains("within noise"));
+        // scipy.stats.ttest_ind(equal_var=False): p = 0.435 here, 0.0693 for A vs B, 0.00366 for the 3-seed pair.
+        assert!(difference("A vs C", a, c, "r").contains("Welch p = 0.44, no detectable difference"));
+        let s = difference("A vs B", Summary::of(&[0.90, 0.94, 0.92]), Summary::of(&[0.80, 0.82, 0.81]), "r");
+        assert!(s.contains("Welch p = 0.0037)"), "{s}");
+        assert_eq!(interval(Summary::of(&[0.5])), "—");
         assert!(difference("A vs D", a, None, "r").contains("not available"));
         assert_eq!(percent(Summary::of(&[0.5])), "50.0");
         assert_eq!(sci(1234.0e9), "1.23e12");
@@ -363,6 +429,7 @@ mod tests {
                     status: if finished { RunStatus::Finished } else { RunStatus::NotStarted },
                     exact: finished.then_some(x),
                     token: finished.then_some(0.5 + x / 2.0),
+                    train_exact: finished.then_some(1.0),
                     train_seconds: finished.then_some(1.0),
                     test_time: if finished { [(1, x / 2.0), (2, x), (4, x)].into() } else { Default::default() },
                     machine: None,
@@ -407,11 +474,20 @@ mod tests {
         // Seeds 0 and 1 of T1n1 at equal steps are runs 0 and 3: 10% and 40%; T2n2 (runs 2 and 5) lost seed 1.
         assert!(row("recursion.1")[9].starts_with("25.0 ± 21.2"), "{:?}", row("recursion.1"));
         assert_eq!(row("recursion.2")[9], "30.0");
-        assert_eq!(row("recursion.2")[11], "1/2");
+        assert_eq!(row("recursion.2")[12], "1/2");
+        // Training-set exact 100% for every run: the gap is 100% minus the held-out mean, with its spread.
+        assert_eq!((row("recursion.1")[13].as_str(), row("recursion.1")[14].as_str()), ("100.0 ± 0.0", "+75.0 ± 21.2"));
+        assert_eq!(row("recursion.2")[14], "+70.0");
+        assert_eq!(row("recursion.1")[10], "[-165.6, 215.6]", "t_0.975(1) = 12.706 times 21.2 / sqrt(2)");
         // Test-time: T2n2 at 4 vs its N_sup 2, and the fewest steps that reach the best mean.
         assert!(answers[3]
             .contains("T2n2 evaluated at 4 instead of its N_sup = 2 steps: exact +0.0 points (30.0% vs 30.0%)"));
         assert!(answers[3].contains("best at 2 steps (30.0%)"), "{}", answers[3]);
+        assert!(
+            answers[2].contains("(25.0% vs 25.0%, paired p = 1.00, no detectable difference), means over 2 seeds"),
+            "{}",
+            answers[2]
+        );
         assert_eq!(row("test-time.2")[4..8], ["15.0", "30.0", "30.0", "1/2"]);
     }
 }

@@ -48,11 +48,7 @@ fn sample_var(xs: &[f64]) -> f64 {
 /// The Student t confidence interval of the mean at `level` (0.95 for 95%): mean ± t_{(1+level)/2, n-1} s / √n.
 /// None for fewer than 2 values.
 pub fn t_interval(xs: &[f64], level: f64) -> Option<Interval> {
-    let n = xs.len();
-    let sd = sample_sd(xs)?;
-    let half = t_quantile((1.0 + level) / 2.0, (n - 1) as f64) * sd / (n as f64).sqrt();
-    let m = mean(xs);
-    Some(Interval { lo: m - half, hi: m + half })
+    t_interval_from_moments(xs.len(), mean(xs), sample_sd(xs)?, level)
 }
 
 /// Welch's t-test of mean(a) - mean(b), variances not assumed equal, with the Welch–Satterthwaite degrees of
@@ -60,12 +56,21 @@ pub fn t_interval(xs: &[f64], level: f64) -> Option<Interval> {
 /// values or more. When both samples are constant the standard error is 0: equal means give t = 0 and p = 1,
 /// different means t = ±inf and p = 0 (the limit of any spread shrinking to nothing), with df = na + nb - 2.
 pub fn welch(a: &[f64], b: &[f64]) -> Option<TTest> {
-    let (na, nb) = (a.len() as f64, b.len() as f64);
     if a.len() < 2 || b.len() < 2 {
         return None;
     }
-    let (ua, ub) = (sample_var(a) / na, sample_var(b) / nb);
-    let diff = mean(a) - mean(b);
+    welch_from_moments((a.len(), mean(a), sample_var(a)), (b.len(), mean(b), sample_var(b)))
+}
+
+/// [`welch`] from each sample's (count, mean, sample variance), as a report that keeps only those has them.
+/// None unless both counts are 2 or more.
+pub fn welch_from_moments((na, ma, va): (usize, f64, f64), (nb, mb, vb): (usize, f64, f64)) -> Option<TTest> {
+    if na < 2 || nb < 2 {
+        return None;
+    }
+    let (na, nb) = (na as f64, nb as f64);
+    let (ua, ub) = (va / na, vb / nb);
+    let diff = ma - mb;
     let se2 = ua + ub;
     if se2 == 0.0 {
         return Some(degenerate(diff, na + nb - 2.0));
@@ -73,6 +78,15 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<TTest> {
     let df = se2 * se2 / (ua * ua / (na - 1.0) + ub * ub / (nb - 1.0));
     let t = diff / se2.sqrt();
     Some(TTest { t, df, p: two_sided_p(t, df) })
+}
+
+/// The Student t interval at `level` from (count, mean, sample standard deviation); None below 2 values.
+pub fn t_interval_from_moments(n: usize, mean: f64, sd: f64, level: f64) -> Option<Interval> {
+    if n < 2 {
+        return None;
+    }
+    let half = t_quantile((1.0 + level) / 2.0, (n - 1) as f64) * sd / (n as f64).sqrt();
+    Some(Interval { lo: mean - half, hi: mean + half })
 }
 
 /// The paired t-test of mean(a - b) = 0 over pairs (a[i], b[i]), df = n - 1. None for fewer than 2 pairs; a

@@ -11,10 +11,14 @@ use anyhow::{bail, Context, Result};
 use loopgrad_autograd::Tape;
 use loopgrad_models::step::{token_accuracy, IGNORE_LABEL};
 use loopgrad_models::Model;
+use loopgrad_puzzles::example_set::{ExampleSetBuilder, Identifiers};
 use loopgrad_puzzles::ExampleSet;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
+
+/// The most training puzzles [`evaluate_run`] scores.
+pub const TRAIN_SCORED: usize = 1000;
 
 /// The file a run directory keeps its test-time results in.
 pub const TEST_TIME_FILE: &str = "test_time.json";
@@ -28,6 +32,11 @@ pub struct TestTime {
     pub weights: String,
     /// One result per supervision step count, in increasing order of steps.
     pub results: Vec<StepResult>,
+    /// The training puzzles (each original once, not its augmentations; the first [`TRAIN_SCORED`]) scored the
+    /// same way at the N_sup the model trained with: training-set exact accuracy, beside which the held-out
+    /// accuracy shows the generalisation gap. Absent from files written before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<StepResult>,
     pub seconds: f64,
     pub machine: Machine,
 }
@@ -117,10 +126,15 @@ pub fn evaluate_run(dir: &Path, steps: &[usize], limit: usize) -> Result<TestTim
     let batch = config.run.batch_size.max(64);
     let results =
         trainer.with_eval_weights(|model, tape| evaluate_at_steps(model, tape, &data.test, limit, steps, batch));
+    let originals = originals(&data.train);
+    let n_sup = config.model.halt_max_steps();
+    let train =
+        trainer.with_eval_weights(|model, tape| crate::evaluate(model, tape, &originals, TRAIN_SCORED, n_sup, batch).0);
     let result = TestTime {
         step: trainer.step(),
         weights: if config.optim.ema > 0.0 { "ema" } else { "live" }.to_string(),
         results: results.iter().map(StepResult::from).collect(),
+        train: Some(StepResult::from(&train)),
         seconds: t0.elapsed().as_secs_f64(),
         machine: Machine::this(),
     };
@@ -130,10 +144,43 @@ pub fn evaluate_run(dir: &Path, steps: &[usize], limit: usize) -> Result<TestTim
     Ok(result)
 }
 
+/// The first example of each group of `set`: each training puzzle once, as given, without its augmentations.
+pub fn originals(set: &ExampleSet) -> ExampleSet {
+    let mut ids = Identifiers::new();
+    for id in 0..set.num_identifiers() {
+        ids.intern(set.identifier_name(id as u32));
+    }
+    let mut builder = ExampleSetBuilder::new(set.seq_len(), set.vocab_size());
+    for g in 0..set.num_groups() {
+        let first = set.puzzle_examples(set.group_puzzles(g).start).start;
+        builder.begin_group();
+        builder.begin_puzzle(set.puzzle_id(first));
+        builder.push_example(set.inputs(first), set.labels(first));
+    }
+    builder.finish(&ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::evaluate;
+
+    #[test]
+    fn originals_are_the_training_puzzles_without_their_augmentations() {
+        let mut config = TrainConfig::preset("default").unwrap().data;
+        config.train_count = 7;
+        config.test_count = 3;
+        config.augmentations = 0;
+        let plain = data::load(&config).unwrap().train;
+        config.augmentations = 4;
+        let augmented = data::load(&config).unwrap().train;
+        assert_eq!(augmented.len(), 35);
+        let back = originals(&augmented);
+        assert_eq!(back.len(), 7);
+        for i in 0..7 {
+            assert_eq!((back.inputs(i), back.labels(i)), (plain.inputs(i), plain.labels(i)));
+        }
+    }
 
     #[test]
     fn one_pass_equals_one_evaluation_per_step_count() {
