@@ -279,14 +279,6 @@ fn test_time_answers(results: &Results, q: &Question) -> Vec<String> {
     out
 }
 
-/// "WHAT: +x.x points (a% vs b%, means over n and m seeds; ROWS)", or why there is no number.
-fn difference(what: &str, a: Option<Summary>, b: Option<Summary>, rows: &str) -> String {
-    let (Some(a), Some(b)) = (a, b) else {
-        return format!("{what}: not available, a row has no finished runs ({rows}).");
-    };
-    format!("{what}: exact {}, means over {} and {} seeds; {rows}.", delta(a, b), a.n, b.n)
-}
-
 /// The comparison sentence of two table rows: exact accuracy, then token accuracy (which still separates
 /// conditions while exact accuracy is near 0 or 100%).
 fn compare_sentence(what: &str, a: &CellResult, b: &CellResult, rows: &str) -> String {
@@ -393,6 +385,15 @@ pub fn sci(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A comparison sentence of two summaries as the Answer words it: "WHAT: exact +x.x points (a% vs b%, ...), means
+    /// over n and m seeds; ROWS.", or why there is no number.
+    fn difference(what: &str, a: Option<Summary>, b: Option<Summary>, rows: &str) -> String {
+        let (Some(a), Some(b)) = (a, b) else {
+            return format!("{what}: not available, a row has no finished runs ({rows}).");
+        };
+        format!("{what}: exact {}, means over {} and {} seeds; {rows}.", delta(a, b), a.n, b.n)
+    }
 
     #[test]
     fn differences_cite_rows_and_flag_noise() {
