@@ -163,7 +163,8 @@ pub enum Outcome {
 
 /// Brings the run in `dir` to finished: trains it (progress appended to `train.log`) unless it is trained, then
 /// evaluates it at the test-time step counts, holding the run directory's lock throughout. Once `stop` holds a
-/// signal number, training stops with a checkpoint and this returns an [`Interrupted`] error.
+/// signal number, training stops with a checkpoint (or the evaluation before its next batch) and this returns an
+/// [`Interrupted`] error.
 pub fn execute(dir: &Path, stop: &AtomicUsize) -> Result<Outcome> {
     let spec = read_spec(dir)?;
     let mut run_dir = RunDir::open(dir)?;
@@ -190,7 +191,7 @@ pub fn execute(dir: &Path, stop: &AtomicUsize) -> Result<Outcome> {
     if read_log(dir).final_eval.is_none() {
         bail!("{}: training ended without its final evaluation (interrupted?); run it again to resume", dir.display());
     }
-    let test_time = testtime::evaluate_run(dir, &spec.eval_steps, spec.test_time_examples)?;
+    let test_time = testtime::evaluate_run(dir, &spec.eval_steps, spec.test_time_examples, stop)?;
     Ok(Outcome::Done { resumed, trained, test_time })
 }
 

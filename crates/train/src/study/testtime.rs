@@ -5,6 +5,7 @@
 
 use super::machine::Machine;
 use crate::eval::{for_each_batch, Tally};
+use crate::run::Interrupted;
 use crate::rundir::{write_atomic, CHECKPOINT_FILE, CONFIG_FILE};
 use crate::{data, EvalResult, TrainConfig, Trainer};
 use anyhow::{bail, Context, Result};
@@ -15,6 +16,7 @@ use loopgrad_puzzles::example_set::{ExampleSetBuilder, Identifiers};
 use loopgrad_puzzles::ExampleSet;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
 /// The most training puzzles [`evaluate_run`] scores.
@@ -74,12 +76,32 @@ pub fn evaluate_at_steps(
     steps: &[usize],
     batch_size: usize,
 ) -> Vec<EvalResult> {
+    evaluate_at_steps_unless(model, tape, set, limit, steps, batch_size, &|| false).expect("never stopped")
+}
+
+/// [`evaluate_at_steps`], giving up (None) as soon as `stop()` says so, checked before each batch: a study told
+/// to stop does not finish scoring hundreds of puzzles first.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_at_steps_unless(
+    model: &Model,
+    tape: &mut Tape<f32>,
+    set: &ExampleSet,
+    limit: usize,
+    steps: &[usize],
+    batch_size: usize,
+    stop: &dyn Fn() -> bool,
+) -> Option<Vec<EvalResult>> {
+    let mut stopped = false;
     let mut counts = steps.to_vec();
     counts.sort_unstable();
     counts.dedup();
     assert!(counts.first().is_some_and(|&s| s > 0), "evaluate_at_steps: step counts must be positive, got {steps:?}");
     let mut tallies = vec![Tally::default(); counts.len()];
     let n = for_each_batch(set, limit, batch_size, |batch, b| {
+        stopped = stopped || stop();
+        if stopped {
+            return;
+        }
         let mut carry = model.initial_carry(&tape.params, b);
         for s in 1..=*counts.last().expect("non-empty") {
             let scored = counts.iter().position(|&c| c == s);
@@ -100,7 +122,7 @@ pub fn evaluate_at_steps(
             }
         }
     });
-    counts.iter().zip(tallies).map(|(&steps, tally)| tally.result(n, steps)).collect()
+    (!stopped).then(|| counts.iter().zip(tallies).map(|(&steps, tally)| tally.result(n, steps)).collect())
 }
 
 /// Evaluates a finished run directory's checkpoint (the EMA weights when the run kept them, as the trainer's own
@@ -108,7 +130,10 @@ pub fn evaluate_at_steps(
 /// writes `test_time.json` atomically. Like `loopgrad train`, it sets the process's thread count to the run's
 /// `run.threads` and flushes denormals, so that the step count the model trained with reproduces the run's final
 /// evaluation exactly.
-pub fn evaluate_run(dir: &Path, steps: &[usize], limit: usize) -> Result<TestTime> {
+///
+/// Once `stop` holds a signal number, it gives up before the next batch and returns an [`Interrupted`] error
+/// (nothing written: the next invocation evaluates the run again).
+pub fn evaluate_run(dir: &Path, steps: &[usize], limit: usize, stop: &AtomicUsize) -> Result<TestTime> {
     let t0 = Instant::now();
     let config = TrainConfig::from_file(&dir.join(CONFIG_FILE))?;
     crate::run::use_threads(&config);
@@ -124,12 +149,23 @@ pub fn evaluate_run(dir: &Path, steps: &[usize], limit: usize) -> Result<TestTim
     }
     // The trainer's own evaluation batch, so that the count the model trained with reproduces its final score.
     let batch = config.run.batch_size.max(64);
-    let results =
-        trainer.with_eval_weights(|model, tape| evaluate_at_steps(model, tape, &data.test, limit, steps, batch));
+    let stopped = || stop.load(Relaxed) != 0;
+    let interrupted = || {
+        let message = format!("{}: test-time evaluation interrupted; run it again to evaluate", dir.display());
+        Interrupted { signal: stop.load(Relaxed) as i32, message }
+    };
+    let results = trainer
+        .with_eval_weights(|model, tape| {
+            evaluate_at_steps_unless(model, tape, &data.test, limit, steps, batch, &stopped)
+        })
+        .ok_or_else(interrupted)?;
     let originals = originals(&data.train);
     let n_sup = config.model.halt_max_steps();
-    let train =
-        trainer.with_eval_weights(|model, tape| crate::evaluate(model, tape, &originals, TRAIN_SCORED, n_sup, batch).0);
+    let (train, _) = trainer
+        .with_eval_weights(|model, tape| {
+            crate::eval::evaluate_unless(model, tape, &originals, TRAIN_SCORED, n_sup, batch, &stopped)
+        })
+        .ok_or_else(interrupted)?;
     let result = TestTime {
         step: trainer.step(),
         weights: if config.optim.ema > 0.0 { "ema" } else { "live" }.to_string(),
@@ -201,5 +237,25 @@ mod tests {
             assert_eq!(*r, alone, "at {} steps", r.steps);
         }
         assert_ne!(together[0].loss, together[2].loss, "different step counts score differently");
+    }
+
+    #[test]
+    fn a_stop_ends_the_evaluation_before_its_next_batch() {
+        let mut config = TrainConfig::preset("smoke").unwrap();
+        config.data.train_count = 20;
+        config.data.test_count = 13;
+        let data = data::load(&config.data).unwrap();
+        let mut trainer = Trainer::new(config, &data.train).unwrap();
+        let (model, tape) = (&trainer.model, &mut trainer.tape);
+        // 13 puzzles in batches of 4: four batches. A stop raised during the second is seen before the third.
+        let looks = std::cell::Cell::new(0);
+        let stop = || {
+            looks.set(looks.get() + 1);
+            looks.get() > 2
+        };
+        assert!(evaluate_at_steps_unless(model, tape, &data.test, 0, &[1, 2], 4, &stop).is_none());
+        assert_eq!(looks.get(), 3, "stopped at the third batch");
+        let never = evaluate_at_steps_unless(model, tape, &data.test, 0, &[1, 2], 4, &|| false);
+        assert_eq!(never.unwrap(), evaluate_at_steps(model, tape, &data.test, 0, &[1, 2], 4));
     }
 }
