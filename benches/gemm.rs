@@ -18,7 +18,7 @@ use cpu_time::{thread_cpu_seconds, wall_seconds};
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use loopgrad_tensor::peak::{fma_chains_f32x8 as fma_loop_f32x8, CHAINS};
-use loopgrad_tensor::{gemm_batched, set_threads, Rng};
+use loopgrad_tensor::{gemm_batched, set_threads, BatchMut, BatchRef, Rng};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -72,7 +72,10 @@ impl Shape {
     }
     fn run(&self, p: &mut Problem) {
         let (m, k, n) = (self.m, self.k, self.n);
-        gemm_batched(self.batch, m, k, n, 1.0, &p.a, self.ta, m * k, &p.b, self.tb, k * n, 0.0, &mut p.c);
+        let batch = self.batch;
+        let a = if self.ta { BatchRef::new(&p.a, batch, k, m).t() } else { BatchRef::new(&p.a, batch, m, k) };
+        let b = if self.tb { BatchRef::new(&p.b, batch, n, k).t() } else { BatchRef::new(&p.b, batch, k, n) };
+        gemm_batched(1.0, a, b, 0.0, BatchMut::new(&mut p.c, batch, m, n));
         black_box(&p.c);
     }
     /// The same product by `matrixmultiply::sgemm`, one call per batch item on the calling thread.

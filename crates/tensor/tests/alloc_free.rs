@@ -11,7 +11,7 @@
 use loopgrad_tensor::counting_alloc::{allocations, CountingAlloc};
 use loopgrad_tensor::kernels;
 use loopgrad_tensor::pool::PoolWindow;
-use loopgrad_tensor::{gemm, gemm_batched, Rng, Tensor};
+use loopgrad_tensor::{gemm, gemm_batched, BatchMut, BatchRef, Rng, Tensor};
 
 #[global_allocator]
 static GLOBAL: CountingAlloc = CountingAlloc;
@@ -75,21 +75,8 @@ fn a_steady_loop_allocates_nothing_after_its_first_iteration() {
     let mut bc = Tensor::<f32>::zeros([4, 16, 16]);
     let mut gemms = || {
         gemm(1.0, a.as_mat(), b.as_mat(), 0.0, loopgrad_tensor::MatMut::new(c.data_mut(), 64, 80));
-        gemm_batched(
-            4,
-            16,
-            16,
-            16,
-            1.0,
-            &a.data()[..1024],
-            false,
-            256,
-            &b.data()[..1024],
-            true,
-            256,
-            1.0,
-            bc.data_mut(),
-        );
+        let (av, bv) = (BatchRef::new(&a.data()[..1024], 4, 16, 16), BatchRef::new(&b.data()[..1024], 4, 16, 16));
+        gemm_batched(1.0, av, bv.t(), 1.0, BatchMut::new(bc.data_mut(), 4, 16, 16));
     };
     gemms();
     let before = allocations();

@@ -7,7 +7,7 @@
 
 mod common;
 
-use loopgrad_tensor::{gemm, gemm_batched, Float, MatMut, MatRef};
+use loopgrad_tensor::{gemm, gemm_batched, BatchMut, BatchRef, Float, MatMut, MatRef};
 use proptest::prelude::*;
 
 type Operand = common::Operand<f64>;
@@ -122,7 +122,19 @@ fn batched<E: Float>(
     }
     let before = c.clone();
     let (ea, eb) = (E::from_f64(alpha), E::from_f64(beta));
-    gemm_batched(batch, m, k, n, ea, &a, ta, a_stride, &b, tb, b_stride, eb, &mut c);
+    // Stored [k, m] (or [n, k]) when transposed; one matrix seen `batch` times when broadcast.
+    fn view<E: Float>(data: &[E], batch: usize, bcast: bool, (rows, cols): (usize, usize), t: bool) -> BatchRef<'_, E> {
+        let (r, c) = if t { (cols, rows) } else { (rows, cols) };
+        let v =
+            if bcast { BatchRef::broadcast(MatRef::new(data, r, c), batch) } else { BatchRef::new(data, batch, r, c) };
+        if t {
+            v.t()
+        } else {
+            v
+        }
+    }
+    let (av, bv) = (view(&a, batch, bcast_a, (m, k), ta), view(&b, batch, bcast_b, (k, n), tb));
+    gemm_batched(ea, av, bv, eb, BatchMut::new(&mut c, batch, m, n));
     let eps = E::EPSILON.to_f64();
     for t in 0..batch {
         let (ab, bb) = (&a[t * a_stride..], &b[t * b_stride..]);
@@ -175,23 +187,23 @@ fn gemm_names_all_three_shapes() {
 }
 
 #[test]
-#[should_panic(expected = "gemm_batched: output has 11 elements, expected 2 x [2, 3]")]
-fn gemm_batched_names_the_output_shape() {
-    let (a, b, mut c) = (vec![0.0f64; 8], vec![0.0f64; 12], vec![0.0f64; 11]);
-    gemm_batched(2, 2, 2, 3, 1.0, &a, false, 4, &b, false, 6, 0.0, &mut c);
+#[should_panic(expected = "gemm_batched: cannot multiply 2 x [2, 2] by 2 x [2, 3] into 2 x [3, 3]")]
+fn gemm_batched_names_all_three_shapes() {
+    let (a, b, mut c) = (vec![0.0f64; 8], vec![0.0f64; 12], vec![0.0f64; 18]);
+    gemm_batched(1.0, BatchRef::new(&a, 2, 2, 2), BatchRef::new(&b, 2, 2, 3), 0.0, BatchMut::new(&mut c, 2, 3, 3));
 }
 
 #[test]
-#[should_panic(expected = "gemm_batched: 3 x [2, 2] (A: 8 elements, stride 4)")]
+#[should_panic(expected = "BatchMut::new: 11 elements for 2 x [2, 3]")]
+fn a_batch_view_names_its_shape() {
+    let mut c = vec![0.0f64; 11];
+    BatchMut::new(&mut c, 2, 2, 3);
+}
+
+#[test]
+#[should_panic(expected = "gemm_batched: 3 x [2, 2] (A: 8 elements, strides (4, 2, 1)) overruns its slice")]
 fn gemm_batched_names_an_overrun_operand() {
     let (a, b, mut c) = (vec![0.0f64; 8], vec![0.0f64; 18], vec![0.0f64; 18]);
-    gemm_batched(3, 2, 2, 3, 1.0, &a, false, 4, &b, false, 6, 0.0, &mut c);
-}
-
-#[test]
-#[should_panic(expected = "gemm (A): strides (4, 1) of a [3, 4] view overrun 11 elements")]
-fn gemm_rejects_a_view_past_its_slice() {
-    let (a, b, mut c) = (vec![0.0f32; 11], vec![0.0f32; 8], vec![0.0f32; 6]);
-    let av = MatRef { data: &a, rows: 3, cols: 4, rs: 4, cs: 1 };
-    gemm(1.0, av, MatRef::new(&b, 4, 2), 0.0, MatMut::new(&mut c, 3, 2));
+    let a = BatchRef { data: &a, batch: 3, rows: 2, cols: 2, bs: 4, rs: 2, cs: 1 };
+    gemm_batched(1.0, a, BatchRef::new(&b, 3, 2, 3), 0.0, BatchMut::new(&mut c, 3, 2, 3));
 }

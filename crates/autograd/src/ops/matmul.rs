@@ -22,8 +22,8 @@ use crate::op::Op;
 use crate::params::{Packs, Param};
 use crate::tape::{Ctx, Tape, Var};
 use loopgrad_tensor::{
-    gemm, gemm_batched, gemm_batched_bf16, gemm_bf16, gemm_bf16_serial, gemm_packed, gemm_serial, kernels, Float,
-    MatMut, MatRef, Precision, Shape, Tensor,
+    gemm, gemm_batched, gemm_batched_bf16, gemm_bf16, gemm_bf16_serial, gemm_packed, gemm_serial, kernels, BatchMut,
+    BatchRef, Float, MatMut, MatRef, Precision, Shape, Tensor,
 };
 use std::sync::Mutex;
 
@@ -93,22 +93,8 @@ impl<E: Float> Tape<E> {
             let am = MatRef::new(at.data(), g.batch * m, k);
             product(prec, E::ONE, am, bm, E::ZERO, MatMut::new(c.data_mut(), g.batch * m, n));
         } else {
-            product_batched(
-                prec,
-                g.batch,
-                m,
-                k,
-                n,
-                E::ONE,
-                at.data(),
-                false,
-                m * k,
-                bt.data(),
-                trans_b,
-                k * n,
-                E::ZERO,
-                c.data_mut(),
-            );
+            let (am, bm) = (g.a_batch(at.data()), g.b_batch(bt.data()));
+            product_batched(prec, E::ONE, am, bm, E::ZERO, BatchMut::new(c.data_mut(), g.batch, m, n));
         }
         self.push_op(Op::MatMul(MatMulMeta { trans_b }), &[a, b], c, [], &[])
     }
@@ -139,6 +125,25 @@ impl Geometry {
         }
         let batch = a.dims()[..a.rank() - 2].iter().product();
         Geometry { batch, m, k, n, trans_b, broadcast_b }
+    }
+
+    /// A batched a as its batch x [m, k] views.
+    fn a_batch<'a, E: Float>(&self, a: &'a [E]) -> BatchRef<'a, E> {
+        BatchRef::new(a, self.batch, self.m, self.k)
+    }
+
+    /// A batched b as batch x [k, n] views (a stride swap when it is stored [n, k]).
+    fn b_batch<'a, E: Float>(&self, b: &'a [E]) -> BatchRef<'a, E> {
+        if self.trans_b {
+            BatchRef::new(b, self.batch, self.n, self.k).t()
+        } else {
+            BatchRef::new(b, self.batch, self.k, self.n)
+        }
+    }
+
+    /// The product (or its gradient) as batch x [m, n] views.
+    fn c_batch<'a, E: Float>(&self, c: &'a [E]) -> BatchRef<'a, E> {
+        BatchRef::new(c, self.batch, self.m, self.n)
     }
 
     /// A broadcast b seen as the [k, n] right operand (a stride swap when it is stored [n, k]).
@@ -194,26 +199,17 @@ pub(crate) fn product_serial<E: Float>(
 }
 
 /// [`gemm_batched`] (or [`gemm_batched_bf16`]) in `precision`.
-#[allow(clippy::too_many_arguments)]
 fn product_batched<E: Float>(
     precision: Precision,
-    batch: usize,
-    m: usize,
-    k: usize,
-    n: usize,
     alpha: E,
-    a: &[E],
-    ta: bool,
-    a_stride: usize,
-    b: &[E],
-    tb: bool,
-    b_stride: usize,
+    a: BatchRef<'_, E>,
+    b: BatchRef<'_, E>,
     beta: E,
-    c: &mut [E],
+    c: BatchMut<'_, E>,
 ) {
     match precision {
-        Precision::F32 => gemm_batched(batch, m, k, n, alpha, a, ta, a_stride, b, tb, b_stride, beta, c),
-        Precision::Bf16 => gemm_batched_bf16(batch, m, k, n, alpha, a, ta, a_stride, b, tb, b_stride, beta, c),
+        Precision::F32 => gemm_batched(alpha, a, b, beta, c),
+        Precision::Bf16 => gemm_batched_bf16(alpha, a, b, beta, c),
     }
 }
 
@@ -269,15 +265,18 @@ pub(crate) fn backward_matmul<E: Float>(meta: &MatMulMeta, ctx: &mut Ctx<'_, E>)
         }
         return;
     }
+    let (am, bm, dcm) = (g.a_batch(a.data()), g.b_batch(b.data()), g.c_batch(dc));
     if let Some((da, beta)) = ctx.grad_beta(0) {
-        // [m, n] x [n, k]: B^T is a stride swap of [k, n], or B itself when it is stored [n, k].
-        product_batched(prec, batch, m, n, k, E::ONE, dc, false, m * n, b.data(), !tb, k * n, beta, da);
+        // dA = dC B^T: [m, n] x [n, k], B^T being a stride swap.
+        product_batched(prec, E::ONE, dcm, bm.t(), beta, BatchMut::new(da, batch, m, k));
     }
     if let Some((db, beta)) = ctx.grad_beta(1) {
         if tb {
-            product_batched(prec, batch, n, m, k, E::ONE, dc, true, m * n, a.data(), false, m * k, beta, db);
+            // B is stored [n, k]: dB = dC^T A, [n, m] x [m, k].
+            product_batched(prec, E::ONE, dcm.t(), am, beta, BatchMut::new(db, batch, n, k));
         } else {
-            product_batched(prec, batch, k, m, n, E::ONE, a.data(), true, m * k, dc, false, m * n, beta, db);
+            // dB = A^T dC, [k, m] x [m, n].
+            product_batched(prec, E::ONE, am.t(), dcm, beta, BatchMut::new(db, batch, k, n));
         }
     }
 }

@@ -13,7 +13,8 @@
 //! [`gemm_bf16_reference`] is the specification: a scalar loop that sums in the kernel's order, which the kernel
 //! matches bit for bit (tests below).
 
-use super::{gemm_batched, gemm_batched_with, gemm_on_with, MatMut, MatRef};
+use super::batched::gemm_batched_with;
+use super::{gemm_batched, gemm_on_with, BatchMut, BatchRef, MatMut, MatRef};
 use crate::float::Float;
 use crate::tensor::Tensor;
 use std::any::TypeId;
@@ -137,25 +138,11 @@ fn gemm_bf16_on<E: Float>(
 }
 
 /// [`gemm_batched`] with bf16 operands and f32 sums.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_batched_bf16<E: Float>(
-    batch: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: E,
-    a: &[E],
-    ta: bool,
-    a_stride: usize,
-    b: &[E],
-    tb: bool,
-    b_stride: usize,
-    beta: E,
-    c: &mut [E],
-) {
+pub fn gemm_batched_bf16<E: Float>(alpha: E, a: BatchRef<'_, E>, b: BatchRef<'_, E>, beta: E, c: BatchMut<'_, E>) {
     if uses_kernel::<E>() {
-        return gemm_batched_with(true, batch, m, k, n, alpha, a, ta, a_stride, b, tb, b_stride, beta, c);
+        return gemm_batched_with(true, alpha, a, b, beta, c);
     }
+    // Every element of the operands' slices rounded, the layouts unchanged.
     let round_all = |x: &[E]| {
         let mut t = Tensor::uninit([x.len()]);
         for (o, &v) in t.data_mut().iter_mut().zip(x) {
@@ -163,8 +150,8 @@ pub fn gemm_batched_bf16<E: Float>(
         }
         t
     };
-    let (ar, br) = (round_all(a), round_all(b));
-    gemm_batched(batch, m, k, n, alpha, ar.data(), ta, a_stride, br.data(), tb, b_stride, beta, c)
+    let (ar, br) = (round_all(a.data), round_all(b.data));
+    gemm_batched(alpha, BatchRef { data: ar.data(), ..a }, BatchRef { data: br.data(), ..b }, beta, c)
 }
 
 /// The kernel's specification, one element at a time: C = alpha A B + beta C with A and B rounded by

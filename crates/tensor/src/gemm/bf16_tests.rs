@@ -112,7 +112,8 @@ fn split_and_batched_products_equal_the_serial_one() {
     let a: Vec<f32> = (0..batch * m * k).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect();
     let b: Vec<f32> = (0..batch * n * k).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect();
     let mut c = vec![0f32; batch * m * n];
-    gemm_batched_bf16(batch, m, k, n, 1.0, &a, false, m * k, &b, true, n * k, 0.0, &mut c);
+    let (av, bv) = (BatchRef::new(&a, batch, m, k), BatchRef::new(&b, batch, n, k).t());
+    gemm_batched_bf16(1.0, av, bv, 0.0, BatchMut::new(&mut c, batch, m, n));
     for i in 0..batch {
         let mut one = vec![0f32; m * n];
         let bm = MatRef::new(&b[i * n * k..(i + 1) * n * k], n, k).t();

@@ -11,8 +11,10 @@ use std::any::TypeId;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod batched;
 mod bf16;
 
+pub use batched::{gemm_batched, BatchMut, BatchRef};
 pub use bf16::{
     bf16_kernel_available, gemm_batched_bf16, gemm_bf16, gemm_bf16_reference, gemm_bf16_serial, round_bf16, Precision,
 };
@@ -441,85 +443,5 @@ unsafe fn gemm_raw<E: Float>(
         );
     } else {
         unreachable!("gemm: Float is implemented only for f32 and f64");
-    }
-}
-
-/// `batch` independent GEMMs over contiguous [m, k] x [k, n] -> [m, n] blocks, with each operand optionally
-/// transposed (`ta`: A is stored [k, m]; `tb`: B is stored [n, k]). A stride of 0 for an operand broadcasts
-/// it over the batch. C = alpha A B + beta C for each block.
-///
-/// Threads: with at least [`threads`](crate::parallel::threads) items the batch is split (each item
-/// single-threaded: attention's [97, 64] x [64, 97] products are too small to split); with fewer, each item
-/// splits as [`gemm`] does.
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_batched<E: Float>(
-    batch: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: E,
-    a: &[E],
-    ta: bool,
-    a_stride: usize,
-    b: &[E],
-    tb: bool,
-    b_stride: usize,
-    beta: E,
-    c: &mut [E],
-) {
-    gemm_batched_with(false, batch, m, k, n, alpha, a, ta, a_stride, b, tb, b_stride, beta, c)
-}
-
-/// [`gemm_batched`], each item through the bf16 kernel when `bf16` (f32 on a CPU that has it).
-#[allow(clippy::too_many_arguments)]
-fn gemm_batched_with<E: Float>(
-    bf16: bool,
-    batch: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    alpha: E,
-    a: &[E],
-    ta: bool,
-    a_stride: usize,
-    b: &[E],
-    tb: bool,
-    b_stride: usize,
-    beta: E,
-    c: &mut [E],
-) {
-    assert!(c.len() == batch * m * n, "gemm_batched: output has {} elements, expected {batch} x [{m}, {n}]", c.len());
-    if batch == 0 || m * n == 0 {
-        return;
-    }
-    let need = |stride: usize, block: usize| (batch - 1) * stride + block;
-    assert!(
-        a.len() >= need(a_stride, m * k) && b.len() >= need(b_stride, k * n),
-        "gemm_batched: {batch} x [{m}, {k}] (A: {} elements, stride {a_stride}) by [{k}, {n}] (B: {} elements, \
-         stride {b_stride}) overruns an operand",
-        a.len(),
-        b.len()
-    );
-    let item = |i: usize, ci: &mut [E], parts: usize| {
-        let ab = &a[i * a_stride..i * a_stride + m * k];
-        let bb = &b[i * b_stride..i * b_stride + k * n];
-        let am = if ta { MatRef::new(ab, k, m).t() } else { MatRef::new(ab, m, k) };
-        let bm = if tb { MatRef::new(bb, n, k).t() } else { MatRef::new(bb, k, n) };
-        let cv = RawMat { ptr: SyncPtr(ci.as_mut_ptr()), rs: n as isize, cs: 1 };
-        // SAFETY: the views were built by MatRef::new (length-checked); ci is this item's own [m, n] block.
-        unsafe { gemm_split(parts, alpha, am, bm, None, bf16, beta, cv) }
-    };
-    let parts = parts_for(batch * m * k * n, PAR_MIN_GEMM_MACS);
-    if parts > 1 && batch >= parts {
-        let per = batch.div_ceil(parts);
-        crate::parallel::chunks_mut(c, per * m * n, |p, cc| {
-            for (j, ci) in cc.chunks_exact_mut(m * n).enumerate() {
-                item(p * per + j, ci, 1);
-            }
-        });
-    } else {
-        for (i, ci) in c.chunks_exact_mut(m * n).enumerate() {
-            item(i, ci, parts_for(m * k * n, PAR_MIN_GEMM_MACS));
-        }
     }
 }
