@@ -136,7 +136,10 @@ fn smoke_study_local_emitted_rerun_and_resumed_agree() {
 fn bad_plans_and_directories_are_one_line_errors() {
     let d = tmp("errors");
     assert_clean_error(&loopgrad(&["study"], &d), &["--plan", "smoke"]);
-    assert_clean_error(&loopgrad(&["study", "--plan", "nope"], &d), &["unknown plan \"nope\"", "default, smoke"]);
+    assert_clean_error(
+        &loopgrad(&["study", "--plan", "nope"], &d),
+        &["unknown plan \"nope\"", "default, generalisation-lr, smoke"],
+    );
     assert_clean_error(&loopgrad(&["study", "--plan-file", "absent.toml"], &d), &["absent.toml"]);
     std::fs::write(d.join("bad.toml"), "name = \"x\"\nseeds = 0\n").unwrap();
     assert_clean_error(&loopgrad(&["study", "--plan-file", "bad.toml"], &d), &["bad.toml", "invalid plan"]);
