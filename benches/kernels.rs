@@ -12,6 +12,7 @@ mod cpu_time;
 
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput};
+use loopgrad_autograd::ops::swiglu::reference as swiglu_reference;
 use loopgrad_tensor::kernels::{self, reference};
 use loopgrad_tensor::{set_threads, Rng};
 use std::hint::black_box;
@@ -47,9 +48,10 @@ impl Data {
 /// A kernel run on `Data`, and the bytes it must move per element of a [rows, COLS] operand.
 type Kernel = (&'static str, usize, fn(&mut Data));
 
-/// The same list of kernels from `kernels` (SIMD) or `reference` (scalar): the modules share every name.
+/// The same list of kernels from `kernels` (SIMD) or `reference` (scalar): the modules share every name, but for
+/// SwiGLU, whose scalar form is its op's specification (`$swiglu`: `loopgrad_autograd::ops::swiglu::reference`).
 macro_rules! kernel_list {
-    ($m:ident) => {{
+    ($m:ident, $swiglu:path) => {{
         let list: Vec<Kernel> = vec![
             ("add", 12, |d| $m::add(&d.a, &d.b, &mut d.out)),
             ("axpy", 12, |d| $m::axpy(0.5, &d.a, &mut d.out)),
@@ -58,7 +60,7 @@ macro_rules! kernel_list {
             ("sigmoid", 8, |d| $m::sigmoid(&d.a, &mut d.out)),
             ("silu", 8, |d| $m::silu(&d.a, &mut d.out)),
             ("rsqrt", 8, |d| $m::rsqrt(&d.a, &mut d.out)),
-            ("swiglu_rows", 12, |d| $m::swiglu_rows(&d.gate_up, COLS, &mut d.out)),
+            ("swiglu_rows", 12, |d| $swiglu(&d.gate_up, COLS, &mut d.out)),
             ("softmax_rows", 8, |d| $m::softmax_rows(&d.a, COLS, &mut d.out)),
             ("row_sum", 4, |d| $m::row_sum(&d.a, COLS, &mut d.per_row)),
             ("row_mean_sq", 4, |d| $m::row_mean_sq(&d.a, COLS, &mut d.per_row)),
@@ -90,10 +92,15 @@ fn main() {
     let (mut cpu, mut wall) = cpu_time::criterions(Duration::from_millis(200), Duration::from_millis(500));
     for rows in [97, 2048] {
         set_threads(1);
-        bench_group(&mut cpu, &format!("reference_{rows}x{COLS}"), rows, &kernel_list!(reference));
-        bench_group(&mut cpu, &format!("simd_{rows}x{COLS}_1t"), rows, &kernel_list!(kernels));
+        bench_group(
+            &mut cpu,
+            &format!("reference_{rows}x{COLS}"),
+            rows,
+            &kernel_list!(reference, swiglu_reference::swiglu_rows),
+        );
+        bench_group(&mut cpu, &format!("simd_{rows}x{COLS}_1t"), rows, &kernel_list!(kernels, kernels::swiglu_rows));
         set_threads(2);
-        bench_group(&mut wall, &format!("simd_{rows}x{COLS}_2t"), rows, &kernel_list!(kernels));
+        bench_group(&mut wall, &format!("simd_{rows}x{COLS}_2t"), rows, &kernel_list!(kernels, kernels::swiglu_rows));
     }
     wall.final_summary();
 }

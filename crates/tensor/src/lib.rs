@@ -11,6 +11,7 @@
 //! [`kernels`] and [`gemm`](mod@gemm), so that a kernel can be made faster without touching the code that calls it.
 
 pub mod atomic_file;
+pub mod compare;
 pub mod counting_alloc;
 pub mod cpu;
 pub mod float;

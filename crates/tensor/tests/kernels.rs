@@ -6,14 +6,17 @@
 //!   broadcasts, scale_rows, col_sum_add, transpose;
 //! - one fused multiply-add instead of a multiply and an add (axpy, mul_add_assign): 1 ulp of |y| + |a b|;
 //! - sums of n terms in another order (sum, dot, sum_sq, row sums and dots): n ulp of the sum of |terms|;
-//! - exp: 2 ulp of the result; sigmoid 3; silu 4; silu_mul, swiglu 5; softmax (cols + 4) ulp;
-//! - rms_norm_rows and add_rms_norm_rows: (cols + 4) ulp (a sum of squares in another order, then exact steps);
-//! - gradients (silu_grad_add, silu_mul_grad_add, swiglu_rows_grad, softmax_rows_grad_add): 8 ulp
-//!   (softmax and rms_norm_rows_grad: cols + 8) of the magnitudes that went into each element.
+//! - exp: 2 ulp of the result; sigmoid 3; silu 4; silu_mul 5; softmax (cols + 4) ulp;
+//! - gradients (silu_grad_add, silu_mul_grad_add, softmax_rows_grad_add): 8 ulp (softmax: cols + 8) of the
+//!   magnitudes that went into each element.
+//!
+//! The fused kernels of RMSNorm and SwiGLU are tested next to their ops, against the scalar specifications
+//! there (loopgrad-autograd's `ops/rms_norm.rs`, `ops/swiglu.rs`).
 
 mod common;
 
 use common::*;
+use loopgrad_tensor::compare::{assert_close, assert_same, assert_ulps};
 use loopgrad_tensor::kernels::{self, reference};
 use loopgrad_tensor::Float;
 use proptest::prelude::*;
@@ -200,62 +203,6 @@ fn rows<E: Float>(cols: usize, x: &[f64], y: &[f64], row: &[f64]) {
     });
 }
 
-/// SwiGLU on [rows, 2 inner] rows, and its gradient.
-fn swiglu<E: Float>(inner: usize, gate_up: &[f64], d_out: &[f64], acc0: &[f64]) {
-    let (gu, d, acc): (Vec<E>, Vec<E>, Vec<E>) = (cast(gate_up), cast(d_out), cast(acc0));
-    let (mut got, mut want) = (zeros::<E>(gu.len() / 2), zeros::<E>(gu.len() / 2));
-    kernels::swiglu_rows(&gu, inner, &mut got);
-    reference::swiglu_rows(&gu, inner, &mut want);
-    assert_ulps("swiglu_rows", &got, &want, 5.0);
-    let (mut g, mut w) = (acc.clone(), acc.clone());
-    kernels::swiglu_rows_grad_add(&gu, &d, inner, &mut g);
-    reference::swiglu_rows_grad_add(&gu, &d, inner, &mut w);
-    // |d| (|u| + |g|) (1 + |g|) bounds both halves' magnitudes (silu' <= 1.1 (1 + |g|), silu(g) <= |g|).
-    let scale: Vec<f64> = (0..gu.len())
-        .map(|i| {
-            let (row, j) = (i / (2 * inner), i % (2 * inner) % inner);
-            let (gv, uv) = (gate_up[row * 2 * inner + j], gate_up[row * 2 * inner + inner + j]);
-            acc0[i].abs() + 1.2 * d_out[row * inner + j].abs() * (uv.abs() + gv.abs()) * (1.0 + gv.abs())
-        })
-        .collect();
-    assert_close("swiglu_rows_grad_add", &g, &w, &scale, 8.0);
-    let (mut g, mut w) = (acc.clone(), zeros::<E>(gu.len()));
-    kernels::swiglu_rows_grad(&gu, &d, inner, &mut g, kernels::Store::Write);
-    reference::swiglu_rows_grad_add(&gu, &d, inner, &mut w);
-    assert_close("swiglu_rows_grad (write)", &g, &w, &scale, 8.0);
-}
-
-/// RMSNorm rows (alone and after a residual add) and its gradient, written and accumulated.
-fn rms_norm<E: Float>(cols: usize, x: &[f64], b: &[f64], dy: &[f64]) {
-    let (x, b, g): (Vec<E>, Vec<E>, Vec<E>) = (cast(x), cast(b), cast(dy));
-    let (rows, eps) = (x.len() / cols, E::from_f64(1e-5));
-    let (mut got, mut want, mut r, mut rr) = (zeros::<E>(x.len()), zeros::<E>(x.len()), zeros(rows), zeros(rows));
-    kernels::rms_norm_rows(&x, cols, eps, &mut got, &mut r);
-    reference::rms_norm_rows(&x, cols, eps, &mut want, &mut rr);
-    assert_ulps("rms_norm_rows", &got, &want, (cols + 4) as f64);
-    assert_ulps("rms_norm_rows (r)", &r, &rr, (cols + 4) as f64);
-    kernels::add_rms_norm_rows(&x, &b, cols, eps, &mut got, &mut r);
-    reference::add_rms_norm_rows(&x, &b, cols, eps, &mut want, &mut rr);
-    assert_ulps("add_rms_norm_rows", &got, &want, (cols + 4) as f64);
-    assert_ulps("add_rms_norm_rows (r)", &r, &rr, (cols + 4) as f64);
-    // |y| <= sqrt(cols), so r (|dy| + sqrt(cols) mean |dy y|) bounds each element; sums of cols terms.
-    let scale: Vec<f64> = (0..x.len())
-        .map(|i| {
-            let row = i / cols;
-            let dots: f64 = (0..cols).map(|j| (g[row * cols + j] * want[row * cols + j]).to_f64().abs()).sum();
-            2.0 + r[row].to_f64() * (g[i].to_f64().abs() + want[i].to_f64().abs() * dots / cols as f64)
-        })
-        .collect();
-    let (mut d_write, mut d_add, mut d_ref) = (cast::<E>(dy), cast::<E>(dy), cast::<E>(dy));
-    kernels::rms_norm_rows_grad(&g, &want, &r, cols, &mut d_write, kernels::Store::Write);
-    kernels::rms_norm_rows_grad(&g, &want, &r, cols, &mut d_add, kernels::Store::Add);
-    reference::rms_norm_rows_grad_add(&g, &want, &r, cols, &mut d_ref);
-    assert_close("rms_norm_rows_grad (add)", &d_add, &d_ref, &scale, (cols + 8) as f64);
-    let mut d_zero = zeros::<E>(x.len());
-    reference::rms_norm_rows_grad_add(&g, &want, &r, cols, &mut d_zero);
-    assert_close("rms_norm_rows_grad (write)", &d_write, &d_zero, &scale, (cols + 8) as f64);
-}
-
 /// Two AdamATan2 steps against the scalar reference with `std`'s atan2.
 fn adam_atan2<E: Float>(p0: &[f64], g0: &[f64], m0: &[f64]) {
     let c = kernels::AdamAtan2Step {
@@ -296,13 +243,6 @@ fn matrix() -> impl Strategy<Value = (usize, Vecs)> {
         .prop_flat_map(|(c, r)| (Just(c), (values(c * r, -6.0, 6.0), values(c * r, -6.0, 6.0), values(c, -6.0, 6.0))))
 }
 
-/// [rows, 2 inner] gate/up rows, a [rows, inner] output gradient, a [rows, 2 inner] accumulator.
-fn swiglu_rows() -> impl Strategy<Value = (usize, Vecs)> {
-    (1usize..40, 1usize..6).prop_flat_map(|(i, r)| {
-        (Just(i), (values(2 * i * r, -6.0, 6.0), values(i * r, -3.0, 3.0), values(2 * i * r, -3.0, 3.0)))
-    })
-}
-
 proptest! {
     #![proptest_config(common::config())]
 
@@ -328,23 +268,11 @@ proptest! {
     }
 
     #[test]
-    fn rms_norm_kernels_match_the_reference((cols, (x, b, _)) in matrix()) {
-        let dy: Vec<f64> = b.iter().rev().map(|v| 0.5 * v).collect();
-        rms_norm::<f32>(cols, &x, &b, &dy);
-        rms_norm::<f64>(cols, &x, &b, &dy);
-    }
-
-    #[test]
     fn adam_atan2_matches_the_reference((p, g, m) in three(-3.0, 3.0)) {
         adam_atan2::<f32>(&p, &g, &m);
         adam_atan2::<f64>(&p, &g, &m);
     }
 
-    #[test]
-    fn swiglu_kernels_match_the_reference((inner, (gu, d, acc)) in swiglu_rows()) {
-        swiglu::<f32>(inner, &gu, &d, &acc);
-        swiglu::<f64>(inner, &gu, &d, &acc);
-    }
 }
 
 #[test]

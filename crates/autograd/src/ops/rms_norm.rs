@@ -13,6 +13,10 @@
 //!
 //! `add_rms_norm(a, b)` = `rms_norm(a + b)` (the post-norm block's residual step) as one op: the sum is not
 //! stored, and da = db = ds, the RMSNorm gradient above.
+//!
+//! Both directions dispatch to fused SIMD kernels in `loopgrad_tensor::kernels` (`rms_norm_rows`,
+//! `add_rms_norm_rows`, `rms_norm_rows_grad`), split across threads by rows. Their specification is [`reference`]
+//! below: the same formulas as plain loops, which the kernels are tested against here.
 
 use super::store_for;
 use crate::op::Op;
@@ -85,12 +89,59 @@ pub(crate) fn backward_add<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
     }
 }
 
+/// The specification of the fused kernels above, as plain loops over rows: what `kernels::rms_norm_rows`,
+/// `kernels::add_rms_norm_rows` and `kernels::rms_norm_rows_grad` compute (with SIMD sums in another order, split
+/// across threads by rows), written the way the derivation in the module doc reads. The tests below hold the
+/// kernels to them. Written for clarity, not speed: nothing but tests and benches should call them.
+pub mod reference {
+    use loopgrad_tensor::Float;
+
+    /// `out[r, :] = x[r, :] rr[r]`, `rr[r] = 1 / sqrt(mean_j x[r, j]^2 + eps)`: the forward, and the one scalar
+    /// per row that backward reuses.
+    pub fn rms_norm_rows<E: Float>(x: &[E], cols: usize, eps: E, out: &mut [E], rr: &mut [E]) {
+        assert!(cols > 0 && x.len() == out.len() && x.len() == rr.len() * cols, "rms_norm_rows: shapes do not fit");
+        let inv = E::ONE / E::from_usize(cols);
+        for ((orow, xrow), r) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)).zip(rr.iter_mut()) {
+            let mean_sq = xrow.iter().map(|&v| v * v).sum::<E>() * inv;
+            *r = (mean_sq + eps).sqrt().recip();
+            for (o, &v) in orow.iter_mut().zip(xrow) {
+                *o = v * *r;
+            }
+        }
+    }
+
+    /// `out = rms_norm_rows(a + b)`: the post-norm residual step.
+    pub fn add_rms_norm_rows<E: Float>(a: &[E], b: &[E], cols: usize, eps: E, out: &mut [E], rr: &mut [E]) {
+        assert_eq!(a.len(), b.len(), "add_rms_norm_rows: lengths");
+        let sum: Vec<E> = a.iter().zip(b).map(|(&x, &y)| x + y).collect();
+        rms_norm_rows(&sum, cols, eps, out, rr)
+    }
+
+    /// The gradient, accumulated: `ds[r, :] += rr[r] (dy[r, :] - y[r, :] mean_j(dy[r, j] y[r, j]))`, from the
+    /// output y and the saved scales rr (see the derivation in the module doc).
+    pub fn rms_norm_rows_grad_add<E: Float>(dy: &[E], y: &[E], rr: &[E], cols: usize, ds: &mut [E]) {
+        assert!(
+            cols > 0 && dy.len() == y.len() && dy.len() == ds.len() && dy.len() == rr.len() * cols,
+            "rms_norm_rows_grad_add: shapes do not fit"
+        );
+        let inv = E::ONE / E::from_usize(cols);
+        let rows = ds.chunks_exact_mut(cols).zip(dy.chunks_exact(cols)).zip(y.chunks_exact(cols)).zip(rr);
+        for (((d, g), yr), &r) in rows {
+            let mean = g.iter().zip(yr).map(|(&p, &q)| p * q).sum::<E>() * inv;
+            for ((o, &gv), &yv) in d.iter_mut().zip(g).zip(yr) {
+                *o += r * (gv - yv * mean);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gradcheck::gradcheck;
-    use crate::ops::test_support::standard_normal;
+    use crate::ops::test_support::{cast, standard_normal};
     use crate::ParamStore;
+    use loopgrad_tensor::compare::{assert_close, assert_ulps};
     use proptest::prelude::*;
 
     #[test]
@@ -159,6 +210,49 @@ mod tests {
         tape.add_rms_norm(a, b, 1e-5);
     }
 
+    /// The kernels against [`reference`] on a random [rows, cols] matrix, alone and after a residual add, the
+    /// gradient written and accumulated. Tolerances (E::EPSILON = one ulp at 1.0): the forward and r within
+    /// (cols + 4) ulp (a sum of squares in another order, then exact steps); the gradient within (cols + 8) ulp of
+    /// the magnitudes that went into each element.
+    fn kernels_match_the_reference<E: Float>(cols: usize, x: &[f64], b: &[f64], dy: &[f64]) {
+        let (x, b, g): (Vec<E>, Vec<E>, Vec<E>) = (cast(x), cast(b), cast(dy));
+        let (rows, eps) = (x.len() / cols, E::from_f64(1e-5));
+        let zeros = |n: usize| vec![E::ZERO; n];
+        let (mut got, mut want, mut r, mut rr) = (zeros(x.len()), zeros(x.len()), zeros(rows), zeros(rows));
+        kernels::rms_norm_rows(&x, cols, eps, &mut got, &mut r);
+        reference::rms_norm_rows(&x, cols, eps, &mut want, &mut rr);
+        assert_ulps("rms_norm_rows", &got, &want, (cols + 4) as f64);
+        assert_ulps("rms_norm_rows (r)", &r, &rr, (cols + 4) as f64);
+        kernels::add_rms_norm_rows(&x, &b, cols, eps, &mut got, &mut r);
+        reference::add_rms_norm_rows(&x, &b, cols, eps, &mut want, &mut rr);
+        assert_ulps("add_rms_norm_rows", &got, &want, (cols + 4) as f64);
+        assert_ulps("add_rms_norm_rows (r)", &r, &rr, (cols + 4) as f64);
+        // |y| <= sqrt(cols), so r (|dy| + sqrt(cols) mean |dy y|) bounds each element; sums of cols terms.
+        let scale: Vec<f64> = (0..x.len())
+            .map(|i| {
+                let row = i / cols;
+                let dots: f64 = (0..cols).map(|j| (g[row * cols + j] * want[row * cols + j]).to_f64().abs()).sum();
+                2.0 + r[row].to_f64() * (g[i].to_f64().abs() + want[i].to_f64().abs() * dots / cols as f64)
+            })
+            .collect();
+        let (mut d_write, mut d_add, mut d_ref) = (cast::<E>(dy), cast::<E>(dy), cast::<E>(dy));
+        kernels::rms_norm_rows_grad(&g, &want, &r, cols, &mut d_write, Store::Write);
+        kernels::rms_norm_rows_grad(&g, &want, &r, cols, &mut d_add, Store::Add);
+        reference::rms_norm_rows_grad_add(&g, &want, &r, cols, &mut d_ref);
+        assert_close("rms_norm_rows_grad (add)", &d_add, &d_ref, &scale, (cols + 8) as f64);
+        let mut d_zero = zeros(x.len());
+        reference::rms_norm_rows_grad_add(&g, &want, &r, cols, &mut d_zero);
+        assert_close("rms_norm_rows_grad (write)", &d_write, &d_zero, &scale, (cols + 8) as f64);
+    }
+
+    /// A [rows, cols] matrix and a second one, values in [-6, 6).
+    fn matrices() -> impl Strategy<Value = (usize, Vec<f64>, Vec<f64>)> {
+        (1usize..70, 1usize..12).prop_flat_map(|(c, r)| {
+            let values = || prop::collection::vec(-6.0..6.0f64, c * r);
+            (Just(c), values(), values())
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::gradcheck::proptest_cases()))]
 
@@ -178,6 +272,13 @@ mod tests {
                 t.add_rms_norm(v[0], c, 1e-5)
             }).unwrap();
             gradcheck("add_rms_norm(a, a)", &[a], |t, v| t.add_rms_norm(v[0], v[0], 1e-5)).unwrap();
+        }
+
+        #[test]
+        fn kernels_match_the_reference_in_f32_and_f64((cols, x, b) in matrices()) {
+            let dy: Vec<f64> = b.iter().rev().map(|v| 0.5 * v).collect();
+            kernels_match_the_reference::<f32>(cols, &x, &b, &dy);
+            kernels_match_the_reference::<f64>(cols, &x, &b, &dy);
         }
     }
 }

@@ -11,6 +11,8 @@
 //! (silu'(g) = s + g s (1 - s)). **Reuses:** the input gate_up only; s(g) is recomputed in backward, which
 //! costs one exp per element and saves an [.., I] buffer per recorded call. Both directions are one fused SIMD
 //! pass over the rows (`kernels::swiglu_rows`, `kernels::swiglu_rows_grad`), split across threads by rows.
+//! Their specification is [`reference`] below: f and f' as plain loops, which the kernels are tested against
+//! here.
 //!
 //! `linear_swiglu` is the projection and the SwiGLU together. Recorded, it is the two ops (backward needs
 //! gate_up); untaped (TRM's T - 1 no-grad recursions, and evaluation) it is one pass, `gemm_swiglu`, that gates
@@ -88,12 +90,61 @@ pub(crate) fn backward<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
     kernels::swiglu_rows_grad(x.data(), gout.data(), inner, dx, store_for(beta));
 }
 
+/// The specification of the fused kernels above, as plain loops over rows: what `kernels::swiglu_rows` and
+/// `kernels::swiglu_rows_grad` compute (with SIMD `exp`, split across threads by rows), written as the module
+/// doc's f and f' read. The tests below hold the kernels to them. Written for clarity, not speed: nothing but
+/// tests and benches should call them.
+pub mod reference {
+    use loopgrad_tensor::kernels::{sigmoid_scalar, silu_grad_scalar};
+    use loopgrad_tensor::Float;
+
+    /// `out[r, :] = silu(g) * u` for each row `gate_up[r, :] = [g (inner), u (inner)]`.
+    pub fn swiglu_rows<E: Float>(gate_up: &[E], inner: usize, out: &mut [E]) {
+        assert!(
+            inner > 0 && gate_up.len().is_multiple_of(2 * inner) && out.len() * 2 == gate_up.len(),
+            "swiglu_rows: {} inputs and {} outputs are not rows of 2 x {inner} and {inner}",
+            gate_up.len(),
+            out.len()
+        );
+        for (orow, row) in out.chunks_exact_mut(inner).zip(gate_up.chunks_exact(2 * inner)) {
+            let (g, u) = row.split_at(inner);
+            for j in 0..inner {
+                orow[j] = g[j] * sigmoid_scalar(g[j]) * u[j];
+            }
+        }
+    }
+
+    /// The gradient, accumulated: `d_gate_up[r, :] += [dh u silu'(g), dh silu(g)]` with
+    /// silu'(g) = s (1 + g (1 - s)), s = sigmoid(g).
+    pub fn swiglu_rows_grad_add<E: Float>(gate_up: &[E], d_out: &[E], inner: usize, d_gate_up: &mut [E]) {
+        assert!(
+            inner > 0 && gate_up.len().is_multiple_of(2 * inner) && d_out.len() * 2 == gate_up.len(),
+            "swiglu_rows_grad_add: {} inputs and {} output gradients are not rows of 2 x {inner} and {inner}",
+            gate_up.len(),
+            d_out.len()
+        );
+        assert_eq!(d_gate_up.len(), gate_up.len(), "swiglu_rows_grad_add: the gradient's length");
+        let rows =
+            gate_up.chunks_exact(2 * inner).zip(d_out.chunks_exact(inner)).zip(d_gate_up.chunks_exact_mut(2 * inner));
+        for ((row, dh), drow) in rows {
+            let (g, u) = row.split_at(inner);
+            let (dg, du) = drow.split_at_mut(inner);
+            for j in 0..inner {
+                dg[j] += dh[j] * u[j] * silu_grad_scalar(g[j]);
+                du[j] += dh[j] * g[j] * sigmoid_scalar(g[j]);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gradcheck::gradcheck;
-    use crate::ops::test_support::normal;
+    use crate::ops::test_support::{cast, normal};
     use crate::ParamStore;
+    use loopgrad_tensor::compare::{assert_close, assert_ulps};
+    use loopgrad_tensor::kernels::Store;
     use proptest::prelude::*;
 
     #[test]
@@ -167,6 +218,42 @@ mod tests {
         tape.swiglu(x);
     }
 
+    /// The kernels against [`reference`] on [rows, 2 inner] gate/up rows: the forward within 5 ulp, the gradient
+    /// (accumulated, and written) within 8 ulp of the magnitudes that went into each element (E::EPSILON = one
+    /// ulp at 1.0; silu' cancels near g = -1.28, so a relative bound would be meaningless there).
+    fn kernels_match_the_reference<E: Float>(inner: usize, gate_up: &[f64], d_out: &[f64], acc0: &[f64]) {
+        let (gu, d, acc): (Vec<E>, Vec<E>, Vec<E>) = (cast(gate_up), cast(d_out), cast(acc0));
+        let (mut got, mut want) = (vec![E::ZERO; gu.len() / 2], vec![E::ZERO; gu.len() / 2]);
+        kernels::swiglu_rows(&gu, inner, &mut got);
+        reference::swiglu_rows(&gu, inner, &mut want);
+        assert_ulps("swiglu_rows", &got, &want, 5.0);
+        let (mut g, mut w) = (acc.clone(), acc.clone());
+        kernels::swiglu_rows_grad(&gu, &d, inner, &mut g, Store::Add);
+        reference::swiglu_rows_grad_add(&gu, &d, inner, &mut w);
+        // |d| (|u| + |g|) (1 + |g|) bounds both halves' magnitudes (silu' <= 1.1 (1 + |g|), silu(g) <= |g|).
+        let scale: Vec<f64> = (0..gu.len())
+            .map(|i| {
+                let (row, j) = (i / (2 * inner), i % (2 * inner) % inner);
+                let (gv, uv) = (gate_up[row * 2 * inner + j], gate_up[row * 2 * inner + inner + j]);
+                acc0[i].abs() + 1.2 * d_out[row * inner + j].abs() * (uv.abs() + gv.abs()) * (1.0 + gv.abs())
+            })
+            .collect();
+        assert_close("swiglu_rows_grad (add)", &g, &w, &scale, 8.0);
+        let (mut g, mut w) = (acc.clone(), vec![E::ZERO; gu.len()]);
+        kernels::swiglu_rows_grad(&gu, &d, inner, &mut g, Store::Write);
+        reference::swiglu_rows_grad_add(&gu, &d, inner, &mut w);
+        assert_close("swiglu_rows_grad (write)", &g, &w, &scale, 8.0);
+    }
+
+    /// [rows, 2 inner] gate/up rows in [-6, 6), a [rows, inner] output gradient and a [rows, 2 inner]
+    /// accumulator in [-3, 3).
+    fn rows() -> impl Strategy<Value = (usize, Vec<f64>, Vec<f64>, Vec<f64>)> {
+        (1usize..40, 1usize..6).prop_flat_map(|(i, r)| {
+            let values = |n: usize, lim: f64| prop::collection::vec(-lim..lim, n);
+            (Just(i), values(2 * i * r, 6.0), values(i * r, 3.0), values(2 * i * r, 3.0))
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::gradcheck::proptest_cases()))]
 
@@ -182,6 +269,12 @@ mod tests {
         ) {
             let (x, w) = (normal(&[rows, n_in], 1.0, seed), normal(&[2 * inner, n_in], 1.0, seed + 1));
             gradcheck("linear_swiglu", &[x, w], |t, v| t.linear_swiglu(v[0], v[1])).unwrap();
+        }
+
+        #[test]
+        fn kernels_match_the_reference_in_f32_and_f64((inner, gu, d, acc) in rows()) {
+            kernels_match_the_reference::<f32>(inner, &gu, &d, &acc);
+            kernels_match_the_reference::<f64>(inner, &gu, &d, &acc);
         }
     }
 }

@@ -17,3 +17,8 @@ pub(crate) fn normal(shape: &[usize], std: f64, seed: u64) -> Tensor<f64> {
 pub(crate) fn standard_normal(shape: &[usize], seed: u64) -> Tensor<f64> {
     normal(shape, 1.0, seed)
 }
+
+/// `xs` in the element type under test (a kernel's inputs are drawn in f64 and cast once).
+pub(crate) fn cast<E: loopgrad_tensor::Float>(xs: &[f64]) -> Vec<E> {
+    xs.iter().map(|&x| E::from_f64(x)).collect()
+}

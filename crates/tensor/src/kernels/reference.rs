@@ -1,6 +1,11 @@
 //! The scalar references: plain loops, one per kernel in [`crate::kernels`], with the same names and
 //! signatures. The SIMD kernels are tested against these (proptest, `tests/kernels.rs`) and the benches compare
 //! with them. Written for clarity, not speed; nothing else should call them.
+//!
+//! The fused row kernels that implement one autograd op each (RMSNorm: `rms_norm_rows`, `add_rms_norm_rows`,
+//! `rms_norm_rows_grad`; SwiGLU: `swiglu_rows`, `swiglu_rows_grad`) have their references next to that op
+//! instead, as its specification, where they are tested: loopgrad-autograd's `ops::rms_norm::reference` and
+//! `ops::swiglu::reference`.
 
 use super::check_len;
 use crate::float::Float;
@@ -277,36 +282,6 @@ pub fn silu_mul_grad_add<E: Float>(gate: &[E], up: &[E], d_out: &[E], d_gate: &m
     }
 }
 
-/// `out[r, :] = silu(g[r, :]) * u[r, :]` for rows `gate_up[r, :] = [g (inner), u (inner)]`
-pub fn swiglu_rows<E: Float>(gate_up: &[E], inner: usize, out: &mut [E]) {
-    assert!(
-        inner > 0 && gate_up.len().is_multiple_of(2 * inner),
-        "swiglu_rows: length {} is not rows of 2 x {inner}",
-        gate_up.len()
-    );
-    check_len("swiglu_rows", gate_up.len() / 2, out.len());
-    for (orow, row) in out.chunks_exact_mut(inner).zip(gate_up.chunks_exact(2 * inner)) {
-        silu_mul(&row[..inner], &row[inner..], orow);
-    }
-}
-
-/// The gradient of [`swiglu_rows`], accumulated: d_gate_up[r, :] += [d_g, d_u] (see [`silu_mul_grad_add`])
-pub fn swiglu_rows_grad_add<E: Float>(gate_up: &[E], d_out: &[E], inner: usize, d_gate_up: &mut [E]) {
-    assert!(
-        inner > 0 && gate_up.len().is_multiple_of(2 * inner),
-        "swiglu_rows_grad_add: length {} is not rows of 2 x {inner}",
-        gate_up.len()
-    );
-    check_len("swiglu_rows_grad_add", gate_up.len() / 2, d_out.len());
-    check_len("swiglu_rows_grad_add", gate_up.len(), d_gate_up.len());
-    for ((row, d), drow) in
-        gate_up.chunks_exact(2 * inner).zip(d_out.chunks_exact(inner)).zip(d_gate_up.chunks_exact_mut(2 * inner))
-    {
-        let (dg, du) = drow.split_at_mut(inner);
-        silu_mul_grad_add(&row[..inner], &row[inner..], d, dg, du);
-    }
-}
-
 /// `out[r] = sum_j a[r, j] * b[r, j]`
 pub fn row_dot<E: Float>(a: &[E], b: &[E], cols: usize, out: &mut [E]) {
     check_len("row_dot", a.len(), b.len());
@@ -362,36 +337,6 @@ pub fn softmax_rows_grad_add<E: Float>(y: &[E], dy: &[E], cols: usize, dx: &mut 
         let d: E = yr.iter().zip(gr).map(|(&p, &q)| p * q).sum();
         for ((o, &p), &q) in dr.iter_mut().zip(yr).zip(gr) {
             *o += p * (q - d);
-        }
-    }
-}
-
-/// `out[r, :] = x[r, :] rr[r]`, `rr[r] = 1 / sqrt(mean_j x[r, j]^2 + eps)`
-pub fn rms_norm_rows<E: Float>(x: &[E], cols: usize, eps: E, out: &mut [E], rr: &mut [E]) {
-    check_len("rms_norm_rows", x.len(), out.len());
-    row_mean_sq(x, cols, rr);
-    for ((orow, xrow), r) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)).zip(rr.iter_mut()) {
-        *r = (*r + eps).sqrt().recip();
-        scale(xrow, *r, orow);
-    }
-}
-
-/// out = rms_norm_rows(a + b)
-pub fn add_rms_norm_rows<E: Float>(a: &[E], b: &[E], cols: usize, eps: E, out: &mut [E], rr: &mut [E]) {
-    let mut s = vec![E::ZERO; a.len()];
-    add(a, b, &mut s);
-    rms_norm_rows(&s, cols, eps, out, rr)
-}
-
-/// The gradient of [`rms_norm_rows`], accumulated: `ds[r, :] += rr[r] (dy[r, :] - y[r, :] mean_j(dy y))`
-pub fn rms_norm_rows_grad_add<E: Float>(dy: &[E], y: &[E], rr: &[E], cols: usize, ds: &mut [E]) {
-    check_len("rms_norm_rows_grad", dy.len(), y.len());
-    check_len("rms_norm_rows_grad", dy.len(), ds.len());
-    let inv = E::ONE / E::from_usize(cols);
-    for (((d, g), yr), &r) in ds.chunks_exact_mut(cols).zip(dy.chunks_exact(cols)).zip(y.chunks_exact(cols)).zip(rr) {
-        let mean = g.iter().zip(yr).map(|(&p, &q)| p * q).sum::<E>() * inv;
-        for ((o, &gv), &yv) in d.iter_mut().zip(g).zip(yr) {
-            *o += r * (gv - yv * mean);
         }
     }
 }

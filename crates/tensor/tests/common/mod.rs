@@ -1,5 +1,5 @@
-//! Comparison helpers shared by the property tests. Tolerances are in units of the element type's epsilon
-//! (`E::EPSILON`, one ulp at 1.0), so the same stated bound is 2^29 times tighter for f64 than for f32.
+//! Strategies and operands shared by the property tests. Their comparisons are `loopgrad_tensor::compare`'s
+//! (tolerances in units of the element type's epsilon), which the fused ops' tests in loopgrad-autograd use too.
 #![allow(dead_code)]
 
 use loopgrad_tensor::{Float, MatRef};
@@ -30,48 +30,6 @@ pub fn values(n: usize, lo: f64, hi: f64) -> impl Strategy<Value = Vec<f64>> {
 
 pub fn cast<E: Float>(xs: &[f64]) -> Vec<E> {
     xs.iter().map(|&x| E::from_f64(x)).collect()
-}
-
-/// Bit-identical (the kernel does exactly the reference's operations).
-pub fn assert_same<E: Float>(op: &str, got: &[E], want: &[E]) {
-    assert_eq!(got.len(), want.len(), "{op}: lengths");
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            g == w || (g.to_f64().is_nan() && w.to_f64().is_nan()),
-            "{op} ({}) [{i}]: {g} vs reference {w}",
-            E::NAME
-        );
-    }
-}
-
-/// |got - want| <= ulps * eps * scale[i]: for results whose rounding error is bounded by the magnitudes that went
-/// into them (`scale`), e.g. a fused multiply-add or a sum in another order, where cancellation makes a relative
-/// bound meaningless.
-pub fn assert_close<E: Float>(op: &str, got: &[E], want: &[E], scale: &[f64], ulps: f64) {
-    assert_eq!(got.len(), want.len(), "{op}: lengths");
-    for (i, ((g, w), s)) in got.iter().zip(want).zip(scale).enumerate() {
-        let (g, w) = (g.to_f64(), w.to_f64());
-        let tol = ulps * E::EPSILON.to_f64() * s;
-        assert!((g - w).abs() <= tol, "{op} ({}) [{i}]: {g:e} vs reference {w:e}, tolerance {tol:e}", E::NAME);
-    }
-}
-
-/// Within `ulps` units in the last place of the reference value (its spacing at `want`; denormal spacing
-/// below the normal range). Infinities and NaNs must match exactly.
-pub fn assert_ulps<E: Float>(op: &str, got: &[E], want: &[E], ulps: f64) {
-    assert_eq!(got.len(), want.len(), "{op}: lengths");
-    let eps = E::EPSILON.to_f64();
-    let min_normal = if E::NAME == "f32" { f32::MIN_POSITIVE as f64 } else { f64::MIN_POSITIVE };
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let (g, w) = (g.to_f64(), w.to_f64());
-        if !w.is_finite() || !g.is_finite() {
-            assert!(g == w || (g.is_nan() && w.is_nan()), "{op} ({}) [{i}]: {g} vs reference {w}", E::NAME);
-            continue;
-        }
-        let spacing = if w.abs() < min_normal { min_normal * eps } else { 2f64.powf(w.abs().log2().floor()) * eps };
-        let err = (g - w).abs() / spacing;
-        assert!(err <= ulps, "{op} ({}) [{i}]: {g:e} vs reference {w:e} is {err:.2} ulp > {ulps}", E::NAME);
-    }
 }
 
 /// A [rows, cols] GEMM operand stored inside a larger buffer: row-major with leading dimension `ld >= cols`, or
