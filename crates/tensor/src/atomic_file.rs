@@ -1,6 +1,7 @@
 //! The one atomic file writer of loopgrad (generated data sets, the data cache, run directories' configs,
-//! checkpoints and weights files, study files; it lives in the bottom crate so that every crate above shares it): a fresh temporary file beside the target, fsync, rename over the target, fsync
-//! the directory. A crash leaves the old file or the new one, never a mix.
+//! checkpoints and weights files, study files; it lives in the bottom crate so that every crate above shares
+//! it): a fresh temporary file beside the target, fsync, rename over the target, fsync the directory. A crash
+//! leaves the old file or the new one, never a mix.
 //!
 //! The temporary file is created, never reused: a unique name (`.NAME.PID.N.tmp`) opened with `O_CREAT |
 //! O_EXCL | O_NOFOLLOW`, so a symlink planted at a temporary name is never followed (its target never
