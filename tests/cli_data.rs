@@ -132,3 +132,39 @@ fn generated_files_pass_inspection() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("box shape `4x4`"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The thread rule through the binary: `LOOPGRAD_THREADS` sets `loopgrad data`'s threads (as its report says),
+/// the files do not depend on it, and a value that is no thread count is a one-line error naming the variable.
+#[test]
+fn loopgrad_threads_sets_the_count_but_not_the_file() {
+    let dir = std::env::temp_dir().join(format!("loopgrad-cli-data-threads-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let generate = |threads: &str, kind: &str| {
+        let out_file = dir.join(format!("{kind}-{threads}.csv"));
+        let out = out_file.to_str().unwrap();
+        let args: Vec<&str> = match kind {
+            "sudoku" => vec!["data", "sudoku", "--box", "2x3", "--count", "300", "--seed", "5", "--out", out],
+            _ => {
+                vec!["data", "maze", "--size", "10", "--min-route", "14", "--count", "40", "--seed", "5", "--out", out]
+            }
+        };
+        let run = Command::new(env!("CARGO_BIN_EXE_loopgrad")).args(&args).env("LOOPGRAD_THREADS", threads).output();
+        let run = run.expect("the loopgrad binary runs");
+        (run, out_file)
+    };
+    for kind in ["sudoku", "maze"] {
+        let (one, one_file) = generate("1", kind);
+        let (two, two_file) = generate("2", kind);
+        for (run, n) in [(&one, 1), (&two, 2)] {
+            let stdout = String::from_utf8_lossy(&run.stdout);
+            assert!(run.status.success(), "{kind}: {}", String::from_utf8_lossy(&run.stderr));
+            assert!(stdout.contains(&format!(" on {n} threads)")), "{kind}, LOOPGRAD_THREADS={n}: {stdout}");
+        }
+        assert_eq!(std::fs::read(one_file).unwrap(), std::fs::read(two_file).unwrap(), "{kind}: 1 and 2 threads");
+    }
+    let (bad, _) = generate("many", "sudoku");
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(stderr.trim(), "error: LOOPGRAD_THREADS=many is not a thread count in 0..=1024 (0 = every core)");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

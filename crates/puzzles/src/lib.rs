@@ -13,7 +13,6 @@ pub mod dihedral;
 pub mod error;
 pub mod example_set;
 pub mod maze;
-pub mod par;
 pub mod rng;
 pub mod sampler;
 pub mod sudoku;

@@ -6,25 +6,20 @@
 
 mod common;
 
-use loopgrad_puzzles::par;
 use loopgrad_puzzles::sudoku::{self, Solver, SudokuRecord};
+use rayon::prelude::*;
 
 /// Row numbers whose unique solution differs from the answer column (none expected).
 fn disagreements(records: &[&SudokuRecord]) -> Vec<usize> {
     let shape = records[0].shape;
-    par::map_with(
-        records.len(),
-        par::default_threads(),
-        || Solver::new(shape),
-        |solver, i| {
-            let r = records[i];
+    records
+        .par_iter()
+        .map_with(Solver::new(shape), |solver, r| {
             let out = solver.count_solutions(&r.puzzle, 2);
             (out.count != 1 || out.solution.as_deref() != Some(&r.solution[..])).then_some(r.row)
-        },
-    )
-    .into_iter()
-    .flatten()
-    .collect()
+        })
+        .flatten()
+        .collect()
 }
 
 fn check(file: &str, stride: usize) {

@@ -1,6 +1,13 @@
 //! Threads: how many loopgrad uses, when a kernel is worth splitting, and the floating-point mode of the
 //! threads that do the work.
 //!
+//! # How many: one rule
+//! A program asks for a thread count once, at its start ([`use_threads`]): the command's own setting
+//! (`run.threads`, `--threads`) when it is positive, else the `LOOPGRAD_THREADS` environment variable when it is,
+//! else the cores this process may use ([`resolve_threads`]). That one count sizes both pools: the team below,
+//! for the fine-grained splits of kernels and GEMMs, and rayon's global pool, for the coarse-grained loops
+//! (generating and rating puzzles, checking puzzle files), which never run during a step.
+//!
 //! # One team
 //! Every parallel kernel and every GEMM runs on loopgrad's own team of worker threads (`team.rs`): [`run`]
 //! splits a job into parts that the calling thread and the workers claim, and returns when all are done.
@@ -33,6 +40,60 @@ pub const MAX_THREADS: usize = 1024;
 /// 0 until [`set_threads`] is called: then [`threads`] reports the number of CPUs.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
+/// The environment variable of the thread rule ([`resolve_threads`]).
+pub const THREADS_ENV: &str = "LOOPGRAD_THREADS";
+
+/// The thread rule: `requested` (a command's `run.threads` or `--threads`) when positive, else `env` (the value
+/// of `LOOPGRAD_THREADS`, if set) when positive, else `cores`; 0 and an empty `env` mean "not said". The error
+/// names what is out of range: `requested` or `env` above [`MAX_THREADS`], or an `env` that is not a number.
+pub fn resolve_threads(requested: usize, env: Option<&str>, cores: usize) -> Result<usize, String> {
+    if requested > MAX_THREADS {
+        return Err(format!("{requested} threads is more than {MAX_THREADS}"));
+    }
+    let from_env = match env.map(str::trim).filter(|v| !v.is_empty()) {
+        None => 0,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n <= MAX_THREADS => n,
+            _ => return Err(format!("{THREADS_ENV}={v} is not a thread count in 0..={MAX_THREADS} (0 = every core)")),
+        },
+    };
+    Ok([requested, from_env].into_iter().find(|&n| n > 0).unwrap_or(cores.clamp(1, MAX_THREADS)))
+}
+
+/// The thread rule ([`resolve_threads`]) with this process's `LOOPGRAD_THREADS` and cores, applied to nothing
+/// (a study divides it among its jobs).
+pub fn threads_for(requested: usize) -> Result<usize, String> {
+    let env = std::env::var_os(THREADS_ENV).map(|v| v.to_string_lossy().into_owned());
+    resolve_threads(requested, env.as_deref(), cpus())
+}
+
+/// Applies the thread rule ([`threads_for`]) at a program's start: sizes the team ([`set_threads`]) and rayon's
+/// global pool to the count, and returns it. rayon's pool is
+/// built once per process, by the first call (a later one, as in tests that run several commands in one process,
+/// resizes only the team) or by the first rayon loop if that comes first: a library caller that never calls this
+/// gets both pools' defaults, every core.
+pub fn use_threads(requested: usize) -> Result<usize, String> {
+    let n = threads_for(requested)?;
+    set_threads(n);
+    // Called on the main thread (a program's start), the caller is one of rayon's n threads, as it is one of the
+    // team's: a loop it starts runs on it and n - 1 workers, and one thread means no other. Any other thread may
+    // end before the process (a test's), so there the pool has n workers of its own.
+    let mut pool = rayon::ThreadPoolBuilder::new().num_threads(n);
+    if std::thread::current().name() == Some("main") {
+        pool = pool.use_current_thread();
+    }
+    // An error means the pool exists already (see above); the loops it runs give the same results on any count.
+    let _ = pool.build_global();
+    Ok(n)
+}
+
+/// The cores this process may use. Asked once: on Linux the answer reads the cgroup's CPU quota from files,
+/// which allocates.
+fn cpus() -> usize {
+    static CPUS: OnceLock<usize> = OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS))
+}
+
 /// Sets how many threads loopgrad's kernels and GEMMs use, for the whole process. `1` keeps every kernel on the
 /// calling thread; `n > 1` splits large kernels and GEMMs into `n` parts, run by the calling thread and `n - 1`
 /// workers, which this call starts (if fewer have been started so far) so that no later call allocates for
@@ -47,10 +108,8 @@ pub fn set_threads(n: usize) {
 /// How many parts loopgrad splits large kernels and GEMMs into (see [`set_threads`]; by default the number of
 /// CPUs the process may use).
 pub fn threads() -> usize {
-    // Asked once: on Linux the answer reads the cgroup's CPU quota from files, which allocates.
-    static CPUS: OnceLock<usize> = OnceLock::new();
     match THREADS.load(Ordering::Relaxed) {
-        0 => *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS)),
+        0 => cpus(),
         n => n,
     }
 }
@@ -258,6 +317,30 @@ fn set_fpcr(v: u64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_thread_rule_takes_the_command_then_the_environment_then_the_cores() {
+        use super::{resolve_threads as rule, MAX_THREADS};
+        assert_eq!(rule(3, Some("5"), 2), Ok(3), "the command's own setting wins");
+        assert_eq!(rule(0, Some("5"), 2), Ok(5), "then LOOPGRAD_THREADS");
+        assert_eq!(rule(0, Some(" 1 "), 2), Ok(1));
+        assert_eq!(rule(0, None, 2), Ok(2), "then the cores");
+        assert_eq!(rule(0, Some(""), 2), Ok(2), "an empty variable is unset");
+        assert_eq!(rule(0, Some("0"), 2), Ok(2), "0 means every core, as run.threads = 0 does");
+        assert_eq!(rule(0, None, 0), Ok(1), "at least one");
+        assert_eq!(rule(0, None, 5000), Ok(MAX_THREADS));
+        assert_eq!(rule(MAX_THREADS, None, 2), Ok(MAX_THREADS));
+        assert_eq!(rule(MAX_THREADS + 1, Some("2"), 2), Err("1025 threads is more than 1024".into()));
+        for bad in ["two", "-1", "1.5", "1025"] {
+            let e = rule(0, Some(bad), 2).unwrap_err();
+            assert_eq!(e, format!("LOOPGRAD_THREADS={bad} is not a thread count in 0..=1024 (0 = every core)"));
+        }
+        assert_eq!(
+            rule(2, Some("two"), 2),
+            Err("LOOPGRAD_THREADS=two is not a thread count in 0..=1024 (0 = every core)".into()),
+            "a bad variable is an error even when the command says"
+        );
+    }
+
     use super::*;
     use std::hint::black_box;
 

@@ -8,6 +8,7 @@ use loopgrad_puzzles::sudoku::csv::{read_csv, SudokuRecord};
 use loopgrad_puzzles::sudoku::dataset::{generate_puzzles, to_example_set, Difficulty};
 use loopgrad_puzzles::sudoku::{canonical_form, BoxShape};
 use loopgrad_puzzles::ExampleSet;
+use rayon::prelude::*;
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -178,15 +179,10 @@ fn sudoku(c: &DataConfig) -> Result<Datasets> {
     })
 }
 
-/// The canonical form of each record's puzzle under the Sudoku symmetry group (on every core: about a
+/// The canonical form of each record's puzzle under the Sudoku symmetry group (on rayon's pool: about a
 /// millisecond a 9x9 puzzle).
 fn canonical_forms(records: &[SudokuRecord], shape: BoxShape) -> Vec<Vec<u8>> {
-    loopgrad_puzzles::par::map_with(
-        records.len(),
-        loopgrad_puzzles::par::default_threads(),
-        || (),
-        |_, i| canonical_form(&records[i].puzzle, shape),
-    )
+    records.par_iter().map(|r| canonical_form(&r.puzzle, shape)).collect()
 }
 
 fn maze(c: &DataConfig) -> Result<Datasets> {

@@ -69,7 +69,7 @@ pub struct BenchArgs {
     /// Untimed steps first (buffers, caches, the pool warm up).
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
-    /// Threads for kernels and GEMMs; 0 = every core.
+    /// Threads for kernels and GEMMs; 0 = the thread rule's default (`LOOPGRAD_THREADS`, else every core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     #[arg(long, default_value_t = 0)]
@@ -159,11 +159,7 @@ impl BenchArgs {
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let shape = args.shape()?;
-    let threads = match args.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        n => n,
-    };
-    loopgrad_tensor::set_threads(threads);
+    let threads = crate::cli::use_threads(args.threads)?;
     loopgrad_tensor::flush_denormals();
     // The peaks first, while nothing else of ours runs: best of 5 rounds of about 20 ms each.
     let f32x8 = peak::fma_peak_gflops(threads, 5);

@@ -10,8 +10,11 @@
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
-use loopgrad_puzzles::{arc, maze, par, sudoku};
+use loopgrad_puzzles::{arc, maze, sudoku};
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Append a formatted line to a report (`writeln!` on a `String` cannot fail).
@@ -107,6 +110,7 @@ pub struct InspectArgs {
 }
 
 pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
+    crate::cli::use_threads(0)?;
     match cmd {
         DataCommand::Sudoku(args) => generate_sudoku(&args),
         DataCommand::Maze(args) => generate_maze(&args),
@@ -118,12 +122,15 @@ pub fn run(cmd: DataCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Items `0..count` made by `make` on all cores, in chunks so that progress can be reported; the result does not
-/// depend on the chunking because item `i` depends only on `(seed, i)`.
-fn generate_with_progress<S, T: Send>(
+/// Items `0..count` made by `make` in one parallel loop on rayon's pool (each piece of work on its own copy of
+/// `state`), reporting progress every 2 s from whichever thread finishes an item; the result does not depend on
+/// the threads because item `i` depends only on `(seed, i)`. The first failure stops the loop; when several items
+/// fail, which one's error is reported may vary (the messages name the flag that asked too much either way).
+/// One loop rather than chunks: on a loaded machine every chunk paid a wake-up of the pool and of the caller.
+fn generate_with_progress<S: Clone + Send, T: Send>(
     count: usize,
     what: &str,
-    init: impl Fn() -> S + Sync,
+    state: S,
     make: impl Fn(&mut S, usize) -> Result<T, String> + Sync,
 ) -> anyhow::Result<Vec<T>> {
     if count == 0 {
@@ -132,24 +139,25 @@ fn generate_with_progress<S, T: Send>(
     if count > MAX_COUNT {
         bail!("--count {count} is more than {MAX_COUNT}; write several files with different --seed");
     }
-    let threads = par::default_threads();
-    let chunk = (count / 20).max(threads * 16);
     let start = Instant::now();
-    let mut last_report = start;
-    let mut out = Vec::with_capacity(count);
-    while out.len() < count {
-        let base = out.len();
-        let n = chunk.min(count - base);
-        for item in par::map_with(n, threads, &init, |s, i| make(s, base + i)) {
-            out.push(item.map_err(anyhow::Error::msg)?);
-        }
-        if last_report.elapsed().as_secs_f64() >= 2.0 {
-            last_report = Instant::now();
-            let rate = out.len() as f64 / start.elapsed().as_secs_f64();
-            eprintln!("  {what}: {}/{count} ({rate:.1}/s)", out.len());
-        }
-    }
-    Ok(out)
+    let done = AtomicUsize::new(0);
+    let last_report = Mutex::new(start);
+    let items: Result<Vec<T>, String> = (0..count)
+        .into_par_iter()
+        .map_with(state, |state, i| {
+            let item = make(state, i);
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            // try_lock: a thread that finds another reporting goes on with its work.
+            if let Ok(mut last) = last_report.try_lock() {
+                if last.elapsed().as_secs_f64() >= 2.0 {
+                    *last = Instant::now();
+                    eprintln!("  {what}: {n}/{count} ({:.1}/s)", n as f64 / start.elapsed().as_secs_f64());
+                }
+            }
+            item
+        })
+        .collect();
+    items.map_err(anyhow::Error::msg)
 }
 
 /// The most puzzles one `loopgrad data` call generates (held in memory until the file is written).
@@ -188,12 +196,9 @@ fn generate_sudoku(args: &SudokuArgs) -> anyhow::Result<()> {
         (None, None) => String::new(),
     };
     let start = Instant::now();
-    let records = generate_with_progress(
-        args.count,
-        "puzzles",
-        || sudoku::Solver::new(shape),
-        |solver, i| sudoku::dataset::generate_one(solver, difficulty, args.seed, i).map_err(|e| format!("{flag}{e}")),
-    )?;
+    let records = generate_with_progress(args.count, "puzzles", sudoku::Solver::new(shape), |solver, i| {
+        sudoku::dataset::generate_one(solver, difficulty, args.seed, i).map_err(|e| format!("{flag}{e}"))
+    })?;
     let secs = start.elapsed().as_secs_f64();
     sudoku::write_csv(&args.out, &records).with_context(|| format!("cannot write {}", args.out.display()))?;
     let ratings: Vec<f64> = records.iter().map(|r| r.rating).collect();
@@ -202,7 +207,7 @@ fn generate_sudoku(args: &SudokuArgs) -> anyhow::Result<()> {
         records.len(),
         args.out.display(),
         records.len() as f64 / secs.max(1e-9),
-        par::default_threads(),
+        rayon::current_num_threads(),
         summary(&ratings)
     );
     Ok(())
@@ -213,16 +218,9 @@ fn generate_maze(args: &MazeArgs) -> anyhow::Result<()> {
     config.check("--size", "--min-route").map_err(|e| anyhow!(e))?;
     crate::cli::check_output_file("--out", &args.out)?;
     let start = Instant::now();
-    let records = generate_with_progress(
-        args.count,
-        "mazes",
-        || (),
-        |_, i| {
-            maze::generate::generate_one(&config, args.seed, i)
-                .map(|(m, _)| m)
-                .map_err(|gave_up| gave_up.message(&config))
-        },
-    )?;
+    let records = generate_with_progress(args.count, "mazes", (), |_, i| {
+        maze::generate::generate_one(&config, args.seed, i).map(|(m, _)| m).map_err(|gave_up| gave_up.message(&config))
+    })?;
     let secs = start.elapsed().as_secs_f64();
     maze::write_csv(&args.out, &records).with_context(|| format!("cannot write {}", args.out.display()))?;
     let routes: Vec<f64> = records.iter().map(|r| r.rating).collect();
@@ -233,7 +231,7 @@ fn generate_maze(args: &MazeArgs) -> anyhow::Result<()> {
         args.size,
         args.out.display(),
         records.len() as f64 * 60.0 / secs.max(1e-9),
-        par::default_threads(),
+        rayon::current_num_threads(),
         summary(&routes)
     );
     Ok(())

@@ -138,6 +138,7 @@ pub fn load_model_sized(source: &ModelSource, puzzle_rows: Option<usize>) -> Res
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
+    crate::cli::use_threads(0)?;
     loopgrad_train::overrides::check_name("--task", &args.task, ["sudoku", "maze", "arc"])?;
     if let Some(steps) = args.steps.filter(|&s| s > MAX_SUPERVISION_STEPS) {
         bail!("--steps {steps} is more than {MAX_SUPERVISION_STEPS}");

@@ -13,6 +13,13 @@ pub mod train;
 use anyhow::{bail, Result};
 use std::path::Path;
 
+/// Applies the thread rule at a command's start (`loopgrad_tensor::parallel::use_threads`, docs/config.md):
+/// `requested` when positive (`--threads`), else `LOOPGRAD_THREADS`, else every core; sizes rayon's pool and the
+/// team, and returns the count.
+pub fn use_threads(requested: usize) -> Result<usize> {
+    loopgrad_tensor::parallel::use_threads(requested).map_err(anyhow::Error::msg)
+}
+
 /// Refuses an input path of `flag` that names a FIFO, a device or a socket, before anything opens it: opening a
 /// FIFO with no writer blocks forever, and reading `/dev/zero` to the end never ends (10 GB in 4 s).
 pub fn check_input_file(flag: &str, path: &Path) -> Result<()> {

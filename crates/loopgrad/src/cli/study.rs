@@ -36,7 +36,8 @@ pub struct StudyArgs {
     /// Runs trained at the same time.
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
-    /// Threads per run (overrides the plan's `threads`; with neither, the cores divided by --jobs).
+    /// Threads per run (overrides the plan's `threads`; with neither, the thread rule's count, `LOOPGRAD_THREADS`
+    /// or else the cores, divided by --jobs).
     #[arg(long)]
     pub threads: Option<usize>,
     /// The study directory (default: runs/study-PLAN). Runs go to OUT/runs/, the resolved plan to OUT/plan.toml.
@@ -104,7 +105,9 @@ pub fn run(args: StudyArgs) -> Result<()> {
     }
     let jobs = args.jobs.max(1);
     if plan.threads == 0 {
-        plan.threads = (cores() / jobs).max(1);
+        // The thread rule without a request (docs/config.md), shared among the jobs.
+        let threads = loopgrad_tensor::parallel::threads_for(0).map_err(anyhow::Error::msg)?;
+        plan.threads = (threads / jobs).max(1);
     }
     plan.validate()?;
     if jobs > MAX_JOBS {

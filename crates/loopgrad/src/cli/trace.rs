@@ -39,6 +39,7 @@ pub struct TraceArgs {
 }
 
 pub fn run(args: TraceArgs) -> Result<()> {
+    crate::cli::use_threads(0)?;
     loopgrad_train::overrides::check_name("--task", &args.task, ["sudoku", "maze"])?;
     if !args.json {
         crate::cli::check_output_file("--out", &args.out)?;

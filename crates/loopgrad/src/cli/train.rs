@@ -34,7 +34,7 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let (config, dir) = resolve(&args)?;
-    run::use_threads(&config);
+    run::use_threads(&config)?;
     let start = if args.resume.is_some() { Start::Resume } else { Start::Fresh };
     let mut bar = Bar { bar: None, log_every: config.run.log_every, verbose: args.verbose };
     match run::train(config, &dir, start, run::stop_signal(), &mut bar)? {

@@ -14,6 +14,7 @@
 
 use super::{label, neighbours, MazeRecord, FREE, GOAL, START, WALL};
 use crate::rng::Rng;
+use rayon::prelude::*;
 use std::collections::VecDeque;
 
 /// What to generate.
@@ -226,20 +227,32 @@ pub fn generate_one(config: &MazeConfig, seed: u64, index: usize) -> Result<(Maz
     Err(GaveUp { layouts: config.max_layouts, longest_possible })
 }
 
-/// `count` mazes; maze `i` depends only on `(seed, i)` (all cores, or `LOOPGRAD_THREADS`). The filter's
-/// acceptance rate falls steeply with `min_route` (about 1e-3 per layout for Maze-Hard's 110 on 30x30); an error
-/// ([`GaveUp::message`]) when some maze cannot be had.
+/// `count` mazes, made on rayon's pool (sized by the thread rule, `loopgrad_tensor::parallel`); maze `i` depends
+/// only on `(seed, i)`, so the set is the same on any number of threads. The filter's acceptance rate falls
+/// steeply with `min_route` (about 1e-3 per layout for Maze-Hard's 110 on 30x30); an error ([`GaveUp::message`],
+/// of the first maze in order that cannot be had) when some maze cannot be had.
 pub fn generate_mazes(config: &MazeConfig, count: usize, seed: u64) -> Result<Vec<MazeRecord>, String> {
-    crate::par::map_with(count, crate::par::default_threads(), || (), |_, i| generate_one(config, seed, i))
-        .into_iter()
-        .map(|m| m.map(|(record, _)| record).map_err(|gave_up| gave_up.message(config)))
-        .collect()
+    let mazes: Vec<_> = (0..count).into_par_iter().map(|i| generate_one(config, seed, i)).collect();
+    mazes.into_iter().map(|m| m.map(|(record, _)| record).map_err(|gave_up| gave_up.message(config))).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::{route_cells, score::valid_shortest_path};
     use super::*;
+
+    #[test]
+    fn the_same_mazes_on_one_and_two_threads() {
+        let on_threads = |threads, count| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a rayon pool");
+            pool.install(|| generate_mazes(&MazeConfig::new(10, 14), count, 5).unwrap())
+        };
+        let one = on_threads(1, 16);
+        let sequential: Vec<_> = (0..16).map(|i| generate_one(&MazeConfig::new(10, 14), 5, i).unwrap().0).collect();
+        assert_eq!(one, sequential);
+        assert_eq!(on_threads(2, 16), sequential);
+        assert_eq!(on_threads(2, 5), sequential[..5], "maze i does not depend on the count");
+    }
 
     #[test]
     fn generated_mazes_pass_the_filter_and_their_labels_are_shortest() {

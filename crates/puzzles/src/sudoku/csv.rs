@@ -9,6 +9,7 @@
 use super::{format_grid, parse_grid, solution_problem, solver::Solver, BoxShape};
 use crate::csv::{self as csv4, Record};
 use crate::error::{DataError, Location};
+use rayon::prelude::*;
 use std::path::Path;
 
 /// One row of a Sudoku CSV.
@@ -67,23 +68,21 @@ pub fn read_csv(path: &Path, shape: Option<BoxShape>) -> Result<Vec<SudokuRecord
 }
 
 /// Check that every puzzle's only solution is its answer (the row-level checks of [`parse_csv`] are assumed).
-/// Runs on all cores; the error names the first bad row.
+/// Runs on rayon's pool; the error names the first bad row.
 pub fn check_unique(file: &str, records: &[SudokuRecord]) -> Result<(), DataError> {
     let Some(first) = records.first() else { return Ok(()) };
-    let problems = crate::par::map_with(
-        records.len(),
-        crate::par::default_threads(),
-        || Solver::new(first.shape),
-        |solver, i| {
-            let out = solver.count_solutions(&records[i].puzzle, 2);
+    let problems: Vec<Option<&str>> = records
+        .par_iter()
+        .map_with(Solver::new(first.shape), |solver, r| {
+            let out = solver.count_solutions(&r.puzzle, 2);
             match out.count {
                 0 => Some("question has no solution"),
-                1 if out.solution.as_deref() == Some(&records[i].solution[..]) => None,
+                1 if out.solution.as_deref() == Some(&r.solution[..]) => None,
                 1 => Some("answer is not the question's solution"),
                 _ => Some("question has more than one solution"),
             }
-        },
-    );
+        })
+        .collect();
     match problems.iter().enumerate().find_map(|(i, p)| p.map(|p| (&records[i], p))) {
         Some((r, problem)) => Err(DataError::new(file, Location::Row { row: r.row, line: r.line }, problem)),
         None => Ok(()),

@@ -10,6 +10,7 @@ use super::solver::Solver;
 use super::{to_tokens, BoxShape};
 use crate::example_set::{ExampleSet, ExampleSetBuilder, Identifiers};
 use crate::rng::Rng;
+use rayon::prelude::*;
 
 /// How hard generated puzzles are.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -77,22 +78,22 @@ pub fn generate_one(
     })
 }
 
-/// `count` puzzles of `shape` at `difficulty`; item `i` depends only on `(seed, i)`, so the result does not depend
-/// on the number of threads (all cores, or `LOOPGRAD_THREADS`).
+/// `count` puzzles of `shape` at `difficulty`, made and rated on rayon's pool (sized by the thread rule,
+/// `loopgrad_tensor::parallel`), each piece of work on its own copy of one solver (`map_with`: copying its
+/// tables is much cheaper than building them, which `map_init` would do for every piece); item `i` depends only
+/// on `(seed, i)`, so the result does not depend on the number of threads. The error is the first item's, in
+/// order, that failed.
 pub fn generate_puzzles(
     shape: BoxShape,
     count: usize,
     difficulty: Difficulty,
     seed: u64,
 ) -> Result<Vec<SudokuRecord>, String> {
-    crate::par::map_with(
-        count,
-        crate::par::default_threads(),
-        || Solver::new(shape),
-        |solver, i| generate_one(solver, difficulty, seed, i),
-    )
-    .into_iter()
-    .collect()
+    let records: Vec<_> = (0..count)
+        .into_par_iter()
+        .map_with(Solver::new(shape), |solver, i| generate_one(solver, difficulty, seed, i))
+        .collect();
+    records.into_iter().collect()
 }
 
 /// The token rows of `records`: one group per puzzle holding the puzzle itself and `augmentations` random
@@ -148,13 +149,28 @@ mod tests {
         }
     }
 
+    /// `f` on a rayon pool of `threads` threads (the global pool's size is the process's business).
+    fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a rayon pool").install(f)
+    }
+
     #[test]
     fn deterministic_across_threads_and_calls() {
-        let parallel = generate_puzzles(BoxShape::B2X3, 12, Difficulty::Minimal, 9).unwrap();
-        let mut solver = Solver::new(BoxShape::B2X3);
-        let sequential: Vec<_> =
-            (0..12).map(|i| generate_one(&mut solver, Difficulty::Minimal, 9, i).unwrap()).collect();
-        assert_eq!(parallel, sequential);
+        for difficulty in [Difficulty::Minimal, Difficulty::Givens { min: 0, max: 14 }] {
+            let generate = |count| generate_puzzles(BoxShape::B2X3, count, difficulty, 9).unwrap();
+            let one = on_threads(1, || generate(24));
+            let two = on_threads(2, || generate(24));
+            // One solver for the whole set, in order: a solver's state must not leak into the next puzzle.
+            let mut solver = Solver::new(BoxShape::B2X3);
+            let sequential: Vec<_> = (0..24).map(|i| generate_one(&mut solver, difficulty, 9, i).unwrap()).collect();
+            assert_eq!(one, sequential, "{difficulty:?}: 1 thread");
+            assert_eq!(two, sequential, "{difficulty:?}: 2 threads");
+            assert_eq!(
+                on_threads(2, || generate(7)),
+                sequential[..7],
+                "{difficulty:?}: item i does not depend on the count"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use super::BoxShape;
 use crate::rng::Rng;
+use std::sync::Arc;
 
 /// Largest supported grid: 9x9.
 const MAX_CELLS: usize = 81;
@@ -128,11 +129,13 @@ enum Order<'a> {
     Random(&'a mut Rng),
 }
 
-/// A solver for one box shape; reuse it across puzzles (it owns the precomputed cell relations).
+/// A solver for one box shape; reuse it across puzzles (it owns the precomputed cell relations, which its clones
+/// share: a parallel loop gives each piece of work a clone, and building the 9x9 relations takes 0.46 M
+/// instructions, two thirds of rating a 9x9 puzzle, by callgrind).
 #[derive(Clone, Debug)]
 pub struct Solver {
     shape: BoxShape,
-    geo: Geometry,
+    geo: Arc<Geometry>,
     full: u16,
     stats: SolveStats,
     singles: Vec<u8>,
@@ -143,7 +146,7 @@ impl Solver {
         let n = shape.side();
         Solver {
             shape,
-            geo: Geometry::new(shape),
+            geo: Arc::new(Geometry::new(shape)),
             full: ((1u32 << n) - 1) as u16,
             stats: Default::default(),
             singles: Vec::new(),

@@ -85,17 +85,15 @@ impl Progress for Quiet {
     fn end(&mut self, _: bool) {}
 }
 
-/// Sets this process's thread count to the config's `run.threads` (0 = every core) and flushes denormals, as
-/// every run and every evaluation of a run does, so that a checkpoint scores the same wherever it is evaluated.
-/// Returns the thread count.
-pub fn use_threads(config: &TrainConfig) -> usize {
-    let threads = match config.run.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        n => n,
-    };
-    loopgrad_tensor::parallel::set_threads(threads);
+/// Sets this process's thread count by the thread rule from the config's `run.threads` (when 0,
+/// `LOOPGRAD_THREADS`, else every core: `loopgrad_tensor::parallel::use_threads`) and flushes denormals, as every
+/// run and every evaluation of a run does, so that a checkpoint scores the same wherever it is evaluated.
+/// Returns the thread count; the error names `LOOPGRAD_THREADS` when it holds no thread count.
+pub fn use_threads(config: &TrainConfig) -> Result<usize> {
+    // Flushing first: rayon's workers, started by the first `use_threads`, take the mode of the thread that
+    // starts them, as the data loaders' threads did before rayon.
     loopgrad_tensor::parallel::flush_denormals();
-    threads
+    loopgrad_tensor::parallel::use_threads(config.run.threads).map_err(anyhow::Error::msg)
 }
 
 /// The signals that stop a run with a checkpoint.

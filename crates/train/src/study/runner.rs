@@ -231,7 +231,7 @@ fn train(run_dir: &mut RunDir, config: TrainConfig, start: Start, stop: &AtomicU
         .append(true)
         .open(&log_path)
         .with_context(|| format!("{}: cannot open", log_path.display()))?;
-    run::use_threads(&config);
+    run::use_threads(&config)?;
     let mut progress = LogFile { file: log };
     let ended = run::train_in(run_dir, config, start, stop, &mut progress)
         .with_context(|| format!("{}: training failed (its log: {})", dir.display(), log_path.display()))?;

@@ -136,7 +136,7 @@ pub fn evaluate_at_steps_unless(
 pub fn evaluate_run(dir: &Path, steps: &[usize], limit: usize, stop: &AtomicUsize) -> Result<TestTime> {
     let t0 = Instant::now();
     let config = TrainConfig::from_file(&dir.join(CONFIG_FILE))?;
-    crate::run::use_threads(&config);
+    crate::run::use_threads(&config)?;
     let data = data::load(&config.data)?;
     crate::trainer::check_data(&config, &data.test, "held-out")?;
     let mut trainer = Trainer::new(config.clone(), &data.train)?;
