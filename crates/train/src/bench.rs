@@ -79,6 +79,12 @@ impl BenchShape {
         }
     }
 
+    /// A shape for tests, a step in milliseconds: D 16, 2 heads, T 2, n 2, 16 positions of 6 symbols after 2
+    /// prefix slots, batch 4; HRM or TRM, with the token MLP or attention.
+    pub fn tiny(hrm: bool, mlp: bool) -> Self {
+        BenchShape { hrm, hidden: 16, heads: 2, t: 2, n: 2, seq: 16, vocab: 6, prefix: 2, batch: 4, ..Self::paper(mlp) }
+    }
+
     /// The model, with N_sup at its largest (adaptive halting is off: a slot halts only after that many steps).
     pub fn model_config(&self) -> ModelConfig {
         if self.hrm {
@@ -288,25 +294,10 @@ impl BenchStep {
 mod tests {
     use super::*;
 
-    fn tiny(hrm: bool) -> BenchShape {
-        let mlp = !hrm;
-        BenchShape {
-            hidden: 16,
-            heads: 2,
-            t: 2,
-            n: 2,
-            seq: 16,
-            vocab: 6,
-            prefix: 2,
-            batch: 4,
-            ..BenchShape::paper(mlp)
-        }
-    }
-
     /// The trainer's first batch is the bench's batch, slot for slot.
     #[test]
     fn the_set_feeds_the_trainer_the_benchmark_batch() {
-        let shape = tiny(false);
+        let shape = BenchShape::tiny(false, true);
         let (set, batch) = (shape.examples(), shape.batch());
         let mut stream = ExampleStream::new(set.len(), stream_seed(&shape.train_config()));
         for slot in 0..shape.batch {
@@ -323,7 +314,7 @@ mod tests {
     #[test]
     fn bench_loss_equals_the_trainers_on_the_same_seed() {
         for hrm in [false, true] {
-            let shape = tiny(hrm);
+            let shape = BenchShape::tiny(hrm, !hrm);
             let mut bench = BenchStep::new(&shape).unwrap();
             let mut trainer = Trainer::new(shape.train_config(), &shape.examples()).unwrap();
             for step in 0..3 {

@@ -218,22 +218,28 @@ mod tests {
         }
     }
 
-    #[test]
-    fn one_pass_equals_one_evaluation_per_step_count() {
+    /// The `smoke` preset's trainer on 20 training puzzles after `steps` steps, and its 13 held-out puzzles.
+    fn smoke_trainer(steps: usize) -> (Trainer, ExampleSet) {
         let mut config = TrainConfig::preset("smoke").unwrap();
         config.data.train_count = 20;
         config.data.test_count = 13;
         let data = data::load(&config.data).unwrap();
         let mut trainer = Trainer::new(config, &data.train).unwrap();
-        for _ in 0..3 {
+        for _ in 0..steps {
             trainer.train_step(&data.train).unwrap();
         }
+        (trainer, data.test)
+    }
+
+    #[test]
+    fn one_pass_equals_one_evaluation_per_step_count() {
+        let (mut trainer, test) = smoke_trainer(3);
         let steps = [4, 1, 2, 4];
         let (model, tape) = (&trainer.model, &mut trainer.tape);
-        let together = evaluate_at_steps(model, tape, &data.test, 11, &steps, 4);
+        let together = evaluate_at_steps(model, tape, &test, 11, &steps, 4);
         assert_eq!(together.iter().map(|r| r.steps).collect::<Vec<_>>(), [1, 2, 4]);
         for r in &together {
-            let (alone, _) = evaluate(model, tape, &data.test, 11, r.steps, 4);
+            let (alone, _) = evaluate(model, tape, &test, 11, r.steps, 4);
             assert_eq!(*r, alone, "at {} steps", r.steps);
         }
         assert_ne!(together[0].loss, together[2].loss, "different step counts score differently");
@@ -241,11 +247,7 @@ mod tests {
 
     #[test]
     fn a_stop_ends_the_evaluation_before_its_next_batch() {
-        let mut config = TrainConfig::preset("smoke").unwrap();
-        config.data.train_count = 20;
-        config.data.test_count = 13;
-        let data = data::load(&config.data).unwrap();
-        let mut trainer = Trainer::new(config, &data.train).unwrap();
+        let (mut trainer, test) = smoke_trainer(0);
         let (model, tape) = (&trainer.model, &mut trainer.tape);
         // 13 puzzles in batches of 4: four batches. A stop raised during the second is seen before the third.
         let looks = std::cell::Cell::new(0);
@@ -253,9 +255,9 @@ mod tests {
             looks.set(looks.get() + 1);
             looks.get() > 2
         };
-        assert!(evaluate_at_steps_unless(model, tape, &data.test, 0, &[1, 2], 4, &stop).is_none());
+        assert!(evaluate_at_steps_unless(model, tape, &test, 0, &[1, 2], 4, &stop).is_none());
         assert_eq!(looks.get(), 3, "stopped at the third batch");
-        let never = evaluate_at_steps_unless(model, tape, &data.test, 0, &[1, 2], 4, &|| false);
-        assert_eq!(never.unwrap(), evaluate_at_steps(model, tape, &data.test, 0, &[1, 2], 4));
+        let never = evaluate_at_steps_unless(model, tape, &test, 0, &[1, 2], 4, &|| false);
+        assert_eq!(never.unwrap(), evaluate_at_steps(model, tape, &test, 0, &[1, 2], 4));
     }
 }
