@@ -13,9 +13,11 @@ use std::collections::HashSet;
 use std::path::Path;
 
 /// The built-in plans, by name: the text of `plans/NAME.toml`.
-const BUILT_IN: [(&str, &str); 3] = [
+const BUILT_IN: [(&str, &str); 5] = [
     ("default", include_str!("../../../../plans/default.toml")),
+    ("generalisation", include_str!("../../../../plans/generalisation.toml")),
     ("generalisation-lr", include_str!("../../../../plans/generalisation-lr.toml")),
+    ("generalisation-plateau", include_str!("../../../../plans/generalisation-plateau.toml")),
     ("smoke", include_str!("../../../../plans/smoke.toml")),
 ];
 
