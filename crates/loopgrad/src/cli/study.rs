@@ -11,10 +11,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use loopgrad_models::model::group_thousands;
 use loopgrad_train::lock::DirLock;
 use loopgrad_train::run::{stop_signal, STOP_SIGNALS};
+use loopgrad_train::rundir::{CONFIG_FILE, METRICS_FILE};
 use loopgrad_train::study::answer;
 use loopgrad_train::study::machine::{cores, Machine};
 use loopgrad_train::study::report::{markdown, sci, ReportContext};
 use loopgrad_train::study::runner::{self, Outcome, RunStatus};
+use loopgrad_train::study::testtime::TEST_TIME_FILE;
 use loopgrad_train::study::{collect, Expansion, Plan};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -309,7 +311,7 @@ fn run_cell_child(exe: &Path, dir: &Path, stop: &AtomicUsize) -> std::io::Result
 }
 
 /// The small files of a finished run: what `--collect` reads, and what says how the run was made.
-const RESULT_FILES: [&str; 4] = [runner::SPEC_FILE, "config.toml", "metrics.jsonl", "test_time.json"];
+const RESULT_FILES: [&str; 4] = [runner::SPEC_FILE, CONFIG_FILE, METRICS_FILE, TEST_TIME_FILE];
 
 /// Copies the plan and every finished run's small files from the study directory `out` to `results`.
 fn export_finished(expansion: &Expansion, out: &Path, results: &Path) -> Result<()> {
