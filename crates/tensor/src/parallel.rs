@@ -6,7 +6,7 @@
 //! (`run.threads`, `--threads`) when it is positive, else the `LOOPGRAD_THREADS` environment variable when it is,
 //! else the cores this process may use ([`resolve_threads`]). That one count sizes both pools: the team below,
 //! for the fine-grained splits of kernels and GEMMs, and rayon's global pool, for the coarse-grained loops
-//! (generating and rating puzzles, checking puzzle files), which never run during a step.
+//! (generating and rating puzzles, augmenting ARC tasks, checking puzzle files), which never run during a step.
 //!
 //! # One team
 //! Every parallel kernel and every GEMM runs on loopgrad's own team of worker threads (`team.rs`): [`run`]

@@ -21,6 +21,7 @@ use super::canvas::{encode_pair, fits, VOCAB_SIZE};
 use super::{Grid, Task, MAX_SIDE};
 use crate::example_set::{ExampleSet, ExampleSetBuilder, Identifiers, BLANK_IDENTIFIER};
 use crate::rng::Rng;
+use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 
 /// Build settings.
@@ -100,6 +101,12 @@ pub fn task_augmentations(task: &Task, config: &ArcConfig, rng: &mut Rng) -> Vec
 /// Build TRM's training and test sets from `train_tasks` (all pairs train) and `test_tasks` (demonstrations
 /// train, test pairs test). Task `i` of the concatenated list draws from `Rng::for_item(seed, i)` (skipped tasks
 /// keep their index, so a task's augmentations do not depend on which others fit).
+///
+/// Augmenting is the expensive part (every draw applies the augmentation to all of a task's grids to compare
+/// it with the versions so far), and tasks are independent: a few tasks per thread at a time are augmented and
+/// encoded on rayon's pool ([`augment_task`]), then added to the sets in task order, where their identifiers
+/// are numbered. The sets are the same on any number of threads, and only those few tasks' examples are held
+/// twice.
 pub fn build_datasets(train_tasks: &[Task], test_tasks: &[Task], config: &ArcConfig) -> ArcDatasets {
     assert!((1..=MAX_SIDE).contains(&config.side), "build_datasets: canvas side {} is not 1..=30", config.side);
     let side = config.side;
@@ -108,37 +115,72 @@ pub fn build_datasets(train_tasks: &[Task], test_tasks: &[Task], config: &ArcCon
     let mut test = ExampleSetBuilder::new(side * side, VOCAB_SIZE);
     let mut skipped = Vec::new();
     let mut kept_test_tasks = Vec::new();
-    let tasks = train_tasks.iter().map(|t| (t, false)).chain(test_tasks.iter().map(|t| (t, true)));
-    for (index, (task, is_test)) in tasks.enumerate() {
-        if !task_fits(task, side) {
-            skipped.push(task.id.clone());
-            continue;
-        }
-        let mut rng = Rng::for_item(config.seed, index as u64);
-        let augs = task_augmentations(task, config, &mut rng);
-        // The training examples of this task, as (input, output) grid pairs.
-        let mut demos: Vec<(&Grid, &Grid)> = task.train.iter().map(|p| (&p.input, &p.output)).collect();
-        if !is_test {
-            demos.extend(task.test.iter().filter_map(|p| Some((&p.input, p.output.as_ref()?))));
-        }
-        train.begin_group();
-        for aug in &augs {
-            let id = ids.intern(&aug.name(&task.id));
-            train.begin_puzzle(id);
-            let fixed = rng.below(demos.len().max(1));
-            for (k, (input, output)) in demos.iter().enumerate() {
-                let translate = config.translate && k != fixed;
-                let (i, o) = encode_pair(&aug.apply(input), &aug.apply(output), side, translate.then_some(&mut rng));
-                train.push_example(&i, &o);
+    let tasks: Vec<(&Task, bool)> =
+        train_tasks.iter().map(|t| (t, false)).chain(test_tasks.iter().map(|t| (t, true))).collect();
+    let per_round = 4 * rayon::current_num_threads();
+    for (round, some) in tasks.chunks(per_round).enumerate() {
+        let versions: Vec<Option<Vec<Version>>> = some
+            .par_iter()
+            .enumerate()
+            .map(|(k, &(task, is_test))| {
+                task_fits(task, side).then(|| augment_task(task, is_test, round * per_round + k, config))
+            })
+            .collect();
+        for (&(task, is_test), versions) in some.iter().zip(versions) {
+            let Some(versions) = versions else {
+                skipped.push(task.id.clone());
+                continue;
+            };
+            train.begin_group();
+            for version in &versions {
+                train.begin_puzzle(ids.intern(&version.aug.name(&task.id)));
+                for (input, label) in &version.examples {
+                    train.push_example(input, label);
+                }
             }
-        }
-        if is_test {
-            let versions: Vec<(u32, Augmentation)> = augs.iter().map(|a| (ids.intern(&a.name(&task.id)), *a)).collect();
-            push_test_task(&mut test, task, &versions, side);
-            kept_test_tasks.push(task.clone());
+            if is_test {
+                let versions: Vec<(u32, Augmentation)> =
+                    versions.iter().map(|v| (ids.intern(&v.aug.name(&task.id)), v.aug)).collect();
+                push_test_task(&mut test, task, &versions, side);
+                kept_test_tasks.push(task.clone());
+            }
         }
     }
     ArcDatasets { train: train.finish(&ids), test: test.finish(&ids), test_tasks: kept_test_tasks, skipped }
+}
+
+/// One augmented version of a task: its augmentation and its training examples (input and label token rows).
+struct Version {
+    aug: Augmentation,
+    examples: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The versions of task `index` (of the concatenated list) for the training set, drawn from its own stream
+/// `Rng::for_item(seed, index)`: its augmentations, then per version the example kept at the corner and the
+/// others' translations. A test task trains on its demonstrations only.
+fn augment_task(task: &Task, is_test: bool, index: usize, config: &ArcConfig) -> Vec<Version> {
+    let mut rng = Rng::for_item(config.seed, index as u64);
+    let augs = task_augmentations(task, config, &mut rng);
+    let mut demos: Vec<(&Grid, &Grid)> = task.train.iter().map(|p| (&p.input, &p.output)).collect();
+    if !is_test {
+        demos.extend(task.test.iter().filter_map(|p| Some((&p.input, p.output.as_ref()?))));
+    }
+    let mut versions = Vec::with_capacity(augs.len());
+    for aug in augs {
+        let fixed = rng.below(demos.len().max(1));
+        let mut examples = Vec::with_capacity(demos.len());
+        for (k, (input, output)) in demos.iter().enumerate() {
+            let translate = config.translate && k != fixed;
+            examples.push(encode_pair(
+                &aug.apply(input),
+                &aug.apply(output),
+                config.side,
+                translate.then_some(&mut rng),
+            ));
+        }
+        versions.push(Version { aug, examples });
+    }
+    versions
 }
 
 /// One group of the test set: `task`'s test pairs under each of its `versions` (identifier, augmentation), never
@@ -238,6 +280,24 @@ mod tests {
         assert_eq!(name, "b");
         assert_eq!(aug.invert(&crop(d.test.inputs(3))), Grid::new(1, 3, vec![4, 5, 6]));
         assert_eq!(aug.invert(&crop(d.test.labels(3))), Grid::new(1, 2, vec![4, 4]));
+    }
+
+    #[test]
+    fn the_same_sets_on_one_and_two_threads() {
+        // Enough tasks for several rounds of a two-thread pool (8 tasks a round), one of them too large.
+        let cells = |i: u8| [i % 10, (i / 2) % 10, (i / 3) % 10, 7];
+        let train: Vec<Task> = (0..13).map(|i| task(&format!("t{i}"), &cells(i))).collect();
+        let mut test: Vec<Task> = (0..7).map(|i| task(&format!("e{i}"), &cells(i + 40))).collect();
+        test[3].train[0].input = Grid::new(1, 12, vec![1; 12]);
+        let config = ArcConfig { augmentations: 6, translate: true, retries_factor: 5, seed: 3, side: 10 };
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a rayon pool");
+            pool.install(|| build_datasets(&train, &test, &config))
+        };
+        let (one, two) = (on(1), on(2));
+        assert_eq!(one.skipped, vec!["e3".to_string()]);
+        assert_eq!((one.train.num_groups(), one.test.num_groups()), (19, 6));
+        assert_eq!((one.train, one.test, one.skipped), (two.train, two.test, two.skipped));
     }
 
     #[test]
