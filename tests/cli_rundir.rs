@@ -1,6 +1,7 @@
 //! The run-directory guarantees of `docs/run-directories.md`, through the `loopgrad` binary: temporary files
 //! that never follow a link or open a FIFO, one process per directory, `metrics.jsonl` as one run's history,
-//! SIGTERM and SIGINT saving a checkpoint with exit codes 143 and 130, and `data --out` on a full disk.
+//! SIGTERM and SIGINT saving a checkpoint with exit codes 143 and 130 (and ending an evaluation promptly), and
+//! `data --out` on a full disk.
 
 mod common;
 
@@ -122,12 +123,76 @@ fn one_process_per_run_directory_and_signals_save_with_their_exit_codes() {
     let logged = || records(&d.join("x")).len();
     let before = logged();
     wait_for("the resumed run's first record", || logged() > before);
+    // A second --resume of the same directory meets the lock, naming the resumed run.
+    let again = loopgrad_within(Duration::from_secs(60), &["train", "--resume", "x"], &d);
+    assert_clean_error(&again, &["x is in use by process", &resumed.id().to_string(), "loopgrad.lock"]);
     let status = stop(&mut resumed, "INT");
     let stderr = std::fs::read_to_string(d.join(".resumed.stderr")).unwrap();
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
     let steps: Vec<u64> = records(&d.join("x")).iter().map(|r| r.1).collect();
     assert!(steps.windows(2).all(|w| w[0] < w[1]), "one history in step order: {steps:?}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn a_signal_during_the_final_evaluation_stops_it_promptly_and_the_run_resumes() {
+    // Was: Ctrl-C was ignored during evaluation (three SIGINTs, and the process exited 18 s later). The smoke
+    // preset's 50 held-out puzzles at 10,000 supervision steps are one batch that evaluates for over a minute
+    // (with the stop checked only between batches, SIGINT left it running 60 s later): the stop must not wait
+    // for the batch to end.
+    let d = tmp("eval-signal");
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let run = format!("r{code}");
+        let mut child =
+            spawn(&["train", "--preset", "smoke", "--set", "run.eval_steps=10000", "--out", &run], &d, &run);
+        let stderr = || std::fs::read_to_string(d.join(format!(".{run}.stderr"))).unwrap_or_default();
+        wait_for("the final evaluation", || stderr().contains("final evaluation: 50 held-out puzzles"));
+        std::thread::sleep(Duration::from_millis(500)); // well into the batch
+        let sent = Instant::now();
+        let status = stop(&mut child, signal);
+        let took = sent.elapsed();
+        assert_eq!(status.code(), Some(code), "{}", stderr());
+        // Generous for a loaded machine: a supervision step of the smoke model takes well under a millisecond.
+        assert!(took < Duration::from_secs(3), "SIG{signal} during the evaluation took {took:?} to end the run");
+        assert!(stderr().contains(&format!("interrupted by SIG{signal} at step 6")), "{}", stderr());
+        assert!(records(&d.join(&run)).iter().all(|r| !r.2), "an evaluation cut short logs no final record");
+        // Resumable: trained to the end already, the resumed run only evaluates (at 2 steps, to be quick).
+        let out = loopgrad(&["train", "--resume", &run, "--set", "run.eval_steps=2"], &d);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let finals: Vec<u64> = records(&d.join(&run)).iter().filter(|r| r.2).map(|r| r.1).collect();
+        assert_eq!(finals, [6], "one final evaluation, at the last step");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_study_on_one_directory_is_refused_naming_the_first() {
+    // Was: two `study` commands on one directory both trained its runs (one run's log had 510 train lines for
+    // 300 steps).
+    let d = tmp("study-lock");
+    let study = ["study", "--plan", "smoke", "--jobs", "1", "--out", "s"];
+    let mut first = spawn(&study, &d, "study");
+    let pid = first.id().to_string();
+    let holds = |lock: &Path, pid: &str| std::fs::read_to_string(lock).is_ok_and(|t| t.trim() == pid);
+    wait_for("the first study's lock", || holds(&d.join("s/loopgrad.lock"), &pid));
+    // Its first run started (so the study handles signals): a run directory's lock holds another PID.
+    let runs = d.join("s/runs");
+    let started = || {
+        let dirs = std::fs::read_dir(&runs).into_iter().flatten().flatten();
+        dirs.map(|e| e.path().join("loopgrad.lock"))
+            .any(|lock| std::fs::read_to_string(lock).is_ok_and(|t| !t.is_empty()))
+    };
+    wait_for("the first study's first run", started);
+    let second = loopgrad_within(Duration::from_secs(60), &study, &d);
+    assert_clean_error(&second, &["s is in use by process", &pid, "loopgrad.lock"]);
+    assert!(holds(&d.join("s/loopgrad.lock"), &pid), "the refused study left the lock file alone");
+    // SIGTERM reaches the running cell through the study, which saves it and exits 143 like the cell.
+    let status = stop(&mut first, "TERM");
+    let stderr = std::fs::read_to_string(d.join(".study.stderr")).unwrap();
+    assert_eq!(status.code(), Some(143), "{stderr}");
     std::fs::remove_dir_all(&d).unwrap();
 }
 

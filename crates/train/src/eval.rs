@@ -42,8 +42,9 @@ pub fn evaluate(
     evaluate_unless(model, tape, set, limit, steps, batch_size, &|| false).expect("never stopped")
 }
 
-/// [`evaluate`], giving up (None) as soon as `stop()` says so, checked before each batch: a run told to stop
-/// does not finish an evaluation of thousands of puzzles first.
+/// [`evaluate`], giving up (None) as soon as `stop()` says so, checked before each batch and each supervision step
+/// ([`evaluate_batch_unless`]): a run told to stop does not finish an evaluation of thousands of puzzles, or one
+/// batch at thousands of steps, first.
 pub fn evaluate_unless(
     model: &Model,
     tape: &mut Tape<f32>,
@@ -59,11 +60,10 @@ pub fn evaluate_unless(
     let mut scores = BatchScores::default();
     let mut stopped = false;
     let n = for_each_batch(set, limit, batch_size, |batch, _| {
-        stopped = stopped || stop();
+        stopped = stopped || stop() || !evaluate_batch_unless(model, tape, batch, steps, &mut scores, stop);
         if stopped {
             return;
         }
-        evaluate_batch(model, tape, batch, steps, &mut scores);
         for (i, (&accuracy, &loss)) in scores.accuracy.iter().zip(&scores.loss).enumerate() {
             tally.add(accuracy, loss);
             preds.q_halt.push(scores.q_halt[i] as f64);
@@ -91,10 +91,27 @@ pub struct BatchScores {
 /// Runs `steps` supervision steps of `batch` from the init carry without a tape and scores the final one into
 /// `scores` (left empty when `steps` is 0).
 pub fn evaluate_batch(model: &Model, tape: &mut Tape<f32>, batch: &Batch, steps: usize, scores: &mut BatchScores) {
+    evaluate_batch_unless(model, tape, batch, steps, scores, &|| false);
+}
+
+/// [`evaluate_batch`], giving up (false, with `scores` incomplete) as soon as `stop()` says so, checked before each
+/// supervision step: one batch at `run.eval_steps` = 10,000 runs for many seconds, and Ctrl-C must not wait for it.
+pub fn evaluate_batch_unless(
+    model: &Model,
+    tape: &mut Tape<f32>,
+    batch: &Batch,
+    steps: usize,
+    scores: &mut BatchScores,
+    stop: &dyn Fn() -> bool,
+) -> bool {
     scores.clear();
     let mut carry = std::mem::take(&mut scores.carry);
     model.restart_carry(&tape.params, batch.size(), &mut carry);
     for s in 0..steps {
+        if stop() {
+            scores.carry = carry;
+            return false;
+        }
         carry = tape.no_grad(|t| {
             let out = model.supervision_step(t, carry, batch);
             if s + 1 == steps {
@@ -105,6 +122,7 @@ pub fn evaluate_batch(model: &Model, tape: &mut Tape<f32>, batch: &Batch, steps:
         tape.reset();
     }
     scores.carry = carry;
+    true
 }
 
 impl BatchScores {

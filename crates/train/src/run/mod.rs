@@ -265,6 +265,9 @@ pub fn train_in(
         };
         return Ok(Ended::Finished { step: trainer.step(), train_seconds, result });
     }
+    // Said before it starts: the final evaluation of a large held-out set, or at many `run.eval_steps`, is long.
+    let (examples, steps) = (data.test.len(), held_out_eval_steps(&trainer.config));
+    progress.note(&format!("final evaluation: {examples} held-out puzzles at {steps} supervision steps"));
     let Some(result) = evaluate_held_out_unless(&mut trainer, &data.test, 0, stop) else {
         return interrupted(trainer.step());
     };
@@ -285,15 +288,20 @@ fn evaluate_held_out_unless(
     limit: usize,
     stop: &AtomicUsize,
 ) -> Option<EvalResult> {
-    let steps = match trainer.config.run.eval_steps {
-        0 => trainer.config.model.halt_max_steps(),
-        s => s,
-    };
+    let steps = held_out_eval_steps(&trainer.config);
     let batch = trainer.config.run.batch_size.max(64);
     let stopped = || stop.load(Ordering::SeqCst) != 0;
     trainer
         .with_eval_weights(|model, tape| evaluate_unless(model, tape, test, limit, steps, batch, &stopped))
         .map(|r| r.0)
+}
+
+/// The supervision steps a held-out evaluation runs: `run.eval_steps`, or N_sup (`halt_max_steps`) for 0.
+fn held_out_eval_steps(config: &TrainConfig) -> usize {
+    match config.run.eval_steps {
+        0 => config.model.halt_max_steps(),
+        s => s,
+    }
 }
 
 /// One line of held-out scores.
