@@ -1,7 +1,9 @@
 //! Gathering finished runs into per-cell statistics, from run directories alone (`OUT/runs/NAME/`), wherever the
-//! runs were trained: the final evaluation line of `metrics.jsonl`, the training time, and `test_time.json`.
+//! runs were trained: the final evaluation line of `metrics.jsonl`, the training time, `test_time.json`, and the
+//! evaluations along training (`curves`).
 //! Unfinished runs are counted, never filled in.
 
+use super::curves::{read_curve, RunCurve};
 use super::expand::{Cell, Expansion};
 use super::machine::Machine;
 use super::plan::Budget;
@@ -44,6 +46,8 @@ pub struct RunResult {
     /// Exact accuracy at each test-time step count.
     pub test_time: BTreeMap<usize, f64>,
     pub machine: Option<Machine>,
+    /// Held-out exact accuracy along training (any status: a run stopped early has its points so far).
+    pub curve: RunCurve,
 }
 
 /// A cell with the statistics of its runs.
@@ -94,6 +98,7 @@ pub fn collect(expansion: &Expansion, runs_dir: &Path) -> Results {
                 train_seconds: finished.then_some(log.train_seconds),
                 test_time: test_time.iter().flat_map(|t| &t.results).map(|r| (r.steps, r.exact_accuracy)).collect(),
                 machine: test_time.map(|t| t.machine),
+                curve: read_curve(&dir),
                 status,
             }
         })

@@ -5,6 +5,7 @@
 //! plan.toml ──expand──> runs: OUT/runs/CONDITION-STEPSst-sSEED/study.json       (expand.rs, plan.rs)
 //!     each run ──runner──> run::train into DIR; test_time.json                  (runner.rs, testtime.rs)
 //!     run directories ──collect──> per-cell mean ± sd ──report──> report.md       (collect.rs, report.rs)
+//!     eval records of metrics.jsonl ──> accuracy along training, per cell         (curves.rs)
 //! ```
 //!
 //! Every step reads and writes run directories only, so runs can be trained anywhere (a local pool, a Slurm
@@ -12,6 +13,7 @@
 
 pub mod answer;
 pub mod collect;
+pub mod curves;
 pub mod expand;
 pub mod machine;
 pub mod plan;

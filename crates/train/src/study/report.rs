@@ -80,6 +80,7 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
             }
         }
     }
+    super::curves::section(&mut md, results);
     let _ = writeln!(
         md,
         "## Answer\n\nMechanical: one sentence per comparison, differences in percentage points of held-out exact \
@@ -434,6 +435,7 @@ mod tests {
                     train_seconds: finished.then_some(1.0),
                     test_time: if finished { [(1, x / 2.0), (2, x), (4, x)].into() } else { Default::default() },
                     machine: None,
+                    curve: Default::default(),
                 }
             })
             .collect();
