@@ -58,8 +58,9 @@ fn numbers(run: &Path) -> (serde_json::Value, serde_json::Value) {
 }
 
 fn assert_same_plots(a: &Path, b: &Path) {
-    for name in ["sudoku4-depth.svg", "sudoku4-flops.svg", "sudoku4-eval-steps.svg"] {
-        assert_eq!(read(&a.join(name)), read(&b.join(name)), "{name} differs");
+    let plots = ["depth", "flops", "eval-steps", "curve-flops", "curve-steps"];
+    for name in plots.map(|p| format!("sudoku4-{p}.svg")) {
+        assert_eq!(read(&a.join(&name)), read(&b.join(&name)), "{name} differs");
     }
 }
 
@@ -70,8 +71,11 @@ fn smoke_study_local_emitted_rerun_and_resumed_agree() {
     let stderr = ok(&loopgrad(&["study", "--plan", "smoke", "--jobs", "2", "--out", "local"], &d));
     assert!(stderr.contains("6 runs, 0 finished already, 6 to run"), "{stderr}");
     let report = read(&d.join("local/report.md"));
-    for needle in ["## recursion:", "| recursion.4 |", "## test-time:", "## Answer", "T1n1 vs T2n2 at equal steps (30)"]
-    {
+    let needles =
+        ["## recursion:", "| recursion.4 |", "## test-time:", "## Answer", "T1n1 vs T2n2 at equal steps (30)"];
+    // The learning curves: T1n1 trained at two step budgets is two rows, evaluated every 10 steps on 20 puzzles.
+    let curves = ["| along-sudoku4.1 | T1n1, 30 steps | 30 |", "| along-sudoku4.3 | T2n2 | 30 |", "first 20 held-out"];
+    for needle in needles.iter().chain(&curves) {
         assert!(report.contains(needle), "{needle:?} not in the report:\n{report}");
     }
     assert!(report.contains("- command: `loopgrad study --plan smoke --jobs 2 --out local`"), "{report}");

@@ -1,8 +1,11 @@
 //! The study's SVG plots, per task: held-out exact accuracy against effective depth and against training FLOPs
 //! (every compared cell, mean ± sd over seeds as a point and a bar), and against the number of supervision steps
-//! at evaluation (the test-time conditions, one line each).
+//! at evaluation (the test-time conditions, one line each); and learning curves, accuracy along training against
+//! training FLOPs and against optimizer steps (one line per `study::curves` series, mean over seeds with its 95% t
+//! interval as a band).
 
 use loopgrad_train::study::collect::CellResult;
+use loopgrad_train::study::curves::{task_curves, Series};
 use loopgrad_train::study::report::TaskPlots;
 use loopgrad_train::study::{Budget, QuestionKind, Results};
 use plotters::coord::types::RangedCoordf64;
@@ -32,6 +35,7 @@ const PALETTE: [RGBColor; 10] = [
 pub fn draw_all(results: &Results, dir: &Path, rel: &str) -> Result<Vec<TaskPlots>, Box<dyn Error>> {
     let plan = &results.expansion.plan;
     let mut out = Vec::new();
+    let curves = task_curves(results);
     for task in &plan.tasks {
         let of_task = |c: &String| plan.condition(c).is_some_and(|c| c.task == task.name);
         let mut seen = BTreeSet::new();
@@ -71,6 +75,12 @@ pub fn draw_all(results: &Results, dir: &Path, rel: &str) -> Result<Vec<TaskPlot
         if test_time.iter().any(|c| !c.test_time.is_empty()) {
             eval_steps(&dir.join(name("eval-steps")), &task.name, &test_time)?;
             plots.push(("accuracy vs evaluation steps".to_string(), format!("{rel}/{}", name("eval-steps"))));
+        }
+        if let Some(c) = curves.iter().find(|c| c.task == task.name).filter(|c| !c.series.is_empty()) {
+            learning(&dir.join(name("curve-flops")), &task.name, &c.series, Along::Flops)?;
+            plots.push(("accuracy along training vs training FLOPs".into(), format!("{rel}/{}", name("curve-flops"))));
+            learning(&dir.join(name("curve-steps")), &task.name, &c.series, Along::Steps)?;
+            plots.push(("accuracy along training vs optimizer steps".into(), format!("{rel}/{}", name("curve-steps"))));
         }
         if !plots.is_empty() {
             out.push(TaskPlots { task: task.name.clone(), plots });
@@ -178,6 +188,64 @@ fn eval_steps(path: &Path, task: &str, cells: &[CellResult]) -> Drawn {
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
         chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
     }
+    labels(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    root.present()?;
+    Ok(())
+}
+
+/// The x axis of a learning curve.
+#[derive(Clone, Copy, PartialEq)]
+enum Along {
+    /// Training FLOPs, on a log10 axis labelled in FLOPs (conditions differ several-fold in FLOPs per step).
+    Flops,
+    /// Optimizer steps, linear.
+    Steps,
+}
+
+/// One line per series: mean held-out exact accuracy at each evaluated step, the 95% t interval of the mean as a
+/// shaded band where 2 or more seeds have the step.
+fn learning(path: &Path, task: &str, series: &[Series], along: Along) -> Drawn {
+    let x = |p: &loopgrad_train::study::curves::Point| match along {
+        Along::Flops => p.flops.log10(),
+        Along::Steps => p.step as f64,
+    };
+    let xs = series.iter().flat_map(|s| s.points.iter().map(x));
+    let (lo, hi) = xs.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = match along {
+        Along::Flops => (lo - ((hi - lo) * 0.04).max(0.05), hi + ((hi - lo) * 0.04).max(0.05)),
+        Along::Steps => (0.0, hi * 1.02 + 1.0),
+    };
+    let x_desc = match along {
+        Along::Flops => "training FLOPs",
+        Along::Steps => "optimizer steps",
+    };
+    let root = SVGBackend::new(path, (800, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let caption = format!("{task}: held-out exact accuracy along training vs {x_desc}");
+    let mut chart = frame(&root, &caption).build_cartesian_2d(lo..hi, 0.0..100.0)?;
+    let label = |v: &f64| match along {
+        Along::Flops => format!("{:.1e}", 10f64.powf(*v)),
+        Along::Steps => format!("{v:.0}"),
+    };
+    chart.configure_mesh().x_desc(x_desc).y_desc("exact accuracy (%)").x_label_formatter(&label).draw()?;
+    for (i, s) in series.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        // The band: upper edge left to right, lower edge back, over the points that have an interval.
+        let banded: Vec<_> = s.points.iter().filter_map(|p| p.interval.map(|ci| (x(p), ci))).collect();
+        if banded.len() >= 2 {
+            let clip = |v: f64| (100.0 * v).clamp(0.0, 100.0);
+            let mut outline: Vec<(f64, f64)> = banded.iter().map(|(x, ci)| (*x, clip(ci.hi))).collect();
+            outline.extend(banded.iter().rev().map(|(x, ci)| (*x, clip(ci.lo))));
+            chart.draw_series(std::iter::once(Polygon::new(outline, color.mix(0.15).filled())))?;
+        }
+        let points: Vec<(f64, f64)> = s.points.iter().map(|p| (x(p), 100.0 * p.exact.mean)).collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 2, color.filled())))?;
+    }
+    // Accuracy rises along training: early in it, near the top, is where no curve has reached yet.
     labels(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present()?;
     Ok(())
