@@ -280,6 +280,7 @@ pub fn section(md: &mut String, results: &Results) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::answer;
     use super::super::collect::RunResult;
     use super::super::runner::RunStatus;
     use super::super::{Expansion, Plan};
@@ -407,6 +408,9 @@ mod tests {
         assert!(row("along-sudoku4.3").starts_with("| along-sudoku4.3 | T2n2 | 30 |"), "{md}");
         assert!(md.contains("Each point scores the first 50 held-out puzzles.\n"), "{md}");
         assert!(md.contains("- no evaluation along training yet: "), "{md}");
+        // The rows are citable in a plain-language answer, like the comparison rows.
+        assert_eq!(answer::check("T2n2 reached 30.0% at step 20 (along-sudoku4.3).", &md), Ok(()));
+        assert!(answer::check("T2n2 reached 31.0% at step 20 (along-sudoku4.3).", &md).is_err());
         let many: Vec<Series> = vec![Series {
             condition: "c".into(),
             label: "c".into(),
