@@ -202,7 +202,8 @@ fn task_config<'a>(results: &'a Results, task: &str) -> Option<&'a crate::TrainC
 }
 
 /// Up to [`TABLE_COLUMNS`] evaluated steps, evenly spaced over the union of the series' steps, first and last
-/// included.
+/// included, plus each series' last evaluated step: a condition at two step budgets is then read where its shorter
+/// curve ends on both of its curves (runs evaluate at the same multiples of `run.eval_every`).
 fn columns(series: &[Series]) -> Vec<u64> {
     let all: Vec<u64> =
         series.iter().flat_map(|s| s.points.iter().map(|p| p.step)).collect::<BTreeSet<_>>().into_iter().collect();
@@ -210,8 +211,9 @@ fn columns(series: &[Series]) -> Vec<u64> {
         return all;
     }
     let last = (all.len() - 1) as f64;
-    let picked: BTreeSet<u64> =
+    let mut picked: BTreeSet<u64> =
         (0..TABLE_COLUMNS).map(|k| all[(k as f64 * last / (TABLE_COLUMNS - 1) as f64).round() as usize]).collect();
+    picked.extend(series.iter().filter_map(|s| s.points.last()).map(|p| p.step));
     picked.into_iter().collect()
 }
 
@@ -426,6 +428,9 @@ mod tests {
                 .collect(),
         }];
         assert_eq!(columns(&many), [500, 2000, 3500, 5000, 6500, 8000]);
+        // Where a shorter curve ends (4,000 steps) is a column too.
+        let short = Series { steps: 4000, points: many[0].points[..8].to_vec(), ..many[0].clone() };
+        assert_eq!(columns(&[many[0].clone(), short]), [500, 2000, 3500, 4000, 5000, 6500, 8000]);
     }
 
     #[test]
