@@ -134,7 +134,7 @@ pub fn clear<E: Float>() {
     E::with_pool(|p| p.clear())
 }
 
-/// What one thread's pool did between [`PoolWindow::open`] and [`PoolWindow::delta`].
+/// What one thread's pool did between [`PoolSpan::start`] and [`PoolSpan::delta`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolDelta {
     /// `take` calls served from a free list.
@@ -143,24 +143,25 @@ pub struct PoolDelta {
     pub misses: u64,
     /// Change of the live element count (negative: more was given back than taken).
     pub live_change: isize,
-    /// The most elements live at once in the window, above the live count at its start.
+    /// The most elements live at once in the span, above the live count at its start.
     pub peak_extra: usize,
 }
 
-/// A window on this thread's pool for element type `E`, for tests and benches: "the second step missed 0 times
-/// and peaked at N extra elements". Opening a window resets the high-water mark, so windows do not nest.
-pub struct PoolWindow<E: Float> {
+/// A span of this thread's pool activity for element type `E`, for tests and benches: "the second step missed 0
+/// times and peaked at N extra elements". Starting a span resets the high-water mark, so spans do not nest.
+/// ("Window" in loopgrad means the gradient window of a supervision step only.)
+pub struct PoolSpan<E: Float> {
     start: PoolStats,
     _elem: PhantomData<E>,
 }
 
-impl<E: Float> PoolWindow<E> {
-    pub fn open() -> Self {
+impl<E: Float> PoolSpan<E> {
+    pub fn start() -> Self {
         reset_high_water::<E>();
-        PoolWindow { start: stats::<E>(), _elem: PhantomData }
+        PoolSpan { start: stats::<E>(), _elem: PhantomData }
     }
 
-    /// The counts since [`PoolWindow::open`] (the window stays open).
+    /// The counts since [`PoolSpan::start`] (the span goes on).
     pub fn delta(&self) -> PoolDelta {
         let now = stats::<E>();
         PoolDelta {
@@ -221,10 +222,10 @@ mod tests {
     }
 
     #[test]
-    fn a_window_reports_the_work_inside_it() {
+    fn a_span_reports_the_work_inside_it() {
         let warm = take::<f32>(32);
         give(warm);
-        let w = PoolWindow::<f32>::open();
+        let w = PoolSpan::<f32>::start();
         let a = take::<f32>(32);
         let b = take::<f32>(33);
         give(a);

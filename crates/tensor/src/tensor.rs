@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn into_vec_and_from_vec_keep_the_live_count_honest() {
-        let w = pool::PoolWindow::<f32>::open();
+        let w = pool::PoolSpan::<f32>::start();
         let t = Tensor::<f32>::zeros([2, 5]);
         assert_eq!(w.delta().live_change, 10);
         let v = t.into_vec();

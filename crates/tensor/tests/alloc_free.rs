@@ -10,7 +10,7 @@
 
 use loopgrad_tensor::counting_alloc::{allocations, CountingAlloc};
 use loopgrad_tensor::kernels;
-use loopgrad_tensor::pool::PoolWindow;
+use loopgrad_tensor::pool::PoolSpan;
 use loopgrad_tensor::{gemm, gemm_batched, BatchMut, BatchRef, Rng, Tensor};
 
 #[global_allocator]
@@ -59,13 +59,13 @@ fn a_steady_loop_allocates_nothing_after_its_first_iteration() {
     // Serial kernels (one thread): nothing at all after the first iteration.
     loopgrad_tensor::set_threads(1);
     let first = step(&x, &w);
-    let window = PoolWindow::<f32>::open();
+    let span = PoolSpan::<f32>::start();
     let before = allocations();
     for _ in 0..20 {
         assert_eq!(step(&x, &w), first);
     }
     assert_eq!(allocations() - before, 0, "element-wise and row kernels allocated in a steady loop");
-    let d = window.delta();
+    let d = span.delta();
     assert_eq!((d.misses, d.live_change), (0, 0), "pool: {d:?}");
     assert!(d.hits > 0 && d.peak_extra > 0);
 

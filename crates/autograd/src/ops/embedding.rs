@@ -13,9 +13,6 @@ use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
 use loopgrad_tensor::{kernels, Float, Shape, Tensor};
 
-#[derive(Clone, Copy, Debug)]
-pub struct Meta {}
-
 impl<E: Float> Tape<E> {
     /// Rows of `table` [V, D] gathered by `ids` -> [batch_shape.., D] (ids.len() = product of batch_shape).
     /// Backward scatter-adds into the table's gradient, touching only the rows in `ids`.
@@ -44,11 +41,11 @@ impl<E: Float> Tape<E> {
             assert!(id < v, "embedding: id {id} is out of range for a table of {v} rows");
             out.data_mut()[p * d..(p + 1) * d].copy_from_slice(&tt.data()[id * d..(id + 1) * d]);
         }
-        self.push_op(Op::Embedding(Meta {}), &[table], out, [], ids)
+        self.push_op(Op::Embedding, &[table], out, [], ids)
     }
 }
 
-pub(crate) fn backward<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
+pub(crate) fn backward<E: Float>(ctx: &mut Ctx<'_, E>) {
     let (g, ids) = (ctx.gout, ctx.ints);
     let d = ctx.input(0).shape().dim(1);
     let Some(dt) = ctx.grad(0) else { return };

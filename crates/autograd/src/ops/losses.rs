@@ -28,9 +28,6 @@ pub struct CeMeta {
     ignore: usize,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct BceMeta {}
-
 /// One cross-entropy: its name for messages, the loss of a row, and the gradient of a row's loss added into
 /// `dx` times `coef`.
 struct Ce<E> {
@@ -171,7 +168,7 @@ impl<E: Float> Tape<E> {
             let (x, t) = (x.to_f64(), t.to_f64());
             *o = E::from_f64(x.max(0.0) - x * t + (-x.abs()).exp().ln_1p());
         }
-        self.push_op(Op::BceLogits(BceMeta {}), &[x, target], out, [], &[])
+        self.push_op(Op::BceLogits, &[x, target], out, [], &[])
     }
 }
 
@@ -183,7 +180,7 @@ pub(crate) fn backward_softmax_ce<E: Float>(m: &CeMeta, ctx: &mut Ctx<'_, E>) {
     Ce::softmax().backward(m, ctx)
 }
 
-pub(crate) fn backward_bce_logits<E: Float>(_m: &BceMeta, ctx: &mut Ctx<'_, E>) {
+pub(crate) fn backward_bce_logits<E: Float>(ctx: &mut Ctx<'_, E>) {
     let (g, x, t) = (ctx.gout.data(), ctx.input(0).data(), ctx.input(1).data());
     if let Some(dx) = ctx.grad(0) {
         for (((d, &gi), &xi), &ti) in dx.iter_mut().zip(g).zip(x).zip(t) {

@@ -12,14 +12,11 @@ use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
 use loopgrad_tensor::{Float, Shape, Tensor};
 
-#[derive(Clone, Copy, Debug)]
-pub struct Meta {}
-
 impl<E: Float> Tape<E> {
     /// Sum of every element -> a scalar (shape []).
     pub fn sum(&mut self, x: Var) -> Var {
         let s = total(self.value(x).data());
-        self.push_op(Op::Sum(Meta {}), &[x], Tensor::full(Shape::scalar(), E::from_f64(s)), [], &[])
+        self.push_op(Op::Sum, &[x], Tensor::full(Shape::scalar(), E::from_f64(s)), [], &[])
     }
 
     /// Mean of every element -> a scalar (shape []).
@@ -27,7 +24,7 @@ impl<E: Float> Tape<E> {
         let xt = self.value(x);
         assert!(xt.numel() > 0, "mean: input of shape {} is empty", xt.shape());
         let m = total(xt.data()) / xt.numel() as f64;
-        self.push_op(Op::Mean(Meta {}), &[x], Tensor::full(Shape::scalar(), E::from_f64(m)), [], &[])
+        self.push_op(Op::Mean, &[x], Tensor::full(Shape::scalar(), E::from_f64(m)), [], &[])
     }
 }
 
@@ -35,14 +32,14 @@ fn total<E: Float>(x: &[E]) -> f64 {
     x.iter().map(|v| v.to_f64()).sum()
 }
 
-pub(crate) fn backward_sum<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
+pub(crate) fn backward_sum<E: Float>(ctx: &mut Ctx<'_, E>) {
     let g = ctx.gout.item();
     if let Some(dx) = ctx.grad(0) {
         dx.iter_mut().for_each(|d| *d += g);
     }
 }
 
-pub(crate) fn backward_mean<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
+pub(crate) fn backward_mean<E: Float>(ctx: &mut Ctx<'_, E>) {
     let g = ctx.gout.item() / E::from_usize(ctx.input(0).numel());
     if let Some(dx) = ctx.grad(0) {
         dx.iter_mut().for_each(|d| *d += g);

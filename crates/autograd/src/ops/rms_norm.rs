@@ -24,9 +24,6 @@ use crate::tape::{Ctx, Tape, Var};
 use loopgrad_tensor::kernels::{self, Store};
 use loopgrad_tensor::{Float, Tensor};
 
-#[derive(Clone, Copy, Debug)]
-pub struct Meta {}
-
 impl<E: Float> Tape<E> {
     /// RMSNorm without gain over the last axis: y = x / sqrt(mean(x^2) + eps).
     pub fn rms_norm(&mut self, x: Var, eps: f64) -> Var {
@@ -37,7 +34,7 @@ impl<E: Float> Tape<E> {
         let mut out = Tensor::uninit(xt.shape());
         kernels::rms_norm_rows(xt.data(), d, E::from_f64(eps), out.data_mut(), r.data_mut());
         let saved = self.should_record(&[x]).then_some(r);
-        self.push_op(Op::RmsNorm(Meta {}), &[x], out, saved, &[])
+        self.push_op(Op::RmsNorm, &[x], out, saved, &[])
     }
 
     /// The post-norm residual step rms_norm(a + b) as one op: the sum is never stored (backward does not need
@@ -51,18 +48,18 @@ impl<E: Float> Tape<E> {
         let mut out = Tensor::uninit(at.shape());
         kernels::add_rms_norm_rows(at.data(), bt.data(), d, E::from_f64(eps), out.data_mut(), r.data_mut());
         let saved = self.should_record(&[a, b]).then_some(r);
-        self.push_op(Op::AddRmsNorm(Meta {}), &[a, b], out, saved, &[])
+        self.push_op(Op::AddRmsNorm, &[a, b], out, saved, &[])
     }
 }
 
-pub(crate) fn backward<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
+pub(crate) fn backward<E: Float>(ctx: &mut Ctx<'_, E>) {
     let (gout, y, saved) = (ctx.gout, ctx.out, ctx.saved);
     let r = &saved[0];
     let Some((dx, beta)) = ctx.grad_beta(0) else { return };
     kernels::rms_norm_rows_grad(gout.data(), y.data(), r.data(), y.shape().last(), dx, store_for(beta));
 }
 
-pub(crate) fn backward_add<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
+pub(crate) fn backward_add<E: Float>(ctx: &mut Ctx<'_, E>) {
     let (gout, y, saved) = (ctx.gout, ctx.out, ctx.saved);
     let r = &saved[0];
     let d = y.shape().last();

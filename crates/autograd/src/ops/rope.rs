@@ -25,9 +25,6 @@ use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
 use loopgrad_tensor::{Float, Tensor};
 
-#[derive(Clone, Copy, Debug)]
-pub struct Meta {}
-
 impl<E: Float> Tape<E> {
     /// Rotary position embedding (rotate-half): x [B, L, H, hd], cos and sin [L, hd] (constants) -> same shape.
     pub fn rope(&mut self, x: Var, cos: Var, sin: Var) -> Var {
@@ -46,7 +43,7 @@ impl<E: Float> Tape<E> {
                 rotate_heads(xrow, &ct.data()[p * hd..(p + 1) * hd], &st.data()[p * hd..(p + 1) * hd], orow);
             }
         }
-        self.push_op(Op::Rope(Meta {}), &[x, cos, sin], out, [], &[])
+        self.push_op(Op::Rope, &[x, cos, sin], out, [], &[])
     }
 }
 
@@ -94,7 +91,7 @@ pub(crate) fn unrotate_heads_add<E: Float>(dy: &[E], cos: &[E], sin: &[E], dx: &
     }
 }
 
-pub(crate) fn backward<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
+pub(crate) fn backward<E: Float>(ctx: &mut Ctx<'_, E>) {
     let (gout, cos, sin) = (ctx.gout, ctx.input(1), ctx.input(2));
     let hd = cos.dims()[1];
     let l = cos.dims()[0];

@@ -13,9 +13,6 @@ use crate::tape::{Ctx, Tape, Var};
 use loopgrad_tensor::{kernels, Float, Shape, Tensor};
 
 #[derive(Clone, Copy, Debug)]
-pub struct ConcatMeta {}
-
-#[derive(Clone, Copy, Debug)]
 pub struct SliceMeta {
     pub start: usize,
 }
@@ -37,7 +34,7 @@ impl<E: Float> Tape<E> {
             o[..na].copy_from_slice(&at.data()[i * na..(i + 1) * na]);
             o[na..].copy_from_slice(&bt.data()[i * nb..(i + 1) * nb]);
         }
-        self.push_op(Op::Concat(ConcatMeta {}), &[a, b], out, [], &[])
+        self.push_op(Op::Concat, &[a, b], out, [], &[])
     }
 
     /// Positions start..start+len on the sequence axis: x [B, L, D] -> [B, len, D].
@@ -68,7 +65,7 @@ fn store<E: Float>(dst: &mut [E], src: &[E], beta: E) {
     }
 }
 
-pub(crate) fn backward_concat<E: Float>(_m: &ConcatMeta, ctx: &mut Ctx<'_, E>) {
+pub(crate) fn backward_concat<E: Float>(ctx: &mut Ctx<'_, E>) {
     let (g, a, b) = (ctx.gout.data(), ctx.input(0).shape(), ctx.input(1).shape());
     let (batch, na, nb) = (a.dim(0), a.dim(1) * a.dim(2), b.dim(1) * b.dim(2));
     if let Some((da, beta)) = ctx.grad_beta(0) {

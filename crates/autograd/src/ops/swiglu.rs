@@ -26,9 +26,6 @@ use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
 use loopgrad_tensor::{gemm_bf16, gemm_swiglu, kernels, Float, MatMut, MatRef, Precision, Tensor};
 
-#[derive(Clone, Copy, Debug)]
-pub struct Meta {}
-
 impl<E: Float> Tape<E> {
     /// SwiGLU on a fused projection: gate_up [.., 2I] = [g, u] (gate first) -> silu(g) * u [.., I].
     pub fn swiglu(&mut self, gate_up: Var) -> Var {
@@ -44,7 +41,7 @@ impl<E: Float> Tape<E> {
         out_dims[shape.rank() - 1] = inner;
         let mut out = Tensor::uninit(&out_dims[..shape.rank()]);
         kernels::swiglu_rows(x.data(), inner, out.data_mut());
-        self.push_op(Op::SwiGlu(Meta {}), &[gate_up], out, [], &[])
+        self.push_op(Op::SwiGlu, &[gate_up], out, [], &[])
     }
 }
 
@@ -83,7 +80,7 @@ impl<E: Float> Tape<E> {
     }
 }
 
-pub(crate) fn backward<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
+pub(crate) fn backward<E: Float>(ctx: &mut Ctx<'_, E>) {
     let (gout, x) = (ctx.gout, ctx.input(0));
     let inner = gout.shape().last();
     let Some((dx, beta)) = ctx.grad_beta(0) else { return };

@@ -12,20 +12,17 @@ use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
 use loopgrad_tensor::{kernels, Float};
 
-#[derive(Clone, Copy, Debug)]
-pub struct Meta {}
-
 impl<E: Float> Tape<E> {
     /// Swaps the last two axes: [.., m, n] -> [.., n, m] (materialised).
     pub fn transpose(&mut self, x: Var) -> Var {
         let xt = self.value(x);
         assert!(xt.shape().rank() >= 2, "transpose: shape {} has fewer than 2 axes", xt.shape());
         let out = xt.transpose_last2();
-        self.push_op(Op::Transpose(Meta {}), &[x], out, [], &[])
+        self.push_op(Op::Transpose, &[x], out, [], &[])
     }
 }
 
-pub(crate) fn backward<E: Float>(_m: &Meta, ctx: &mut Ctx<'_, E>) {
+pub(crate) fn backward<E: Float>(ctx: &mut Ctx<'_, E>) {
     // gout has the output's shape [.., n, m]; transposing it back gives x's layout [.., m, n].
     let g = ctx.gout;
     let (rows, cols) = (g.shape().dim(-2), g.shape().dim(-1));
