@@ -68,3 +68,30 @@ fn info_prints_the_estimate_and_train_refuses_a_config_beyond_the_machine() {
     let out = loopgrad(&["train", "--preset", "smoke", "--set", "run.batch_size=600000", "--out", "r"], &d);
     assert_clean_error(&out, &["with run.batch_size=600000", "this config needs about", "run.batch_size 600000"]);
 }
+
+#[test]
+fn info_set_overrides_a_training_preset_and_prints_an_estimate_beyond_the_machine() {
+    let d = tmp("info-set");
+    let estimate = |sets: &[&str]| -> u64 {
+        let mut args = vec!["info", "--preset", "smoke", "--json"];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        let out = loopgrad(&args, &d);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let record: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        record["memory_bytes"].as_u64().expect("memory_bytes")
+    };
+    let (small, big) = (estimate(&[]), estimate(&["run.batch_size=600000"]));
+    // train refuses this config (above); info prints what it would need.
+    assert!(big > 100 * small && big > 100 << 30, "{small} {big}");
+    assert_clean_error(&loopgrad(&["info", "--preset", "smoke", "--set", "run.stepz=3"], &d), &["run.stepz"]);
+    assert_clean_error(
+        &loopgrad(&["info", "--preset", "smoke", "--set", "model.hidden_size=0"], &d),
+        &["with model.hidden_size=0"],
+    );
+    assert_clean_error(
+        &loopgrad(&["info", "--preset", "trm-mlp-sudoku", "--set", "run.steps=3"], &d),
+        &["--set", "model preset"],
+    );
+}

@@ -115,3 +115,13 @@ fn a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint() {
     assert!(metrics.contains("\"kind\":\"error\""), "{metrics}");
     assert!(d.join("r/checkpoint.safetensors").exists(), "the last good checkpoint is kept");
 }
+
+#[test]
+fn run_final_eval_examples_bounds_the_final_evaluation() {
+    // A paper-size run of a few steps cannot afford its whole held-out set at the end (docs/arc.md).
+    let d = tmp("final-eval");
+    let out = loopgrad(&["train", "--preset", "smoke", "--out", "r", "--set", "run.final_eval_examples=7"], &d);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("held-out exact accuracy:") && stdout.contains("on 7 puzzles"), "{stdout}");
+}

@@ -175,6 +175,7 @@ impl BenchShape {
                 time_limit_s: 0.0,
                 eval_every: 0,
                 eval_examples: 0,
+                final_eval_examples: 0,
                 eval_steps: 0,
                 log_every: 1,
                 checkpoint_every: 0,

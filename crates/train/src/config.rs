@@ -115,6 +115,11 @@ pub struct RunConfig {
     /// Evaluate on (at most `eval_examples` of) the held-out set every this many steps (0 = only at the end).
     pub eval_every: u64,
     pub eval_examples: usize,
+    /// Score only the first this many held-out examples in the evaluation at the end of the run (0 = all of
+    /// them). At paper size a whole ARC held-out set is hours of compute per batch: a run of a few steps (to
+    /// measure one) bounds it here. Absent from older files: 0.
+    #[serde(default)]
+    pub final_eval_examples: usize,
     /// Supervision steps at evaluation (0 = the model's halt_max_steps).
     pub eval_steps: usize,
     /// Write a metrics line every this many steps.

@@ -80,6 +80,7 @@ fn cpu_run() -> RunConfig {
         time_limit_s: 0.0,
         eval_every: 500,
         eval_examples: 250,
+        final_eval_examples: 0,
         eval_steps: 0,
         log_every: 10,
         checkpoint_every: 500,

@@ -1,7 +1,7 @@
 //! `loopgrad info`: a preset's architecture and exact parameter count, and for a training preset or config the
 //! memory a run needs (`loopgrad_train::memory`).
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use loopgrad_models::config::ModelConfig;
 use serde_json::json;
 
@@ -13,6 +13,10 @@ pub struct InfoArgs {
     /// A training config as TOML (its model, and the memory its run needs).
     #[arg(long)]
     pub config: Option<std::path::PathBuf>,
+    /// Override one field of the training preset or config by dotted path, as `train --set` does (e.g.
+    /// `--set run.batch_size=4`); the estimate is printed even when it is more than this machine has.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
     /// Print one JSON object (with a `params` field) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -48,7 +52,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
         return Ok(());
     }
     // A training preset or config has a run (batch, data) to estimate the memory of; a model preset alone not.
-    let (name, model, training) = match &args.config {
+    let (name, mut model, mut training) = match &args.config {
         Some(path) => {
             let c = loopgrad_train::TrainConfig::from_file(path)?;
             c.validate_limits().map_err(|e| anyhow!("{}: {e}", path.display()))?;
@@ -56,6 +60,16 @@ pub fn run(args: InfoArgs) -> Result<()> {
         }
         None => (args.preset.clone(), model_preset(&args.preset)?, loopgrad_train::presets::get(&args.preset)),
     };
+    if !args.sets.is_empty() {
+        let Some(c) = &training else {
+            bail!("--set: {name} is a model preset; overrides need a training preset or --config");
+        };
+        // The limits only, not the memory check: printing an estimate beyond this machine is the point.
+        let c = loopgrad_train::overrides::apply(c, &args.sets)?;
+        c.validate_limits().map_err(|e| anyhow!("with {}: {e}", args.sets.join(", ")))?;
+        model = c.model.clone();
+        training = Some(c);
+    }
     let memory = training.as_ref().map(|c| c.memory_estimate());
     let params = model.param_count();
     if args.json {

@@ -266,9 +266,13 @@ pub fn train_in(
         return Ok(Ended::Finished { step: trainer.step(), train_seconds, result });
     }
     // Said before it starts: the final evaluation of a large held-out set, or at many `run.eval_steps`, is long.
-    let (examples, steps) = (data.test.len(), held_out_eval_steps(&trainer.config));
+    let examples = match r.final_eval_examples {
+        0 => data.test.len(),
+        n => n.min(data.test.len()),
+    };
+    let steps = held_out_eval_steps(&trainer.config);
     progress.note(&format!("final evaluation: {examples} held-out puzzles at {steps} supervision steps"));
-    let Some(result) = evaluate_held_out_unless(&mut trainer, &data.test, 0, stop) else {
+    let Some(result) = evaluate_held_out_unless(&mut trainer, &data.test, r.final_eval_examples, stop) else {
         return interrupted(trainer.step());
     };
     run.log(&Record::Eval(EvalRecord::new(trainer.step(), &result, true)))?;
