@@ -124,4 +124,6 @@ fn run_final_eval_examples_bounds_the_final_evaluation() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("held-out exact accuracy:") && stdout.contains("on 7 puzzles"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("final evaluation: 7 held-out puzzles"), "{stderr}");
 }
