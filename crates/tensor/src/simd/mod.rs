@@ -89,6 +89,75 @@ pub trait SimdVec:
     }
 }
 
+/// The [`SimdVec`] methods that `f32x8` and `f64x4` implement alike, by forwarding to `wide` (written once here;
+/// each `impl` adds its constants, `pow2i` and any override). Every method stays `#[inline(always)]`: the kernels
+/// rely on the whole vector closure inlining into their loops.
+macro_rules! wide_vector_ops {
+    ($v:ident, $e:ty, $lanes:literal) => {
+        #[inline(always)]
+        fn splat(x: $e) -> Self {
+            $v::splat(x)
+        }
+        #[inline(always)]
+        fn load(s: &[$e]) -> Self {
+            let a: [$e; $lanes] = s[..$lanes].try_into().unwrap();
+            $v::from(a)
+        }
+        #[inline(always)]
+        fn store(self, s: &mut [$e]) {
+            s[..$lanes].copy_from_slice(&self.to_array());
+        }
+        #[inline(always)]
+        fn mul_add(self, m: Self, a: Self) -> Self {
+            $v::mul_add(self, m, a)
+        }
+        #[inline(always)]
+        fn max(self, o: Self) -> Self {
+            self.fast_max(o)
+        }
+        #[inline(always)]
+        fn min(self, o: Self) -> Self {
+            self.fast_min(o)
+        }
+        #[inline(always)]
+        fn abs(self) -> Self {
+            $v::abs(self)
+        }
+        #[inline(always)]
+        fn sqrt(self) -> Self {
+            $v::sqrt(self)
+        }
+        #[inline(always)]
+        fn round(self) -> Self {
+            $v::round(self)
+        }
+        #[inline(always)]
+        fn floor(self) -> Self {
+            $v::floor(self)
+        }
+        #[inline(always)]
+        fn ge_mask(self, o: Self) -> Self {
+            self.cmp_ge(o)
+        }
+        #[inline(always)]
+        fn nan_mask(self) -> Self {
+            self.is_nan()
+        }
+        #[inline(always)]
+        fn blend(mask: Self, t: Self, f: Self) -> Self {
+            mask.blend(t, f)
+        }
+        #[inline(always)]
+        fn reduce_sum(self) -> $e {
+            self.reduce_add()
+        }
+        #[inline(always)]
+        fn reduce_max(self) -> $e {
+            self.to_array().into_iter().fold(<$e>::NEG_INFINITY, <$e>::max)
+        }
+    };
+}
+
 impl SimdVec for f32x8 {
     type Elem = f32;
     const LANES: usize = 8;
@@ -98,67 +167,8 @@ impl SimdVec for f32x8 {
     const LN2_HI: f64 = 0.693_359_375;
     const LN2_LO: f64 = -2.121_944_400_546_905_8e-4;
 
-    #[inline(always)]
-    fn splat(x: f32) -> Self {
-        f32x8::splat(x)
-    }
-    #[inline(always)]
-    fn load(s: &[f32]) -> Self {
-        let a: [f32; 8] = s[..8].try_into().unwrap();
-        f32x8::from(a)
-    }
-    #[inline(always)]
-    fn store(self, s: &mut [f32]) {
-        s[..8].copy_from_slice(&self.to_array());
-    }
-    #[inline(always)]
-    fn mul_add(self, m: Self, a: Self) -> Self {
-        f32x8::mul_add(self, m, a)
-    }
-    #[inline(always)]
-    fn max(self, o: Self) -> Self {
-        self.fast_max(o)
-    }
-    #[inline(always)]
-    fn min(self, o: Self) -> Self {
-        self.fast_min(o)
-    }
-    #[inline(always)]
-    fn abs(self) -> Self {
-        f32x8::abs(self)
-    }
-    #[inline(always)]
-    fn sqrt(self) -> Self {
-        f32x8::sqrt(self)
-    }
-    #[inline(always)]
-    fn round(self) -> Self {
-        f32x8::round(self)
-    }
-    #[inline(always)]
-    fn floor(self) -> Self {
-        f32x8::floor(self)
-    }
-    #[inline(always)]
-    fn ge_mask(self, o: Self) -> Self {
-        self.cmp_ge(o)
-    }
-    #[inline(always)]
-    fn nan_mask(self) -> Self {
-        self.is_nan()
-    }
-    #[inline(always)]
-    fn blend(mask: Self, t: Self, f: Self) -> Self {
-        mask.blend(t, f)
-    }
-    #[inline(always)]
-    fn reduce_sum(self) -> f32 {
-        self.reduce_add()
-    }
-    #[inline(always)]
-    fn reduce_max(self) -> f32 {
-        self.to_array().into_iter().fold(f32::NEG_INFINITY, f32::max)
-    }
+    wide_vector_ops!(f32x8, f32, 8);
+
     #[inline(always)]
     fn pow2i(k: Self) -> Self {
         // k + 2^23 + 127 lies in [2^23, 2^24), where the mantissa field holds exactly k + 127: shifting it up by
@@ -184,67 +194,8 @@ impl SimdVec for f64x4 {
     const LN2_HI: f64 = 6.931_457_519_531_25e-1;
     const LN2_LO: f64 = 1.428_606_820_309_417_3e-6;
 
-    #[inline(always)]
-    fn splat(x: f64) -> Self {
-        f64x4::splat(x)
-    }
-    #[inline(always)]
-    fn load(s: &[f64]) -> Self {
-        let a: [f64; 4] = s[..4].try_into().unwrap();
-        f64x4::from(a)
-    }
-    #[inline(always)]
-    fn store(self, s: &mut [f64]) {
-        s[..4].copy_from_slice(&self.to_array());
-    }
-    #[inline(always)]
-    fn mul_add(self, m: Self, a: Self) -> Self {
-        f64x4::mul_add(self, m, a)
-    }
-    #[inline(always)]
-    fn max(self, o: Self) -> Self {
-        self.fast_max(o)
-    }
-    #[inline(always)]
-    fn min(self, o: Self) -> Self {
-        self.fast_min(o)
-    }
-    #[inline(always)]
-    fn abs(self) -> Self {
-        f64x4::abs(self)
-    }
-    #[inline(always)]
-    fn sqrt(self) -> Self {
-        f64x4::sqrt(self)
-    }
-    #[inline(always)]
-    fn round(self) -> Self {
-        f64x4::round(self)
-    }
-    #[inline(always)]
-    fn floor(self) -> Self {
-        f64x4::floor(self)
-    }
-    #[inline(always)]
-    fn ge_mask(self, o: Self) -> Self {
-        self.cmp_ge(o)
-    }
-    #[inline(always)]
-    fn nan_mask(self) -> Self {
-        self.is_nan()
-    }
-    #[inline(always)]
-    fn blend(mask: Self, t: Self, f: Self) -> Self {
-        mask.blend(t, f)
-    }
-    #[inline(always)]
-    fn reduce_sum(self) -> f64 {
-        self.reduce_add()
-    }
-    #[inline(always)]
-    fn reduce_max(self) -> f64 {
-        self.to_array().into_iter().fold(f64::NEG_INFINITY, f64::max)
-    }
+    wide_vector_ops!(f64x4, f64, 4);
+
     #[inline(always)]
     fn pow2i(k: Self) -> Self {
         // As for f32: k + 2^52 + 1023 has k + 1023 in its mantissa field; shift it into the exponent field.
