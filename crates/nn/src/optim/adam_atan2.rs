@@ -18,9 +18,7 @@
 //! (weight-decay factor, bias corrections) are computed in f64 and rounded once to `E`, like the kernel's
 //! host-side double arithmetic; the element-wise math runs in `E`.
 
-use super::{bias_corrections, check_params, Moments, Optimizer};
-use crate::checkpoint::{CheckpointError, CheckpointReader, CheckpointWriter};
-use loopgrad_autograd::{Param, ParamStore};
+use super::{bias_corrections, Adam, AdamRule};
 use loopgrad_tensor::kernels::{self, AdamAtan2Step};
 use loopgrad_tensor::Float;
 use serde::{Deserialize, Serialize};
@@ -42,30 +40,14 @@ impl Default for AdamAtan2Config {
 }
 
 /// AdamATan2 over a fixed list of parameters (see the module doc for the formula).
-pub struct AdamAtan2<E: Float> {
-    config: AdamAtan2Config,
-    params: Vec<Param>,
-    state: Moments<E>,
-}
+pub type AdamAtan2<E> = Adam<E, AdamAtan2Config>;
 
-impl<E: Float> AdamAtan2<E> {
-    /// Panics if a parameter is frozen or listed twice.
-    pub fn new(store: &ParamStore<E>, params: Vec<Param>, config: AdamAtan2Config) -> Self {
-        check_params("AdamAtan2", store, &params);
-        let state = Moments::zeros(store, &params);
-        AdamAtan2 { config, params, state }
-    }
+impl AdamRule for AdamAtan2Config {
+    const NAME: &'static str = "AdamAtan2";
 
-    pub fn config(&self) -> &AdamAtan2Config {
-        &self.config
-    }
-}
-
-impl<E: Float> Optimizer<E> for AdamAtan2<E> {
-    fn step(&mut self, store: &mut ParamStore<E>, lr: f64) {
-        let AdamAtan2Config { beta1, beta2, weight_decay } = self.config;
-        self.state.t += 1;
-        let (bc1, bc2) = bias_corrections(beta1, beta2, self.state.t);
+    fn update<E: Float>(self, lr: f64, t: u64) -> impl Fn(&mut [E], &mut [E], &mut [E], &mut [E]) {
+        let AdamAtan2Config { beta1, beta2, weight_decay } = self;
+        let (bc1, bc2) = bias_corrections(beta1, beta2, t);
         let step = AdamAtan2Step {
             decay: E::from_f64(1.0 - lr * weight_decay),
             step_size: E::from_f64(lr),
@@ -75,38 +57,15 @@ impl<E: Float> Optimizer<E> for AdamAtan2<E> {
             beta2: E::from_f64(beta2),
             one_minus_beta2: E::from_f64(1.0 - beta2),
         };
-        for (i, &p) in self.params.iter().enumerate() {
-            let (value, grad) = store.value_and_grad_mut(p);
-            let (m, v) = (self.state.exp_avg[i].data_mut(), self.state.exp_avg_sq[i].data_mut());
-            kernels::adam_atan2_step(value.data_mut(), grad.data_mut(), m, v, &step);
-        }
-    }
-
-    fn params(&self) -> &[Param] {
-        &self.params
-    }
-
-    fn steps(&self) -> u64 {
-        self.state.t
-    }
-
-    fn save_state<'a>(&'a self, store: &ParamStore<E>, prefix: &str, w: &mut CheckpointWriter<'a, E>) {
-        self.state.save(store, &self.params, prefix, w);
-    }
-
-    fn load_state(
-        &mut self,
-        store: &ParamStore<E>,
-        prefix: &str,
-        r: &mut CheckpointReader,
-    ) -> Result<(), CheckpointError> {
-        self.state.load(store, &self.params, prefix, r)
+        move |value, grad, m, v| kernels::adam_atan2_step(value, grad, m, v, &step)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::Optimizer;
+    use loopgrad_autograd::{Param, ParamStore};
     use loopgrad_tensor::Tensor;
 
     fn one_param(value: &[f64], grad: &[f64]) -> (ParamStore<f64>, Param) {

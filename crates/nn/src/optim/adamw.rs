@@ -13,9 +13,7 @@
 //! value=-step_size)`.) The alternative to [`super::AdamAtan2`] for the study; same state, same checkpoint
 //! names.
 
-use super::{bias_corrections, check_params, Moments, Optimizer};
-use crate::checkpoint::{CheckpointError, CheckpointReader, CheckpointWriter};
-use loopgrad_autograd::{Param, ParamStore};
+use super::{bias_corrections, Adam, AdamRule};
 use loopgrad_tensor::Float;
 use serde::{Deserialize, Serialize};
 
@@ -36,39 +34,21 @@ impl Default for AdamWConfig {
 }
 
 /// AdamW over a fixed list of parameters.
-pub struct AdamW<E: Float> {
-    config: AdamWConfig,
-    params: Vec<Param>,
-    state: Moments<E>,
-}
+pub type AdamW<E> = Adam<E, AdamWConfig>;
 
-impl<E: Float> AdamW<E> {
-    /// Panics if a parameter is frozen or listed twice.
-    pub fn new(store: &ParamStore<E>, params: Vec<Param>, config: AdamWConfig) -> Self {
-        check_params("AdamW", store, &params);
-        let state = Moments::zeros(store, &params);
-        AdamW { config, params, state }
-    }
+impl AdamRule for AdamWConfig {
+    const NAME: &'static str = "AdamW";
 
-    pub fn config(&self) -> &AdamWConfig {
-        &self.config
-    }
-}
-
-impl<E: Float> Optimizer<E> for AdamW<E> {
-    fn step(&mut self, store: &mut ParamStore<E>, lr: f64) {
-        let AdamWConfig { beta1, beta2, eps, weight_decay } = self.config;
-        self.state.t += 1;
-        let (bc1, bc2) = bias_corrections(beta1, beta2, self.state.t);
+    fn update<E: Float>(self, lr: f64, t: u64) -> impl Fn(&mut [E], &mut [E], &mut [E], &mut [E]) {
+        let AdamWConfig { beta1, beta2, eps, weight_decay } = self;
+        let (bc1, bc2) = bias_corrections(beta1, beta2, t);
         let step_size = E::from_f64(lr / bc1);
         let decay = E::from_f64(1.0 - lr * weight_decay);
         let bc2_sqrt = E::from_f64(bc2.sqrt());
         let eps = E::from_f64(eps);
         let (one_minus_b1, b2, one_minus_b2) = (E::from_f64(1.0 - beta1), E::from_f64(beta2), E::from_f64(1.0 - beta2));
-        for (i, &p) in self.params.iter().enumerate() {
-            let (value, grad) = store.value_and_grad_mut(p);
-            let (m, v) = (self.state.exp_avg[i].data_mut(), self.state.exp_avg_sq[i].data_mut());
-            for (((x, g), m), v) in value.data_mut().iter_mut().zip(grad.data_mut()).zip(m).zip(v) {
+        move |value, grad, m, v| {
+            for (((x, g), m), v) in value.iter_mut().zip(grad).zip(m).zip(v) {
                 let gi = *g;
                 *g = E::ZERO;
                 *m += one_minus_b1 * (gi - *m);
@@ -78,32 +58,13 @@ impl<E: Float> Optimizer<E> for AdamW<E> {
             }
         }
     }
-
-    fn params(&self) -> &[Param] {
-        &self.params
-    }
-
-    fn steps(&self) -> u64 {
-        self.state.t
-    }
-
-    fn save_state<'a>(&'a self, store: &ParamStore<E>, prefix: &str, w: &mut CheckpointWriter<'a, E>) {
-        self.state.save(store, &self.params, prefix, w);
-    }
-
-    fn load_state(
-        &mut self,
-        store: &ParamStore<E>,
-        prefix: &str,
-        r: &mut CheckpointReader,
-    ) -> Result<(), CheckpointError> {
-        self.state.load(store, &self.params, prefix, r)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optim::Optimizer;
+    use loopgrad_autograd::ParamStore;
     use loopgrad_tensor::Tensor;
 
     #[test]

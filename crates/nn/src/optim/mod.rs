@@ -10,17 +10,19 @@
 //! the next backward pass (fused into the update loop, so it costs no extra pass over memory). Read gradient
 //! norms before stepping.
 
+mod adam;
 mod adam_atan2;
 mod adamw;
 mod sign_sgd;
 
+pub use adam::{Adam, AdamRule};
 pub use adam_atan2::{AdamAtan2, AdamAtan2Config};
 pub use adamw::{AdamW, AdamWConfig};
 pub use sign_sgd::{SignSgdConfig, SparseSignSgd};
 
 use crate::checkpoint::{CheckpointError, CheckpointReader, CheckpointWriter};
 use loopgrad_autograd::{Param, ParamStore};
-use loopgrad_tensor::{Float, Tensor};
+use loopgrad_tensor::Float;
 use serde::{Deserialize, Serialize};
 
 /// A dense optimizer over a fixed list of parameters.
@@ -92,63 +94,6 @@ pub(crate) fn check_params<E: Float>(who: &str, store: &ParamStore<E>, params: &
     }
 }
 
-/// Adam's per-parameter state: first and second moments (zero-initialised) and the step count.
-pub(crate) struct Moments<E: Float> {
-    pub t: u64,
-    pub exp_avg: Vec<Tensor<E>>,
-    pub exp_avg_sq: Vec<Tensor<E>>,
-}
-
-impl<E: Float> Moments<E> {
-    pub fn zeros(store: &ParamStore<E>, params: &[Param]) -> Self {
-        Moments {
-            t: 0,
-            exp_avg: params.iter().map(|&p| Tensor::zeros(store.shape(p))).collect(),
-            exp_avg_sq: params.iter().map(|&p| Tensor::zeros(store.shape(p))).collect(),
-        }
-    }
-
-    pub fn save<'a>(&'a self, store: &ParamStore<E>, params: &[Param], prefix: &str, w: &mut CheckpointWriter<'a, E>) {
-        for (i, &p) in params.iter().enumerate() {
-            w.add_tensor(format!("{prefix}exp_avg.{}", store.name(p)), &self.exp_avg[i]);
-            w.add_tensor(format!("{prefix}exp_avg_sq.{}", store.name(p)), &self.exp_avg_sq[i]);
-        }
-        w.set_json(format!("{prefix}step"), &self.t);
-    }
-
-    /// Reads into fresh buffers first, so that a failed load leaves the optimizer as it was.
-    pub fn load(
-        &mut self,
-        store: &ParamStore<E>,
-        params: &[Param],
-        prefix: &str,
-        r: &mut CheckpointReader,
-    ) -> Result<(), CheckpointError> {
-        let key = format!("{prefix}step");
-        let t: u64 = r.json(&key)?;
-        if t == u64::MAX {
-            // The next step counts t + 1, which would overflow.
-            return Err(CheckpointError::Metadata {
-                path: r.path().to_path_buf(),
-                key,
-                reason: format!("{t} steps leave no next step"),
-            });
-        }
-        let mut m: Vec<Tensor<E>> = Vec::with_capacity(params.len());
-        let mut v: Vec<Tensor<E>> = Vec::with_capacity(params.len());
-        for &p in params {
-            let mut mi = Tensor::zeros(store.shape(p));
-            r.read_into(&format!("{prefix}exp_avg.{}", store.name(p)), &mut mi)?;
-            let mut vi = Tensor::zeros(store.shape(p));
-            r.read_into(&format!("{prefix}exp_avg_sq.{}", store.name(p)), &mut vi)?;
-            m.push(mi);
-            v.push(vi);
-        }
-        *self = Moments { t, exp_avg: m, exp_avg_sq: v };
-        Ok(())
-    }
-}
-
 /// Bias-correction constants of step `t` (1-based), in f64 as the reference computes them on the host.
 pub(crate) fn bias_corrections(beta1: f64, beta2: f64, t: u64) -> (f64, f64) {
     let t = t as f64;
@@ -158,6 +103,7 @@ pub(crate) fn bias_corrections(beta1: f64, beta2: f64, t: u64) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loopgrad_tensor::Tensor;
 
     #[test]
     fn optimizer_config_reads_a_tagged_json_object_and_rejects_typos() {
