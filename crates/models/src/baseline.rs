@@ -2,12 +2,12 @@
 //! z = blocks(z + x), every call recorded. With the same I/O, carry and deep supervision as TRM, it isolates
 //! what recursion adds: give it TRM's parameters (K = L) or TRM's effective depth (K = T(n+1)L).
 
-use crate::config::{BaselineConfig, IoSpec};
+use crate::config::BaselineConfig;
 use crate::io::{carry_init, InputOutput};
 use crate::model::{net_call, Reasoner};
 use loopgrad_autograd::window::{GradWindow, Recurrence};
 use loopgrad_autograd::{Param, Tape, Var};
-use loopgrad_nn::layers::{BlockSpec, BlockStack, ParamSink};
+use loopgrad_nn::layers::{BlockStack, ParamSink};
 use loopgrad_tensor::Float;
 
 #[derive(Clone, Debug)]
@@ -23,21 +23,8 @@ pub struct Baseline {
 impl Baseline {
     pub fn new(sink: &mut (impl ParamSink + ?Sized), config: &BaselineConfig) -> Self {
         let c = config;
-        let io_spec = IoSpec {
-            seq_len: c.seq_len,
-            vocab_size: c.vocab_size,
-            num_puzzle_identifiers: c.num_puzzle_identifiers,
-            puzzle_emb_len: c.puzzle_emb_len,
-            hidden_size: c.hidden_size,
-        };
-        let io = InputOutput::new(sink, io_spec);
-        let spec = BlockSpec {
-            width: c.hidden_size,
-            heads: c.num_heads,
-            expansion: c.expansion,
-            token_mlp_positions: c.mlp_t.then_some(io_spec.positions()),
-            eps: c.rms_norm_eps,
-        };
+        let io = InputOutput::new(sink, c.io());
+        let spec = c.block_spec();
         let net = BlockStack::new(sink, "inner.H_level", c.num_layers, &spec);
         let inits = vec![carry_init(sink, "inner.H_init", c.hidden_size)];
         Baseline { config: config.clone(), io, net, inits }
@@ -68,7 +55,7 @@ impl Reasoner for Baseline {
         &self.inits
     }
     fn rope(&self) -> Option<(usize, f64)> {
-        (!self.config.mlp_t).then_some((self.config.hidden_size / self.config.num_heads, self.config.rope_theta))
+        self.config.rope()
     }
     fn recursions(&self) -> usize {
         1
@@ -78,8 +65,5 @@ impl Reasoner for Baseline {
     }
     fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> impl Recurrence<E> + 'a {
         BaselineCall { baseline: self, x, rope }
-    }
-    fn answer(&self, state: &[Var]) -> Var {
-        state[0]
     }
 }

@@ -2,7 +2,7 @@
 //! number, not the code. Field names follow the reference configs (`hidden_size`, `H_cycles` as `h_cycles`, ...).
 
 use loopgrad_autograd::window::GradWindow;
-use loopgrad_nn::layers::swiglu_width;
+use loopgrad_nn::layers::{swiglu_width, BlockSpec};
 use loopgrad_tensor::Precision;
 use serde::{Deserialize, Serialize};
 
@@ -182,24 +182,65 @@ impl IoSpec {
     }
 }
 
+/// What every architecture's config reads alike from the fields they share by name: the I/O sizes, the shape of
+/// the blocks and the rotary tables. Each config says itself whether its blocks mix tokens with an MLP
+/// (`token_mlp`, below).
+macro_rules! shared_shape {
+    ($($config:ty),*) => {$(
+        impl $config {
+            pub fn io(&self) -> IoSpec {
+                IoSpec {
+                    seq_len: self.seq_len,
+                    vocab_size: self.vocab_size,
+                    num_puzzle_identifiers: self.num_puzzle_identifiers,
+                    puzzle_emb_len: self.puzzle_emb_len,
+                    hidden_size: self.hidden_size,
+                }
+            }
+
+            /// Every block of the model's nets: the token MLP over the L' positions, or attention.
+            pub fn block_spec(&self) -> BlockSpec {
+                BlockSpec {
+                    width: self.hidden_size,
+                    heads: self.num_heads,
+                    expansion: self.expansion,
+                    token_mlp_positions: self.token_mlp().then_some(self.io().positions()),
+                    eps: self.rms_norm_eps,
+                }
+            }
+
+            /// (head dim, theta) of the rotary tables when the blocks use attention.
+            pub fn rope(&self) -> Option<(usize, f64)> {
+                (!self.token_mlp()).then_some((self.hidden_size / self.num_heads, self.rope_theta))
+            }
+        }
+    )*};
+}
+
+shared_shape!(TrmConfig, HrmConfig, BaselineConfig);
+
+impl TrmConfig {
+    fn token_mlp(&self) -> bool {
+        self.mlp_t
+    }
+}
+
+impl HrmConfig {
+    /// HRM's blocks always attend.
+    fn token_mlp(&self) -> bool {
+        false
+    }
+}
+
+impl BaselineConfig {
+    fn token_mlp(&self) -> bool {
+        self.mlp_t
+    }
+}
+
 impl ModelConfig {
     pub fn io(&self) -> IoSpec {
-        macro_rules! io {
-            ($c:expr) => {
-                IoSpec {
-                    seq_len: $c.seq_len,
-                    vocab_size: $c.vocab_size,
-                    num_puzzle_identifiers: $c.num_puzzle_identifiers,
-                    puzzle_emb_len: $c.puzzle_emb_len,
-                    hidden_size: $c.hidden_size,
-                }
-            };
-        }
-        match self {
-            ModelConfig::Trm(c) => io!(c),
-            ModelConfig::Hrm(c) => io!(c),
-            ModelConfig::Baseline(c) => io!(c),
-        }
+        dispatch!(self, c => c.io())
     }
 
     /// "trm", "hrm" or "baseline".
@@ -211,40 +252,24 @@ impl ModelConfig {
         }
     }
 
-    /// N_sup.
     /// The precision of the model's products (`forward_dtype`).
     pub fn forward_dtype(&self) -> ForwardDtype {
-        match self {
-            ModelConfig::Trm(c) => c.forward_dtype,
-            ModelConfig::Hrm(c) => c.forward_dtype,
-            ModelConfig::Baseline(c) => c.forward_dtype,
-        }
+        dispatch!(self, c => c.forward_dtype)
     }
 
+    /// N_sup.
     pub fn halt_max_steps(&self) -> usize {
-        match self {
-            ModelConfig::Trm(c) => c.halt_max_steps,
-            ModelConfig::Hrm(c) => c.halt_max_steps,
-            ModelConfig::Baseline(c) => c.halt_max_steps,
-        }
+        dispatch!(self, c => c.halt_max_steps)
     }
 
     pub fn halt_exploration_prob(&self) -> f64 {
-        match self {
-            ModelConfig::Trm(c) => c.halt_exploration_prob,
-            ModelConfig::Hrm(c) => c.halt_exploration_prob,
-            ModelConfig::Baseline(c) => c.halt_exploration_prob,
-        }
+        dispatch!(self, c => c.halt_exploration_prob)
     }
 
     /// Whether the model learns q_continue (halt when q_halt > q_continue, add the continue loss) or not (halt
     /// when q_halt > 0).
     pub fn q_continue(&self) -> bool {
-        match self {
-            ModelConfig::Trm(c) => c.q_continue,
-            ModelConfig::Hrm(c) => c.q_continue,
-            ModelConfig::Baseline(c) => c.q_continue,
-        }
+        dispatch!(self, c => c.q_continue)
     }
 
     /// Blocks applied to the hidden state in one supervision step: T(n+1)L for TRM (42 at T=3, n=6, L=2),
@@ -338,40 +363,27 @@ impl ModelConfig {
 
     /// The fields [`ModelConfig::validate`] checks beyond [`ModelConfig::io`], whatever the architecture.
     fn fields(&self) -> Fields {
-        match self {
-            ModelConfig::Trm(c) => Fields {
-                heads: c.num_heads,
-                attention: !c.mlp_t,
-                mlp_t: c.mlp_t,
-                expansion: c.expansion,
-                rms_norm_eps: c.rms_norm_eps,
-                rope_theta: c.rope_theta,
-                depths: vec![("num_layers", c.num_layers), ("h_cycles", c.h_cycles), ("l_cycles", c.l_cycles)],
-            },
-            ModelConfig::Hrm(c) => Fields {
-                heads: c.num_heads,
-                attention: true,
-                mlp_t: false,
-                expansion: c.expansion,
-                rms_norm_eps: c.rms_norm_eps,
-                rope_theta: c.rope_theta,
-                depths: vec![
-                    ("h_layers", c.h_layers),
-                    ("l_layers", c.l_layers),
-                    ("h_cycles", c.h_cycles),
-                    ("l_cycles", c.l_cycles),
-                ],
-            },
-            ModelConfig::Baseline(c) => Fields {
-                heads: c.num_heads,
-                attention: !c.mlp_t,
-                mlp_t: c.mlp_t,
-                expansion: c.expansion,
-                rms_norm_eps: c.rms_norm_eps,
-                rope_theta: c.rope_theta,
-                depths: vec![("num_layers", c.num_layers)],
-            },
-        }
+        let depths = match self {
+            ModelConfig::Trm(c) => {
+                vec![("num_layers", c.num_layers), ("h_cycles", c.h_cycles), ("l_cycles", c.l_cycles)]
+            }
+            ModelConfig::Hrm(c) => vec![
+                ("h_layers", c.h_layers),
+                ("l_layers", c.l_layers),
+                ("h_cycles", c.h_cycles),
+                ("l_cycles", c.l_cycles),
+            ],
+            ModelConfig::Baseline(c) => vec![("num_layers", c.num_layers)],
+        };
+        dispatch!(self, c => Fields {
+            heads: c.num_heads,
+            attention: !c.token_mlp(),
+            mlp_t: c.token_mlp(),
+            expansion: c.expansion,
+            rms_norm_eps: c.rms_norm_eps,
+            rope_theta: c.rope_theta,
+            depths,
+        })
     }
 }
 

@@ -10,12 +10,12 @@
 //! everything before runs without a tape. Outputs and Q-values read z_H. The continue target comes from an
 //! extra forward without gradient ([`crate::Model::q_continue_target`]).
 
-use crate::config::{HrmConfig, IoSpec};
+use crate::config::HrmConfig;
 use crate::io::{carry_init, InputOutput};
 use crate::model::{net_call, Reasoner};
 use loopgrad_autograd::window::{GradWindow, Recurrence};
 use loopgrad_autograd::{Param, Tape, Var};
-use loopgrad_nn::layers::{BlockSpec, BlockStack, ParamSink};
+use loopgrad_nn::layers::{BlockStack, ParamSink};
 use loopgrad_tensor::Float;
 
 #[derive(Clone, Debug)]
@@ -33,23 +33,8 @@ pub struct Hrm {
 impl Hrm {
     pub fn new(sink: &mut (impl ParamSink + ?Sized), config: &HrmConfig) -> Self {
         let c = config;
-        let io = InputOutput::new(
-            sink,
-            IoSpec {
-                seq_len: c.seq_len,
-                vocab_size: c.vocab_size,
-                num_puzzle_identifiers: c.num_puzzle_identifiers,
-                puzzle_emb_len: c.puzzle_emb_len,
-                hidden_size: c.hidden_size,
-            },
-        );
-        let spec = BlockSpec {
-            width: c.hidden_size,
-            heads: c.num_heads,
-            expansion: c.expansion,
-            token_mlp_positions: None,
-            eps: c.rms_norm_eps,
-        };
+        let io = InputOutput::new(sink, c.io());
+        let spec = c.block_spec();
         let h_net = BlockStack::new(sink, "inner.H_level", c.h_layers, &spec);
         let l_net = BlockStack::new(sink, "inner.L_level", c.l_layers, &spec);
         let inits =
@@ -96,7 +81,7 @@ impl Reasoner for Hrm {
         &self.inits
     }
     fn rope(&self) -> Option<(usize, f64)> {
-        Some((self.config.hidden_size / self.config.num_heads, self.config.rope_theta))
+        self.config.rope()
     }
     fn recursions(&self) -> usize {
         self.config.h_cycles
@@ -106,8 +91,5 @@ impl Reasoner for Hrm {
     }
     fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> impl Recurrence<E> + 'a {
         HrmCalls { hrm: self, x, rope }
-    }
-    fn answer(&self, state: &[Var]) -> Var {
-        state[0]
     }
 }

@@ -29,6 +29,19 @@
 //! tape.reset();
 //! ```
 
+/// `match` on a [`Model`] or a [`ModelConfig`] that runs the same expression, `$e` with `$m` bound to the
+/// architecture's own model or config, whatever the architecture (used inside their `impl`s, where `Self` names
+/// the enum).
+macro_rules! dispatch {
+    ($self:expr, $m:ident => $e:expr) => {
+        match $self {
+            Self::Trm($m) => $e,
+            Self::Hrm($m) => $e,
+            Self::Baseline($m) => $e,
+        }
+    };
+}
+
 pub mod baseline;
 pub mod config;
 pub mod cost;

@@ -53,8 +53,10 @@ pub trait Reasoner {
     /// The net calls of one recursion, reading x and the rotary tables besides the carry (a small struct of
     /// handles, returned by value: building it allocates nothing).
     fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> impl Recurrence<E> + 'a;
-    /// The state the heads read (y, or z_H).
-    fn answer(&self, state: &[Var]) -> Var;
+    /// The state the heads read (y, z_H, or TRM's single z): every model puts it first in its carry.
+    fn answer(&self, state: &[Var]) -> Var {
+        state[0]
+    }
 
     /// The paper's `deep_recursion` for every model: [`Reasoner::recursions`] recursions of the net calls
     /// ([`Reasoner::calls`]; one recursion is TRM's `latent_recursion`) on the carry `state`, updated in place,
@@ -222,16 +224,6 @@ pub enum Model {
     Trm(Trm),
     Hrm(Hrm),
     Baseline(Baseline),
-}
-
-macro_rules! dispatch {
-    ($self:expr, $m:ident => $e:expr) => {
-        match $self {
-            Model::Trm($m) => $e,
-            Model::Hrm($m) => $e,
-            Model::Baseline($m) => $e,
-        }
-    };
 }
 
 impl Model {

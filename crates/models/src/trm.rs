@@ -21,12 +21,12 @@
 //! (`last_recursion` reproduces the paper; `one_step`, `last_calls:k`, `full` and `full_recompute` are the
 //! study's alternatives). [`TrmVariant`] selects the paper's ablations.
 
-use crate::config::{IoSpec, TrmConfig, TrmVariant};
+use crate::config::{TrmConfig, TrmVariant};
 use crate::io::{carry_init, InputOutput};
 use crate::model::{net_call, Reasoner};
 use loopgrad_autograd::window::{GradWindow, Recurrence};
 use loopgrad_autograd::{Param, Tape, Var};
-use loopgrad_nn::layers::{BlockSpec, BlockStack, ParamSink};
+use loopgrad_nn::layers::{BlockStack, ParamSink};
 use loopgrad_tensor::Float;
 
 /// TRM: I/O, one net (two for [`TrmVariant::SeparateNets`]) and the carry init vectors.
@@ -45,21 +45,8 @@ pub struct Trm {
 impl Trm {
     pub fn new(sink: &mut (impl ParamSink + ?Sized), config: &TrmConfig) -> Self {
         let c = config;
-        let io_spec = IoSpec {
-            seq_len: c.seq_len,
-            vocab_size: c.vocab_size,
-            num_puzzle_identifiers: c.num_puzzle_identifiers,
-            puzzle_emb_len: c.puzzle_emb_len,
-            hidden_size: c.hidden_size,
-        };
-        let io = InputOutput::new(sink, io_spec);
-        let spec = BlockSpec {
-            width: c.hidden_size,
-            heads: c.num_heads,
-            expansion: c.expansion,
-            token_mlp_positions: c.mlp_t.then_some(io_spec.positions()),
-            eps: c.rms_norm_eps,
-        };
+        let io = InputOutput::new(sink, c.io());
+        let spec = c.block_spec();
         let net_h = (c.variant == TrmVariant::SeparateNets)
             .then(|| BlockStack::new(sink, "inner.H_level", c.num_layers, &spec));
         let net = BlockStack::new(sink, "inner.L_level", c.num_layers, &spec);
@@ -119,7 +106,7 @@ impl Reasoner for Trm {
         &self.inits
     }
     fn rope(&self) -> Option<(usize, f64)> {
-        (!self.config.mlp_t).then_some((self.config.hidden_size / self.config.num_heads, self.config.rope_theta))
+        self.config.rope()
     }
     fn recursions(&self) -> usize {
         self.config.h_cycles
@@ -129,8 +116,5 @@ impl Reasoner for Trm {
     }
     fn calls<'a, E: Float>(&'a self, x: Var, rope: Option<(Var, Var)>) -> impl Recurrence<E> + 'a {
         TrmCalls { trm: self, x, rope }
-    }
-    fn answer(&self, state: &[Var]) -> Var {
-        state[0]
     }
 }
