@@ -33,93 +33,51 @@ struct OpCase {
     rope: Option<(usize, usize)>,
 }
 
+/// A case whose op needs no rotary tables.
+fn case(name: &'static str, inputs: &[&[usize]], elems: usize, apply: Apply) -> OpCase {
+    OpCase { name, inputs: inputs.iter().map(|s| s.to_vec()).collect(), elems, apply, rope: None }
+}
+
+impl OpCase {
+    /// The case with rotary tables of `l` positions and head dim `head_dim`.
+    fn with_rope(self, l: usize, head_dim: usize) -> OpCase {
+        OpCase { rope: Some((l, head_dim)), ..self }
+    }
+}
+
 fn cases() -> Vec<OpCase> {
-    let swiglu = |t: &mut Tape<f32>, v: &[Var], _: Option<(Var, Var)>| t.swiglu(v[0]);
-    let linear_swiglu = |t: &mut Tape<f32>, v: &[Var], _: Option<(Var, Var)>| t.linear_swiglu(v[0], v[1]);
-    let add_rms = |t: &mut Tape<f32>, v: &[Var], _: Option<(Var, Var)>| t.add_rms_norm(v[0], v[1], 1e-5);
-    let transpose = |t: &mut Tape<f32>, v: &[Var], _: Option<(Var, Var)>| t.transpose(v[0]);
-    let att_main = |t: &mut Tape<f32>, v: &[Var], r: Option<(Var, Var)>| t.attention(v[0], 4, r);
-    let att_paper = |t: &mut Tape<f32>, v: &[Var], r: Option<(Var, Var)>| t.attention(v[0], 8, r);
+    let swiglu: Apply = |t, v, _| t.swiglu(v[0]);
+    let linear_swiglu: Apply = |t, v, _| t.linear_swiglu(v[0], v[1]);
+    let add_rms: Apply = |t, v, _| t.add_rms_norm(v[0], v[1], 1e-5);
+    let transpose: Apply = |t, v, _| t.transpose(v[0]);
+    let att_main: Apply = |t, v, rope| t.attention(v[0], 4, rope);
+    let att_paper: Apply = |t, v, rope| t.attention(v[0], 8, rope);
     vec![
-        OpCase {
-            name: "swiglu main mlp_t [4096, 512]",
-            inputs: vec![vec![4096, 512]],
-            elems: 4096 * 768,
-            apply: swiglu,
-            rope: None,
-        },
-        OpCase {
-            name: "swiglu main mlp [2560, 512]",
-            inputs: vec![vec![2560, 512]],
-            elems: 2560 * 768,
-            apply: swiglu,
-            rope: None,
-        },
-        OpCase {
-            name: "swiglu paper [776, 3072]",
-            inputs: vec![vec![776, 3072]],
-            elems: 776 * 4608,
-            apply: swiglu,
-            rope: None,
-        },
+        case("swiglu main mlp_t [4096, 512]", &[&[4096, 512]], 4096 * 768, swiglu),
+        case("swiglu main mlp [2560, 512]", &[&[2560, 512]], 2560 * 768, swiglu),
+        case("swiglu paper [776, 3072]", &[&[776, 3072]], 776 * 4608, swiglu),
         // The gate/up projection and its SwiGLU: untaped ("fwd") one fused GEMM, recorded the two ops. The weight
         // is a plain input here, so it is packed on every call (a parameter's packing is kept across calls).
-        OpCase {
-            name: "linear_swiglu main mlp x[2560, 64] W[512, 64]",
-            inputs: vec![vec![2560, 64], vec![512, 64]],
-            elems: 2560 * (64 + 256),
-            apply: linear_swiglu,
-            rope: None,
-        },
-        OpCase {
-            name: "linear_swiglu paper x[776, 512] W[3072, 512]",
-            inputs: vec![vec![776, 512], vec![3072, 512]],
-            elems: 776 * (512 + 1536),
-            apply: linear_swiglu,
-            rope: None,
-        },
-        OpCase {
-            name: "add_rms_norm main [64, 40, 64]",
-            inputs: vec![vec![64, 40, 64], vec![64, 40, 64]],
-            elems: 3 * 64 * 40 * 64,
-            apply: add_rms,
-            rope: None,
-        },
-        OpCase {
-            name: "add_rms_norm main mlp_t [64, 64, 40]",
-            inputs: vec![vec![64, 64, 40], vec![64, 64, 40]],
-            elems: 3 * 64 * 40 * 64,
-            apply: add_rms,
-            rope: None,
-        },
-        OpCase {
-            name: "add_rms_norm paper [8, 97, 512]",
-            inputs: vec![vec![8, 97, 512], vec![8, 97, 512]],
-            elems: 3 * 8 * 97 * 512,
-            apply: add_rms,
-            rope: None,
-        },
-        OpCase {
-            name: "transpose main [64, 40, 64]",
-            inputs: vec![vec![64, 40, 64]],
-            elems: 2 * 64 * 40 * 64,
-            apply: transpose,
-            rope: None,
-        },
-        OpCase {
-            name: "attention main att [64, 40, 3 x 64], 4 heads",
-            inputs: vec![vec![64, 40, 192]],
-            elems: 64 * 40 * 256,
-            apply: att_main,
-            rope: Some((40, 16)),
-        },
-        OpCase {
-            name: "attention paper [8, 97, 3 x 512], 8 heads",
-            inputs: vec![vec![8, 97, 1536]],
-            elems: 8 * 97 * 2048,
-            apply: att_paper,
-            rope: Some((97, 64)),
-        },
+        case(
+            "linear_swiglu main mlp x[2560, 64] W[512, 64]",
+            &[&[2560, 64], &[512, 64]],
+            2560 * (64 + 256),
+            linear_swiglu,
+        ),
+        case(
+            "linear_swiglu paper x[776, 512] W[3072, 512]",
+            &[&[776, 512], &[3072, 512]],
+            776 * (512 + 1536),
+            linear_swiglu,
+        ),
+        case("add_rms_norm main [64, 40, 64]", &[&[64, 40, 64], &[64, 40, 64]], 3 * 64 * 40 * 64, add_rms),
+        case("add_rms_norm main mlp_t [64, 64, 40]", &[&[64, 64, 40], &[64, 64, 40]], 3 * 64 * 40 * 64, add_rms),
+        case("add_rms_norm paper [8, 97, 512]", &[&[8, 97, 512], &[8, 97, 512]], 3 * 8 * 97 * 512, add_rms),
+        case("transpose main [64, 40, 64]", &[&[64, 40, 64]], 2 * 64 * 40 * 64, transpose),
+        case("attention main att [64, 40, 3 x 64], 4 heads", &[&[64, 40, 192]], 64 * 40 * 256, att_main)
+            .with_rope(40, 16),
+        case("attention paper [8, 97, 3 x 512], 8 heads", &[&[8, 97, 1536]], 8 * 97 * 2048, att_paper)
+            .with_rope(97, 64),
     ]
 }
 
