@@ -134,28 +134,13 @@ fn sudoku(c: &DataConfig) -> Result<Datasets> {
                 fresh.push(r);
             }
         }
-        if fresh.len() < c.test_count {
-            bail!(
-                "data.test_count {}: could only generate {} held-out puzzles unseen in training{} (data.train_count \
-                 {} leaves too few {shape} puzzles)",
-                c.test_count,
-                fresh.len(),
-                if by_symmetry { " up to symmetry (data.heldout_disjoint = \"symmetry\")" } else { "" },
-                c.train_count
-            );
-        }
+        let unseen = if by_symmetry { " up to symmetry (data.heldout_disjoint = \"symmetry\")" } else { "" };
+        check_enough_held_out(c, fresh.len(), &format!("{shape} puzzles unseen in training{unseen}"))?;
         fresh
     } else {
         read(&c.test_path, c.test_count)?
     };
-    if train.is_empty() || test.is_empty() {
-        bail!(
-            "data: {} training and {} held-out puzzles (data.train_count / data.train_path, data.test_count / \
-             data.test_path); both must be non-empty",
-            train.len(),
-            test.len()
-        );
-    }
+    check_both_non_empty(train.len(), test.len(), "puzzles")?;
     let description = format!(
         "{} {shape} Sudoku for training{}, {} held out ({}{})",
         train.len(),
@@ -207,27 +192,12 @@ fn maze(c: &DataConfig) -> Result<Datasets> {
             .map_err(|e| anyhow!("generating mazes: {e}"))?;
         let fresh: Vec<MazeRecord> =
             candidates.into_iter().filter(|r| !seen.contains(r.question.as_slice())).take(c.test_count).collect();
-        if fresh.len() < c.test_count {
-            bail!(
-                "data.test_count {}: could only generate {} held-out mazes unseen in training (data.train_count {} \
-                 leaves too few)",
-                c.test_count,
-                fresh.len(),
-                c.train_count
-            );
-        }
+        check_enough_held_out(c, fresh.len(), "mazes unseen in training")?;
         fresh
     } else {
         read(&c.test_path, c.test_count)?
     };
-    if train.is_empty() || test.is_empty() {
-        bail!(
-            "data: {} training and {} held-out mazes (data.train_count / data.train_path, data.test_count / \
-             data.test_path); both must be non-empty",
-            train.len(),
-            test.len()
-        );
-    }
+    check_both_non_empty(train.len(), test.len(), "mazes")?;
     if train[0].size != test[0].size {
         bail!("data: training mazes are {0}x{0} but held-out mazes are {1}x{1}", train[0].size, test[0].size);
     }
@@ -247,6 +217,30 @@ fn maze(c: &DataConfig) -> Result<Datasets> {
         skipped: Vec::new(),
         arc_test_tasks: Vec::new(),
     })
+}
+
+/// Fails when generation found fewer than `data.test_count` held-out `items` (described: "mazes unseen in
+/// training").
+fn check_enough_held_out(c: &DataConfig, found: usize, items: &str) -> Result<()> {
+    if found < c.test_count {
+        bail!(
+            "data.test_count {}: could only generate {found} held-out {items} (data.train_count {} leaves too few)",
+            c.test_count,
+            c.train_count
+        );
+    }
+    Ok(())
+}
+
+/// Fails unless there are training and held-out `items` ("puzzles", "mazes") both.
+fn check_both_non_empty(train: usize, test: usize, items: &str) -> Result<()> {
+    if train == 0 || test == 0 {
+        bail!(
+            "data: {train} training and {test} held-out {items} (data.train_count / data.train_path, \
+             data.test_count / data.test_path); both must be non-empty"
+        );
+    }
+    Ok(())
 }
 
 /// A model has one sequence length: every maze of a file must have the same size.
