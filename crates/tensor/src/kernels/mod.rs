@@ -32,6 +32,14 @@ pub(crate) fn check_len(op: &str, a: usize, b: usize) {
     assert_eq!(a, b, "{op}: length {a} vs {b}");
 }
 
+/// The row length of `scale_rows`' `x` and `out`, which hold one row per scale in `s`, after checking the lengths
+/// (for the kernel and its reference twin alike).
+pub(crate) fn scale_rows_cols<E>(x: &[E], s: &[E], out: &[E]) -> usize {
+    check_len("scale_rows", x.len(), out.len());
+    assert!(!s.is_empty() && x.len().is_multiple_of(s.len()), "scale_rows: length {} is not {} rows", x.len(), s.len());
+    x.len() / s.len()
+}
+
 /// The vector type of `E`.
 type V<E> = <E as Float>::Simd;
 

@@ -7,7 +7,7 @@
 //! instead, as its specification, where they are tested: loopgrad-autograd's `ops::rms_norm::reference` and
 //! `ops::swiglu::reference`.
 
-use super::check_len;
+use super::{check_len, scale_rows_cols};
 use crate::float::Float;
 
 /// out = a + b
@@ -299,9 +299,7 @@ pub fn row_sum_sq<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
 
 /// `out[r, j] = x[r, j] * s[r]` (one scale per row, e.g. RMSNorm's 1 / rms)
 pub fn scale_rows<E: Float>(x: &[E], s: &[E], out: &mut [E]) {
-    check_len("scale_rows", x.len(), out.len());
-    assert!(!s.is_empty() && x.len().is_multiple_of(s.len()), "scale_rows: length {} is not {} rows", x.len(), s.len());
-    let cols = x.len() / s.len();
+    let cols = scale_rows_cols(x, s, out);
     if cols == 0 {
         return;
     }

@@ -2,7 +2,7 @@
 //! fused `[gate, up]` projection, and the transpose of the last two axes. Rows are independent, so the thread
 //! split is by whole rows.
 
-use super::{check_len, silu_mul_grad_serial, Store, V};
+use super::{check_len, scale_rows_cols, silu_mul_grad_serial, Store, V};
 use crate::float::Float;
 use crate::parallel::{for_chunks, PAR_MIN_ELEMS_EXP, PAR_MIN_ELEMS_STREAMING};
 use crate::simd::{self, SimdVec};
@@ -144,9 +144,7 @@ pub fn mul_row_broadcast<E: Float>(x: &[E], row: &[E], out: &mut [E]) {
 
 /// `out[r, j] = x[r, j] * s[r]` (one scale per row, e.g. RMSNorm's 1 / rms)
 pub fn scale_rows<E: Float>(x: &[E], s: &[E], out: &mut [E]) {
-    check_len("scale_rows", x.len(), out.len());
-    assert!(!s.is_empty() && x.len().is_multiple_of(s.len()), "scale_rows: length {} is not {} rows", x.len(), s.len());
-    let cols = x.len() / s.len();
+    let cols = scale_rows_cols(x, s, out);
     if cols == 0 {
         return;
     }
