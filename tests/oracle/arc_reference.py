@@ -36,7 +36,7 @@ import random
 import numpy as np
 import torch
 
-from trm_reference import GENERATOR, act_loss, base, declare, init_weights, inner_forward, save_deterministic
+from trm_reference import GENERATOR, base, init_weights, inner_forward, save_deterministic, train_briefly
 
 SIDE = 4
 SUP_STEPS = 3
@@ -160,22 +160,9 @@ def run(w, ex, dtype):
 
 
 def train(w, ex, passes, lr=3e-3):
-    trained = [n for n, _, _, t in declare(CFG) if t]
-    for k in trained:
-        w[k].requires_grad_(True)
-    opt = torch.optim.Adam([w[k] for k in trained], lr=lr, betas=(0.9, 0.95))
+    """`trm_reference.train_briefly` on the examples `ex`, each with its own puzzle identifier (N_sup = SUP_STEPS)."""
     inputs, labels = torch.tensor(np.stack([e[4] for e in ex])), torch.tensor(np.stack([e[5] for e in ex]))
-    puzzle_ids = torch.tensor([e[2] for e in ex])
-    d, positions = CFG["hidden_size"], CFG["puzzle_emb_len"] + CFG["seq_len"]
-    for _ in range(passes):
-        carry = tuple(w[k].expand(len(ex), positions, d) for k in ("inner.H_init", "inner.L_init"))
-        for _ in range(SUP_STEPS):
-            carry, logits, q_halt, q_continue = inner_forward(w, CFG, carry, inputs, puzzle_ids)
-            opt.zero_grad()
-            act_loss(logits.double(), q_halt, q_continue, labels, None).backward()
-            opt.step()
-    for k in trained:
-        w[k].requires_grad_(False)
+    train_briefly(w, CFG, inputs, labels, passes, lr, puzzle_ids=torch.tensor([e[2] for e in ex]))
 
 
 def vote(tasks, ex, preds, conf):

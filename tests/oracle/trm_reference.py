@@ -377,17 +377,19 @@ def evaluate(w, cfg, inputs, labels, steps):
     return ce, correct, valid, logits
 
 
-def train_briefly(w, cfg, inputs, labels, passes, lr=3e-3):
+def train_briefly(w, cfg, inputs, labels, passes, lr=3e-3, puzzle_ids=None):
     """Deep supervision on (inputs, labels), in place on the float32 weights `w`: `passes` times, the batch starts
     from the init carry and runs N_sup supervision steps, each with the ACT loss and an Adam step (betas as the
-    reference's), the carry detached between steps. No halting: every pass runs all N_sup steps."""
+    reference's), the carry detached between steps. No halting: every pass runs all N_sup steps. `puzzle_ids`
+    gives each example's puzzle identifier (all 0, Sudoku's one identifier, when None)."""
     trained = [n for n, _, _, t in declare(cfg) if t]
     for k in trained:
         w[k].requires_grad_(True)
     opt = torch.optim.Adam([w[k] for k in trained], lr=lr, betas=(0.9, 0.95))
     b, d = inputs.shape[0], cfg["hidden_size"]
     positions = cfg["puzzle_emb_len"] + cfg["seq_len"]
-    puzzle_ids = torch.zeros(b, dtype=torch.long)
+    if puzzle_ids is None:
+        puzzle_ids = torch.zeros(b, dtype=torch.long)
     for _ in range(passes):
         carry = tuple(w[k].expand(b, positions, d) for k in ("inner.H_init", "inner.L_init"))
         for _ in range(cfg["halt_max_steps"]):
