@@ -23,7 +23,7 @@ pub struct Baseline {
 impl Baseline {
     pub fn new(sink: &mut (impl ParamSink + ?Sized), config: &BaselineConfig) -> Self {
         let c = config;
-        let io = InputOutput::new(sink, c.io());
+        let io = InputOutput::new(sink, c.io(), c.rope());
         let spec = c.block_spec();
         let net = BlockStack::new(sink, "inner.H_level", c.num_layers, &spec);
         let inits = vec![carry_init(sink, "inner.H_init", c.hidden_size)];
@@ -53,9 +53,6 @@ impl Reasoner for Baseline {
     }
     fn carry_inits(&self) -> &[Param] {
         &self.inits
-    }
-    fn rope(&self) -> Option<(usize, f64)> {
-        self.config.rope()
     }
     fn recursions(&self) -> usize {
         1

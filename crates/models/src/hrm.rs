@@ -33,7 +33,7 @@ pub struct Hrm {
 impl Hrm {
     pub fn new(sink: &mut (impl ParamSink + ?Sized), config: &HrmConfig) -> Self {
         let c = config;
-        let io = InputOutput::new(sink, c.io());
+        let io = InputOutput::new(sink, c.io(), c.rope());
         let spec = c.block_spec();
         let h_net = BlockStack::new(sink, "inner.H_level", c.h_layers, &spec);
         let l_net = BlockStack::new(sink, "inner.L_level", c.l_layers, &spec);
@@ -79,9 +79,6 @@ impl Reasoner for Hrm {
     }
     fn carry_inits(&self) -> &[Param] {
         &self.inits
-    }
-    fn rope(&self) -> Option<(usize, f64)> {
-        self.config.rope()
     }
     fn recursions(&self) -> usize {
         self.config.h_cycles

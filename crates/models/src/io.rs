@@ -1,5 +1,5 @@
-//! What every model shares around its nets: the input embedding with the puzzle prefix, the output heads, and
-//! the fixed carry init vectors.
+//! What every model shares around its nets: the input embedding with the puzzle prefix, the rotary tables, the
+//! output heads, and the fixed carry init vectors.
 //!
 //! ```text
 //! x      = sqrt(D) * [puzzle_emb[id] ; 0 x (P-1) ; embed_tokens[inputs]]      [B, P + L, D]
@@ -10,16 +10,20 @@
 use crate::config::IoSpec;
 use crate::step::Batch;
 use loopgrad_autograd::{Param, ParamStore, Tape, Var};
-use loopgrad_nn::layers::{Embedding, Init, Linear, ParamSink};
+use loopgrad_nn::layers::{rope_tables, Embedding, Init, Linear, ParamSink};
 use loopgrad_tensor::{Float, Tensor};
 
 /// Name of the puzzle-embedding table (excluded from the published parameter counts, trained by sign-SGD).
 pub const PUZZLE_EMB: &str = "inner.puzzle_emb.weights";
 
-/// The embeddings and heads: `inner.embed_tokens`, `inner.puzzle_emb`, `inner.lm_head`, `inner.q_head`.
+/// The embeddings and heads: `inner.embed_tokens`, `inner.puzzle_emb`, `inner.lm_head`, `inner.q_head`; and the
+/// shape of the rotary position tables, which the reference's inner model also holds beside its embeddings
+/// (`rotary_emb`).
 #[derive(Clone, Debug)]
 pub struct InputOutput {
     pub spec: IoSpec,
+    /// (head dim, theta) of the rotary tables when the nets use attention; None for the token MLP.
+    pub rope: Option<(usize, f64)>,
     pub embed_tokens: Embedding,
     pub puzzle_emb: Embedding,
     pub lm_head: Linear,
@@ -27,7 +31,7 @@ pub struct InputOutput {
 }
 
 impl InputOutput {
-    pub fn new(sink: &mut (impl ParamSink + ?Sized), spec: IoSpec) -> Self {
+    pub fn new(sink: &mut (impl ParamSink + ?Sized), spec: IoSpec, rope: Option<(usize, f64)>) -> Self {
         let d = spec.hidden_size;
         let embed_tokens = Embedding::new(sink, "inner.embed_tokens", spec.vocab_size, d, 1.0 / (d as f64).sqrt());
         let lm_head = Linear::new(sink, "inner.lm_head", d, spec.vocab_size, false);
@@ -40,7 +44,15 @@ impl InputOutput {
             out_features: 2,
         };
         let puzzle_emb = Embedding::zeros(sink, "inner.puzzle_emb", spec.num_puzzle_identifiers, d);
-        InputOutput { spec, embed_tokens, puzzle_emb, lm_head, q_head }
+        InputOutput { spec, rope, embed_tokens, puzzle_emb, lm_head, q_head }
+    }
+
+    /// The rotary tables (cos, sin) [L', head dim] as tape constants, for the models with attention.
+    pub fn rope_constants<E: Float>(&self, tape: &mut Tape<E>) -> Option<(Var, Var)> {
+        self.rope.map(|(head_dim, theta)| {
+            let (cos, sin) = rope_tables::<E>(self.spec.positions(), head_dim, theta);
+            (tape.constant(cos), tape.constant(sin))
+        })
     }
 
     /// x = sqrt(D) [puzzle prefix ; token embeddings] -> [B, P + L, D].

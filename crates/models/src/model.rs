@@ -17,7 +17,7 @@ use crate::trm::Trm;
 use loopgrad_autograd::window::{run_recursions, GradWindow, Recurrence, RecursionRun};
 use loopgrad_autograd::{Param, ParamStore, Tape, Var};
 use loopgrad_nn::checkpoint::{CheckpointError, CheckpointReader};
-use loopgrad_nn::layers::{rope_tables, BlockStack, Builder, Manifest, ParamSink};
+use loopgrad_nn::layers::{BlockStack, Builder, Manifest, ParamSink};
 use loopgrad_tensor::{kernels, Float, Rng, Tensor};
 
 /// One net call: net(sum(h), sum(inj)) = blocks(h + inj), each sum taken left to right as in the reference
@@ -45,8 +45,6 @@ pub trait Reasoner {
     fn io(&self) -> &InputOutput;
     /// The carry init vectors, in carry order.
     fn carry_inits(&self) -> &[Param];
-    /// (head dim, theta) when the nets use attention with RoPE.
-    fn rope(&self) -> Option<(usize, f64)>;
     /// Recursions per supervision step (T, H_cycles, 1).
     fn recursions(&self) -> usize;
     fn window(&self) -> GradWindow;
@@ -70,15 +68,6 @@ pub trait Reasoner {
         state: &mut [Var],
     ) -> RecursionRun {
         run_recursions(tape, &self.calls::<E>(x, rope), state, self.recursions(), self.window())
-    }
-
-    /// The rotary tables (cos, sin) [L', head dim] as tape constants, for the models with attention.
-    fn rope_constants<E: Float>(&self, tape: &mut Tape<E>) -> Option<(Var, Var)> {
-        let positions = self.io().spec.positions();
-        self.rope().map(|(head_dim, theta)| {
-            let (cos, sin) = rope_tables::<E>(positions, head_dim, theta);
-            (tape.constant(cos), tape.constant(sin))
-        })
     }
 
     /// Every slot at the init vectors.
@@ -167,7 +156,7 @@ pub fn traced_step<E: Float, R: Reasoner + ?Sized>(
     check_carry(model, &carry, batch);
     tape.no_grad(|t| {
         let x = model.io().input_embeddings(t, batch);
-        let rope = model.rope_constants(t);
+        let rope = model.io().rope_constants(t);
         let mut state = CarryVars::constants(t, carry.states.into_iter());
         let calls = model.calls::<E>(x, rope);
         for _ in 0..model.recursions() {
@@ -197,7 +186,7 @@ fn forward<E: Float, R: Reasoner + ?Sized>(
     batch: &Batch,
 ) -> Forward {
     let x = model.io().input_embeddings(tape, batch);
-    let rope = model.rope_constants(tape);
+    let rope = model.io().rope_constants(tape);
     let mut state = CarryVars::constants(tape, states);
     let run = model.deep_recursion(tape, x, rope, &mut state);
     let (logits, q_halt, q_continue) = model.io().heads(tape, model.answer(&state));

@@ -45,7 +45,7 @@ pub struct Trm {
 impl Trm {
     pub fn new(sink: &mut (impl ParamSink + ?Sized), config: &TrmConfig) -> Self {
         let c = config;
-        let io = InputOutput::new(sink, c.io());
+        let io = InputOutput::new(sink, c.io(), c.rope());
         let spec = c.block_spec();
         let net_h = (c.variant == TrmVariant::SeparateNets)
             .then(|| BlockStack::new(sink, "inner.H_level", c.num_layers, &spec));
@@ -104,9 +104,6 @@ impl Reasoner for Trm {
     }
     fn carry_inits(&self) -> &[Param] {
         &self.inits
-    }
-    fn rope(&self) -> Option<(usize, f64)> {
-        self.config.rope()
     }
     fn recursions(&self) -> usize {
         self.config.h_cycles

@@ -85,7 +85,7 @@ fn check_window<R: Reasoner>(what: &str, m: &R, mut store: ParamStore<f64>) {
 
     // 2. The state after the untaped calls, computed once.
     let x = m.io().input_embeddings(&mut tape, &b);
-    let rope = m.rope_constants(&mut tape);
+    let rope = m.io().rope_constants(&mut tape);
     let calls = m.calls::<f64>(x, rope);
     let per = calls.calls_per_recursion();
     let total = per * m.recursions();
@@ -99,7 +99,7 @@ fn check_window<R: Reasoner>(what: &str, m: &R, mut store: ParamStore<f64>) {
     // 3. The recorded part as a function of the weights, from the frozen state.
     let recorded_part = |t: &mut Tape<f64>, _: &[Var]| {
         let x = m.io().input_embeddings(t, &b);
-        let rope = m.rope_constants(t);
+        let rope = m.io().rope_constants(t);
         let calls = m.calls::<f64>(x, rope);
         let mut s: Vec<Var> = frozen.iter().map(|v| t.constant(v.clone())).collect();
         (first_recorded..total).for_each(|i| calls.call(t, &mut s, i % per));

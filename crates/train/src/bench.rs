@@ -269,7 +269,7 @@ impl BenchStep {
         let tape = &mut self.trainer.tape;
         let carry = self.carry.get_or_insert_with(|| trm.initial_carry(&tape.params, self.batch.size()));
         let x = trm.io.input_embeddings(tape, &self.batch);
-        let rope = trm.rope_constants(tape);
+        let rope = trm.io.rope_constants(tape);
         let calls = loopgrad_models::trm::TrmCalls { trm, x, rope };
         let mut state = CarryVars::constants(tape, carry.states.iter().cloned());
         tape.no_grad(|t| calls.recursion(t, &mut state));
