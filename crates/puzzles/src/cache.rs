@@ -129,7 +129,7 @@ pub fn decode(bytes: &[u8], expected_key: Option<&str>) -> Result<ExampleSet, St
         }
     }
     let seq_len = r.u32()? as usize;
-    let vocab = r.u32()? as usize;
+    let vocab_size = r.u32()? as usize;
     let (n, puzzles, groups, ids) = (r.u64_len()?, r.u64_len()?, r.u64_len()?, r.u64_len()?);
     let tokens = n.checked_mul(seq_len).ok_or("size overflow")?;
     let inputs = r.take(tokens)?.to_vec();
@@ -137,11 +137,22 @@ pub fn decode(bytes: &[u8], expected_key: Option<&str>) -> Result<ExampleSet, St
     let puzzle_starts = r.u32s(puzzles + 1)?;
     let puzzle_identifiers = r.u32s(puzzles)?;
     let group_starts = r.u32s(groups + 1)?;
-    let names = (0..ids).map(|_| r.string()).collect::<Result<Vec<_>, _>>()?;
+    let identifier_names = (0..ids).map(|_| r.string()).collect::<Result<Vec<_>, _>>()?;
     if r.at != body.len() {
         return Err("trailing bytes after the data".into());
     }
-    ExampleSet::from_parts(seq_len, vocab, inputs, labels, puzzle_starts, puzzle_identifiers, group_starts, names)
+    ExampleSet {
+        seq_len,
+        vocab_size,
+        inputs,
+        labels,
+        puzzle_starts,
+        puzzle_identifiers,
+        group_starts,
+        example_puzzle: Vec::new(), // derived by checked()
+        identifier_names,
+    }
+    .checked()
 }
 
 /// Write `set` to `path` under `key` (atomically).

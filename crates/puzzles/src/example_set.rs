@@ -161,52 +161,39 @@ impl ExampleSet {
         }
     }
 
-    /// Rebuild from raw parts, checking every invariant (used by the cache reader, whose input is untrusted).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn from_parts(
-        seq_len: usize,
-        vocab_size: usize,
-        inputs: Vec<u8>,
-        labels: Vec<u8>,
-        puzzle_starts: Vec<u32>,
-        puzzle_identifiers: Vec<u32>,
-        group_starts: Vec<u32>,
-        identifier_names: Vec<String>,
-    ) -> Result<Self, String> {
-        let n = inputs.len().checked_div(seq_len).ok_or("seq_len is 0")?;
+    /// Checks every invariant of a set assembled from raw arrays, and derives `example_puzzle` from
+    /// `puzzle_starts` (whatever it held): the builder's set when it is finished, and the cache reader's, whose
+    /// input is untrusted.
+    pub(crate) fn checked(mut self) -> Result<Self, String> {
+        let n = self.inputs.len().checked_div(self.seq_len).ok_or("seq_len is 0")?;
         let monotone = |v: &[u32], last: usize| {
             v.first() == Some(&0) && v.last() == Some(&(last as u32)) && v.windows(2).all(|w| w[0] <= w[1])
         };
-        if inputs.len() != n * seq_len || labels.len() != inputs.len() {
+        let (inputs, labels, vocab_size) = (&self.inputs, &self.labels, self.vocab_size);
+        if inputs.len() != n * self.seq_len || labels.len() != inputs.len() {
             return Err("input and label arrays disagree with seq_len".into());
         }
-        if vocab_size == 0 || vocab_size > 256 || inputs.iter().chain(&labels).any(|&t| t as usize >= vocab_size) {
+        if vocab_size == 0 || vocab_size > 256 || inputs.iter().chain(labels).any(|&t| t as usize >= vocab_size) {
             return Err("a token is outside the vocabulary".into());
         }
-        if !monotone(&puzzle_starts, n) || puzzle_identifiers.len() + 1 != puzzle_starts.len() {
+        let (puzzle_starts, puzzle_identifiers) = (&self.puzzle_starts, &self.puzzle_identifiers);
+        if !monotone(puzzle_starts, n) || puzzle_identifiers.len() + 1 != puzzle_starts.len() {
             return Err("puzzle index is inconsistent".into());
         }
-        if !monotone(&group_starts, puzzle_identifiers.len()) {
+        if !monotone(&self.group_starts, puzzle_identifiers.len()) {
             return Err("group index is inconsistent".into());
         }
-        if identifier_names.is_empty() || puzzle_identifiers.iter().any(|&id| id as usize >= identifier_names.len()) {
+        let names = self.identifier_names.len();
+        if names == 0 || puzzle_identifiers.iter().any(|&id| id as usize >= names) {
             return Err("a puzzle identifier has no name".into());
         }
-        let mut example_puzzle = Vec::with_capacity(n);
+        self.example_puzzle.clear();
+        self.example_puzzle.reserve(n);
         for p in 0..puzzle_identifiers.len() {
-            example_puzzle.extend(std::iter::repeat_n(p as u32, (puzzle_starts[p + 1] - puzzle_starts[p]) as usize));
+            let examples = (puzzle_starts[p + 1] - puzzle_starts[p]) as usize;
+            self.example_puzzle.extend(std::iter::repeat_n(p as u32, examples));
         }
-        Ok(ExampleSet {
-            seq_len,
-            vocab_size,
-            inputs,
-            labels,
-            puzzle_starts,
-            puzzle_identifiers,
-            group_starts,
-            example_puzzle,
-            identifier_names,
-        })
+        Ok(self)
     }
 }
 
@@ -223,13 +210,9 @@ impl ExampleSet {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ExampleSetBuilder {
-    seq_len: usize,
-    vocab_size: usize,
-    inputs: Vec<u8>,
-    labels: Vec<u8>,
-    puzzle_starts: Vec<u32>,
-    puzzle_identifiers: Vec<u32>,
-    group_starts: Vec<u32>,
+    /// The set so far: its puzzle and group indices end at the last closed puzzle and group, and
+    /// `example_puzzle` and `identifier_names` are filled in by [`ExampleSetBuilder::finish`].
+    set: ExampleSet,
 }
 
 impl ExampleSetBuilder {
@@ -239,41 +222,45 @@ impl ExampleSetBuilder {
             "ExampleSetBuilder: seq_len {seq_len}, vocab {vocab_size}"
         );
         ExampleSetBuilder {
-            seq_len,
-            vocab_size,
-            inputs: Vec::new(),
-            labels: Vec::new(),
-            puzzle_starts: vec![0],
-            puzzle_identifiers: Vec::new(),
-            group_starts: vec![0],
+            set: ExampleSet {
+                seq_len,
+                vocab_size,
+                inputs: Vec::new(),
+                labels: Vec::new(),
+                puzzle_starts: vec![0],
+                puzzle_identifiers: Vec::new(),
+                group_starts: vec![0],
+                example_puzzle: Vec::new(),
+                identifier_names: Vec::new(),
+            },
         }
     }
 
     /// Start a new group (a new original puzzle). Empty groups are dropped.
     pub fn begin_group(&mut self) {
         self.close_puzzle();
-        if *self.group_starts.last().unwrap() as usize != self.puzzle_identifiers.len() {
-            self.group_starts.push(self.puzzle_identifiers.len() as u32);
+        if *self.set.group_starts.last().unwrap() as usize != self.set.puzzle_identifiers.len() {
+            self.set.group_starts.push(self.set.puzzle_identifiers.len() as u32);
         }
     }
 
     /// Start a new puzzle (one augmented version) with identifier `identifier`, inside the current group.
     pub fn begin_puzzle(&mut self, identifier: u32) {
         self.close_puzzle();
-        self.puzzle_identifiers.push(identifier);
+        self.set.puzzle_identifiers.push(identifier);
     }
 
     fn num_examples(&self) -> usize {
-        self.inputs.len() / self.seq_len
+        self.set.inputs.len() / self.set.seq_len
     }
 
     /// Record the end of the open puzzle, dropping it if it has no examples.
     fn close_puzzle(&mut self) {
-        if self.puzzle_identifiers.len() + 1 > self.puzzle_starts.len() {
-            if *self.puzzle_starts.last().unwrap() as usize == self.num_examples() {
-                self.puzzle_identifiers.pop();
+        if self.set.puzzle_identifiers.len() + 1 > self.set.puzzle_starts.len() {
+            if *self.set.puzzle_starts.last().unwrap() as usize == self.num_examples() {
+                self.set.puzzle_identifiers.pop();
             } else {
-                self.puzzle_starts.push(self.num_examples() as u32);
+                self.set.puzzle_starts.push(self.num_examples() as u32);
             }
         }
     }
@@ -282,40 +269,34 @@ impl ExampleSetBuilder {
     /// length, a token is outside the vocabulary, or no puzzle is open.
     pub fn push_example(&mut self, input: &[u8], label: &[u8]) {
         assert!(
-            input.len() == self.seq_len && label.len() == self.seq_len,
+            input.len() == self.set.seq_len && label.len() == self.set.seq_len,
             "ExampleSetBuilder::push_example: rows of {} and {} tokens, seq_len {}",
             input.len(),
             label.len(),
-            self.seq_len
+            self.set.seq_len
         );
         assert!(
-            input.iter().chain(label).all(|&t| (t as usize) < self.vocab_size),
+            input.iter().chain(label).all(|&t| (t as usize) < self.set.vocab_size),
             "ExampleSetBuilder::push_example: token outside vocabulary of {}",
-            self.vocab_size
+            self.set.vocab_size
         );
-        assert!(self.puzzle_identifiers.len() + 1 > self.puzzle_starts.len(), "push_example before begin_puzzle");
-        self.inputs.extend_from_slice(input);
-        self.labels.extend_from_slice(label);
+        assert!(
+            self.set.puzzle_identifiers.len() + 1 > self.set.puzzle_starts.len(),
+            "push_example before begin_puzzle"
+        );
+        self.set.inputs.extend_from_slice(input);
+        self.set.labels.extend_from_slice(label);
     }
 
     /// Close the set. `identifiers` must name every identifier used (its names are stored in the set).
     pub fn finish(mut self, identifiers: &Identifiers) -> ExampleSet {
         self.begin_group();
         assert!(
-            self.puzzle_identifiers.iter().all(|&id| (id as usize) < identifiers.len()),
+            self.set.puzzle_identifiers.iter().all(|&id| (id as usize) < identifiers.len()),
             "ExampleSetBuilder::finish: a puzzle uses an identifier the table does not name"
         );
-        ExampleSet::from_parts(
-            self.seq_len,
-            self.vocab_size,
-            self.inputs,
-            self.labels,
-            self.puzzle_starts,
-            self.puzzle_identifiers,
-            self.group_starts,
-            identifiers.names().to_vec(),
-        )
-        .expect("builder keeps the invariants")
+        self.set.identifier_names = identifiers.names().to_vec();
+        self.set.checked().expect("builder keeps the invariants")
     }
 }
 
@@ -358,19 +339,10 @@ mod tests {
     }
 
     #[test]
-    fn from_parts_rejects_broken_indices() {
+    fn checked_rejects_broken_indices() {
         let set = sample();
-        let (s, v, i, l) = (set.seq_len, set.vocab_size, &set.inputs, &set.labels);
-        let (ps, pi, gs, names) =
-            (&set.puzzle_starts, &set.puzzle_identifiers, &set.group_starts, &set.identifier_names);
-        let ok =
-            ExampleSet::from_parts(s, v, i.to_vec(), l.to_vec(), ps.to_vec(), pi.to_vec(), gs.to_vec(), names.to_vec());
-        assert_eq!(ok.unwrap(), set);
-        let bad_group =
-            ExampleSet::from_parts(s, v, i.to_vec(), l.to_vec(), ps.to_vec(), pi.to_vec(), vec![0, 5], names.to_vec());
-        assert!(bad_group.is_err());
-        let bad_token =
-            ExampleSet::from_parts(s, 2, i.to_vec(), l.to_vec(), ps.to_vec(), pi.to_vec(), gs.to_vec(), names.to_vec());
-        assert!(bad_token.is_err());
+        assert_eq!(set.clone().checked().unwrap(), set);
+        assert!(ExampleSet { group_starts: vec![0, 5], ..set.clone() }.checked().is_err());
+        assert!(ExampleSet { vocab_size: 2, ..set.clone() }.checked().is_err());
     }
 }
