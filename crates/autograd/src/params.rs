@@ -5,46 +5,27 @@
 
 use loopgrad_tensor::{Float, PackedWeight, Shape, Tensor};
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// The id of a parameter in a [`ParamStore`]. `Copy`, cheap, stable for the life of the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Param(pub u32);
 
 /// Parameters by dotted name (`inner.L_level.layers.0.mlp.down_proj.weight`), their values and gradients.
+///
+/// Each value is a [`PackedWeight`]: a weight that is B in 2(n+1)L products between two optimizer steps (x W^T,
+/// dY W, the untaped SwiGLU's gate/up pairs) is packed for the GEMM once, and whatever changes a value
+/// (optimizers, EMA swaps, checkpoint loads, gradient checks) does so through `PackedWeight::tensor_mut`, which
+/// makes its packed forms stale. Nothing here has to remember that.
 pub struct ParamStore<E: Float> {
     names: Vec<String>,
     index: HashMap<String, Param>,
-    values: Vec<Tensor<E>>,
+    values: Vec<PackedWeight<E>>,
     grads: Vec<Tensor<E>>,
     trainable: Vec<bool>,
-    packs: Vec<Packs>,
 }
 
-/// [`ParamStore::split`]: values, gradients (writable), trainable flags and packed copies.
-pub(crate) type Split<'a, E> = (&'a [Tensor<E>], &'a mut [Tensor<E>], &'a [bool], &'a [Packs]);
-
-/// A parameter's packed copies for the GEMM ([`PackedWeight`]), so that a weight used 2(n+1)L times between two
-/// optimizer steps is packed once: as the right operand of `linear`'s x W^T, of its input gradient dY W, and of
-/// the untaped `linear_swiglu`. Every mutable borrow of the value forgets them (`ops::matmul`'s tests check it).
-/// A `Mutex` only so that ops can use them through `&self`.
-#[derive(Default)]
-pub(crate) struct Packs {
-    /// W^T, the B of x W^T.
-    pub(crate) transposed: Mutex<PackedWeight>,
-    /// W, the B of dY W.
-    pub(crate) plain: Mutex<PackedWeight>,
-    /// W^T as gate/up pairs, the B of the untaped `linear_swiglu`.
-    pub(crate) pairs: Mutex<PackedWeight>,
-}
-
-impl Packs {
-    fn invalidate(&mut self) {
-        for pack in [&mut self.transposed, &mut self.plain, &mut self.pairs] {
-            pack.get_mut().unwrap_or_else(|e| e.into_inner()).invalidate();
-        }
-    }
-}
+/// [`ParamStore::split`]: values (with their packed forms), gradients (writable) and trainable flags.
+pub(crate) type Split<'a, E> = (&'a [PackedWeight<E>], &'a mut [Tensor<E>], &'a [bool]);
 
 impl<E: Float> ParamStore<E> {
     pub fn new() -> Self {
@@ -54,7 +35,6 @@ impl<E: Float> ParamStore<E> {
             values: Vec::new(),
             grads: Vec::new(),
             trainable: Vec::new(),
-            packs: Vec::new(),
         }
     }
 
@@ -72,11 +52,10 @@ impl<E: Float> ParamStore<E> {
         assert!(!self.index.contains_key(name), "ParamStore::add: parameter {name} already exists");
         let id = Param(self.names.len() as u32);
         self.grads.push(Tensor::zeros(value.shape()));
-        self.values.push(value);
+        self.values.push(PackedWeight::new(value));
         self.names.push(name.to_string());
         self.index.insert(name.to_string(), id);
         self.trainable.push(trainable);
-        self.packs.push(Packs::default());
         id
     }
 
@@ -96,14 +75,13 @@ impl<E: Float> ParamStore<E> {
         &self.names[p.0 as usize]
     }
     pub fn shape(&self, p: Param) -> Shape {
-        self.values[p.0 as usize].shape()
+        self.value(p).shape()
     }
     pub fn value(&self, p: Param) -> &Tensor<E> {
-        &self.values[p.0 as usize]
+        self.values[p.0 as usize].tensor()
     }
     pub fn value_mut(&mut self, p: Param) -> &mut Tensor<E> {
-        self.packs[p.0 as usize].invalidate();
-        &mut self.values[p.0 as usize]
+        self.values[p.0 as usize].tensor_mut()
     }
     pub fn grad(&self, p: Param) -> &Tensor<E> {
         &self.grads[p.0 as usize]
@@ -113,13 +91,11 @@ impl<E: Float> ParamStore<E> {
     }
     /// The value and the gradient of one parameter at once (for optimizers).
     pub fn value_and_grad_mut(&mut self, p: Param) -> (&mut Tensor<E>, &mut Tensor<E>) {
-        self.packs[p.0 as usize].invalidate();
-        (&mut self.values[p.0 as usize], &mut self.grads[p.0 as usize])
+        (self.values[p.0 as usize].tensor_mut(), &mut self.grads[p.0 as usize])
     }
-
-    /// The packed copies of `p`'s value (see [`Packs`]).
-    pub(crate) fn packs(&self, p: Param) -> &Packs {
-        &self.packs[p.0 as usize]
+    /// `p`'s value as a [`PackedWeight`], for products that take it as their right operand.
+    pub fn packed_weight(&self, p: Param) -> &PackedWeight<E> {
+        &self.values[p.0 as usize]
     }
     pub fn is_trainable(&self, p: Param) -> bool {
         self.trainable[p.0 as usize]
@@ -137,12 +113,12 @@ impl<E: Float> ParamStore<E> {
 
     /// Total number of elements over the parameters whose name passes `keep`.
     pub fn count(&self, keep: impl Fn(&str) -> bool) -> usize {
-        self.names.iter().zip(&self.values).filter(|(n, _)| keep(n)).map(|(_, v)| v.numel()).sum()
+        self.names.iter().zip(&self.values).filter(|(n, _)| keep(n)).map(|(_, v)| v.tensor().numel()).sum()
     }
 
     /// Split borrows for the backward pass: values read-only, gradients writable.
     pub(crate) fn split(&mut self) -> Split<'_, E> {
-        (&self.values, &mut self.grads, &self.trainable, &self.packs)
+        (&self.values, &mut self.grads, &self.trainable)
     }
 
     /// A copy of the whole store in another element type (gradient checks run f32 models in f64).

@@ -20,8 +20,8 @@
 //! thread's buffer pool, so a supervision step after the first allocates nothing on the tape's side.
 
 use crate::op::{self, Op};
-use crate::params::{Packs, Param, ParamStore};
-use loopgrad_tensor::{kernels, Float, Precision, Tensor};
+use crate::params::{Param, ParamStore};
+use loopgrad_tensor::{kernels, Float, PackedWeight, Precision, Tensor};
 use std::ops::Range;
 
 /// A handle to a tensor the tape knows: an op's output or leaf (`Value`), or a parameter (`Param`). `Copy`.
@@ -412,13 +412,13 @@ impl<E: Float> Tape<E> {
             };
             let node = &self.nodes[ni];
             let n_in = node.n_inputs as usize;
-            let (pvals, pgrads, ptrain, ppacks) = self.params.split();
+            let (pvals, pgrads, ptrain) = self.params.split();
             let mut inputs: [Option<&Tensor<E>>; MAX_INPUTS] = [None; MAX_INPUTS];
             let mut wants = [false; MAX_INPUTS];
             for k in 0..n_in {
                 let v = node.inputs[k];
                 inputs[k] = Some(match v {
-                    Var::Param(p) => &pvals[p as usize],
+                    Var::Param(p) => pvals[p as usize].tensor(),
                     Var::Value(i) => self.values[i as usize]
                         .as_ref()
                         .unwrap_or_else(|| panic!("backward: input {k} of {:?} (value {i}) was released", node.op)),
@@ -437,8 +437,8 @@ impl<E: Float> Tape<E> {
                 saved: &self.saved[node.saved.start as usize..node.saved.end as usize],
                 ints: &self.ints[node.ints.start as usize..node.ints.end as usize],
                 grads: &mut self.grads,
+                param_values: pvals,
                 param_grads: pgrads,
-                param_packs: ppacks,
                 precision: self.precision,
             };
             op::backward(&node.op, &mut ctx);
@@ -473,8 +473,8 @@ pub struct Ctx<'a, E: Float> {
     pub saved: &'a [Tensor<E>],
     pub ints: &'a [usize],
     grads: &'a mut [Option<Tensor<E>>],
+    param_values: &'a [PackedWeight<E>],
     param_grads: &'a mut [Tensor<E>],
-    param_packs: &'a [Packs],
     /// The tape's product precision: backward products use it too.
     pub precision: Precision,
 }
@@ -485,10 +485,10 @@ impl<'a, E: Float> Ctx<'a, E> {
         self.inputs[k].expect("backward: no such input")
     }
 
-    /// The packed copies of input `k`'s value, if it is a parameter.
-    pub(crate) fn packs(&self, k: usize) -> Option<&'a Packs> {
+    /// Input `k`'s value as a [`PackedWeight`], if it is a parameter.
+    pub(crate) fn packed_weight(&self, k: usize) -> Option<&'a PackedWeight<E>> {
         match self.input_vars[k] {
-            Var::Param(p) => Some(&self.param_packs[p as usize]),
+            Var::Param(p) => Some(&self.param_values[p as usize]),
             Var::Value(_) => None,
         }
     }

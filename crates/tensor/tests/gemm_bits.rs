@@ -2,10 +2,10 @@
 //! `docs/results.md` was trained with matrixmultiply, and reproduces only if every float does (see
 //! `src/gemm/avx512/mod.rs` for what decides a GEMM's bits).
 //!
-//! `gemm_packed` (B kept packed across calls) gives the same bits as `gemm`, on its first call and when it reuses
-//! the packed copy. `gemm_swiglu` (the gate/up product and SwiGLU in one pass, with or without a packed B) gives
-//! the same bits as matrixmultiply into the [m, 2I] product followed by `kernels::swiglu_rows`, also past one
-//! 256-term rounding block.
+//! `gemm_packed` (B a `PackedWeight`, packed once and reused) gives the same bits as `gemm`, on its first call and
+//! when it reuses the packed form, and a `PackedWeight` changed in any way is repacked. `gemm_swiglu` (the gate/up
+//! product and SwiGLU in one pass) and `gemm_swiglu_packed` give the same bits as matrixmultiply into the [m, 2I]
+//! product followed by `kernels::swiglu_rows`, also past one 256-term rounding block.
 //!
 //! Covered: K across the 256-term rounding blocks (255, 256, 257, 700), M and N across both register tiles
 //! (14 x 32 here, 16 x 16 in matrixmultiply), transposed and padded operands, a column-major C, alpha and beta
@@ -13,7 +13,9 @@
 //! (blocks of C on rayon's pool). Values span nine binary orders of magnitude, so a different summation order
 //! or rounding would show in the last bits.
 
-use loopgrad_tensor::{gemm_packed, gemm_swiglu, kernels, MatMut, PackedWeight, Rng};
+use loopgrad_tensor::{
+    gemm, gemm_packed, gemm_swiglu, gemm_swiglu_packed, kernels, MatMut, MatRef, PackedRef, PackedWeight, Rng, Tensor,
+};
 use proptest::prelude::*;
 
 mod common;
@@ -27,20 +29,40 @@ fn operand(rows: usize, cols: usize, transposed: bool, pad: usize, rng: &mut Rng
     })
 }
 
+/// B's values in a `PackedWeight` stored as B is stored (row-major [k, n]; a column-major B as [n, k], taken
+/// transposed), without the padding, which a tensor cannot have: its packed products see the same matrix.
+fn packed_weight(b: &Operand) -> PackedWeight<f32> {
+    let (rows, cols) = if b.transposed { (b.cols, b.rows) } else { (b.rows, b.cols) };
+    let data = (0..rows).flat_map(|i| (0..cols).map(move |j| b.buf[i * b.ld + j])).collect();
+    PackedWeight::new(Tensor::from_vec(data, [rows, cols]))
+}
+
+/// `w` as the B that `b` is.
+fn as_b<'a>(w: &'a PackedWeight<f32>, b: &Operand) -> PackedRef<'a, f32> {
+    if b.transposed {
+        w.as_mat().t()
+    } else {
+        w.as_mat()
+    }
+}
+
 /// Runs loopgrad's `gemm`, `gemm_packed` (packing, then reusing the packed B) and matrixmultiply on copies of C
 /// and compares every element of the buffer bit for bit.
 fn same_bits(alpha: f32, a: &Operand, b: &Operand, beta: f32, c: &Operand) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let (rs, cs) = c.strides();
-    let mut pack = PackedWeight::new();
-    let run = |packed: Option<&mut PackedWeight>| {
+    let w = packed_weight(b);
+    let run = |packed: bool| {
         let mut out = c.buf.clone();
         let cv = MatMut { data: &mut out, rows: m, cols: n, rs, cs };
-        gemm_packed(alpha, a.view(&a.buf), b.view(&b.buf), packed, beta, cv);
+        if packed {
+            gemm_packed(alpha, a.view(&a.buf), as_b(&w, b), beta, cv);
+        } else {
+            gemm(alpha, a.view(&a.buf), b.view(&b.buf), beta, cv);
+        }
         out
     };
-    let ours =
-        [("gemm", run(None)), ("gemm_packed", run(Some(&mut pack))), ("gemm_packed again", run(Some(&mut pack)))];
+    let ours = [("gemm", run(false)), ("gemm_packed", run(true)), ("gemm_packed again", run(true))];
     let mut theirs = c.buf.clone();
     let ((rsa, csa), (rsb, csb)) = (a.strides(), b.strides());
     // SAFETY: the three views are in bounds of their buffers (Operand::new sizes them), and C is its own copy.
@@ -102,12 +124,12 @@ proptest! {
 fn same_swiglu_bits(a: &Operand, b: &Operand) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let mut ours = vec![f32::NAN; m * n / 2];
-    gemm_swiglu(a.view(&a.buf), b.view(&b.buf), None, &mut ours);
+    gemm_swiglu(a.view(&a.buf), b.view(&b.buf), &mut ours);
     // With a packed B: packing it, then reusing it.
-    let mut pack = PackedWeight::new();
+    let w = packed_weight(b);
     for _ in 0..2 {
         let mut packed = vec![f32::NAN; m * n / 2];
-        gemm_swiglu(a.view(&a.buf), b.view(&b.buf), Some(&mut pack), &mut packed);
+        gemm_swiglu_packed(a.view(&a.buf), as_b(&w, b), &mut packed);
         let first = ours.iter().zip(&packed).position(|(x, y)| x.to_bits() != y.to_bits());
         assert!(first.is_none(), "gemm_swiglu [{m}, {k}] x [{k}, {n}] with a packed B: element {first:?} differs");
     }
@@ -176,27 +198,46 @@ fn training_shapes_split_across_threads_have_matrixmultiplys_bits() {
     }
 }
 
-/// A `PackedWeight` repacks when handed another B, and after `invalidate` when B's contents changed: otherwise it
-/// would multiply by a stale copy.
+/// A `PackedWeight` changed through each way `tensor_mut` offers (one element, `copy_from`, a new tensor, a swap,
+/// a new shape) is repacked: its three forms in training (B = W, B = W^T, and W^T's gate/up pairs) give a plain
+/// GEMM's bits of the new values, where a stale packing would give the old product. W starts [64, 300], so x W^T
+/// sums K = 300 over two rounding blocks; the new shape [300, 64] makes W^T's 300 columns 150 gate/up pairs.
 #[test]
-fn packed_weight_follows_its_operand() {
+fn a_changed_packed_weight_is_repacked() {
     let mut rng = Rng::new(11);
-    let (m, k, n) = (30, 300, 70);
-    let a = operand(m, k, false, 0, &mut rng);
-    let (b1, mut b2) = (operand(k, n, true, 0, &mut rng), operand(k, n, true, 0, &mut rng));
-    let product = |b: &Operand, pack: Option<&mut PackedWeight>| {
-        let mut out = vec![0.0f32; m * n];
-        let cv = MatMut::new(&mut out, m, n);
-        gemm_packed(1.0, a.view(&a.buf), b.view(&b.buf), pack, 0.0, cv);
-        out
+    let mut fill = |n: usize| (0..n).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect::<Vec<_>>();
+    let mut w = PackedWeight::new(Tensor::from_vec(fill(64 * 300), [64, 300]));
+    let a = fill(30 * 300);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    // Every form against the plain product of the values `w` holds now.
+    let check = |w: &PackedWeight<f32>, what: &str| {
+        for b in [w.as_mat(), w.as_mat().t()] {
+            let (view, m) = (b.view(), 30);
+            let am = MatRef::new(&a[..m * view.rows], m, view.rows);
+            let (mut packed, mut plain) = (vec![0.0f32; m * view.cols], vec![0.0f32; m * view.cols]);
+            gemm_packed(1.0, am, b, 0.0, MatMut::new(&mut packed, m, view.cols));
+            gemm(1.0, am, view, 0.0, MatMut::new(&mut plain, m, view.cols));
+            assert_eq!(bits(&packed), bits(&plain), "{what}: a [{}, {}] B was not repacked", view.rows, view.cols);
+        }
+        let b = w.as_mat().t();
+        let (view, m) = (b.view(), 30);
+        let am = MatRef::new(&a[..m * view.rows], m, view.rows);
+        let (mut packed, mut plain) = (vec![0.0f32; m * view.cols / 2], vec![0.0f32; m * view.cols / 2]);
+        gemm_swiglu_packed(am, b, &mut packed);
+        gemm_swiglu(am, view, &mut plain);
+        assert_eq!(bits(&packed), bits(&plain), "{what}: the gate/up pairs were not repacked");
     };
-    let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
-    let mut pack = PackedWeight::new();
-    assert_eq!(bits(product(&b1, Some(&mut pack))), bits(product(&b1, None)));
-    assert_eq!(bits(product(&b2, Some(&mut pack))), bits(product(&b2, None)), "another B must be repacked");
-    for x in b2.buf.iter_mut() {
-        *x *= -3.0;
-    }
-    pack.invalidate();
-    assert_eq!(bits(product(&b2, Some(&mut pack))), bits(product(&b2, None)), "an invalidated pack must be repacked");
+    check(&w, "first packing");
+    w.tensor_mut().data_mut()[7] += 1.0;
+    check(&w, "one element");
+    let other = Tensor::from_vec(fill(64 * 300), [64, 300]);
+    w.tensor_mut().copy_from(&other);
+    check(&w, "copy_from");
+    *w.tensor_mut() = Tensor::from_vec(fill(64 * 300), [64, 300]);
+    check(&w, "a new tensor");
+    let mut swapped = other.clone();
+    std::mem::swap(w.tensor_mut(), &mut swapped);
+    check(&w, "a swap");
+    w.tensor_mut().set_shape([300, 64]);
+    check(&w, "a new shape");
 }

@@ -12,20 +12,19 @@
 //! Nothing is saved: X, W and b are the node's inputs, which the tape keeps anyway.
 //!
 //! Every product runs in the tape's [`Precision`]: with bf16, the operands of the forward and backward products
-//! are rounded to bf16 and summed in f32 ([`product`]), as the TRM reference's autocast forward does; the packed
-//! weight copies serve the f32 path only.
+//! are rounded to bf16 and summed in f32 ([`product`]), as the TRM reference's autocast forward does. In f32 a
+//! parameter's W comes packed from its [`PackedWeight`] ([`weight_product`]); bf16 products do not use it.
 //!
 //! A 2-D `b` with a batched `a` is broadcast over the batch: then the batch is flattened into rows, as in
 //! `linear`, and every product is again a single GEMM.
 
 use crate::op::Op;
-use crate::params::{Packs, Param};
+use crate::params::Param;
 use crate::tape::{Ctx, Tape, Var};
 use loopgrad_tensor::{
     gemm, gemm_batched, gemm_batched_bf16, gemm_bf16, gemm_bf16_serial, gemm_packed, gemm_serial, kernels, BatchMut,
-    BatchRef, Float, MatMut, MatRef, Precision, Shape, Tensor,
+    BatchRef, Float, MatMut, MatRef, PackedRef, PackedWeight, Precision, Shape, Tensor,
 };
-use std::sync::Mutex;
 
 #[derive(Clone, Copy, Debug)]
 pub struct MatMulMeta {
@@ -38,10 +37,10 @@ pub struct LinearMeta {
 }
 
 impl<E: Float> Tape<E> {
-    /// The packed copies of `v`'s value, if it is a parameter.
-    pub(crate) fn packs(&self, v: Var) -> Option<&Packs> {
+    /// `v`'s value as a [`PackedWeight`], if it is a parameter.
+    pub(crate) fn packed_weight(&self, v: Var) -> Option<&PackedWeight<E>> {
         match v {
-            Var::Param(p) => Some(self.params.packs(Param(p))),
+            Var::Param(p) => Some(self.params.packed_weight(Param(p))),
             Var::Value(_) => None,
         }
     }
@@ -58,12 +57,8 @@ impl<E: Float> Tape<E> {
         let mut y = Tensor::uninit(with_last(xs, n_out));
         let xm = MatRef::new(xt.data(), rows, n_in);
         let wm = MatRef::new(wt.data(), n_out, n_in).t();
-        let pack = self.packs(w).map(|p| &p.transposed);
-        let ym = MatMut::new(y.data_mut(), rows, n_out);
-        match self.precision() {
-            Precision::F32 => gemm_maybe_packed(xm, wm, pack, E::ZERO, ym),
-            Precision::Bf16 => gemm_bf16(E::ONE, xm, wm, E::ZERO, ym),
-        }
+        let packed = self.packed_weight(w).map(|p| p.as_mat().t());
+        weight_product(self.precision(), xm, wm, packed, E::ZERO, MatMut::new(y.data_mut(), rows, n_out));
         match b {
             None => self.push_op(Op::Linear(LinearMeta { bias: false }), &[x, w], y, [], &[]),
             Some(b) => {
@@ -156,16 +151,21 @@ impl Geometry {
     }
 }
 
-/// C = A B + beta C, with B a parameter's value kept packed in `pack` when there is one (the same bits).
-pub(crate) fn gemm_maybe_packed<E: Float>(
+/// C = A B + beta C in `precision`, B being a weight: `packed` is B itself as a parameter's [`PackedWeight`]
+/// when it is one, whose packed form an f32 product uses ([`gemm_packed`], the same bits as [`gemm`]).
+fn weight_product<E: Float>(
+    precision: Precision,
     a: MatRef<'_, E>,
     b: MatRef<'_, E>,
-    pack: Option<&Mutex<loopgrad_tensor::PackedWeight>>,
+    packed: Option<PackedRef<'_, E>>,
     beta: E,
     c: MatMut<'_, E>,
 ) {
-    let mut pack = pack.map(|p| p.lock().unwrap_or_else(|e| e.into_inner()));
-    gemm_packed(E::ONE, a, b, pack.as_deref_mut(), beta, c)
+    match (precision, packed) {
+        (Precision::F32, Some(packed)) => gemm_packed(E::ONE, a, packed, beta, c),
+        (Precision::F32, None) => gemm(E::ONE, a, b, beta, c),
+        (Precision::Bf16, _) => gemm_bf16(E::ONE, a, b, beta, c),
+    }
 }
 
 /// C = alpha A B + beta C in `precision` ([`gemm`] or [`gemm_bf16`]).
@@ -227,13 +227,10 @@ pub(crate) fn backward_linear<E: Float>(m: &LinearMeta, ctx: &mut Ctx<'_, E>) {
     let (n_out, n_in) = (w.dims()[0], w.dims()[1]);
     let rows = x.shape().rows();
     let gm = MatRef::new(g.data(), rows, n_out);
-    let (pack, prec) = (ctx.packs(1).map(|p| &p.plain), ctx.precision);
+    let (packed, prec) = (ctx.packed_weight(1).map(|p| p.as_mat()), ctx.precision);
     if let Some((dx, beta)) = ctx.grad_beta(0) {
         let (wm, dxm) = (MatRef::new(w.data(), n_out, n_in), MatMut::new(dx, rows, n_in));
-        match prec {
-            Precision::F32 => gemm_maybe_packed(gm, wm, pack, beta, dxm),
-            Precision::Bf16 => gemm_bf16(E::ONE, gm, wm, beta, dxm),
-        }
+        weight_product(prec, gm, wm, packed, beta, dxm);
     }
     if let Some((dw, beta)) = ctx.grad_beta(1) {
         product(prec, E::ONE, gm.t(), MatRef::new(x.data(), rows, n_in), beta, MatMut::new(dw, n_out, n_in));
@@ -328,10 +325,11 @@ mod tests {
         }
     }
 
-    /// A parameter's packed copies (x W^T, dY W, the untaped SwiGLU's pairs) follow its value: after each kind of
-    /// mutable borrow the three products equal plain GEMMs of the new values (f32, so that on an AVX-512 CPU the
-    /// packed path runs; K = 300 spans two rounding blocks, and on two threads x W^T and dY W split by columns,
-    /// so a block starts past column 0 of the packed copy).
+    /// A parameter's packed forms (x W^T, dY W, the untaped SwiGLU's pairs) follow its value: after an update
+    /// as an optimizer makes it (`value_and_grad_mut`, W -= lr dW from the last backward), a write through
+    /// `value_mut`, and a swap of the whole tensor as EMA's evaluation does, the three products equal plain GEMMs
+    /// of the new values (f32, so that on an AVX-512 CPU the packed path runs; K = 300 spans two rounding blocks,
+    /// and on two threads x W^T and dY W split by columns, so a block starts past column 0 of the packed form).
     #[test]
     fn a_changed_parameter_is_repacked() {
         let (rows, n_in, n_out) = (40, 300, 96);
@@ -348,10 +346,18 @@ mod tests {
             let first = got.iter().zip(want).position(|(g, w)| g.to_bits() != w.to_bits());
             assert!(first.is_none(), "{what}: element {first:?} differs from a plain GEMM of the current weight");
         };
-        for change in 0..3 {
+        for change in 0..4 {
             match change {
-                1 => tape.params.value_mut(w).data_mut().iter_mut().for_each(|v| *v *= -2.0),
-                2 => tape.params.value_and_grad_mut(w).0.data_mut()[7] += 1.0,
+                1 => {
+                    let (value, grad) = tape.params.value_and_grad_mut(w);
+                    assert!(grad.data().iter().any(|&g| g != 0.0), "the backward left no gradient to step by");
+                    value.data_mut().iter_mut().zip(grad.data()).for_each(|(v, g)| *v -= 0.5 * g);
+                }
+                2 => tape.params.value_mut(w).data_mut().iter_mut().for_each(|v| *v *= -2.0),
+                3 => {
+                    let mut shadow = standard_normal(&[n_out, n_in], 4).cast::<f32>();
+                    std::mem::swap(tape.params.value_mut(w), &mut shadow);
+                }
                 _ => {}
             }
             let wv = tape.params.value(w).clone();

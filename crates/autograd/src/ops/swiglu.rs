@@ -15,8 +15,9 @@
 //! here.
 //!
 //! `linear_swiglu` is the projection and the SwiGLU together. Recorded, it is the two ops (backward needs
-//! gate_up); untaped (TRM's T - 1 no-grad recursions, and evaluation) it is one pass, `gemm_swiglu`, that gates
-//! each register tile of the product and never stores the [.., 2I] tensor. The bits are the same either way.
+//! gate_up); untaped (TRM's T - 1 no-grad recursions, and evaluation) it is one pass, `gemm_swiglu` (or
+//! `gemm_swiglu_packed`, when the weight is a parameter's `PackedWeight`), that gates each register tile of the
+//! product and never stores the [.., 2I] tensor. The bits are the same either way.
 //! With the tape in bf16 the untaped path is the bf16 product followed by the gate (no fused bf16 kernel yet),
 //! again the recorded path's bits.
 
@@ -24,7 +25,7 @@ use super::matmul::with_last;
 use super::store_for;
 use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
-use loopgrad_tensor::{gemm_bf16, gemm_swiglu, kernels, Float, MatMut, MatRef, Precision, Tensor};
+use loopgrad_tensor::{gemm_bf16, gemm_swiglu, gemm_swiglu_packed, kernels, Float, MatMut, MatRef, Precision, Tensor};
 
 impl<E: Float> Tape<E> {
     /// SwiGLU on a fused projection: gate_up [.., 2I] = [g, u] (gate first) -> silu(g) * u [.., I].
@@ -71,11 +72,13 @@ impl<E: Float> Tape<E> {
             drop(gate_up);
             return self.constant(h);
         }
-        let mut pack = self.packs(w).map(|p| p.pairs.lock().unwrap_or_else(|e| e.into_inner()));
-        gemm_swiglu(MatRef::new(xt.data(), rows, n_in), w_t, pack.as_deref_mut(), h.data_mut());
-        // The lock borrows the tape, which `constant` needs mutably. Untaped: there is nothing to record, so the
-        // result is a plain value.
-        drop(pack);
+        // A parameter's W^T comes from its PackedWeight's gate/up pair form (packed once per update).
+        let xm = MatRef::new(xt.data(), rows, n_in);
+        match self.packed_weight(w) {
+            Some(packed) => gemm_swiglu_packed(xm, packed.as_mat().t(), h.data_mut()),
+            None => gemm_swiglu(xm, w_t, h.data_mut()),
+        }
+        // Untaped: there is nothing to record, so the result is a plain value.
         self.constant(h)
     }
 }

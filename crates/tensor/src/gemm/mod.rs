@@ -1,11 +1,12 @@
 //! GEMM: C = alpha A B + beta C with arbitrary row and column strides, so a transposed operand is a stride swap,
 //! not a copy, and beta = 1 accumulates in place (weight gradients go straight into their persistent buffers).
 //! f32 on an AVX-512 CPU runs loopgrad's own kernel (`avx512`: matrixmultiply's bits, faster, no allocation);
-//! everything else runs `matrixmultiply`.
+//! everything else runs `matrixmultiply`. A weight that is the right operand of many products between two updates
+//! is a [`PackedWeight`] (`packed.rs`), packed for the kernel once and repacked only after it is written.
 
 use crate::float::Float;
 use crate::kernels::{self, SyncPtr};
-use crate::parallel::{parts_for, PAR_MIN_ELEMS_STREAMING, PAR_MIN_GEMM_MACS};
+use crate::parallel::{parts_for, PAR_MIN_GEMM_MACS};
 use crate::tensor::Tensor;
 use std::any::TypeId;
 
@@ -13,11 +14,13 @@ use std::any::TypeId;
 mod avx512;
 mod batched;
 mod bf16;
+mod packed;
 
 pub use batched::{gemm_batched, BatchMut, BatchRef};
 pub use bf16::{
     bf16_kernel_available, gemm_batched_bf16, gemm_bf16, gemm_bf16_reference, gemm_bf16_serial, round_bf16, Precision,
 };
+pub use packed::{gemm_packed, PackedRef, PackedWeight};
 
 /// Allocates the calling thread's GEMM packing buffers at their full size, so that its first GEMM block does not:
 /// the team's workers call it before they count as started, which keeps a steady training loop free of
@@ -110,10 +113,20 @@ pub fn gemm_serial<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta:
 /// out = silu(A B_gate) * (A B_up): the SwiGLU of a fused gate/up projection. B = [B_gate | B_up] is [k, 2I]
 /// (gate columns first, as `gate_up_proj` stores them), `out` is a contiguous [m, I]. The bits are those of
 /// [`gemm`] into an [m, 2I] buffer followed by [`kernels::swiglu_rows`]: on an AVX-512 CPU the [m, 2I] product
-/// is never stored, each register tile gating its own accumulators (and B is taken from `pack` when there is
-/// one, as in [`gemm_packed`]); otherwise it goes through a pooled buffer. Rows are split across threads as
-/// [`gemm`] splits them.
-pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, pack: Option<&mut PackedWeight>, out: &mut [E]) {
+/// is never stored, each register tile gating its own accumulators; otherwise it goes through a pooled buffer.
+/// Rows are split across threads as [`gemm`] splits them.
+pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, out: &mut [E]) {
+    swiglu_with(a, b, None, out)
+}
+
+/// [`gemm_swiglu`] with B a [`PackedWeight`]'s matrix (`gate_up_proj`'s W^T), taken from its gate/up pair form
+/// (packed first if stale): the same bits.
+pub fn gemm_swiglu_packed<E: Float>(a: MatRef<'_, E>, b: PackedRef<'_, E>, out: &mut [E]) {
+    swiglu_with(a, b.view(), Some(b), out)
+}
+
+/// [`gemm_swiglu`] of A and B, with B's pair form taken from `packed` (whose view B is) when there is one.
+fn swiglu_with<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, packed: Option<PackedRef<'_, E>>, out: &mut [E]) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
         a.cols == b.rows && n % 2 == 0 && out.len() * 2 == m * n,
@@ -130,8 +143,9 @@ pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, pack: Option<&m
     }
     #[cfg(target_arch = "x86_64")]
     if TypeId::of::<E>() == TypeId::of::<f32>() && avx512::available() {
-        // SAFETY: B's view was checked against its slice above, and E is f32.
-        let pre = pack.map(|pack| unsafe { pack.packed_for(b, Layout::Pairs) });
+        // SAFETY: E is f32, AVX-512F is there, and B's column count 2 inner is even and non-zero.
+        let form = packed.map(|p| unsafe { p.packed(packed::Layout::Pairs) });
+        let pre = form.as_ref().map(|f| &f.packed);
         let rows = |lo: usize, o: &mut [E]| {
             // SAFETY: A and B were bounds-checked above; rows lo..lo + o.len() / inner of A exist, and `o` is
             // exactly those rows of the output, owned by this call; `pre` was packed from this B.
@@ -150,103 +164,11 @@ pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, pack: Option<&m
         }
         return;
     }
+    // No fused kernel here, and a packed form only serves it: the plain product, then the gate.
+    let _ = packed;
     let mut gate_up = Tensor::<E>::uninit([m, n]);
-    gemm_packed(E::ONE, a, b, pack, E::ZERO, MatMut::new(gate_up.data_mut(), m, n));
+    gemm(E::ONE, a, b, E::ZERO, MatMut::new(gate_up.data_mut(), m, n));
     kernels::swiglu_rows(gate_up.data(), inner, out);
-}
-
-/// A right operand B kept packed between [`gemm_packed`] calls: a weight that is multiplied many times between
-/// two updates (21 times per TRM supervision step at T 3, n 6) is packed once instead of in every call. It is a
-/// cache: it remembers which view (data pointer, shape, strides) it holds, and repacks when handed another one,
-/// but it cannot see B's *contents* change, so whoever owns B calls [`PackedWeight::invalidate`] when they do
-/// (`ParamStore` does, on every mutable borrow of a value). Keep one tied to one long-lived buffer: a buffer
-/// freed and handed out again (the tensor pool does that) would look like the view it packed. Used only by the
-/// f32 AVX-512 kernel; elsewhere [`gemm_packed`] is [`gemm`].
-pub struct PackedWeight {
-    #[cfg(target_arch = "x86_64")]
-    packed: avx512::PackedB,
-    /// The view packed: (data pointer, rows, cols, rs, cs, layout); `None` when nothing valid is held.
-    view: Option<(usize, usize, usize, isize, isize, Layout)>,
-}
-
-/// How a [`PackedWeight`] holds B: as [`gemm`]'s panels, or as [`gemm_swiglu`]'s gate/up pairs.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Layout {
-    Panels,
-    Pairs,
-}
-
-impl PackedWeight {
-    pub const fn new() -> Self {
-        PackedWeight {
-            #[cfg(target_arch = "x86_64")]
-            packed: avx512::PackedB::new(),
-            view: None,
-        }
-    }
-
-    /// Forgets the packed copy: B's contents changed. The buffer is kept for the next packing.
-    pub fn invalidate(&mut self) {
-        self.view = None;
-    }
-
-    /// The packed copy of `b` in `layout`, packed first unless it is the view held.
-    ///
-    /// # Safety
-    /// E is f32, the CPU has AVX-512F, and `b` was checked against its slice; with `Layout::Panels`, b has
-    /// columns.
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn packed_for<E: Float>(&mut self, b: MatRef<'_, E>, layout: Layout) -> &avx512::PackedB {
-        let view = Some((b.data.as_ptr() as usize, b.rows, b.cols, b.rs, b.cs, layout));
-        if self.view != view {
-            let (parts, ptr) = (parts_for(b.rows * b.cols, PAR_MIN_ELEMS_STREAMING), b.data.as_ptr() as *const f32);
-            // Nothing valid while the buffer is rewritten (a panic here must not leave the old key on it).
-            self.view = None;
-            match layout {
-                Layout::Panels => self.packed.pack(b.rows, b.cols, ptr, b.rs, b.cs, parts),
-                Layout::Pairs => self.packed.pack_pairs(b.rows, b.cols / 2, ptr, b.rs, b.cs, parts),
-            }
-            self.view = view;
-        }
-        &self.packed
-    }
-}
-
-impl Default for PackedWeight {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Debug for PackedWeight {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PackedWeight").field("view", &self.view).finish()
-    }
-}
-
-/// [`gemm`] with B taken from (or first packed into) `pack` when there is one: the same result, bit for bit.
-/// See [`PackedWeight`] for when the caller must invalidate it.
-pub fn gemm_packed<E: Float>(
-    alpha: E,
-    a: MatRef<'_, E>,
-    b: MatRef<'_, E>,
-    pack: Option<&mut PackedWeight>,
-    beta: E,
-    c: MatMut<'_, E>,
-) {
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = pack;
-    #[cfg(target_arch = "x86_64")]
-    if let Some(pack) = pack {
-        if TypeId::of::<E>() == TypeId::of::<f32>() && avx512::available() && c.cs == 1 && b.cols > 0 {
-            b.check("gemm (B)");
-            // SAFETY: B's view was checked just above, E is f32, and B has columns.
-            let pre = unsafe { pack.packed_for(b, Layout::Panels) };
-            return gemm_on(None, alpha, a, b, Some(pre), beta, c);
-        }
-    }
-    gemm(alpha, a, b, beta, c)
 }
 
 /// A packed B for [`gemm_raw`] (nothing to hold off x86-64).
