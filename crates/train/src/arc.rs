@@ -2,15 +2,19 @@
 //! the demonstrations of `data.test_path`'s tasks train and their test pairs are held out; every task gets the
 //! identity and up to `data.augmentations` augmented versions, each its own puzzle identifier; training examples
 //! are translated on the canvas, held-out ones are not. The puzzle-embedding table is sized from the data
-//! ([`size_puzzle_table`]), after checking that it fits in memory.
+//! ([`size_puzzle_table`]), after checking that it fits in memory. After training, the held-out predictions are
+//! voted over the versions and scored as the paper scores ARC ([`pass_at_1_2`]).
 
 use crate::config::{DataConfig, TrainConfig, MAX_DATA_TOKENS};
 use crate::data::Datasets;
+use crate::eval::Predictions;
 use crate::memory::{available_memory, mib};
 use anyhow::{anyhow, bail, Result};
 use loopgrad_models::config::ModelConfig;
 use loopgrad_puzzles::arc::dataset::task_fits;
-use loopgrad_puzzles::arc::{build_datasets, load_path, ArcConfig, Task};
+use loopgrad_puzzles::arc::{build_datasets, load_path, ArcConfig, ArcEvaluator, Task};
+use loopgrad_puzzles::ExampleSet;
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -70,6 +74,60 @@ pub fn load(c: &DataConfig) -> Result<Datasets> {
         description,
         skipped: built.skipped,
         arc_test_tasks: built.test_tasks,
+    })
+}
+
+/// The paper's ARC score of a held-out evaluation (pass@2; pass@1 beside it), as `train` prints it and the final
+/// `eval` record of an ARC run's `metrics.jsonl` carries it. A task scores the share of its test inputs whose true
+/// output is among the top k voted candidates; pass@k is the mean over the tasks with known outputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArcPass {
+    /// Evaluation tasks scored, and their test inputs.
+    pub tasks: usize,
+    pub test_inputs: usize,
+    pub pass_at_1: f64,
+    pub pass_at_2: f64,
+    /// Test inputs solved at k = 1 and at k = 2.
+    pub solved_at_1: usize,
+    pub solved_at_2: usize,
+}
+
+impl ArcPass {
+    /// One line: `pass@2 1.95% (3 of 88 test inputs), pass@1 ... over 77 tasks`.
+    pub fn describe(&self) -> String {
+        format!(
+            "pass@2 {:.2}% ({} of {} test inputs), pass@1 {:.2}% ({} of {}), over {} tasks",
+            100.0 * self.pass_at_2,
+            self.solved_at_2,
+            self.test_inputs,
+            100.0 * self.pass_at_1,
+            self.solved_at_1,
+            self.test_inputs,
+            self.tasks
+        )
+    }
+}
+
+/// The votes of `predictions` (of the first examples of `set`, in order), each weighted by its halt confidence,
+/// sigmoid(q_halt), as TRM's `evaluators/arc.py` weighs them. `set` is a test set built with `tasks`.
+pub fn vote<'a>(set: &'a ExampleSet, tasks: &'a [Task], predictions: &Predictions) -> Result<ArcEvaluator<'a>> {
+    let mut evaluator = ArcEvaluator::new(set, tasks);
+    for (i, (tokens, &q)) in predictions.tokens.iter().zip(&predictions.q_halt).enumerate() {
+        evaluator.record(i, tokens, 1.0 / (1.0 + (-q).exp())).map_err(|e| anyhow!("held-out example {i}: {e}"))?;
+    }
+    Ok(evaluator)
+}
+
+/// [`vote`], then pass@1 and pass@2.
+pub fn pass_at_1_2(set: &ExampleSet, tasks: &[Task], predictions: &Predictions) -> Result<ArcPass> {
+    let scores = vote(set, tasks, predictions)?.scores(&[1, 2]);
+    Ok(ArcPass {
+        tasks: scores.per_task.len(),
+        test_inputs: scores.test_inputs,
+        pass_at_1: scores.overall[0],
+        pass_at_2: scores.overall[1],
+        solved_at_1: scores.solved[0],
+        solved_at_2: scores.solved[1],
     })
 }
 

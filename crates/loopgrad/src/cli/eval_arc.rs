@@ -10,7 +10,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use loopgrad_puzzles::arc::canvas::side_of;
 use loopgrad_puzzles::arc::dataset::{build_test_set, identifiers_from_names};
 use loopgrad_puzzles::arc::eval::BallotRecord;
-use loopgrad_puzzles::arc::{load_path, ArcEvaluator, ArcScores, Task};
+use loopgrad_puzzles::arc::{load_path, ArcEvaluator};
+use loopgrad_train::arc::vote;
 use loopgrad_train::evaluate;
 use loopgrad_train::rundir::IDENTIFIERS_FILE;
 use serde_json::json;
@@ -88,7 +89,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 serde_json::from_str(&text).with_context(|| format!("{}: not a votes file", path.display()))?;
             evaluator.add_ballots(&ballots).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         }
-        return report(args, &evaluator, &tasks, &[], "collected votes");
+        return report(args, &evaluator, &[], "collected votes");
     }
     if let Some(shard) = &a.shard {
         let (i, n) = parse_shard(shard)?;
@@ -120,20 +121,17 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     let batch_size = args.batch_size.clamp(1, set.len());
     loopgrad_train::config::check_batch("--batch-size", batch_size, &loaded.config)?;
     let (_, predictions) = evaluate(&loaded.model, &mut loaded.tape, &set, 0, steps, batch_size);
-    let mut evaluator = ArcEvaluator::new(&set, &kept);
-    for (i, (tokens, &q)) in predictions.tokens.iter().zip(&predictions.q_halt).enumerate() {
-        evaluator.record(i, tokens, 1.0 / (1.0 + (-q).exp())).map_err(|e| anyhow!("{}: {e}", ids_path.display()))?;
-    }
+    let evaluator = vote(&set, &kept, &predictions).with_context(|| ids_path.display().to_string())?;
     let what = format!(
         "{} test examples, {steps} supervision steps, {} weights",
         set.len(),
         ["live", "EMA"][loaded.ema as usize]
     );
-    report(args, &evaluator, &kept, &left_out, &what)
+    report(args, &evaluator, &left_out, &what)
 }
 
 /// Prints the scores (text or JSON) and writes the requested files.
-fn report(args: &EvalArgs, e: &ArcEvaluator, tasks: &[Task], left_out: &[String], what: &str) -> Result<()> {
+fn report(args: &EvalArgs, e: &ArcEvaluator, left_out: &[String], what: &str) -> Result<()> {
     let a = &args.arc;
     let scores = e.scores(&a.pass_k);
     if let Some(path) = &a.predictions {
@@ -144,9 +142,8 @@ fn report(args: &EvalArgs, e: &ArcEvaluator, tasks: &[Task], left_out: &[String]
         crate::cli::check_output_file("--votes", path)?;
         write(path, &serde_json::to_string(&e.ballots())?)?;
     }
-    let inputs = |j: usize| solved_inputs(&scores, tasks, j);
-    let scored_inputs: usize =
-        tasks.iter().filter(|t| t.test.iter().all(|p| p.output.is_some())).map(|t| t.test.len()).sum();
+    let inputs = |j: usize| scores.solved[j];
+    let scored_inputs = scores.test_inputs;
     if args.json {
         let pass = |v: &[f64]| -> serde_json::Map<String, serde_json::Value> {
             a.pass_k.iter().zip(v).map(|(k, p)| (format!("pass@{k}"), json!(p))).collect()
@@ -193,18 +190,6 @@ fn report(args: &EvalArgs, e: &ArcEvaluator, tasks: &[Task], left_out: &[String]
         }
     }
     Ok(())
-}
-
-/// Test inputs passing at `pass_k[j]`, summed over the scored tasks (a task's score is its share of them).
-fn solved_inputs(scores: &ArcScores, tasks: &[Task], j: usize) -> usize {
-    scores
-        .per_task
-        .iter()
-        .map(|s| {
-            let n = tasks.iter().find(|t| t.id == s.task).map_or(0, |t| t.test.len());
-            (s.pass[j] * n as f64).round() as usize
-        })
-        .sum()
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {

@@ -46,9 +46,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
             );
             Err(Interrupted { signal, message }.into())
         }
-        Ended::Finished { step, train_seconds, result } => {
+        Ended::Finished { step, train_seconds, result, arc } => {
             println!("trained {step} steps in {train_seconds:.0} s; {}", run::describe(&result));
             println!("held-out exact accuracy: {:.1}% on {} puzzles", 100.0 * result.exact_accuracy, result.examples);
+            if let Some(arc) = arc {
+                println!("held-out ARC score, votes over the versions: {}", arc.describe());
+            }
             println!("run directory: {}", dir.display());
             Ok(())
         }

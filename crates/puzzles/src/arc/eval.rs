@@ -73,6 +73,9 @@ pub struct ArcScores {
     pub per_task: Vec<TaskScore>,
     /// Mean of `per_task[..].pass[j]`.
     pub overall: Vec<f64>,
+    /// The scored tasks' test inputs, and `solved[j]` of them pass at `ks[j]`.
+    pub test_inputs: usize,
+    pub solved: Vec<usize>,
     /// Tasks without known outputs (not scored).
     pub unscored: usize,
 }
@@ -201,7 +204,7 @@ impl<'a> ArcEvaluator<'a> {
     /// pass@k for each `k` in `ks`, per task and overall.
     pub fn scores(&self, ks: &[usize]) -> ArcScores {
         let mut per_task = Vec::new();
-        let mut unscored = 0;
+        let (mut unscored, mut test_inputs, mut solved) = (0, 0, vec![0; ks.len()]);
         for task in self.tasks {
             if task.test.iter().any(|p| p.output.is_none()) {
                 unscored += 1;
@@ -214,15 +217,17 @@ impl<'a> ArcEvaluator<'a> {
                 for (j, &k) in ks.iter().enumerate() {
                     if position.is_some_and(|p| p < k) {
                         pass[j] += 1.0 / task.test.len() as f64;
+                        solved[j] += 1;
                     }
                 }
             }
+            test_inputs += task.test.len();
             per_task.push(TaskScore { task: task.id.clone(), pass });
         }
         let overall = (0..ks.len())
             .map(|j| per_task.iter().map(|t| t.pass[j]).sum::<f64>() / per_task.len().max(1) as f64)
             .collect();
-        ArcScores { ks: ks.to_vec(), per_task, overall, unscored }
+        ArcScores { ks: ks.to_vec(), per_task, overall, unscored, test_inputs, solved }
     }
 }
 
@@ -268,9 +273,12 @@ mod tests {
             perfect.record(i, d.test.labels(i), 0.9).unwrap();
             constant.record(i, &black, 0.5).unwrap();
         }
-        assert_eq!(perfect.scores(&[1, 2]).overall, vec![1.0, 1.0]);
+        let (perfect, constant) = (perfect.scores(&[1, 2]), constant.scores(&[1, 2]));
+        assert_eq!(perfect.overall, vec![1.0, 1.0]);
+        assert_eq!((perfect.test_inputs, perfect.solved), (4, vec![4, 4]));
         // Black is fixed by every augmentation, so the constant predictor is right exactly on task d: 1 of 4.
-        assert_eq!(constant.scores(&[1, 2]).overall, vec![0.25, 0.25]);
+        assert_eq!(constant.overall, vec![0.25, 0.25]);
+        assert_eq!((constant.test_inputs, constant.solved), (4, vec![1, 1]));
     }
 
     #[test]

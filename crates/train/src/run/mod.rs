@@ -6,7 +6,9 @@
 
 pub mod record;
 
-use crate::eval::evaluate_unless;
+use crate::arc::ArcPass;
+use crate::data::Datasets;
+use crate::eval::{evaluate_unless, Predictions};
 use crate::rundir::{RunDir, CHECKPOINT_FILE, CONFIG_FILE, IDENTIFIERS_FILE};
 use crate::{data, EvalResult, TrainConfig, Trainer};
 use anyhow::{bail, Result};
@@ -27,8 +29,9 @@ pub enum Start {
 /// How a run that returned without an error ended.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Ended {
-    /// Trained to `run.steps` (or to `run.time_limit_s`), checkpointed, and evaluated on the held-out set.
-    Finished { step: u64, train_seconds: f64, result: EvalResult },
+    /// Trained to `run.steps` (or to `run.time_limit_s`), checkpointed, and evaluated on the held-out set; an ARC
+    /// run also voted over the versions of its held-out test inputs (`arc`, when the whole set was evaluated).
+    Finished { step: u64, train_seconds: f64, result: EvalResult, arc: Option<ArcPass> },
     /// Stopped by `signal` at `step`, with a checkpoint saved there: resume to continue.
     Interrupted { step: u64, signal: i32 },
 }
@@ -235,7 +238,7 @@ pub fn train_in(
         }
         if r.eval_every > 0 && step % r.eval_every == 0 && step < r.steps {
             // An evaluation cut short by a signal logs nothing; the checkpoint below is still written.
-            if let Some(result) = evaluate_held_out_unless(&mut trainer, &data.test, r.eval_examples, stop) {
+            if let Some((result, _)) = evaluate_held_out_unless(&mut trainer, &data.test, r.eval_examples, stop) {
                 progress.note(&format!("step {step}: {}", describe(&result)));
                 run.log(&Record::Eval(EvalRecord::new(step, &result, false)))?;
             }
@@ -263,7 +266,7 @@ pub fn train_in(
             loss: e.loss,
             steps: e.eval_steps,
         };
-        return Ok(Ended::Finished { step: trainer.step(), train_seconds, result });
+        return Ok(Ended::Finished { step: trainer.step(), train_seconds, result, arc: e.arc });
     }
     // Said before it starts: the final evaluation of a large held-out set, or at many `run.eval_steps`, is long.
     let examples = match r.final_eval_examples {
@@ -272,32 +275,56 @@ pub fn train_in(
     };
     let steps = held_out_eval_steps(&trainer.config);
     progress.note(&format!("final evaluation: {examples} held-out puzzles at {steps} supervision steps"));
-    let Some(result) = evaluate_held_out_unless(&mut trainer, &data.test, r.final_eval_examples, stop) else {
+    let Some((result, predictions)) = evaluate_held_out_unless(&mut trainer, &data.test, r.final_eval_examples, stop)
+    else {
         return interrupted(trainer.step());
     };
-    run.log(&Record::Eval(EvalRecord::new(trainer.step(), &result, true)))?;
-    Ok(Ended::Finished { step: trainer.step(), train_seconds, result })
+    let arc = score_arc(&config, &data, &predictions, progress)?;
+    run.log(&Record::Eval(EvalRecord { arc: arc.clone(), ..EvalRecord::new(trainer.step(), &result, true) }))?;
+    Ok(Ended::Finished { step: trainer.step(), train_seconds, result, arc })
+}
+
+/// An ARC run's pass@1 and pass@2 on its held-out test inputs: the final evaluation's predictions voted over the
+/// versions, as `loopgrad eval --task arc` votes. Only a whole held-out set is voted (a vote over some of a test
+/// input's versions would not be the paper's score); otherwise the note says how to get it.
+fn score_arc(
+    config: &TrainConfig,
+    data: &Datasets,
+    predictions: &Predictions,
+    progress: &mut dyn Progress,
+) -> Result<Option<ArcPass>> {
+    if config.data.task != "arc" {
+        return Ok(None);
+    }
+    if predictions.tokens.len() < data.test.len() {
+        progress.note(&format!(
+            "no ARC pass@2: run.final_eval_examples kept {} of the {} held-out examples; score the whole set with \
+             `loopgrad eval --task arc`",
+            predictions.tokens.len(),
+            data.test.len()
+        ));
+        return Ok(None);
+    }
+    crate::arc::pass_at_1_2(&data.test, &data.arc_test_tasks, predictions).map(Some)
 }
 
 /// Scores the first `limit` held-out examples (all for 0) with the evaluation weights, at `run.eval_steps`
 /// supervision steps (N_sup for 0), in batches of at least 64.
 pub fn evaluate_held_out(trainer: &mut Trainer, test: &ExampleSet, limit: usize) -> EvalResult {
-    evaluate_held_out_unless(trainer, test, limit, &AtomicUsize::new(0)).expect("never stopped")
+    evaluate_held_out_unless(trainer, test, limit, &AtomicUsize::new(0)).expect("never stopped").0
 }
 
-/// [`evaluate_held_out`], given up (None) once `stop` holds a signal number.
+/// [`evaluate_held_out`] with the predictions, given up (None) once `stop` holds a signal number.
 fn evaluate_held_out_unless(
     trainer: &mut Trainer,
     test: &ExampleSet,
     limit: usize,
     stop: &AtomicUsize,
-) -> Option<EvalResult> {
+) -> Option<(EvalResult, Predictions)> {
     let steps = held_out_eval_steps(&trainer.config);
     let batch = trainer.config.run.batch_size.max(64);
     let stopped = || stop.load(Ordering::SeqCst) != 0;
-    trainer
-        .with_eval_weights(|model, tape| evaluate_unless(model, tape, test, limit, steps, batch, &stopped))
-        .map(|r| r.0)
+    trainer.with_eval_weights(|model, tape| evaluate_unless(model, tape, test, limit, steps, batch, &stopped))
 }
 
 /// The supervision steps a held-out evaluation runs: `run.eval_steps`, or N_sup (`halt_max_steps`) for 0.

@@ -3,6 +3,7 @@
 //! that stopped the run, e.g. on a NaN loss). The run loop writes them, and `plot` and the study read them, through
 //! these types only.
 
+use crate::arc::ArcPass;
 use crate::trainer::StepStats;
 use crate::EvalResult;
 use anyhow::{Context, Result};
@@ -71,6 +72,9 @@ pub struct EvalRecord {
     #[serde(deserialize_with = "number_or_null")]
     pub loss: f64,
     pub eval_steps: usize,
+    /// An ARC run's final evaluation: the votes over the versions, scored (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arc: Option<ArcPass>,
 }
 
 impl EvalRecord {
@@ -83,6 +87,7 @@ impl EvalRecord {
             token_accuracy: r.token_accuracy,
             loss: r.loss,
             eval_steps: r.steps,
+            arc: None,
         }
     }
 }

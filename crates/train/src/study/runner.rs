@@ -236,7 +236,7 @@ fn train(run_dir: &mut RunDir, config: TrainConfig, start: Start, stop: &AtomicU
     let ended = run::train_in(run_dir, config, start, stop, &mut progress)
         .with_context(|| format!("{}: training failed (its log: {})", dir.display(), log_path.display()))?;
     match ended {
-        Ended::Finished { step, train_seconds, result } => {
+        Ended::Finished { step, train_seconds, result, .. } => {
             progress.note(&format!("trained {step} steps in {train_seconds:.0} s; {}", run::describe(&result)));
             Ok(())
         }
@@ -301,6 +301,7 @@ mod tests {
                 token_accuracy: 0.5,
                 loss: 1.0,
                 eval_steps: 2,
+                arc: None,
             };
             serde_json::to_string(&Record::Eval(r)).unwrap()
         };
