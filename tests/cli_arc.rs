@@ -102,6 +102,9 @@ fn trained(d: &Path) {
     assert!(out.status.success(), "train failed: {stderr}");
     assert!(stderr.contains("2 training tasks + 4 evaluation tasks on a 4x4 canvas"), "{stderr}");
     assert!(stderr.contains("1 tasks skipped"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("held-out ARC score, votes over the versions: pass@2 "), "{stdout}");
+    assert!(stdout.contains("of 5 test inputs), pass@1 "), "{stdout}");
 }
 
 const EVAL: &[&str] = &[
@@ -134,6 +137,15 @@ fn train_then_evaluate_then_shard_with_gnu_parallel() {
     assert!(submission["e0"][0]["attempt_2"].is_array());
     // pass@8 with at most 4 versions: every candidate counts, so it is at least pass@2.
     assert!(whole["overall"]["pass@8"].as_f64() >= whole["overall"]["pass@2"].as_f64());
+    // The score `train` printed and logged is this evaluation's: the same predictions (one batch), the same votes.
+    let metrics = std::fs::read_to_string(d.join("run/metrics.jsonl")).unwrap();
+    let last: Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    let arc = &last["arc"];
+    assert_eq!((arc["tasks"].as_u64(), arc["test_inputs"].as_u64()), (Some(4), Some(5)), "{last}");
+    for k in [1, 2] {
+        assert_eq!(arc[format!("pass_at_{k}")], whole["overall"][format!("pass@{k}")], "{last}");
+        assert_eq!(arc[format!("solved_at_{k}")], whole["test_inputs_solved"][format!("pass@{k}")], "{last}");
+    }
 
     if Command::new("parallel").arg("--version").output().is_err() {
         eprintln!("skipped: GNU parallel is not installed (Debian package `parallel`)");

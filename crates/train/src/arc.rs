@@ -193,6 +193,41 @@ fn check_memory(config: &TrainConfig, examples: usize, available: Option<u64>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loopgrad_puzzles::arc::canvas::encode;
+    use loopgrad_puzzles::arc::{Grid, Pair, TestPair};
+
+    #[test]
+    fn pass_at_1_2_votes_the_predictions_over_the_versions() {
+        // Two evaluation tasks, one test input each; the output is the input with every cell one colour up.
+        let task = |id: &str, cells: Vec<u8>| {
+            let up = |g: &[u8]| Grid::new(2, 2, g.iter().map(|c| c + 1).collect());
+            Task {
+                id: id.into(),
+                train: vec![Pair { input: Grid::new(2, 2, vec![1, 2, 3, 4]), output: up(&[1, 2, 3, 4]) }],
+                test: vec![TestPair { input: Grid::new(2, 2, cells.clone()), output: Some(up(&cells)) }],
+            }
+        };
+        let tasks = [task("t0", vec![1, 1, 2, 2]), task("t1", vec![3, 4, 5, 6])];
+        let config = ArcConfig { augmentations: 3, translate: false, retries_factor: 5, seed: 7, side: 4 };
+        let d = build_datasets(&[], &tasks, &config);
+        let labels = Predictions {
+            tokens: (0..d.test.len()).map(|i| d.test.labels(i).to_vec()).collect(),
+            q_halt: vec![0.0; d.test.len()],
+        };
+        let all = pass_at_1_2(&d.test, &d.test_tasks, &labels).unwrap();
+        let want = ArcPass { tasks: 2, test_inputs: 2, pass_at_1: 1.0, pass_at_2: 1.0, solved_at_1: 2, solved_at_2: 2 };
+        assert_eq!(all, want);
+        // Task t1 answered with one fixed canvas: undone under each version's colours, it is never t1's output.
+        let mut half = labels.clone();
+        for i in 0..d.test.len() {
+            if d.test.identifier_name(d.test.puzzle_id(i)).starts_with("t1") {
+                half.tokens[i] = encode(&Grid::new(1, 1, vec![9]), 4, 0, 0);
+            }
+        }
+        let half = pass_at_1_2(&d.test, &d.test_tasks, &half).unwrap();
+        assert_eq!((half.pass_at_1, half.pass_at_2, half.solved_at_1, half.solved_at_2), (0.5, 0.5, 1, 1));
+        assert!(half.describe().starts_with("pass@2 50.00% (1 of 2 test inputs), pass@1 50.00% (1 of 2)"));
+    }
 
     /// `paper-trm-att-arc` with its table sized for `rows` identifiers.
     fn paper_with_rows(rows: usize) -> TrainConfig {
