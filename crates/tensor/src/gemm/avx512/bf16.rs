@@ -161,16 +161,7 @@ pub(crate) unsafe fn gemm_bf16(
     b: *const f32, rsb: isize, csb: isize,
     beta: f32, c: *mut f32, rsc: isize, csc: isize,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        for i in 0..m as isize {
-            for j in 0..n as isize {
-                let cp = c.offset(i * rsc + j * csc);
-                *cp = if beta == 0.0 { 0.0 } else { *cp * beta };
-            }
-        }
+    if super::done_without_tiles(m, k, n, beta, c, rsc, csc) {
         return;
     }
     if csc != 1 && rsc == 1 {

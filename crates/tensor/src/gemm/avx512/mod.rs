@@ -132,16 +132,7 @@ pub(crate) unsafe fn sgemm_with(
     b: *const f32, rsb: isize, csb: isize, pre: Option<Prepacked>,
     beta: f32, c: *mut f32, rsc: isize, csc: isize,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        for i in 0..m as isize {
-            for j in 0..n as isize {
-                let cp = c.offset(i * rsc + j * csc);
-                *cp = if beta == 0.0 { 0.0 } else { *cp * beta };
-            }
-        }
+    if done_without_tiles(m, k, n, beta, c, rsc, csc) {
         return;
     }
     if csc != 1 && rsc == 1 && pre.is_none() {
@@ -188,6 +179,33 @@ pub(crate) unsafe fn sgemm_with(
             }
         }
     })
+}
+
+/// The cases that [`sgemm_with`] and [`bf16::gemm_bf16`] finish before any tile, as matrixmultiply does: an
+/// empty C, and K = 0, where C = beta C (beta = 0 writes zeros without reading C, so NaNs in it do not leak).
+/// True when C is done.
+///
+/// # Safety
+/// C's [m, n] view with strides (rsc, csc) is valid for reads and writes.
+pub(super) unsafe fn done_without_tiles(
+    m: usize,
+    k: usize,
+    n: usize,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+) -> bool {
+    if m > 0 && n > 0 && k == 0 {
+        for i in 0..m as isize {
+            for j in 0..n as isize {
+                // (i, j) lies in C's view (caller).
+                let cp = c.offset(i * rsc + j * csc);
+                *cp = if beta == 0.0 { 0.0 } else { *cp * beta };
+            }
+        }
+    }
+    m == 0 || n == 0 || k == 0
 }
 
 /// Rows i0..i0 + mc of A for one rounding block of kc columns: a row-major A is read in place (14 runs of kc
