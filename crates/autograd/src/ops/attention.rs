@@ -28,7 +28,6 @@
 //! an even share per thread; each share needs only the [L, L] scores of one head at a time as scratch. In a
 //! no-grad scope P is not kept either: one [L, L] buffer per share serves every head.
 
-use super::matmul::product_serial;
 use super::rope::{check_tables, rotate_heads, unrotate_heads_add};
 use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
@@ -137,14 +136,7 @@ impl<E: Float> Tape<E> {
                     let q = head(qk, b * l * qk_rs + h * d.hd, d, qk_rs);
                     let k = head(qk, b * l * qk_rs + w + h * d.hd, d, qk_rs);
                     let v = head(x, b * l * 3 * w + 2 * w + h * d.hd, d, 3 * w);
-                    product_serial(
-                        prec,
-                        E::from_f64(d.scale()),
-                        q,
-                        k.t(),
-                        E::ZERO,
-                        MatMut::new(scores.data_mut(), l, l),
-                    );
+                    prec.gemm_serial(E::from_f64(d.scale()), q, k.t(), E::ZERO, MatMut::new(scores.data_mut(), l, l));
                     let pbh = match (&mut p, &mut scratch) {
                         (Some(p), _) => &mut p[(j * d.h + h) * ll..(j * d.h + h + 1) * ll],
                         (None, Some(s)) => s.data_mut(),
@@ -152,7 +144,7 @@ impl<E: Float> Tape<E> {
                     };
                     kernels::softmax_rows(scores.data(), l, pbh);
                     let o = head_mut(ob, h * d.hd, d, w);
-                    product_serial(prec, E::ONE, MatRef::new(pbh, l, l), v, E::ZERO, o);
+                    prec.gemm_serial(E::ONE, MatRef::new(pbh, l, l), v, E::ZERO, o);
                 }
             }
         };
@@ -209,9 +201,9 @@ pub(crate) fn backward<E: Float>(m: &Meta, ctx: &mut Ctx<'_, E>) {
                 let p_bh = &probs[(b * d.h + h) * ll..(b * d.h + h + 1) * ll];
                 let p = MatRef::new(p_bh, l, l);
                 let d_o = head(dout, b * l * w + h * d.hd, d, w);
-                product_serial(prec, E::ONE, p.t(), d_o, E::ONE, head_mut(dxb, 2 * w + h * d.hd, d, 3 * w));
+                prec.gemm_serial(E::ONE, p.t(), d_o, E::ONE, head_mut(dxb, 2 * w + h * d.hd, d, 3 * w));
                 // dP = dO V^T, then dS = P * (dP - rowsum(dP * P)) in place.
-                product_serial(prec, E::ONE, d_o, v.t(), E::ZERO, MatMut::new(ds.data_mut(), l, l));
+                prec.gemm_serial(E::ONE, d_o, v.t(), E::ZERO, MatMut::new(ds.data_mut(), l, l));
                 for (ds_row, p_row) in ds.data_mut().chunks_exact_mut(l).zip(p_bh.chunks_exact(l)) {
                     let dot: E = ds_row.iter().zip(p_row).map(|(&a, &b)| a * b).sum();
                     for (g, &pv) in ds_row.iter_mut().zip(p_row) {
@@ -222,12 +214,12 @@ pub(crate) fn backward<E: Float>(m: &Meta, ctx: &mut Ctx<'_, E>) {
                 match &mut dqk_rotated {
                     Some(t) => {
                         let buf = t.data_mut();
-                        product_serial(prec, scale, ds_m, k, E::ZERO, head_mut(buf, h * d.hd, d, 2 * w));
-                        product_serial(prec, scale, ds_m.t(), q, E::ZERO, head_mut(buf, w + h * d.hd, d, 2 * w));
+                        prec.gemm_serial(scale, ds_m, k, E::ZERO, head_mut(buf, h * d.hd, d, 2 * w));
+                        prec.gemm_serial(scale, ds_m.t(), q, E::ZERO, head_mut(buf, w + h * d.hd, d, 2 * w));
                     }
                     None => {
-                        product_serial(prec, scale, ds_m, k, E::ONE, head_mut(dxb, h * d.hd, d, 3 * w));
-                        product_serial(prec, scale, ds_m.t(), q, E::ONE, head_mut(dxb, w + h * d.hd, d, 3 * w));
+                        prec.gemm_serial(scale, ds_m, k, E::ONE, head_mut(dxb, h * d.hd, d, 3 * w));
+                        prec.gemm_serial(scale, ds_m.t(), q, E::ONE, head_mut(dxb, w + h * d.hd, d, 3 * w));
                     }
                 }
             }

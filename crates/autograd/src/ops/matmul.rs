@@ -12,7 +12,7 @@
 //! Nothing is saved: X, W and b are the node's inputs, which the tape keeps anyway.
 //!
 //! Every product runs in the tape's [`Precision`]: with bf16, the operands of the forward and backward products
-//! are rounded to bf16 and summed in f32 ([`product`]), as the TRM reference's autocast forward does. In f32 a
+//! are rounded to bf16 and summed in f32 ([`Precision::gemm`]), as the TRM reference's autocast forward does. In f32 a
 //! parameter's W comes packed from its [`PackedWeight`] ([`weight_product`]); bf16 products do not use it.
 //!
 //! A 2-D `b` with a batched `a` is broadcast over the batch: then the batch is flattened into rows, as in
@@ -22,8 +22,7 @@ use crate::op::Op;
 use crate::params::Param;
 use crate::tape::{Ctx, Tape, Var};
 use loopgrad_tensor::{
-    gemm, gemm_batched, gemm_batched_bf16, gemm_bf16, gemm_bf16_serial, gemm_packed, gemm_serial, kernels, BatchMut,
-    BatchRef, Float, MatMut, MatRef, PackedRef, PackedWeight, Precision, Shape, Tensor,
+    gemm_packed, kernels, BatchMut, BatchRef, Float, MatMut, MatRef, PackedRef, PackedWeight, Precision, Shape, Tensor,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -86,10 +85,10 @@ impl<E: Float> Tape<E> {
         if g.broadcast_b {
             let bm = g.b_as_kn(bt.data());
             let am = MatRef::new(at.data(), g.batch * m, k);
-            product(prec, E::ONE, am, bm, E::ZERO, MatMut::new(c.data_mut(), g.batch * m, n));
+            prec.gemm(E::ONE, am, bm, E::ZERO, MatMut::new(c.data_mut(), g.batch * m, n));
         } else {
             let (am, bm) = (g.a_batch(at.data()), g.b_batch(bt.data()));
-            product_batched(prec, E::ONE, am, bm, E::ZERO, BatchMut::new(c.data_mut(), g.batch, m, n));
+            prec.gemm_batched(E::ONE, am, bm, E::ZERO, BatchMut::new(c.data_mut(), g.batch, m, n));
         }
         self.push_op(Op::MatMul(MatMulMeta { trans_b }), &[a, b], c, [], &[])
     }
@@ -152,7 +151,7 @@ impl Geometry {
 }
 
 /// C = A B + beta C in `precision`, B being a weight: `packed` is B itself as a parameter's [`PackedWeight`]
-/// when it is one, whose packed form an f32 product uses ([`gemm_packed`], the same bits as [`gemm`]).
+/// when it is one, whose packed form an f32 product uses ([`gemm_packed`], the same bits as [`loopgrad_tensor::gemm`]).
 fn weight_product<E: Float>(
     precision: Precision,
     a: MatRef<'_, E>,
@@ -163,53 +162,7 @@ fn weight_product<E: Float>(
 ) {
     match (precision, packed) {
         (Precision::F32, Some(packed)) => gemm_packed(E::ONE, a, packed, beta, c),
-        (Precision::F32, None) => gemm(E::ONE, a, b, beta, c),
-        (Precision::Bf16, _) => gemm_bf16(E::ONE, a, b, beta, c),
-    }
-}
-
-/// C = alpha A B + beta C in `precision` ([`gemm`] or [`gemm_bf16`]).
-pub(crate) fn product<E: Float>(
-    precision: Precision,
-    alpha: E,
-    a: MatRef<'_, E>,
-    b: MatRef<'_, E>,
-    beta: E,
-    c: MatMut<'_, E>,
-) {
-    match precision {
-        Precision::F32 => gemm(alpha, a, b, beta, c),
-        Precision::Bf16 => gemm_bf16(alpha, a, b, beta, c),
-    }
-}
-
-/// [`product`] on the calling thread only ([`gemm_serial`] or [`gemm_bf16_serial`]).
-pub(crate) fn product_serial<E: Float>(
-    precision: Precision,
-    alpha: E,
-    a: MatRef<'_, E>,
-    b: MatRef<'_, E>,
-    beta: E,
-    c: MatMut<'_, E>,
-) {
-    match precision {
-        Precision::F32 => gemm_serial(alpha, a, b, beta, c),
-        Precision::Bf16 => gemm_bf16_serial(alpha, a, b, beta, c),
-    }
-}
-
-/// [`gemm_batched`] (or [`gemm_batched_bf16`]) in `precision`.
-fn product_batched<E: Float>(
-    precision: Precision,
-    alpha: E,
-    a: BatchRef<'_, E>,
-    b: BatchRef<'_, E>,
-    beta: E,
-    c: BatchMut<'_, E>,
-) {
-    match precision {
-        Precision::F32 => gemm_batched(alpha, a, b, beta, c),
-        Precision::Bf16 => gemm_batched_bf16(alpha, a, b, beta, c),
+        _ => precision.gemm(E::ONE, a, b, beta, c),
     }
 }
 
@@ -233,7 +186,7 @@ pub(crate) fn backward_linear<E: Float>(m: &LinearMeta, ctx: &mut Ctx<'_, E>) {
         weight_product(prec, gm, wm, packed, beta, dxm);
     }
     if let Some((dw, beta)) = ctx.grad_beta(1) {
-        product(prec, E::ONE, gm.t(), MatRef::new(x.data(), rows, n_in), beta, MatMut::new(dw, n_out, n_in));
+        prec.gemm(E::ONE, gm.t(), MatRef::new(x.data(), rows, n_in), beta, MatMut::new(dw, n_out, n_in));
     }
     if m.bias {
         if let Some(db) = ctx.grad(2) {
@@ -251,13 +204,13 @@ pub(crate) fn backward_matmul<E: Float>(meta: &MatMulMeta, ctx: &mut Ctx<'_, E>)
         let (am, dcm) = (MatRef::new(a.data(), rows, k), MatRef::new(dc, rows, n));
         if let Some((da, beta)) = ctx.grad_beta(0) {
             // dA = dC B^T, B^T being [n, k].
-            product(prec, E::ONE, dcm, g.b_as_kn(b.data()).t(), beta, MatMut::new(da, rows, k));
+            prec.gemm(E::ONE, dcm, g.b_as_kn(b.data()).t(), beta, MatMut::new(da, rows, k));
         }
         if let Some((db, beta)) = ctx.grad_beta(1) {
             if tb {
-                product(prec, E::ONE, dcm.t(), am, beta, MatMut::new(db, n, k));
+                prec.gemm(E::ONE, dcm.t(), am, beta, MatMut::new(db, n, k));
             } else {
-                product(prec, E::ONE, am.t(), dcm, beta, MatMut::new(db, k, n));
+                prec.gemm(E::ONE, am.t(), dcm, beta, MatMut::new(db, k, n));
             }
         }
         return;
@@ -265,15 +218,15 @@ pub(crate) fn backward_matmul<E: Float>(meta: &MatMulMeta, ctx: &mut Ctx<'_, E>)
     let (am, bm, dcm) = (g.a_batch(a.data()), g.b_batch(b.data()), g.c_batch(dc));
     if let Some((da, beta)) = ctx.grad_beta(0) {
         // dA = dC B^T: [m, n] x [n, k], B^T being a stride swap.
-        product_batched(prec, E::ONE, dcm, bm.t(), beta, BatchMut::new(da, batch, m, k));
+        prec.gemm_batched(E::ONE, dcm, bm.t(), beta, BatchMut::new(da, batch, m, k));
     }
     if let Some((db, beta)) = ctx.grad_beta(1) {
         if tb {
             // B is stored [n, k]: dB = dC^T A, [n, m] x [m, k].
-            product_batched(prec, E::ONE, dcm.t(), am, beta, BatchMut::new(db, batch, n, k));
+            prec.gemm_batched(E::ONE, dcm.t(), am, beta, BatchMut::new(db, batch, n, k));
         } else {
             // dB = A^T dC, [k, m] x [m, n].
-            product_batched(prec, E::ONE, am.t(), dcm, beta, BatchMut::new(db, batch, k, n));
+            prec.gemm_batched(E::ONE, am.t(), dcm, beta, BatchMut::new(db, batch, k, n));
         }
     }
 }
@@ -284,6 +237,7 @@ mod tests {
     use crate::gradcheck::{gradcheck, gradcheck_bf16, GradCheck};
     use crate::ops::test_support::standard_normal;
     use crate::ParamStore;
+    use loopgrad_tensor::gemm;
     use proptest::prelude::*;
 
     #[test]

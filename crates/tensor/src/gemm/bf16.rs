@@ -14,7 +14,7 @@
 //! matches bit for bit (tests below).
 
 use super::batched::gemm_batched_with;
-use super::{gemm_batched, gemm_on_with, BatchMut, BatchRef, MatMut, MatRef};
+use super::{gemm_batched, gemm_on, BatchMut, BatchRef, MatMut, MatRef};
 use crate::float::Float;
 use crate::tensor::Tensor;
 use std::any::TypeId;
@@ -35,6 +35,45 @@ impl Precision {
         match self {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
+        }
+    }
+
+    /// C = alpha A B + beta C with operands in this precision: [`super::gemm`] or [`gemm_bf16`].
+    pub fn gemm<E: Float>(self, alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
+        self.gemm_on(None, alpha, a, b, beta, c)
+    }
+
+    /// [`Precision::gemm`] on the calling thread only: [`super::gemm_serial`] or [`gemm_bf16_serial`].
+    pub fn gemm_serial<E: Float>(self, alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
+        self.gemm_on(Some(1), alpha, a, b, beta, c)
+    }
+
+    /// [`gemm_batched`] or [`gemm_batched_bf16`].
+    pub fn gemm_batched<E: Float>(self, alpha: E, a: BatchRef<'_, E>, b: BatchRef<'_, E>, beta: E, c: BatchMut<'_, E>) {
+        match self {
+            Precision::F32 => gemm_batched(alpha, a, b, beta, c),
+            Precision::Bf16 => gemm_batched_bf16(alpha, a, b, beta, c),
+        }
+    }
+
+    /// [`Precision::gemm`] in `parts` blocks (`None`: as many as the size deserves).
+    fn gemm_on<E: Float>(
+        self,
+        parts: Option<usize>,
+        alpha: E,
+        a: MatRef<'_, E>,
+        b: MatRef<'_, E>,
+        beta: E,
+        c: MatMut<'_, E>,
+    ) {
+        match self {
+            Precision::F32 => gemm_on(parts, alpha, a, b, None, false, beta, c),
+            Precision::Bf16 if uses_kernel::<E>() => gemm_on(parts, alpha, a, b, None, true, beta, c),
+            Precision::Bf16 => {
+                let (ar, br) = (rounded(a), rounded(b));
+                let (am, bm) = (MatRef::new(ar.data(), a.rows, a.cols), MatRef::new(br.data(), b.rows, b.cols));
+                gemm_on(parts, alpha, am, bm, None, false, beta, c)
+            }
         }
     }
 
@@ -113,28 +152,12 @@ fn rounded<E: Float>(m: MatRef<'_, E>) -> Tensor<E> {
 /// C = alpha A B + beta C with A and B rounded to bf16 and f32 (or, for f64, f64) sums: [`gemm`]'s contract,
 /// shapes and threads (`super::gemm`), in the reference's training precision.
 pub fn gemm_bf16<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
-    gemm_bf16_on(None, alpha, a, b, beta, c)
+    Precision::Bf16.gemm(alpha, a, b, beta, c)
 }
 
 /// [`gemm_bf16`] on the calling thread only (see [`super::gemm_serial`]).
 pub fn gemm_bf16_serial<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
-    gemm_bf16_on(Some(1), alpha, a, b, beta, c)
-}
-
-fn gemm_bf16_on<E: Float>(
-    parts: Option<usize>,
-    alpha: E,
-    a: MatRef<'_, E>,
-    b: MatRef<'_, E>,
-    beta: E,
-    c: MatMut<'_, E>,
-) {
-    if uses_kernel::<E>() {
-        return gemm_on_with(parts, alpha, a, b, None, true, beta, c);
-    }
-    let (ar, br) = (rounded(a), rounded(b));
-    let (am, bm) = (MatRef::new(ar.data(), a.rows, a.cols), MatRef::new(br.data(), b.rows, b.cols));
-    gemm_on_with(parts, alpha, am, bm, None, false, beta, c)
+    Precision::Bf16.gemm_serial(alpha, a, b, beta, c)
 }
 
 /// [`gemm_batched`] with bf16 operands and f32 sums.

@@ -101,13 +101,13 @@ impl<'a, E: Float> MatMut<'a, E> {
 /// [`threads`](crate::parallel::threads) blocks, each computed by a single-threaded matrixmultiply call on
 /// loopgrad's worker team.
 pub fn gemm<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
-    gemm_on(None, alpha, a, b, None, beta, c)
+    gemm_on(None, alpha, a, b, None, false, beta, c)
 }
 
 /// [`gemm`] on the calling thread only, whatever its size: for callers that already split their work across
 /// threads (attention runs its (batch, head) products in parallel, each on one thread).
 pub fn gemm_serial<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
-    gemm_on(Some(1), alpha, a, b, None, beta, c)
+    gemm_on(Some(1), alpha, a, b, None, false, beta, c)
 }
 
 /// out = silu(A B_gate) * (A B_up): the SwiGLU of a fused gate/up projection. B = [B_gate | B_up] is [k, 2I]
@@ -178,22 +178,10 @@ type PreB = avx512::PackedB;
 type PreB = ();
 type Pre<'p> = Option<&'p PreB>;
 
-/// [`gemm`] in `parts` blocks (`None`: as many as the size deserves).
-fn gemm_on<E: Float>(
-    parts: Option<usize>,
-    alpha: E,
-    a: MatRef<'_, E>,
-    b: MatRef<'_, E>,
-    pre: Pre<'_>,
-    beta: E,
-    c: MatMut<'_, E>,
-) {
-    gemm_on_with(parts, alpha, a, b, pre, false, beta, c)
-}
-
-/// [`gemm_on`], through the bf16 kernel when `bf16` (f32 on a CPU that has it).
+/// [`gemm`] in `parts` blocks (`None`: as many as the size deserves), with B taken from `pre` when it is packed
+/// already, and through the bf16 kernel when `bf16` (f32 on a CPU that has it).
 #[allow(clippy::too_many_arguments)]
-fn gemm_on_with<E: Float>(
+fn gemm_on<E: Float>(
     parts: Option<usize>,
     alpha: E,
     a: MatRef<'_, E>,

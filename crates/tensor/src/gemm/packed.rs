@@ -155,7 +155,7 @@ pub fn gemm_packed<E: Float>(alpha: E, a: MatRef<'_, E>, b: PackedRef<'_, E>, be
     {
         // SAFETY: E is f32, AVX-512F is there, and B has columns.
         let form = unsafe { b.packed(Layout::Panels) };
-        return gemm_on(None, alpha, a, view, Some(&form.packed), beta, c);
+        return gemm_on(None, alpha, a, view, Some(&form.packed), false, beta, c);
     }
     gemm(alpha, a, view, beta, c)
 }
