@@ -385,17 +385,26 @@ mod tests {
         tape.attention(x, 2, None);
     }
 
+    /// RoPE's (cos, sin) tables, as `rope_tables` makes them.
+    type Tables = (Tensor<f64>, Tensor<f64>);
+
+    /// The draws of both gradient properties: qkv [B, L, 3 H hd] (B < 3, L < 6, H < 3, even hd < 8) and H,
+    /// with RoPE tables for L and hd or none.
+    fn qkv_case() -> impl Strategy<Value = (Tensor<f64>, usize, Option<Tables>)> {
+        (1usize..3, 1usize..6, 1usize..3, 1usize..4, any::<bool>(), 0u64..1000).prop_map(
+            |(bs, l, heads, half, with_rope, seed)| {
+                let hd = 2 * half;
+                let qkv = standard_normal(&[bs, l, 3 * heads * hd], seed);
+                (qkv, heads, with_rope.then(|| rope_tables(l, hd, 10000.0)))
+            },
+        )
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(crate::gradcheck::proptest_cases()))]
 
         #[test]
-        fn gradients_match_finite_differences(
-            bs in 1usize..3, l in 1usize..6, heads in 1usize..3, half in 1usize..4, with_rope in any::<bool>(),
-            seed in 0u64..1000,
-        ) {
-            let hd = 2 * half;
-            let qkv = standard_normal(&[bs, l, 3 * heads * hd], seed);
-            let tables = with_rope.then(|| rope_tables(l, hd, 10000.0));
+        fn gradients_match_finite_differences((qkv, heads, tables) in qkv_case()) {
             gradcheck("attention", &[qkv], |t, v| run(t, v[0], heads, tables.as_ref())).unwrap();
         }
 
@@ -403,13 +412,7 @@ mod tests {
         /// scores Q K^T, then dP = dO V^T, then dS K; dV: the scores, P^T dO), which sets the bound
         /// (`gradcheck_bf16`'s doc derives it).
         #[test]
-        fn bf16_gradients_stay_within_the_rounding_bound(
-            bs in 1usize..3, l in 1usize..6, heads in 1usize..3, half in 1usize..4, with_rope in any::<bool>(),
-            seed in 0u64..1000,
-        ) {
-            let hd = 2 * half;
-            let qkv = standard_normal(&[bs, l, 3 * heads * hd], seed);
-            let tables = with_rope.then(|| rope_tables(l, hd, 10000.0));
+        fn bf16_gradients_stay_within_the_rounding_bound((qkv, heads, tables) in qkv_case()) {
             gradcheck_bf16("attention", &[qkv], 4, |t, v| run(t, v[0], heads, tables.as_ref())).unwrap();
         }
     }
