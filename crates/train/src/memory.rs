@@ -8,7 +8,9 @@
 //! ```text
 //! weights       4 P                 every tensor of the model (weights, carry init vectors), puzzle table excluded
 //! gradients     4 P                 one gradient buffer per tensor
-//! packed        4 P_d   x 2         packed GEMM copies of the matrices (W^T and W), kept between optimizer steps
+//! packed        4 P_d   x 2         PackedWeight's packed GEMM forms of the matrices (W^T and W), kept between
+//!                                   optimizer steps; the SwiGLU gate/up matrices' third form (their gate/up
+//!                                   pairs, for the untaped recursions) is left out: the estimate runs high anyway
 //! optimizer     4 P_d   x 2         Adam's two moments
 //! ema           4 P_d               the EMA shadow (optim.ema > 0)
 //! puzzle table  4 N_id D x 2        the puzzle-embedding table and its gradient (ARC: N_id is set from the
