@@ -43,6 +43,8 @@ pub struct RunResult {
     /// `test_time.json`; None for files written before it was measured.
     pub train_exact: Option<f64>,
     pub train_seconds: Option<f64>,
+    /// Training examples that halted during the run ([`super::runner::RunLog::examples_trained`]).
+    pub examples_trained: Option<f64>,
     /// Exact accuracy at each test-time step count.
     pub test_time: BTreeMap<usize, f64>,
     pub machine: Option<Machine>,
@@ -61,6 +63,7 @@ pub struct CellResult {
     pub train_exact: Option<Summary>,
     pub gap: Option<Summary>,
     pub train_seconds: Option<Summary>,
+    pub examples_trained: Option<Summary>,
     /// Exact accuracy per test-time step count, over the runs that have it.
     pub test_time: BTreeMap<usize, Summary>,
     pub finished: usize,
@@ -96,6 +99,7 @@ pub fn collect(expansion: &Expansion, runs_dir: &Path) -> Results {
                 token: final_eval.map(|r| r.token_accuracy),
                 train_exact: test_time.as_ref().and_then(|t| t.train.as_ref()).map(|r| r.exact_accuracy),
                 train_seconds: finished.then_some(log.train_seconds),
+                examples_trained: finished.then_some(log.examples_trained as f64),
                 test_time: test_time.iter().flat_map(|t| &t.results).map(|r| (r.steps, r.exact_accuracy)).collect(),
                 machine: test_time.map(|t| t.machine),
                 curve: read_curve(&dir),
@@ -125,6 +129,7 @@ impl Results {
             train_exact: over(&|r| r.train_exact),
             gap: over(&|r| Some(r.train_exact? - r.exact?)),
             train_seconds: over(&|r| r.train_seconds),
+            examples_trained: over(&|r| r.examples_trained),
             test_time,
             finished: runs.iter().filter(|r| r.status == RunStatus::Finished).count(),
             failed: runs.iter().filter(|r| matches!(r.status, RunStatus::Failed(_))).count(),

@@ -353,6 +353,7 @@ mod tests {
                 token: None,
                 train_exact: None,
                 train_seconds: None,
+                examples_trained: None,
                 test_time: Default::default(),
                 machine: None,
                 curve: RunCurve {

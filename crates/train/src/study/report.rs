@@ -142,16 +142,16 @@ fn compare_table(md: &mut String, results: &Results, q: &Question) {
     }
     let _ = writeln!(
         md,
-        "| row | condition | budget | steps | params | eff. depth | N_sup | train FLOPs | exact acc. (%) | 95% CI (%) \
-         | token acc. (%) | seeds | train exact (%) | gap (points) | wall time (s) |\n|---|---|---|---|---|---|---|---|---|---|---|\
-         ---|---|---|---|"
+        "| row | condition | budget | steps | params | eff. depth | N_sup | train FLOPs | examples trained | exact acc. (%) \
+         | 95% CI (%) | token acc. (%) | seeds | train exact (%) | gap (points) | wall time (s) |\n|---|---|---|---|---|---|---|\
+         ---|---|---|---|---|---|---|---|---|"
     );
     for (row, condition, budget) in compare_rows(q) {
         let r = results.cell(condition, budget);
         let c = &r.cell;
         let _ = writeln!(
             md,
-            "| {row} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {row} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             label(results, condition),
             budget_name(budget),
             group_thousands(c.steps as usize),
@@ -159,6 +159,7 @@ fn compare_table(md: &mut String, results: &Results, q: &Question) {
             c.effective_depth,
             c.n_sup,
             sci(c.train_flops()),
+            r.examples_trained.map(|s| group_thousands(s.mean.round() as usize)).unwrap_or_else(|| "—".into()),
             percent(r.exact),
             interval(r.exact),
             percent(r.token),
@@ -433,6 +434,7 @@ mod tests {
                     token: finished.then_some(0.5 + x / 2.0),
                     train_exact: finished.then_some(1.0),
                     train_seconds: finished.then_some(1.0),
+                    examples_trained: finished.then_some(100.0 * (i + 1) as f64),
                     test_time: if finished { [(1, x / 2.0), (2, x), (4, x)].into() } else { Default::default() },
                     machine: None,
                     curve: Default::default(),
@@ -470,18 +472,20 @@ mod tests {
             let a_exact = a_exact.trim_end_matches('%');
             let rows = a.rsplit_once("rows ").unwrap().1.trim_end_matches('.');
             let (x, y) = rows.split_once(" and ").unwrap();
-            // Column 9 is the exact accuracy ("mean ± sd").
-            assert!(row(x)[9].starts_with(a_exact), "{a} vs row {x}: {:?}", row(x));
-            assert!(row(y)[9].starts_with(b_exact), "{a} vs row {y}: {:?}", row(y));
+            // Column 10 is the exact accuracy ("mean ± sd").
+            assert!(row(x)[10].starts_with(a_exact), "{a} vs row {x}: {:?}", row(x));
+            assert!(row(y)[10].starts_with(b_exact), "{a} vs row {y}: {:?}", row(y));
         }
         // Seeds 0 and 1 of T1n1 at equal steps are runs 0 and 3: 10% and 40%; T2n2 (runs 2 and 5) lost seed 1.
-        assert!(row("recursion.1")[9].starts_with("25.0 ± 21.2"), "{:?}", row("recursion.1"));
-        assert_eq!(row("recursion.2")[9], "30.0");
-        assert_eq!(row("recursion.2")[12], "1/2");
+        assert!(row("recursion.1")[10].starts_with("25.0 ± 21.2"), "{:?}", row("recursion.1"));
+        assert_eq!(row("recursion.2")[10], "30.0");
+        assert_eq!(row("recursion.2")[13], "1/2");
         // Training-set exact 100% for every run: the gap is 100% minus the held-out mean, with its spread.
-        assert_eq!((row("recursion.1")[13].as_str(), row("recursion.1")[14].as_str()), ("100.0 ± 0.0", "+75.0 ± 21.2"));
-        assert_eq!(row("recursion.2")[14], "+70.0");
-        assert_eq!(row("recursion.1")[10], "[-165.6, 215.6]", "t_0.975(1) = 12.706 times 21.2 / sqrt(2)");
+        assert_eq!((row("recursion.1")[14].as_str(), row("recursion.1")[15].as_str()), ("100.0 ± 0.0", "+75.0 ± 21.2"));
+        assert_eq!(row("recursion.2")[15], "+70.0");
+        assert_eq!(row("recursion.1")[11], "[-165.6, 215.6]", "t_0.975(1) = 12.706 times 21.2 / sqrt(2)");
+        // Examples trained: runs 0 and 3 (100 (i + 1) each) average 250; T2n2's one finished run, run 2, 300.
+        assert_eq!((row("recursion.1")[9].as_str(), row("recursion.2")[9].as_str()), ("250", "300"));
         // Test-time: T2n2 at 4 vs its N_sup 2, and the fewest steps that reach the best mean.
         assert!(answers[3]
             .contains("T2n2 evaluated at 4 instead of its N_sup = 2 steps: exact +0.0 points (30.0% vs 30.0%)"));

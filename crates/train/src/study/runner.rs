@@ -50,6 +50,10 @@ pub struct RunLog {
     /// Seconds spent training: the sum over the run's segments (a resumed run starts a new one) of the last
     /// `elapsed_s` of each, so steps redone after a resume count twice, as they cost.
     pub train_seconds: f64,
+    /// Training examples that finished their supervision steps (halted), summed over the train records: how many
+    /// puzzle versions the run trained on, so data throughput can be compared between conditions (a slot holds an
+    /// example for up to N_sup steps, so a cheaper step does not mean more examples per step).
+    pub examples_trained: u64,
 }
 
 /// Reads `metrics.jsonl` of a run directory (an empty log when there is none).
@@ -63,6 +67,7 @@ pub fn read_log(dir: &Path) -> RunLog {
                     log.train_seconds += segment;
                 }
                 (last_step, last_elapsed, segment) = (r.step, r.elapsed_s, r.elapsed_s);
+                log.examples_trained += r.halted as u64;
             }
             Record::Eval(r) if r.last => log.final_eval = Some(r),
             Record::Eval(_) => {}
@@ -283,7 +288,7 @@ mod tests {
                 lm_loss: 1.0,
                 q_halt_loss: 0.0,
                 lr: 1e-4,
-                halted: 0,
+                halted: step as usize / 10,
                 exact_accuracy: 0.0,
                 token_accuracy: 0.0,
                 halt_steps: 0.0,
@@ -317,6 +322,8 @@ mod tests {
         fs::write(d.join("metrics.jsonl"), lines.join("\n")).unwrap();
         let log = read_log(&d);
         assert_eq!(log.train_seconds, 2.5);
+        // Halted examples of the three whole train records (1 + 2 + 3); the cut line counts nothing.
+        assert_eq!(log.examples_trained, 6);
         assert_eq!(log.final_eval.unwrap().exact_accuracy, 0.25);
         assert!(log.error.is_none());
         fs::write(d.join("metrics.jsonl"), r#"{"kind":"error","step":3,"message":"the loss became NaN"}"#).unwrap();
