@@ -99,7 +99,7 @@ fn smoke_study_local_emitted_rerun_and_resumed_agree() {
     assert_same_plots(&d.join("local/report"), &d.join("emitted/report"));
     // The plain-language answer: a number read off the row it cites passes; one that is not stops the report.
     let row1 = collected.lines().find(|l| l.starts_with("| recursion.1 |")).expect("row recursion.1");
-    let exact = row1.split('|').nth(9).unwrap().split_whitespace().next().unwrap().to_string();
+    let exact = row1.split('|').nth(10).unwrap().split_whitespace().next().unwrap().to_string();
     std::fs::write(d.join("answer.md"), format!("T1n1 reached {exact}% (recursion.1).\n")).unwrap();
     ok(&loopgrad(&["study", "--collect", "emitted", "--report", "answered.md", "--answer", "answer.md"], &d));
     let answered = read(&d.join("answered.md"));
