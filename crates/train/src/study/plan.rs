@@ -13,11 +13,12 @@ use std::collections::HashSet;
 use std::path::Path;
 
 /// The built-in plans, by name: the text of `plans/NAME.toml`.
-const BUILT_IN: [(&str, &str); 5] = [
+const BUILT_IN: [(&str, &str); 6] = [
     ("default", include_str!("../../../../plans/default.toml")),
     ("generalisation", include_str!("../../../../plans/generalisation.toml")),
     ("generalisation-lr", include_str!("../../../../plans/generalisation-lr.toml")),
     ("generalisation-plateau", include_str!("../../../../plans/generalisation-plateau.toml")),
+    ("quick", include_str!("../../../../plans/quick.toml")),
     ("smoke", include_str!("../../../../plans/smoke.toml")),
 ];
 
@@ -303,6 +304,30 @@ mod tests {
         }
         let err = Plan::built_in("nope").unwrap_err().to_string();
         assert!(err.contains("smoke") && err.contains("default"), "{err}");
+    }
+
+    #[test]
+    fn the_quick_plan_is_stage_2_at_a_quarter_of_its_budget() {
+        let (quick, full) = (Plan::built_in("quick").unwrap(), Plan::built_in("generalisation").unwrap());
+        assert_eq!((quick.tasks[0].steps, full.tasks[0].steps), (2000, 8000));
+        // Everything but the budget and how often a run evaluates and checkpoints along the way is stage 2's.
+        let along = |p: &Plan| {
+            let mut p = p.clone();
+            p.tasks[0].steps = 0;
+            p.tasks[0].set.retain(|s| !s.starts_with("run.eval_every=") && !s.starts_with("run.checkpoint_every="));
+            (
+                p.seeds,
+                p.threads,
+                p.eval_steps,
+                p.test_time_examples,
+                p.vary_data_seed,
+                p.tasks,
+                p.conditions,
+                p.questions,
+            )
+        };
+        assert_eq!(along(&quick), along(&full));
+        assert!(quick.tasks[0].set.contains(&"run.eval_every=500".to_string()), "4 points along each 2,000-step run");
     }
 
     #[test]
