@@ -12,8 +12,8 @@
 //! Nothing is saved: X, W and b are the node's inputs, which the tape keeps anyway.
 //!
 //! Every product runs in the tape's [`Precision`]: with bf16, the operands of the forward and backward products
-//! are rounded to bf16 and summed in f32 ([`Precision::gemm`]), as the TRM reference's autocast forward does. In f32 a
-//! parameter's W comes packed from its [`PackedWeight`] ([`weight_product`]); bf16 products do not use it.
+//! are rounded to bf16 and summed in f32 ([`Precision::gemm`]), as the TRM reference's autocast forward does. A
+//! parameter's W comes packed from its [`PackedWeight`] ([`weight_product`]), in the form of the tape's precision.
 //!
 //! A 2-D `b` with a batched `a` is broadcast over the batch: then the batch is flattened into rows, as in
 //! `linear`, and every product is again a single GEMM.
@@ -22,7 +22,7 @@ use crate::op::Op;
 use crate::params::Param;
 use crate::tape::{Ctx, Tape, Var};
 use loopgrad_tensor::{
-    gemm_packed, kernels, BatchMut, BatchRef, Float, MatMut, MatRef, PackedRef, PackedWeight, Precision, Shape, Tensor,
+    kernels, BatchMut, BatchRef, Float, MatMut, MatRef, PackedRef, PackedWeight, Precision, Shape, Tensor,
 };
 
 #[derive(Clone, Copy, Debug)]
@@ -151,7 +151,8 @@ impl Geometry {
 }
 
 /// C = A B + beta C in `precision`, B being a weight: `packed` is B itself as a parameter's [`PackedWeight`]
-/// when it is one, whose packed form an f32 product uses ([`gemm_packed`], the same bits as [`loopgrad_tensor::gemm`]).
+/// when it is one, whose packed form for `precision` the product uses ([`Precision::gemm_packed`], the same bits
+/// as [`Precision::gemm`]).
 fn weight_product<E: Float>(
     precision: Precision,
     a: MatRef<'_, E>,
@@ -160,9 +161,9 @@ fn weight_product<E: Float>(
     beta: E,
     c: MatMut<'_, E>,
 ) {
-    match (precision, packed) {
-        (Precision::F32, Some(packed)) => gemm_packed(E::ONE, a, packed, beta, c),
-        _ => precision.gemm(E::ONE, a, b, beta, c),
+    match packed {
+        Some(packed) => precision.gemm_packed(E::ONE, a, packed, beta, c),
+        None => precision.gemm(E::ONE, a, b, beta, c),
     }
 }
 

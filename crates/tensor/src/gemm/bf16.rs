@@ -14,7 +14,7 @@
 //! matches bit for bit (tests below).
 
 use super::batched::gemm_batched_with;
-use super::{gemm_batched, gemm_on, BatchMut, BatchRef, MatMut, MatRef};
+use super::{gemm_batched, gemm_on, BatchMut, BatchRef, MatMut, MatRef, PackedRef};
 use crate::float::Float;
 use crate::tensor::Tensor;
 use std::any::TypeId;
@@ -46,6 +46,16 @@ impl Precision {
     /// [`Precision::gemm`] on the calling thread only: [`super::gemm_serial`] or [`gemm_bf16_serial`].
     pub fn gemm_serial<E: Float>(self, alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta: E, c: MatMut<'_, E>) {
         self.gemm_on(Some(1), alpha, a, b, beta, c)
+    }
+
+    /// [`Precision::gemm`] with B a [`PackedWeight`](super::PackedWeight)'s matrix, packed once per update for this precision's
+    /// kernel: [`super::gemm_packed`] in f32; in bf16 the weight's bf16 form, rounded and paired as
+    /// [`gemm_bf16`] packs B per call. The bits are those of [`Precision::gemm`] on the same view.
+    pub fn gemm_packed<E: Float>(self, alpha: E, a: MatRef<'_, E>, b: PackedRef<'_, E>, beta: E, c: MatMut<'_, E>) {
+        match self {
+            Precision::F32 => super::gemm_packed(alpha, a, b, beta, c),
+            Precision::Bf16 => super::packed::gemm_packed_bf16(alpha, a, b, beta, c),
+        }
     }
 
     /// [`gemm_batched`] or [`gemm_batched_bf16`].

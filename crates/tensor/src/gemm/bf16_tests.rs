@@ -122,3 +122,42 @@ fn split_and_batched_products_equal_the_serial_one() {
         assert!(same, "batch item {i} differs from its own product");
     }
 }
+
+/// A weight's bf16 form ([`Precision::gemm_packed`]) gives the reference's bits: the weight stored [k, n] or
+/// [n, k] (x W^T), on the call that packs it and on one that reuses it, serial and split in column blocks (which
+/// then start on the form's 32-column panels) and in row blocks, over odd K and K past one 512-term block.
+#[test]
+fn a_packed_weight_gives_the_references_bits() {
+    use crate::gemm::PackedWeight;
+    if !bf16_kernel_available() {
+        eprintln!("skipped: this CPU has no AVX512_BF16 (the packed forms are the plain product there)");
+        return;
+    }
+    crate::set_threads(2);
+    let mut rng = Rng::new(4);
+    let shapes = [(1, 1, 1), (15, 3, 33), (64, 40, 64), (2560, 64, 64), (40, 1100, 97), (8, 257, 784), (3, 513, 130)];
+    for (case, &(m, k, n)) in shapes.iter().enumerate() {
+        for (transposed, alpha, beta) in [(false, 1.0, 0.0), (true, 1.0, 1.0), (true, 0.125, 0.0)] {
+            let a = operand(m, k, false, &mut rng);
+            // The weight's tensor: [k, n], or [n, k] used transposed.
+            let (rows, cols) = if transposed { (n, k) } else { (k, n) };
+            let w = PackedWeight::new(Tensor::from_vec(operand(rows, cols, false, &mut rng).0, [rows, cols]));
+            let b = if transposed { w.as_mat().t() } else { w.as_mat() };
+            let c0: Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect();
+            let mut want = c0.clone();
+            gemm_bf16_reference(alpha, view(&a), b.view(), beta, MatMut::new(&mut want, m, n));
+            for call in ["packing", "reusing"] {
+                let mut got = c0.clone();
+                Precision::Bf16.gemm_packed(alpha, view(&a), b, beta, MatMut::new(&mut got, m, n));
+                let first = got.iter().zip(&want).position(|(g, w)| g.to_bits() != w.to_bits());
+                assert!(
+                    first.is_none(),
+                    "case {case} [{m}, {k}] x [{k}, {n}] ({call}, transposed {transposed}, alpha {alpha}, beta \
+                     {beta}): element {first:?}: {} vs reference {}",
+                    got[first.unwrap()],
+                    want[first.unwrap()]
+                );
+            }
+        }
+    }
+}

@@ -313,14 +313,18 @@ unsafe fn gemm_raw<E: Float>(
     #[cfg(target_arch = "x86_64")]
     if bf16 {
         assert!(TypeId::of::<E>() == TypeId::of::<f32>() && avx512::bf16::available(), "gemm: no bf16 kernel here");
+        assert!(pre.is_none_or(|(p, _)| p.is_bf16()), "gemm: an f32 packing given to the bf16 kernel");
+        let pre = pre.and_then(|(p, col0)| p.at(col0));
         #[rustfmt::skip]
-        return avx512::bf16::gemm_bf16(
+        return avx512::bf16::gemm_bf16_with(
             m, k, n, alpha.to_f64() as f32,
             a.data.as_ptr() as *const f32, a.rs, a.cs,
-            b.data.as_ptr() as *const f32, b.rs, b.cs,
+            b.data.as_ptr() as *const f32, b.rs, b.cs, pre,
             beta.to_f64() as f32, c.ptr.get() as *mut f32, c.rs, c.cs,
         );
     }
+    #[cfg(target_arch = "x86_64")]
+    assert!(pre.is_none_or(|(p, _)| !p.is_bf16()), "gemm: a bf16 packing given to the f32 kernel");
     #[cfg(target_arch = "x86_64")]
     if let Some(pre) = pre.and_then(|(p, col0)| p.at(col0)).filter(|_| TypeId::of::<E>() == TypeId::of::<f32>()) {
         #[rustfmt::skip]

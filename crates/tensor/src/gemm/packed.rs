@@ -17,14 +17,17 @@ use std::sync::{Mutex, MutexGuard};
 /// (and in the fused SwiGLU as gate/up pairs of W^T); each form is packed by the first product that needs it
 /// and reused until [`PackedWeight::tensor_mut`] hands the tensor out for writing, which marks them all stale.
 /// Products take the weight as a [`PackedRef`] ([`PackedWeight::as_mat`], `.t()`), through [`gemm_packed`]
-/// and [`super::gemm_swiglu_packed`]; the bits are those of [`gemm`] on the same view.
+/// and [`super::gemm_swiglu_packed`]; the bits are those of [`gemm`] on the same view. In bf16
+/// ([`super::Precision::gemm_packed`]) the weight and its transpose have forms of their own, rounded to bf16 and
+/// paired as the AVX512_BF16 kernel packs them per call; the bits are those of [`super::gemm_bf16`].
 ///
-/// The forms exist only for the f32 AVX-512 kernel; elsewhere a product through them is the plain one.
-/// Packing keeps each form's buffer, so a steady training loop repacks without allocating.
+/// The forms exist only for the AVX-512 kernels (f32, and bf16 on a CPU with AVX512_BF16); elsewhere a product
+/// through them is the plain one. Packing keeps each form's buffer, so a steady training loop repacks without
+/// allocating.
 pub struct PackedWeight<E: Float> {
     tensor: Tensor<E>,
     /// Indexed by [`form_index`]; a `Mutex` so that products can fill a form through `&self`.
-    forms: [Mutex<Form>; 4],
+    forms: [Mutex<Form>; 6],
 }
 
 /// One packed form of the tensor's matrix.
@@ -35,18 +38,20 @@ pub(super) struct Form {
     fresh: bool,
 }
 
-/// How a form holds B: as [`gemm`]'s panels, or as [`super::gemm_swiglu`]'s gate/up pairs.
+/// How a form holds B: as [`gemm`]'s panels, as [`super::gemm_swiglu`]'s gate/up pairs, or as the bf16
+/// kernel's panels of bf16 pairs ([`super::gemm_bf16`]).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Layout {
     Panels,
     Pairs,
+    Bf16Panels,
 }
 
 /// The slot of the form for `layout` of the matrix as stored (`trans` false) or transposed.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn form_index(layout: Layout, trans: bool) -> usize {
-    2 * (layout == Layout::Pairs) as usize + trans as usize
+    2 * layout as usize + trans as usize
 }
 
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -62,7 +67,7 @@ impl<E: Float> PackedWeight<E> {
         let form = || Mutex::new(Form { packed: PreB::new(), fresh: false });
         #[cfg(not(target_arch = "x86_64"))]
         let form = || Mutex::new(Form { packed: (), fresh: false });
-        PackedWeight { tensor, forms: [form(), form(), form(), form()] }
+        PackedWeight { tensor, forms: std::array::from_fn(|_| form()) }
     }
 
     pub fn tensor(&self) -> &Tensor<E> {
@@ -124,7 +129,8 @@ impl<'a, E: Float> PackedRef<'a, E> {
     ///
     /// # Safety
     /// E is f32 and the CPU has AVX-512F; with `Layout::Pairs` the view has an even, non-zero column count, and
-    /// with `Layout::Panels` it has columns.
+    /// with `Layout::Panels` it has columns; with `Layout::Bf16Panels` it has columns and the CPU has the bf16
+    /// kernel (`avx512::bf16::available`).
     #[cfg(target_arch = "x86_64")]
     pub(super) unsafe fn packed(&self, layout: Layout) -> MutexGuard<'a, Form> {
         use crate::parallel::{parts_for, PAR_MIN_ELEMS_STREAMING};
@@ -136,6 +142,7 @@ impl<'a, E: Float> PackedRef<'a, E> {
             match layout {
                 Layout::Panels => unsafe { form.packed.pack(b.rows, b.cols, ptr, b.rs, b.cs, parts) },
                 Layout::Pairs => unsafe { form.packed.pack_pairs(b.rows, b.cols / 2, ptr, b.rs, b.cs, parts) },
+                Layout::Bf16Panels => unsafe { form.packed.pack_bf16(b.rows, b.cols, ptr, b.rs, b.cs, parts) },
             }
             form.fresh = true;
         }
@@ -160,6 +167,23 @@ pub fn gemm_packed<E: Float>(alpha: E, a: MatRef<'_, E>, b: PackedRef<'_, E>, be
     gemm(alpha, a, view, beta, c)
 }
 
+/// [`super::gemm_bf16`] with B a [`PackedWeight`]'s matrix, taken from (or first packed into) its bf16 form when
+/// the bf16 kernel runs: the same result, bit for bit ([`super::Precision::gemm_packed`] in bf16).
+pub(super) fn gemm_packed_bf16<E: Float>(alpha: E, a: MatRef<'_, E>, b: PackedRef<'_, E>, beta: E, c: MatMut<'_, E>) {
+    let view = b.view();
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<E>() == std::any::TypeId::of::<f32>()
+        && super::avx512::bf16::available()
+        && c.cs == 1
+        && view.cols > 0
+    {
+        // SAFETY: E is f32, the bf16 kernel's features are there (they include AVX-512F), and B has columns.
+        let form = unsafe { b.packed(Layout::Bf16Panels) };
+        return gemm_on(None, alpha, a, view, Some(&form.packed), true, beta, c);
+    }
+    super::gemm_bf16(alpha, a, view, beta, c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,9 +204,43 @@ mod tests {
         gemm_packed(1.0, a.as_mat(), w.as_mat().t(), 0.0, MatMut::new(&mut y, 3, 32));
         gemm_packed(1.0, MatRef::new(&y, 3, 32), w.as_mat(), 0.0, MatMut::new(&mut dx, 3, 48));
         super::super::gemm_swiglu_packed(a.as_mat(), w.as_mat().t(), &mut h);
-        // Slots: panels of W, panels of W^T, pairs of W (unused in training), pairs of W^T.
-        assert_eq!(fresh(&w), [true, true, false, true]);
+        // Slots: panels of W, panels of W^T, pairs of W (unused in training), pairs of W^T, then the bf16
+        // panels of W and of W^T (none yet: no bf16 product has run).
+        assert_eq!(fresh(&w), [true, true, false, true, false, false]);
         let _ = w.tensor_mut();
-        assert_eq!(fresh(&w), [false; 4]);
+        assert_eq!(fresh(&w), [false; 6]);
+    }
+
+    /// The bf16 forms too: packed by bf16 products (forward x W^T and input gradient dY W), left stale by
+    /// `tensor_mut`, and repacked from the new values by the next product (bit for bit [`super::super::gemm_bf16`]
+    /// of the written tensor).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn tensor_mut_leaves_the_bf16_forms_stale() {
+        use super::super::{gemm_bf16, Precision};
+        if !super::super::avx512::bf16::available() {
+            return; // Nothing is packed in bf16 without the kernel: no flag to see.
+        }
+        let mut w = PackedWeight::new(Tensor::<f32>::full([32, 48], 0.5));
+        let fresh = |w: &PackedWeight<f32>| w.forms.iter().map(|f| lock(f).fresh).collect::<Vec<_>>();
+        let a = Tensor::<f32>::full([3, 48], 1.0);
+        let (mut y, mut dx) = (vec![0.0f32; 3 * 32], vec![0.0f32; 3 * 48]);
+        Precision::Bf16.gemm_packed(1.0, a.as_mat(), w.as_mat().t(), 0.0, MatMut::new(&mut y, 3, 32));
+        Precision::Bf16.gemm_packed(1.0, MatRef::new(&y, 3, 32), w.as_mat(), 0.0, MatMut::new(&mut dx, 3, 48));
+        assert_eq!(fresh(&w), [false, false, false, false, true, true]);
+        for (i, x) in w.tensor_mut().data_mut().iter_mut().enumerate() {
+            *x = (i % 7) as f32 * 0.25 - 0.75;
+        }
+        assert_eq!(fresh(&w), [false; 6]);
+        // The next product packs the written values, not the old ones.
+        let mut want = vec![0.0f32; 3 * 32];
+        let wt = MatRef::new(w.tensor().data(), 32, 48).t();
+        gemm_bf16(1.0, a.as_mat(), wt, 0.0, MatMut::new(&mut want, 3, 32));
+        Precision::Bf16.gemm_packed(1.0, a.as_mat(), w.as_mat().t(), 0.0, MatMut::new(&mut y, 3, 32));
+        assert_eq!(
+            y.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            want.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        assert_eq!(fresh(&w), [false, false, false, false, false, true]);
     }
 }

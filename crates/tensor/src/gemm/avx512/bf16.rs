@@ -148,6 +148,24 @@ unsafe fn pack_lines(src: *const f32, ls: isize, ks: isize, lines: usize, kc: us
     }
 }
 
+/// Packs rows 0..kc and columns 0..nc of B (from `b`) as B~: [`NR`]-column panels of [kc / 2 rounded up][NR]
+/// pairs, panel q at `dst + q NR kp`; columns past nc are zero. What [`gemm_bf16`] packs per rounding block, and
+/// what [`super::PackedB::pack_bf16`] keeps for a whole weight.
+///
+/// # Safety
+/// As [`pack_lines`]; B's view is in bounds for those rows and columns; `dst` holds nc rounded up to NR, times
+/// kc / 2 rounded up, u32.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub(super) unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rsb: isize, csb: isize, dst: *mut u32) {
+    let kp = kc.div_ceil(2);
+    for (q, jr) in (0..nc).step_by(NR).enumerate() {
+        for v in 0..2 {
+            let (j, cols) = (jr + 16 * v, nc.saturating_sub(jr + 16 * v).min(16));
+            pack_lines(b.offset(j as isize * csb), csb, rsb, cols, kc, dst.add(q * NR * kp + 16 * v), NR);
+        }
+    }
+}
+
 /// C = alpha A B + beta C with bf16 operands and f32 sums, single-threaded; strides as [`super::sgemm`]. With
 /// beta = 0, C is not read.
 ///
@@ -161,10 +179,27 @@ pub(crate) unsafe fn gemm_bf16(
     b: *const f32, rsb: isize, csb: isize,
     beta: f32, c: *mut f32, rsc: isize, csc: isize,
 ) {
+    gemm_bf16_with(m, k, n, alpha, a, rsa, csa, b, rsb, csb, None, beta, c, rsc, csc)
+}
+
+/// [`gemm_bf16`], with B~ read from `pre` (the pairs [`pack_b`] would write, kept by
+/// [`super::PackedB::pack_bf16`]) instead of converted and packed by this call: the same bits.
+///
+/// # Safety
+/// As [`gemm_bf16`]; `pre` is B packed by [`super::PackedB::pack_bf16`] and still current, and covers columns
+/// col0..col0 + n.
+#[allow(clippy::too_many_arguments)]
+#[rustfmt::skip]
+pub(crate) unsafe fn gemm_bf16_with(
+    m: usize, k: usize, n: usize, alpha: f32,
+    a: *const f32, rsa: isize, csa: isize,
+    b: *const f32, rsb: isize, csb: isize, pre: Option<super::Prepacked>,
+    beta: f32, c: *mut f32, rsc: isize, csc: isize,
+) {
     if super::done_without_tiles(m, k, n, beta, c, rsc, csc) {
         return;
     }
-    if csc != 1 && rsc == 1 {
+    if csc != 1 && rsc == 1 && pre.is_none() {
         // Column-major C: C^T = B^T A^T has contiguous rows.
         return gemm_bf16(n, k, m, alpha, b, csb, rsb, a, csa, rsa, beta, c, csc, rsc);
     }
@@ -177,13 +212,15 @@ pub(crate) unsafe fn gemm_bf16(
                 let kc = KC.min(k - p0);
                 let kp = kc.div_ceil(2);
                 // B~: panels of 32 columns, [kp][32] each; columns past nc are zero.
-                for (q, jr) in (0..nc).step_by(NR).enumerate() {
-                    for v in 0..2 {
-                        let (j, cols) = (j0 + jr + 16 * v, nc.saturating_sub(jr + 16 * v).min(16));
-                        let src = b.offset(p0 as isize * rsb + j as isize * csb);
-                        pack_lines(src, csb, rsb, cols, kc, bp.add(q * NR * kp + 16 * v), NR);
+                let bp = match pre {
+                    // Rounding block l of the whole packed B starts at pair-step p0 / 2 (KC is even); its panel
+                    // of column j at j kp.
+                    Some(pre) => (pre.ptr as *const u32).add(p0 / 2 * pre.npad + (pre.col0 + j0) * kp),
+                    None => {
+                        pack_b(kc, nc, b.offset(p0 as isize * rsb + j0 as isize * csb), rsb, csb, bp);
+                        bp as *const u32
                     }
-                }
+                };
                 let beta = if l == 0 { beta } else { 1.0 };
                 for i0 in (0..m).step_by(MC) {
                     let mc = MC.min(m - i0);

@@ -177,14 +177,24 @@ const fn swap_indices(d: usize) -> ([i32; 16], [i32; 16]) {
 /// updates is packed once: rounding block l (steps l KC..) holds the [`NR`]-column panels of all n columns,
 /// [kc][NR] each, so a call on any columns from a multiple of NR finds its panels in place. Or, packed by
 /// [`PackedB::pack_pairs`], the gate/up pair panels of [`super::sgemm_swiglu`], each over all k steps.
+///
+/// Or, packed by [`PackedB::pack_bf16`], the bf16 kernel's B~ in the same arrangement: each rounding block of
+/// [`super::bf16::KC`] steps holds its [`NR`]-column panels as [kc / 2][NR] bf16 pairs (u32 in the same lines).
 pub(crate) struct PackedB {
     lines: Vec<Line>,
     npad: usize,
+    /// Holds bf16 pairs ([`PackedB::pack_bf16`]), not f32.
+    bf16: bool,
 }
 
 impl PackedB {
     pub(crate) const fn new() -> Self {
-        PackedB { lines: Vec::new(), npad: 0 }
+        PackedB { lines: Vec::new(), npad: 0, bf16: false }
+    }
+
+    /// Whether the packing is the bf16 kernel's ([`PackedB::pack_bf16`]).
+    pub(crate) fn is_bf16(&self) -> bool {
+        self.bf16
     }
 
     /// Packs B [k, n] (element (p, j) at `b[p rsb + j csb]`) into `self`, reusing its buffer, in `parts` column
@@ -194,6 +204,7 @@ impl PackedB {
     /// AVX-512F; B's view is in bounds.
     pub(crate) unsafe fn pack(&mut self, k: usize, n: usize, b: *const f32, rsb: isize, csb: isize, parts: usize) {
         self.npad = n.next_multiple_of(NR);
+        self.bf16 = false;
         let (npad, out, b) = (self.npad, reserve(&mut self.lines, self.npad * k) as usize, b as usize);
         let per = n.div_ceil(parts.max(1)).next_multiple_of(NR);
         let range = |lo: usize| {
@@ -223,6 +234,7 @@ impl PackedB {
     ) {
         let panels = inner.div_ceil(16);
         self.npad = 2 * 16 * panels;
+        self.bf16 = false;
         let (out, b) = (reserve(&mut self.lines, self.npad * k) as usize, b as usize);
         let per = panels.div_ceil(parts.max(1));
         crate::parallel::run(panels.div_ceil(per), |i| {
@@ -233,6 +245,36 @@ impl PackedB {
                 pack_b_pairs(k, q0..panels.min(q0 + per), inner, b as *const f32, rsb, csb, dst)
             }
         });
+    }
+
+    /// Packs B [k, n] for [`super::bf16::gemm_bf16_with`]: rounded to bf16 and paired as that kernel packs it
+    /// per call ([`super::bf16::pack_b`]), all rounding blocks at once (block l from pair-step l KC / 2, each
+    /// [kc / 2][npad] u32), reusing `self`'s buffer, in `parts` column ranges on loopgrad's worker team.
+    ///
+    /// # Safety
+    /// AVX-512F/BW and AVX512_BF16 ([`super::bf16::available`]); B's view is in bounds.
+    pub(crate) unsafe fn pack_bf16(&mut self, k: usize, n: usize, b: *const f32, rsb: isize, csb: isize, parts: usize) {
+        use super::bf16::{pack_b as pack_b_bf16, KC as KC_BF16};
+        self.npad = n.next_multiple_of(NR);
+        self.bf16 = true;
+        // One u32 per f32 slot: k / 2 rounded up pair-steps (per block; KC_BF16 is even) of npad lanes.
+        let (npad, out, b) = (self.npad, reserve(&mut self.lines, self.npad * k.div_ceil(2)) as usize, b as usize);
+        let per = n.div_ceil(parts.max(1)).next_multiple_of(NR);
+        let range = |lo: usize| {
+            let nc = per.min(n - lo);
+            for p0 in (0..k).step_by(KC_BF16) {
+                let kc = KC_BF16.min(k - p0);
+                let (src, dst) = (b as *const f32, out as *mut u32);
+                // SAFETY: columns lo..lo + nc of rows p0..p0 + kc are in B's view; their panels lie in block
+                // p0's part of `lines` (npad / NR panels of [kc / 2][NR] from pair-step p0 / 2), where no other
+                // range writes; the CPU has the bf16 kernel's features (caller).
+                unsafe {
+                    let src = src.offset(p0 as isize * rsb + lo as isize * csb);
+                    pack_b_bf16(kc, nc, src, rsb, csb, dst.add(p0 / 2 * npad + lo * kc.div_ceil(2)));
+                }
+            }
+        };
+        crate::parallel::run(n.div_ceil(per), |i| range(i * per));
     }
 
     /// The packed floats.
