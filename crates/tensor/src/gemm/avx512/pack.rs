@@ -206,21 +206,14 @@ impl PackedB {
         self.npad = n.next_multiple_of(NR);
         self.bf16 = false;
         let (npad, out, b) = (self.npad, reserve(&mut self.lines, self.npad * k) as usize, b as usize);
-        let per = n.div_ceil(parts.max(1)).next_multiple_of(NR);
-        let range = |lo: usize| {
-            let nc = per.min(n - lo);
-            for p0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - p0);
-                let (src, dst) = (b as *const f32, out as *mut f32);
-                // SAFETY: columns lo..lo + nc of rows p0..p0 + kc are in B's view; their panels lie in block
-                // p0's part of `lines` (npad / NR panels of [kc][NR]), where no other range writes.
-                unsafe {
-                    let src = src.offset(p0 as isize * rsb + lo as isize * csb);
-                    pack_b(kc, nc, src, rsb, csb, dst.add(p0 * npad + lo * kc));
-                }
+        column_ranges(k, n, KC, parts, |lo, nc, p0, kc| {
+            // SAFETY: columns lo..lo + nc of rows p0..p0 + kc are in B's view; their panels lie in block p0's part
+            // of `lines` (npad / NR panels of [kc][NR]), where no other range writes.
+            unsafe {
+                let src = (b as *const f32).offset(p0 as isize * rsb + lo as isize * csb);
+                pack_b(kc, nc, src, rsb, csb, (out as *mut f32).add(p0 * npad + lo * kc));
             }
-        };
-        crate::parallel::run(n.div_ceil(per), |i| range(i * per));
+        });
     }
 
     /// Packs B [k, 2 inner] = [B_gate | B_up] into pair panels for [`super::sgemm_swiglu`] (all k steps per
@@ -259,22 +252,15 @@ impl PackedB {
         self.bf16 = true;
         // One u32 per f32 slot: k / 2 rounded up pair-steps (per block; KC_BF16 is even) of npad lanes.
         let (npad, out, b) = (self.npad, reserve(&mut self.lines, self.npad * k.div_ceil(2)) as usize, b as usize);
-        let per = n.div_ceil(parts.max(1)).next_multiple_of(NR);
-        let range = |lo: usize| {
-            let nc = per.min(n - lo);
-            for p0 in (0..k).step_by(KC_BF16) {
-                let kc = KC_BF16.min(k - p0);
-                let (src, dst) = (b as *const f32, out as *mut u32);
-                // SAFETY: columns lo..lo + nc of rows p0..p0 + kc are in B's view; their panels lie in block
-                // p0's part of `lines` (npad / NR panels of [kc / 2][NR] from pair-step p0 / 2), where no other
-                // range writes; the CPU has the bf16 kernel's features (caller).
-                unsafe {
-                    let src = src.offset(p0 as isize * rsb + lo as isize * csb);
-                    pack_b_bf16(kc, nc, src, rsb, csb, dst.add(p0 / 2 * npad + lo * kc.div_ceil(2)));
-                }
+        column_ranges(k, n, KC_BF16, parts, |lo, nc, p0, kc| {
+            // SAFETY: columns lo..lo + nc of rows p0..p0 + kc are in B's view; their panels lie in block p0's part
+            // of `lines` (npad / NR panels of [kc / 2][NR] from pair-step p0 / 2), where no other range writes;
+            // the CPU has the bf16 kernel's features (caller).
+            unsafe {
+                let src = (b as *const f32).offset(p0 as isize * rsb + lo as isize * csb);
+                pack_b_bf16(kc, nc, src, rsb, csb, (out as *mut u32).add(p0 / 2 * npad + lo * kc.div_ceil(2)));
             }
-        };
-        crate::parallel::run(n.div_ceil(per), |i| range(i * per));
+        });
     }
 
     /// The packed floats.
@@ -286,4 +272,17 @@ impl PackedB {
     pub(crate) fn at(&self, col0: usize) -> Option<Prepacked> {
         col0.is_multiple_of(NR).then_some(Prepacked { ptr: self.floats(), npad: self.npad, col0 })
     }
+}
+
+/// Runs `pack(lo, nc, p0, kc)` for every rounding block (steps p0..p0 + kc, `block` at a time) of B [k, n]'s
+/// columns lo..lo + nc, the columns cut into `parts` ranges starting on [`NR`]-column panels, one per task of
+/// loopgrad's worker team: how [`PackedB::pack`] and [`PackedB::pack_bf16`] split their work.
+fn column_ranges(k: usize, n: usize, block: usize, parts: usize, pack: impl Fn(usize, usize, usize, usize) + Sync) {
+    let per = n.div_ceil(parts.max(1)).next_multiple_of(NR);
+    crate::parallel::run(n.div_ceil(per), |i| {
+        let (lo, nc) = (i * per, per.min(n - i * per));
+        for p0 in (0..k).step_by(block) {
+            pack(lo, nc, p0, block.min(k - p0));
+        }
+    });
 }
