@@ -6,9 +6,9 @@
 pub struct Kernels {
     /// The f32 GEMM: loopgrad's AVX-512 kernel, or matrixmultiply (the f32 fallback).
     pub f32_gemm: &'static str,
-    /// The bf16 GEMM: the AVX512_BF16 kernel, or bf16-rounded operands through the f32 GEMM.
+    /// The bf16 GEMM: AMX-BF16 tiles, the AVX512_BF16 kernel, or bf16-rounded operands through the f32 GEMM.
     pub bf16_gemm: &'static str,
-    /// AMX-BF16 tiles: whether the CPU reports them (loopgrad has no AMX kernel).
+    /// AMX-BF16 tiles: whether the CPU reports them, and whether the bf16 GEMM uses them.
     pub amx: &'static str,
 }
 
@@ -17,12 +17,18 @@ pub fn kernels() -> Kernels {
     let avx512 = avx512f();
     Kernels {
         f32_gemm: if avx512 { "AVX-512 f32 (loopgrad)" } else { "f32 fallback (matrixmultiply)" },
-        bf16_gemm: if crate::gemm::bf16_kernel_available() {
+        bf16_gemm: if crate::gemm::amx_kernel_available() {
+            "AMX-BF16 tiles (tdpbf16ps)"
+        } else if crate::gemm::bf16_kernel_available() {
             "AVX512_BF16 (vdpbf16ps)"
         } else {
             "f32 fallback (operands rounded to bf16)"
         },
-        amx: if amx_bf16() { "AMX-BF16 present, not used (no AMX kernel)" } else { "no AMX" },
+        amx: match (amx_bf16(), crate::gemm::amx_kernel_available()) {
+            (true, true) => "AMX-BF16, used by the bf16 GEMM",
+            (true, false) => "AMX-BF16 present, not used (LOOPGRAD_AMX=0, or the OS did not grant the tiles)",
+            _ => "no AMX",
+        },
     }
 }
 
@@ -34,8 +40,8 @@ fn avx512f() -> bool {
 }
 
 /// Whether CPUID reports AMX-BF16 and AMX-TILE (leaf 7, EDX bits 22 and 24). std's `is_x86_feature_detected`
-/// cannot ask for AMX on stable Rust, hence CPUID directly. (Using the tiles would also need the OS to grant
-/// them: `arch_prctl(ARCH_REQ_XCOMP_PERM)` on Linux.)
+/// cannot ask for AMX on stable Rust, hence CPUID directly. (Using the tiles also needs the OS to grant them,
+/// which [`crate::gemm::amx_kernel_available`] asks for.)
 pub fn amx_bf16() -> bool {
     #[cfg(target_arch = "x86_64")]
     {

@@ -9,7 +9,9 @@
 //!   GEMM. An Intel server core with two 512-bit FMA units runs it at twice the `f32x8` rate; Zen 4 runs its
 //!   512-bit FMAs as two 256-bit halves, so there the two are equal;
 //! - [`dot_chains_bf16`]: `vdpbf16ps` (AVX512_BF16), 16 lanes each adding two bf16 products to an f32 sum: the
-//!   peak of the bf16 GEMM ([`crate::gemm::gemm_bf16`]).
+//!   peak of the bf16 GEMM ([`crate::gemm::gemm_bf16`]) on a CPU without AMX;
+//! - [`tile_chains_bf16`]: `tdpbf16ps` (AMX-BF16), a 16 x 32 by 32 x 16 bf16 tile product into 16 x 16 f32 sums
+//!   per instruction: the peak of the bf16 GEMM where it runs on AMX tiles.
 //!
 //! [`f32_peak_gflops`] picks the widest f32 loop the CPU runs, so `peak_fraction` is of what the machine can do.
 
@@ -45,6 +47,8 @@ pub enum PeakKind {
     F32x16,
     /// `vdpbf16ps` (AVX512_BF16): bf16 pairs into f32 sums.
     Bf16Dot,
+    /// `tdpbf16ps` (AMX-BF16): bf16 tiles into f32 tiles.
+    Bf16Tile,
 }
 
 impl PeakKind {
@@ -54,6 +58,7 @@ impl PeakKind {
             PeakKind::F32x8 => "f32 FMA, 256-bit (f32x8)",
             PeakKind::F32x16 => "f32 FMA, 512-bit (AVX-512F)",
             PeakKind::Bf16Dot => "bf16 dot product, 512-bit (AVX512_BF16 vdpbf16ps)",
+            PeakKind::Bf16Tile => "bf16 tile product (AMX-BF16 tdpbf16ps)",
         }
     }
 }
@@ -77,6 +82,19 @@ pub fn dot_chains_bf16(iters: usize) -> Option<f64> {
     if crate::gemm::bf16_kernel_available() {
         // SAFETY: AVX-512F and AVX512_BF16 were detected just above.
         return Some(unsafe { x86::dot_bf16(iters) });
+    }
+    let _ = iters;
+    None
+}
+
+/// Runs `iters` rounds of four independent `tdpbf16ps` on the calling thread and returns the flops done (16,384
+/// per instruction), or `None` where the bf16 GEMM does not run on AMX tiles (no AMX, no grant from the OS, or
+/// `LOOPGRAD_AMX=0`).
+pub fn tile_chains_bf16(iters: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::gemm::amx_kernel_available() {
+        // SAFETY: the AMX kernel's checks (CPUID and the OS's grant) passed just above.
+        return Some(unsafe { crate::gemm::amx_peak_chains(iters) });
     }
     let _ = iters;
     None
@@ -155,10 +173,21 @@ pub fn f32_peak_gflops(threads: usize, rounds: usize) -> (f64, PeakKind) {
 }
 
 /// The bf16 dot-product peak (`vdpbf16ps`) on `threads` threads, best of `rounds`, or `None` without
-/// AVX512_BF16: the yardstick of a bf16 training step.
+/// AVX512_BF16: the yardstick of a bf16 training step on a CPU without AMX.
 pub fn bf16_peak_gflops(threads: usize, rounds: usize) -> Option<f64> {
     dot_chains_bf16(1)?;
     Some(best_of(threads, rounds, || dot_chains_bf16(ITERS).unwrap_or(0.0)))
+}
+
+/// Rounds of the AMX loop: each `tdpbf16ps` takes about 16 cycles, so 1/16 of [`ITERS`] instructions (4 per
+/// round) take about as long as the other loops.
+const TILE_ITERS: usize = ITERS / 64;
+
+/// The AMX tile peak (`tdpbf16ps`) on `threads` threads, best of `rounds`, or `None` where the bf16 GEMM does
+/// not use AMX: the yardstick of a bf16 training step where it does.
+pub fn tile_peak_gflops(threads: usize, rounds: usize) -> Option<f64> {
+    tile_chains_bf16(1)?;
+    Some(best_of(threads, rounds, || tile_chains_bf16(TILE_ITERS).unwrap_or(0.0)))
 }
 
 #[cfg(test)]
@@ -173,6 +202,9 @@ mod tests {
         }
         if let Some(f) = dot_chains_bf16(10) {
             assert_eq!(f, (10 * CHAINS * 64) as f64);
+        }
+        if let Some(f) = tile_chains_bf16(10) {
+            assert_eq!(f, (10 * 4 * 16384) as f64);
         }
     }
 }

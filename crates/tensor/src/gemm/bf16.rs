@@ -3,15 +3,19 @@
 //! sums are f32. The tensors themselves stay f32 (or f64): master weights, activations and gradients are never
 //! stored in bf16, only multiplied in it.
 //!
-//! Two implementations, chosen at run time as the f32 GEMM is:
+//! Three implementations, chosen at run time as the f32 GEMM is:
+//! - f32 on a CPU with AMX-BF16 (Intel Sapphire Rapids and later, where Linux grants the tiles): `avx512::amx`,
+//!   `tdpbf16ps` on 16 x 32 bf16 tiles (8,192 products per instruction), with the operands rounded and paired as
+//!   the next kernel packs them; its sums inside a tile run in the hardware's order, so it matches the reference
+//!   within summation error, not bit for bit. `LOOPGRAD_AMX=0` turns it off;
 //! - f32 on a CPU with AVX512_BF16: `avx512::bf16`, `vdpbf16ps` on operands rounded while they are packed
 //!   (twice the f32 FMA rate per instruction);
 //! - everywhere else (and for f64, which the gradient checks use): the operands are rounded into pooled copies
 //!   by [`round_bf16`] and multiplied by [`super::gemm`]. A product of two bf16 values is exact in f32, so this gives the
 //!   same products; only the order of the f32 sums differs from the kernel's.
 //!
-//! [`gemm_bf16_reference`] is the specification: a scalar loop that sums in the kernel's order, which the kernel
-//! matches bit for bit (tests below).
+//! [`gemm_bf16_reference`] is the specification: a scalar loop that sums in the `vdpbf16ps` kernel's order, which
+//! that kernel matches bit for bit (tests below).
 
 use super::batched::gemm_batched_with;
 use super::{gemm_batched, gemm_on, BatchMut, BatchRef, MatMut, MatRef, PackedRef};
@@ -141,6 +145,24 @@ pub fn bf16_kernel_available() -> bool {
     return super::avx512::bf16::available();
     #[cfg(not(target_arch = "x86_64"))]
     false
+}
+
+/// Whether the bf16 products run on AMX tiles here (`avx512::amx`): CPUID reports AMX-BF16, Linux granted the
+/// tile state, and `LOOPGRAD_AMX` is not `0`. The AVX512_BF16 kernel runs otherwise.
+pub fn amx_kernel_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return super::avx512::amx::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Flops of `iters` rounds of four `tdpbf16ps`, for [`crate::peak`].
+///
+/// # Safety
+/// [`amx_kernel_available`].
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn amx_peak_chains(iters: usize) -> f64 {
+    super::avx512::amx::peak_chains(iters)
 }
 
 fn uses_kernel<E: Float>() -> bool {

@@ -40,23 +40,59 @@ fn view(o: &(Vec<f32>, usize, usize, bool)) -> MatRef<'_, f32> {
     }
 }
 
-/// Every shape class the kernel has: partial tiles in both directions, odd K (a padded pair), K past one
+/// Every shape class the kernels have: partial tiles in both directions, odd K (a padded pair), K past one
 /// 512-term block, both operand layouts, and alpha / beta as the tape uses them (attention's scaled products,
 /// gradient accumulation).
+const SHAPES: [(usize, usize, usize); 9] = [
+    (1, 1, 1),
+    (14, 2, 32),
+    (15, 3, 33),
+    (40, 64, 97),
+    (97, 97, 64),
+    (29, 1100, 50),
+    (3, 513, 130),
+    (33, 40, 17),
+    (300, 64, 70),
+];
+const LAYOUTS: [(bool, bool, f32, f32); 3] =
+    [(false, false, 1.0, 0.0), (true, false, 1.0, 1.0), (false, true, 0.125, 1.0)];
+
+/// C = alpha A B + beta C on one thread through `kernel`, one of the x86-64 bf16 kernels' entry points.
+#[cfg(target_arch = "x86_64")]
+fn run_kernel(
+    kernel: super::super::avx512::bf16::Kernel,
+    alpha: f32,
+    a: MatRef<'_, f32>,
+    b: MatRef<'_, f32>,
+    beta: f32,
+    c: MatMut<'_, f32>,
+) {
+    a.check("test (A)");
+    b.check("test (B)");
+    assert!(a.cols == b.rows && c.rows == a.rows && c.cols == b.cols && c.data.len() >= c.rows * c.cols);
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let (ap, bp, cp) = (a.data.as_ptr(), b.data.as_ptr(), c.data.as_mut_ptr());
+    // SAFETY: the views were checked just above; C is a unique borrow of a contiguous [m, n] block; the callers
+    // check that the kernel runs on this CPU.
+    unsafe { kernel(m, k, n, alpha, ap, a.rs, a.cs, bp, b.rs, b.cs, None, beta, cp, c.rs, c.cs) }
+}
+
+/// The `vdpbf16ps` kernel is its scalar reference, bit for bit (on an AMX CPU too, where it is not the default).
+#[cfg(target_arch = "x86_64")]
 #[test]
-fn the_kernel_matches_its_scalar_reference_bit_for_bit() {
+fn the_dot_product_kernel_matches_its_scalar_reference_bit_for_bit() {
     if !bf16_kernel_available() {
         eprintln!("skipped: this CPU has no AVX512_BF16 (the rounded-copy path is tested below)");
         return;
     }
     let mut rng = Rng::new(1);
-    let shapes = [(1, 1, 1), (14, 2, 32), (15, 3, 33), (40, 64, 97), (97, 97, 64), (29, 1100, 50), (3, 513, 130)];
-    for (case, &(m, k, n)) in shapes.iter().enumerate() {
-        for (ta, tb, alpha, beta) in [(false, false, 1.0, 0.0), (true, false, 1.0, 1.0), (false, true, 0.125, 1.0)] {
+    for (case, &(m, k, n)) in SHAPES.iter().enumerate() {
+        for (ta, tb, alpha, beta) in LAYOUTS {
             let (a, b) = (operand(m, k, ta, &mut rng), operand(k, n, tb, &mut rng));
             let c0: Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect();
             let (mut got, mut want) = (c0.clone(), c0);
-            gemm_bf16_serial(alpha, view(&a), view(&b), beta, MatMut::new(&mut got, m, n));
+            let kernel = super::super::avx512::bf16::dot_gemm;
+            run_kernel(kernel, alpha, view(&a), view(&b), beta, MatMut::new(&mut got, m, n));
             gemm_bf16_reference(alpha, view(&a), view(&b), beta, MatMut::new(&mut want, m, n));
             let first = got.iter().zip(&want).position(|(g, w)| g.to_bits() != w.to_bits());
             assert!(
@@ -96,6 +132,47 @@ fn the_rounded_copy_path_matches_the_reference_within_summation_error() {
     }
 }
 
+/// The AMX kernel against the same reference: its sums inside a tile run in the hardware's order, so the bound is
+/// that of two f32 sums of the same k exact products, 2 gamma_k |alpha| sum |a b| (gamma_k = k u / (1 - k u),
+/// u = 2^-24), plus one rounding of C per 512-term block in each (u (|alpha| sum |a b| + |beta c|) apiece).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn the_amx_kernel_matches_the_reference_within_summation_error() {
+    if !super::super::avx512::amx::available() {
+        eprintln!("skipped: no AMX tiles here (CPUID, Linux's grant, or LOOPGRAD_AMX=0)");
+        return;
+    }
+    let mut rng = Rng::new(5);
+    let u = 2f64.powi(-24);
+    for (case, &(m, k, n)) in SHAPES.iter().enumerate() {
+        for (ta, tb, alpha, beta) in LAYOUTS {
+            let (a, b) = (operand(m, k, ta, &mut rng), operand(k, n, tb, &mut rng));
+            let c0: Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect();
+            let (mut got, mut want) = (c0.clone(), c0.clone());
+            let kernel = super::super::avx512::amx::gemm;
+            run_kernel(kernel, alpha, view(&a), view(&b), beta, MatMut::new(&mut got, m, n));
+            gemm_bf16_reference(alpha, view(&a), view(&b), beta, MatMut::new(&mut want, m, n));
+            let (av, bv) = (view(&a), view(&b));
+            let gamma = k as f64 * u / (1.0 - k as f64 * u);
+            let blocks = k.div_ceil(512).max(1) as f64;
+            for i in 0..m {
+                for j in 0..n {
+                    let at = |p: usize| round_bf16(av.data[i * av.rs as usize + p * av.cs as usize]) as f64;
+                    let bt = |p: usize| round_bf16(bv.data[p * bv.rs as usize + j * bv.cs as usize]) as f64;
+                    let abs = alpha.abs() as f64 * (0..k).map(|p| (at(p) * bt(p)).abs()).sum::<f64>();
+                    let bound = 2.0 * gamma * abs + 2.0 * blocks * u * (abs + (beta * c0[i * n + j]).abs() as f64);
+                    let (g, w) = (got[i * n + j] as f64, want[i * n + j] as f64);
+                    assert!(
+                        (g - w).abs() <= bound,
+                        "case {case} [{m}, {k}] x [{k}, {n}] (ta {ta}, tb {tb}, alpha {alpha}, beta {beta}) ({i}, {j}): \
+                         {g} vs reference {w}, bound {bound:e}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Threads and batches change no bit: each element's sum is one chain whatever block it falls in.
 #[test]
 fn split_and_batched_products_equal_the_serial_one() {
@@ -123,9 +200,11 @@ fn split_and_batched_products_equal_the_serial_one() {
     }
 }
 
-/// A weight's bf16 form ([`Precision::gemm_packed`]) gives the reference's bits: the weight stored [k, n] or
-/// [n, k] (x W^T), on the call that packs it and on one that reuses it, serial and split in column blocks (which
-/// then start on the form's 32-column panels) and in row blocks, over odd K and K past one 512-term block.
+/// A weight's bf16 form ([`Precision::gemm_packed`]) gives the bits of the product that packs B per call (and
+/// so, on the `vdpbf16ps` kernel, the reference's): the weight stored [k, n] or [n, k] (x W^T), on the call that
+/// packs it and on one that reuses it, serial and split in column blocks (which then start on the form's
+/// 32-column panels) and in row blocks, over odd K, K a multiple of 32 (the AMX kernel reads the form then) and K
+/// past one 512-term block.
 #[test]
 fn a_packed_weight_gives_the_references_bits() {
     use crate::gemm::PackedWeight;
@@ -135,7 +214,16 @@ fn a_packed_weight_gives_the_references_bits() {
     }
     crate::set_threads(2);
     let mut rng = Rng::new(4);
-    let shapes = [(1, 1, 1), (15, 3, 33), (64, 40, 64), (2560, 64, 64), (40, 1100, 97), (8, 257, 784), (3, 513, 130)];
+    let shapes = [
+        (1, 1, 1),
+        (15, 3, 33),
+        (64, 40, 64),
+        (2560, 64, 64),
+        (40, 1100, 97),
+        (8, 257, 784),
+        (3, 513, 130),
+        (70, 1024, 40),
+    ];
     for (case, &(m, k, n)) in shapes.iter().enumerate() {
         for (transposed, alpha, beta) in [(false, 1.0, 0.0), (true, 1.0, 1.0), (true, 0.125, 0.0)] {
             let a = operand(m, k, false, &mut rng);
@@ -145,7 +233,13 @@ fn a_packed_weight_gives_the_references_bits() {
             let b = if transposed { w.as_mat().t() } else { w.as_mat() };
             let c0: Vec<f32> = (0..m * n).map(|_| rng.uniform_in(-1.0, 1.0) as f32).collect();
             let mut want = c0.clone();
-            gemm_bf16_reference(alpha, view(&a), b.view(), beta, MatMut::new(&mut want, m, n));
+            gemm_bf16_serial(alpha, view(&a), b.view(), beta, MatMut::new(&mut want, m, n));
+            #[cfg(target_arch = "x86_64")]
+            if !super::super::avx512::amx::available() {
+                let mut reference = c0.clone();
+                gemm_bf16_reference(alpha, view(&a), b.view(), beta, MatMut::new(&mut reference, m, n));
+                assert!(want.iter().zip(&reference).all(|(x, y)| x.to_bits() == y.to_bits()), "case {case}");
+            }
             for call in ["packing", "reusing"] {
                 let mut got = c0.clone();
                 Precision::Bf16.gemm_packed(alpha, view(&a), b, beta, MatMut::new(&mut got, m, n));
@@ -153,7 +247,7 @@ fn a_packed_weight_gives_the_references_bits() {
                 assert!(
                     first.is_none(),
                     "case {case} [{m}, {k}] x [{k}, {n}] ({call}, transposed {transposed}, alpha {alpha}, beta \
-                     {beta}): element {first:?}: {} vs reference {}",
+                     {beta}): element {first:?}: {} vs packed per call {}",
                     got[first.unwrap()],
                     want[first.unwrap()]
                 );

@@ -17,8 +17,11 @@ mod bf16;
 mod packed;
 
 pub use batched::{gemm_batched, BatchMut, BatchRef};
+#[cfg(target_arch = "x86_64")]
+pub(crate) use bf16::amx_peak_chains;
 pub use bf16::{
-    bf16_kernel_available, gemm_batched_bf16, gemm_bf16, gemm_bf16_reference, gemm_bf16_serial, round_bf16, Precision,
+    amx_kernel_available, bf16_kernel_available, gemm_batched_bf16, gemm_bf16, gemm_bf16_reference, gemm_bf16_serial,
+    round_bf16, Precision,
 };
 pub use packed::{gemm_packed, PackedRef, PackedWeight};
 
@@ -33,6 +36,7 @@ pub(crate) fn prepare_thread() {
         }
         if avx512::bf16::available() {
             avx512::bf16::prepare_thread();
+            avx512::amx::prepare_thread();
         }
     }
 }
@@ -229,7 +233,8 @@ struct RawMat<E> {
 const BLOCK_ALIGN: usize = 16;
 
 /// Computes C = alpha A B + beta C in `parts` blocks on loopgrad's worker team (one block: on the calling thread).
-/// With `bf16` (f32 on a CPU with the bf16 kernel only), each block runs [`avx512::bf16::gemm_bf16`].
+/// With `bf16` (f32 on a CPU with the bf16 kernel only), each block runs [`avx512::bf16::gemm_bf16_with`] (AMX tiles
+/// where the CPU has them, else `vdpbf16ps`).
 ///
 /// # Safety
 /// `a`, `b` must be in bounds of their slices and `c` must point to a [a.rows, b.cols] matrix with the given

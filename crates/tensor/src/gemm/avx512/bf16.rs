@@ -87,7 +87,7 @@ unsafe fn pair_rows(lo: __m512, hi: __m512) -> __m512i {
 /// As [`pair_rows`]; `src` readable for `n` floats.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn pairs_along(src: *const f32, n: usize) -> __m512 {
+pub(super) unsafe fn pairs_along(src: *const f32, n: usize) -> __m512 {
     let lo = _mm512_maskz_loadu_ps(lanes(n), src);
     let hi = _mm512_maskz_loadu_ps(lanes(n.saturating_sub(16)), src.add(16.min(n)));
     // cvtne2ps puts its second operand in the low half: bf16 lane i is x[i], i.e. pairs in K order.
@@ -102,7 +102,15 @@ unsafe fn pairs_along(src: *const f32, n: usize) -> __m512 {
 /// AVX-512F/BW/BF16; the source is readable for those elements; `dst` writable for kc / 2 rounded up rows.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn pack_lines(src: *const f32, ls: isize, ks: isize, lines: usize, kc: usize, dst: *mut u32, dst_stride: usize) {
+pub(super) unsafe fn pack_lines(
+    src: *const f32,
+    ls: isize,
+    ks: isize,
+    lines: usize,
+    kc: usize,
+    dst: *mut u32,
+    dst_stride: usize,
+) {
     let store = lanes(dst_stride);
     let kp = kc.div_ceil(2);
     if ks == 1 {
@@ -149,7 +157,7 @@ unsafe fn pack_lines(src: *const f32, ls: isize, ks: isize, lines: usize, kc: us
 }
 
 /// Packs rows 0..kc and columns 0..nc of B (from `b`) as B~: [`NR`]-column panels of [kc / 2 rounded up][NR]
-/// pairs, panel q at `dst + q NR kp`; columns past nc are zero. What [`gemm_bf16`] packs per rounding block, and
+/// pairs, panel q at `dst + q NR kp`; columns past nc are zero. What [`dot_gemm`] packs per rounding block, and
 /// what [`super::PackedB::pack_bf16`] keeps for a whole weight.
 ///
 /// # Safety
@@ -157,40 +165,86 @@ unsafe fn pack_lines(src: *const f32, ls: isize, ks: isize, lines: usize, kc: us
 /// kc / 2 rounded up, u32.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 pub(super) unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rsb: isize, csb: isize, dst: *mut u32) {
-    let kp = kc.div_ceil(2);
+    pack_b_panels(kc, nc, b, rsb, csb, dst, kc.div_ceil(2))
+}
+
+/// [`pack_b`] with `kp` >= kc / 2 (rounded up) rows per panel, those past kc / 2 zero: the AMX kernel's B~,
+/// whose panels are whole 16-row tiles.
+///
+/// # Safety
+/// As [`pack_b`], with `dst` holding nc rounded up to NR, times kp, u32.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+pub(super) unsafe fn pack_b_panels(
+    kc: usize,
+    nc: usize,
+    b: *const f32,
+    rsb: isize,
+    csb: isize,
+    dst: *mut u32,
+    kp: usize,
+) {
     for (q, jr) in (0..nc).step_by(NR).enumerate() {
         for v in 0..2 {
             let (j, cols) = (jr + 16 * v, nc.saturating_sub(jr + 16 * v).min(16));
             pack_lines(b.offset(j as isize * csb), csb, rsb, cols, kc, dst.add(q * NR * kp + 16 * v), NR);
         }
+        for row in kc.div_ceil(2)..kp {
+            _mm512_storeu_si512(dst.add(q * NR * kp + row * NR).cast(), _mm512_setzero_si512());
+            _mm512_storeu_si512(dst.add(q * NR * kp + row * NR + 16).cast(), _mm512_setzero_si512());
+        }
     }
 }
 
-/// C = alpha A B + beta C with bf16 operands and f32 sums, single-threaded; strides as [`super::sgemm`]. With
-/// beta = 0, C is not read.
-///
-/// # Safety
-/// [`available`]; the views are in bounds; C's elements are distinct, writable and not aliased by A or B.
-#[allow(clippy::too_many_arguments)]
-#[rustfmt::skip]
-pub(crate) unsafe fn gemm_bf16(
-    m: usize, k: usize, n: usize, alpha: f32,
-    a: *const f32, rsa: isize, csa: isize,
-    b: *const f32, rsb: isize, csb: isize,
-    beta: f32, c: *mut f32, rsc: isize, csc: isize,
-) {
-    gemm_bf16_with(m, k, n, alpha, a, rsa, csa, b, rsb, csb, None, beta, c, rsc, csc)
-}
+/// The signature [`gemm_bf16_with`], [`dot_gemm`] and [`super::amx::gemm`] share.
+#[cfg(test)]
+pub(crate) type Kernel = unsafe fn(
+    usize,
+    usize,
+    usize,
+    f32,
+    *const f32,
+    isize,
+    isize,
+    *const f32,
+    isize,
+    isize,
+    Option<super::Prepacked>,
+    f32,
+    *mut f32,
+    isize,
+    isize,
+);
 
-/// [`gemm_bf16`], with B~ read from `pre` (the pairs [`pack_b`] would write, kept by
-/// [`super::PackedB::pack_bf16`]) instead of converted and packed by this call: the same bits.
+/// C = alpha A B + beta C with bf16 operands and f32 sums, single-threaded, strides as [`super::sgemm`] (with
+/// beta = 0, C is not read); with B~ read from `pre` (the pairs [`pack_b`] would write, kept by
+/// [`super::PackedB::pack_bf16`]) instead of converted and packed by this call: the same bits. On AMX tiles
+/// where the CPU has them ([`super::amx`]), else on `vdpbf16ps` ([`dot_gemm`]).
 ///
 /// # Safety
-/// As [`gemm_bf16`]; `pre` is B packed by [`super::PackedB::pack_bf16`] and still current, and covers columns
+/// [`available`]; the views are in bounds; C's elements are distinct, writable and not aliased by A or B; `pre` is B packed by [`super::PackedB::pack_bf16`] and still current, and covers columns
 /// col0..col0 + n.
 #[allow(clippy::too_many_arguments)]
 #[rustfmt::skip]
 pub(crate) unsafe fn gemm_bf16_with(
+    m: usize, k: usize, n: usize, alpha: f32,
+    a: *const f32, rsa: isize, csa: isize,
+    b: *const f32, rsb: isize, csb: isize, pre: Option<super::Prepacked>,
+    beta: f32, c: *mut f32, rsc: isize, csc: isize,
+) {
+    if super::amx::available() {
+        return super::amx::gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, pre, beta, c, rsc, csc);
+    }
+    dot_gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, pre, beta, c, rsc, csc)
+}
+
+/// [`gemm_bf16_with`] on this module's `vdpbf16ps` tiles, whether or not the CPU has AMX: the kernel that
+/// [`crate::gemm::gemm_bf16_reference`] specifies bit for bit.
+///
+/// # Safety
+/// As [`gemm_bf16_with`].
+#[allow(clippy::too_many_arguments)]
+#[rustfmt::skip]
+pub(crate) unsafe fn dot_gemm(
     m: usize, k: usize, n: usize, alpha: f32,
     a: *const f32, rsa: isize, csa: isize,
     b: *const f32, rsb: isize, csb: isize, pre: Option<super::Prepacked>,
@@ -201,7 +255,7 @@ pub(crate) unsafe fn gemm_bf16_with(
     }
     if csc != 1 && rsc == 1 && pre.is_none() {
         // Column-major C: C^T = B^T A^T has contiguous rows.
-        return gemm_bf16(n, k, m, alpha, b, csb, rsb, a, csa, rsa, beta, c, csc, rsc);
+        return dot_gemm(n, k, m, alpha, b, csb, rsb, a, csa, rsa, None, beta, c, csc, rsc);
     }
     PACKS.with_borrow_mut(|(ap, bp)| {
         allocate_packs(ap, bp);
@@ -261,7 +315,7 @@ struct Out {
 /// C = alpha ab + beta C (fma(alpha, ab, beta c), one rounding, as the f32 kernel's full tiles).
 ///
 /// # Safety
-/// As [`gemm_bf16`]; `a`, `b` hold `kp` packed steps; `out` lies in C.
+/// As [`dot_gemm`]; `a`, `b` hold `kp` packed steps; `out` lies in C.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn tile<const NV: usize>(kp: usize, mut a: *const u32, mut b: *const u32, out: &Out) {
     let mut ab = [[_mm512_setzero_ps(); NV]; MR];

@@ -23,6 +23,7 @@
 //! [`sgemm_swiglu`] runs the same tiles with a SwiGLU epilogue (gate and up columns side by side in B~), for the
 //! untaped `linear_swiglu` of the tape.
 
+pub(crate) mod amx;
 pub(crate) mod bf16;
 mod pack;
 mod swiglu;
@@ -181,7 +182,7 @@ pub(crate) unsafe fn sgemm_with(
     })
 }
 
-/// The cases that [`sgemm_with`] and [`bf16::gemm_bf16`] finish before any tile, as matrixmultiply does: an
+/// The cases that [`sgemm_with`] and [`bf16::dot_gemm`] and [`amx::gemm`] finish before any tile, as matrixmultiply does: an
 /// empty C, and K = 0, where C = beta C (beta = 0 writes zeros without reading C, so NaNs in it do not leak).
 /// True when C is done.
 ///
