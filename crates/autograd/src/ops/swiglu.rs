@@ -64,10 +64,14 @@ impl<E: Float> Tape<E> {
         let mut h = Tensor::uninit(with_last(xs, inner));
         let w_t = MatRef::new(wt.data(), 2 * inner, n_in).t();
         if self.precision() == Precision::Bf16 {
-            // No fused bf16 kernel: the product in bf16, then the gate, as the recorded path computes them.
+            // No fused bf16 kernel: the product in bf16 (from the weight's bf16 form, packed once per update), then
+            // the gate, as the recorded path computes them.
             let mut gate_up = Tensor::uninit(with_last(xs, 2 * inner));
-            let gm = MatMut::new(gate_up.data_mut(), rows, 2 * inner);
-            gemm_bf16(E::ONE, MatRef::new(xt.data(), rows, n_in), w_t, E::ZERO, gm);
+            let (xm, gm) = (MatRef::new(xt.data(), rows, n_in), MatMut::new(gate_up.data_mut(), rows, 2 * inner));
+            match self.packed_weight(w) {
+                Some(packed) => Precision::Bf16.gemm_packed(E::ONE, xm, packed.as_mat().t(), E::ZERO, gm),
+                None => gemm_bf16(E::ONE, xm, w_t, E::ZERO, gm),
+            }
             kernels::swiglu_rows(gate_up.data(), inner, h.data_mut());
             drop(gate_up);
             return self.constant(h);

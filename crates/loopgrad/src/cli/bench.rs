@@ -13,7 +13,8 @@
 //! Keys beyond the reference's: `gflops` (the step's GEMM and attention FLOPs from `ModelConfig::step_cost`, over
 //! the median step time); `peak_gflops` and `peak_fraction` (that over this machine's peak for the step's dtype,
 //! on the same number of threads, measured in the same run by `loopgrad_tensor::peak`: for f32 the widest f32
-//! FMA the CPU runs, 512-bit with AVX-512; for bf16 the `vdpbf16ps` dot-product peak where the CPU has it),
+//! FMA the CPU runs, 512-bit with AVX-512; for bf16 the AMX tile peak where the bf16 GEMM runs on AMX, else the
+//! `vdpbf16ps` dot-product peak where the CPU has it),
 //! `peak_kind` naming that loop, and every measured peak beside it (`peaks`); `cpu` (the model name in
 //! `/proc/cpuinfo`) and `kernels` (which GEMM kernels this CPU runs, and whether it has AMX); `allocs_per_step`
 //! (heap allocations per timed step, counted by the binary's global allocator: 0 means a steady-state step never
@@ -165,8 +166,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let f32x8 = peak::fma_peak_gflops(threads, 5);
     let (f32_peak, f32_kind) = peak::f32_peak_gflops(threads, 5);
     let bf16_peak = peak::bf16_peak_gflops(threads, 5);
-    let (peak, peak_kind) = match (shape.forward_dtype, bf16_peak) {
-        (ForwardDtype::Bf16, Some(p)) => (p, PeakKind::Bf16Dot),
+    let tile_peak = peak::tile_peak_gflops(threads, 5);
+    // A bf16 step's yardstick is the instruction its GEMM runs on: AMX tiles, else vdpbf16ps.
+    let (peak, peak_kind) = match (shape.forward_dtype, tile_peak, bf16_peak) {
+        (ForwardDtype::Bf16, Some(p), _) => (p, PeakKind::Bf16Tile),
+        (ForwardDtype::Bf16, None, Some(p)) => (p, PeakKind::Bf16Dot),
         _ => (f32_peak, f32_kind),
     };
     let kernels = loopgrad_tensor::cpu::kernels();
@@ -222,6 +226,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "f32x8": round(f32x8, 1),
             "f32_widest": round(f32_peak, 1),
             "bf16_dot": bf16_peak.map(|p| round(p, 1)),
+            "bf16_tile": tile_peak.map(|p| round(p, 1)),
         },
         "cpu": cpu_name(),
         "kernels": {
