@@ -4,6 +4,9 @@
 //!
 //!     cargo bench --bench gemm
 //!
+//! After it, the same shapes with bf16 operands (`gemm_batched_bf16`) on one thread, against the peak of the
+//! instruction the bf16 kernel runs on here (AMX `tdpbf16ps` or `vdpbf16ps`) and against the f32 GEMM.
+//!
 //! The peak is measured by FMA-bound loops of independent multiply-add chains: one with `f32x8` (AVX2, the
 //! width of loopgrad's own kernels) and, where the CPU has it, one with AVX-512 (the width matrixmultiply's
 //! kernels use at runtime on such CPUs). The machine is shared, so every summary line is the median of
@@ -17,8 +20,9 @@ mod cpu_time;
 use cpu_time::{thread_cpu_seconds, wall_seconds};
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use loopgrad_tensor::peak::{fma_chains_f32x8 as fma_loop_f32x8, CHAINS};
-use loopgrad_tensor::{gemm_batched, set_threads, BatchMut, BatchRef, Rng};
+use loopgrad_tensor::peak::{dot_chains_bf16, fma_chains_f32x8 as fma_loop_f32x8, tile_chains_bf16, CHAINS};
+use loopgrad_tensor::gemm::amx_kernel_available;
+use loopgrad_tensor::{gemm_batched, gemm_batched_bf16, set_threads, BatchMut, BatchRef, Rng};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -71,11 +75,20 @@ impl Shape {
         }
     }
     fn run(&self, p: &mut Problem) {
+        self.run_in(false, p)
+    }
+    /// The product with f32 operands, or (`bf16`) with bf16 operands and f32 sums.
+    fn run_in(&self, bf16: bool, p: &mut Problem) {
         let (m, k, n) = (self.m, self.k, self.n);
         let batch = self.batch;
         let a = if self.ta { BatchRef::new(&p.a, batch, k, m).t() } else { BatchRef::new(&p.a, batch, m, k) };
         let b = if self.tb { BatchRef::new(&p.b, batch, n, k).t() } else { BatchRef::new(&p.b, batch, k, n) };
-        gemm_batched(1.0, a, b, 0.0, BatchMut::new(&mut p.c, batch, m, n));
+        let c = BatchMut::new(&mut p.c, batch, m, n);
+        if bf16 {
+            gemm_batched_bf16(1.0, a, b, 0.0, c)
+        } else {
+            gemm_batched(1.0, a, b, 0.0, c)
+        }
         black_box(&p.c);
     }
     /// The same product by `matrixmultiply::sgemm`, one call per batch item on the calling thread.
@@ -205,6 +218,56 @@ fn peak_summary() {
     }
 }
 
+/// The bf16 products on one thread (thread CPU time), on whichever kernel runs here (`cpu::kernels`): rounds of
+/// (the peak loop of that kernel's instruction, the bf16 GEMM, the f32 GEMM on the same operands), each about
+/// 20 ms. Printed: the median bf16 GFLOP/s, its fraction of that peak, and its speed over the f32 GEMM, as medians
+/// of the per-round ratios.
+fn bf16_summary() {
+    const ROUNDS: usize = 15;
+    // The tile loop does 64x the flops of the dot-product loop per iteration, at about 1/16 of its rate.
+    let (peak, iters): (fn(usize) -> Option<f64>, usize) =
+        if amx_kernel_available() { (tile_chains_bf16, 9_000_000 / 64) } else { (dot_chains_bf16, 9_000_000) };
+    let kernel = loopgrad_tensor::cpu::kernels().bf16_gemm;
+    if peak(1).is_none() {
+        println!("
+bf16 GEMM: {kernel}; no bf16 instruction to measure it against");
+        return;
+    }
+    println!("
+GEMM bf16 ({kernel}), 1 thread (thread CPU time), median of {ROUNDS} interleaved rounds:");
+    set_threads(1);
+    for shape in SHAPES {
+        let mut p = shape.problem();
+        shape.run_in(true, &mut p);
+        let reps = ((2e9 / shape.flops()) as usize).max(1);
+        let (mut gf, mut of_peak, mut pk, mut vs_f32) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..ROUNDS {
+            let peak = gflops_on(1, thread_cpu_seconds, || peak(iters).unwrap_or(0.0));
+            let timed = |bf16: bool, p: &mut Problem| {
+                let t0 = thread_cpu_seconds();
+                for _ in 0..reps {
+                    shape.run_in(bf16, p);
+                }
+                shape.flops() * reps as f64 / (thread_cpu_seconds() - t0) / 1e9
+            };
+            let (g, f32) = (timed(true, &mut p), timed(false, &mut p));
+            gf.push(g);
+            of_peak.push(g / peak);
+            pk.push(peak);
+            vs_f32.push(g / f32);
+        }
+        println!(
+            "    {:<34} {:6.1} GFLOP/s (best {:6.1}) = {:4.1}% of its instruction's peak ({:.0}), {:.2}x the f32 GEMM",
+            shape.name,
+            median(gf.clone()),
+            best(&gf),
+            100.0 * median(of_peak),
+            median(pk),
+            median(vs_f32),
+        );
+    }
+}
+
 /// Criterion timings: one thread in thread CPU time, two threads in wall time (see `support/cpu_time.rs`).
 fn criterion_benches<M: Measurement>(c: &mut Criterion<M>, threads: usize) {
     set_threads(threads);
@@ -226,5 +289,6 @@ fn main() {
     // `cargo test --benches` runs each benchmark once in test mode; the summary is for real runs only.
     if !std::env::args().any(|a| a == "--test" || a == "--list") {
         peak_summary();
+        bf16_summary();
     }
 }
