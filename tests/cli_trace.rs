@@ -87,3 +87,34 @@ fn bad_arguments_get_one_clean_error() {
     assert_clean_error(&loopgrad(&args, &dir), &["--task"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Without `--data`, trace draws a puzzle of the checkpoint's own held-out set, rebuilt from the `config.toml`
+/// beside it: the puzzle is the one the run's data config builds (checked against the library), and a checkpoint
+/// without a config beside it gets a clean error naming the flags to give.
+#[test]
+fn without_data_it_draws_the_runs_own_held_out_puzzle() {
+    let dir = tmp("trace", "own");
+    let train = ["train", "--preset", "smoke", "--out", "run", "--set", "run.steps=3", "--set", "run.threads=1"];
+    let out = loopgrad(&train, &dir);
+    assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
+    let args = ["trace", "--checkpoint", "run/checkpoint.safetensors", "--index", "7", "--steps", "2"];
+    let out = loopgrad(&[&args[..], &["--json"]].concat(), &dir);
+    assert!(out.status.success(), "trace failed: {}", String::from_utf8_lossy(&out.stderr));
+    let trace: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let config = loopgrad_train::TrainConfig::from_file(&dir.join("run/config.toml")).unwrap();
+    let held_out = loopgrad_train::data::load(&config.data).unwrap().test;
+    let as_bytes = |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u8).collect::<Vec<_>>();
+    assert_eq!(as_bytes(&trace["inputs"]), held_out.inputs(7), "the run's held-out puzzle 7");
+    assert_eq!(as_bytes(&trace["labels"]), held_out.labels(7));
+
+    let out = loopgrad(&[&args[..], &["--out", "t.svg"]].concat(), &dir);
+    assert!(out.status.success(), "trace failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("held-out puzzles of run/config.toml #7"));
+
+    std::fs::copy(dir.join("run/checkpoint.safetensors"), dir.join("alone.safetensors")).unwrap();
+    let alone = ["trace", "--checkpoint", "alone.safetensors"];
+    assert_clean_error(&loopgrad(&alone, &dir), &["no --data", "config.toml", "--config"]);
+    let wrong_task = [&args[..], &["--task", "maze"]].concat();
+    assert_clean_error(&loopgrad(&wrong_task, &dir), &["--task maze", "sudoku"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

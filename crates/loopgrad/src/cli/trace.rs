@@ -18,12 +18,14 @@ use std::path::PathBuf;
 pub struct TraceArgs {
     #[command(flatten)]
     pub model: ModelSource,
-    /// Puzzles: a Sudoku or Maze CSV (the format of `loopgrad data`).
+    /// Puzzles: a Sudoku or Maze CSV (the format of `loopgrad data`). Without it, the held-out set of the
+    /// checkpoint's own run, rebuilt as training built it from the run's training config (`--config`, else the
+    /// `config.toml` beside the checkpoint).
+    #[arg(long, requires = "task")]
+    pub data: Option<PathBuf>,
+    /// sudoku or maze (with --data; without it, the run's own task).
     #[arg(long)]
-    pub data: PathBuf,
-    /// sudoku or maze.
-    #[arg(long)]
-    pub task: String,
+    pub task: Option<String>,
     /// Which puzzle of the file (0-based row).
     #[arg(long, default_value_t = 0)]
     pub index: usize,
@@ -40,16 +42,21 @@ pub struct TraceArgs {
 
 pub fn run(args: TraceArgs) -> Result<()> {
     crate::cli::use_threads(0)?;
-    loopgrad_train::overrides::check_name("--task", &args.task, ["sudoku", "maze"])?;
     if !args.json {
         crate::cli::check_output_file("--out", &args.out)?;
     }
     let mut loaded = load_model(&args.model)?;
-    let set = data::load_test_file(&args.task, &args.data, args.index + 1)?;
+    let (set, task, source) = match (&args.data, &args.task) {
+        (Some(path), Some(task)) => {
+            loopgrad_train::overrides::check_name("--task", task, ["sudoku", "maze"])?;
+            (data::load_test_file(task, path, args.index + 1)?, task.clone(), path.display().to_string())
+        }
+        _ => held_out_of_run(&args)?,
+    };
     if args.index >= set.len() {
-        bail!("--index {}: {} holds {} puzzles", args.index, args.data.display(), set.len());
+        bail!("--index {}: {source} holds {} puzzles", args.index, set.len());
     }
-    let what = format!("{} ({})", args.data.display(), args.task);
+    let what = format!("{source} ({task})");
     loopgrad_train::trainer::check_data(&loaded.train_config(), &set, &what)?;
     let steps = args.steps.unwrap_or(loaded.config.halt_max_steps());
     if steps == 0 || steps > MAX_SUPERVISION_STEPS {
@@ -61,19 +68,18 @@ pub fn run(args: TraceArgs) -> Result<()> {
         return Ok(());
     }
     let title = format!(
-        "{} #{}: {} supervision steps x {} recursions ({} weights)",
-        args.data.display(),
+        "{source} #{}: {} supervision steps x {} recursions ({} weights)",
         args.index,
         steps,
         trace.steps[0].len(),
         if loaded.ema { "EMA" } else { "live" }
     );
-    let svg = draw(&trace, &args.task, &title)?;
+    let svg = draw(&trace, &task, &title)?;
     loopgrad_train::rundir::write_atomic(&args.out, svg.as_bytes())?;
     let solved = (0..steps).find(|&s| wrong_cells(&trace, s) == 0);
     println!(
-        "{}: {}; wrote {}",
-        args.data.display(),
+        "{source} #{}: {}; wrote {}",
+        args.index,
         match solved {
             Some(s) => format!("solved from supervision step {}", s + 1),
             None => format!("{} cells still wrong after {steps} steps", wrong_cells(&trace, steps - 1)),
@@ -81,6 +87,33 @@ pub fn run(args: TraceArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// The held-out set of the checkpoint's own run (no `--data`): its training config (`--config`, else the
+/// `config.toml` beside the checkpoint) builds the same sets training built; the held-out one is returned, with
+/// the task and a name for messages.
+fn held_out_of_run(args: &TraceArgs) -> Result<(loopgrad_puzzles::ExampleSet, String, String)> {
+    let checkpoint = args.model.checkpoint.as_deref().unwrap_or(std::path::Path::new("checkpoint.safetensors"));
+    let beside = checkpoint.parent().unwrap_or(std::path::Path::new(".")).join("config.toml");
+    let path = args.model.config.clone().unwrap_or(beside);
+    if !path.is_file() {
+        bail!(
+            "no --data, and no training config at {}: give --data FILE --task sudoku|maze, or --config RUN/config.toml",
+            path.display()
+        );
+    }
+    let config = loopgrad_train::TrainConfig::from_file(&path)?;
+    let task = config.data.task.clone();
+    if task != "sudoku" && task != "maze" {
+        bail!("{}: data.task is {task:?}; trace draws sudoku and maze puzzles", path.display());
+    }
+    if let Some(given) = &args.task {
+        if *given != task {
+            bail!("--task {given}: the run of {} trained on {task}", path.display());
+        }
+    }
+    let sets = data::load(&config.data)?;
+    Ok((sets.test, task, format!("held-out puzzles of {}", path.display())))
 }
 
 fn wrong_cells(trace: &Trace, step: usize) -> usize {
