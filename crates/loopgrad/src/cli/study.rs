@@ -26,10 +26,10 @@ use std::time::Instant;
 
 #[derive(clap::Args, Default)]
 pub struct StudyArgs {
-    /// A built-in plan: `generalisation-lr`, `generalisation-plateau` and `generalisation` (the second edition:
-    /// learning rates and budget on a validation split, then the comparisons; docs/study.md), `quick` (the
-    /// comparisons at a quarter of the budget), `default` (the first edition, about 2 hours on 2 cores) or
-    /// `smoke` (seconds).
+    /// A built-in plan: `generalisation-lr`, `generalisation-plateau`, `generalisation` and `generalisation-size`
+    /// (the second edition: learning rates and budget on a validation split, the comparisons, then the data-size
+    /// and augmentation axes; docs/study.md), `quick` (the comparisons at a quarter of the budget), `default` (the
+    /// first edition, about 2 hours on 2 cores) or `smoke` (seconds).
     #[arg(long, conflicts_with_all = ["plan_file", "collect", "run_cell"])]
     pub plan: Option<String>,
     /// A plan as a TOML file (format: docs/study.md).

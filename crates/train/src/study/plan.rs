@@ -13,11 +13,12 @@ use std::collections::HashSet;
 use std::path::Path;
 
 /// The built-in plans, by name: the text of `plans/NAME.toml`.
-const BUILT_IN: [(&str, &str); 6] = [
+const BUILT_IN: [(&str, &str); 7] = [
     ("default", include_str!("../../../../plans/default.toml")),
     ("generalisation", include_str!("../../../../plans/generalisation.toml")),
     ("generalisation-lr", include_str!("../../../../plans/generalisation-lr.toml")),
     ("generalisation-plateau", include_str!("../../../../plans/generalisation-plateau.toml")),
+    ("generalisation-size", include_str!("../../../../plans/generalisation-size.toml")),
     ("quick", include_str!("../../../../plans/quick.toml")),
     ("smoke", include_str!("../../../../plans/smoke.toml")),
 ];
@@ -328,6 +329,39 @@ mod tests {
         };
         assert_eq!(along(&quick), along(&full));
         assert!(quick.tasks[0].set.contains(&"run.eval_every=500".to_string()), "4 points along each 2,000-step run");
+    }
+
+    #[test]
+    fn the_size_plan_is_stage_2s_headline_comparison_at_other_data() {
+        let (size, full) = (Plan::built_in("generalisation-size").unwrap(), Plan::built_in("generalisation").unwrap());
+        assert_eq!((size.seeds, size.threads, size.vary_data_seed), (full.seeds, full.threads, full.vary_data_seed));
+        assert_eq!((&size.eval_steps, size.test_time_examples), (&full.eval_steps, full.test_time_examples));
+        let data = |s: &String| s.starts_with("data.train_count=") || s.starts_with("data.augmentations=");
+        let stage2 = &full.tasks[0];
+        let mut sizes = vec![];
+        for task in &size.tasks {
+            // Each task is stage 2's but for its training data.
+            assert_eq!((&task.preset, task.steps), (&stage2.preset, stage2.steps), "{}", task.name);
+            let (rest, rest2): (Vec<_>, Vec<_>) =
+                (task.set.iter().filter(|s| !data(s)).collect(), stage2.set.iter().filter(|s| !data(s)).collect());
+            assert_eq!(rest, rest2, "{}", task.name);
+            sizes.push(task.set.iter().filter(|s| data(s)).cloned().collect::<Vec<_>>().join(" "));
+            // Both of its conditions are stage 2's T2n2 and stack12, at their learning rates.
+            for arch in ["T2n2", "stack12"] {
+                let name = format!("{arch}-{}", task.name.trim_start_matches("sudoku6-"));
+                let c = size.conditions.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{name}"));
+                let c2 = full.conditions.iter().find(|c| c.name == arch).unwrap();
+                assert_eq!((&c.task, &c.preset, &c.set), (&task.name, &c2.preset, &c2.set), "{name}");
+            }
+        }
+        assert_eq!(
+            sizes,
+            [
+                "data.train_count=250 data.augmentations=100",
+                "data.train_count=4000 data.augmentations=100",
+                "data.train_count=1000 data.augmentations=0"
+            ]
+        );
     }
 
     #[test]
