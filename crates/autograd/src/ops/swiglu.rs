@@ -18,14 +18,14 @@
 //! gate_up); untaped (TRM's T - 1 no-grad recursions, and evaluation) it is one pass, `gemm_swiglu` (or
 //! `gemm_swiglu_packed`, when the weight is a parameter's `PackedWeight`), that gates each register tile of the
 //! product and never stores the [.., 2I] tensor. The bits are the same either way.
-//! With the tape in bf16 the untaped path is the bf16 product followed by the gate (no fused bf16 kernel yet),
-//! again the recorded path's bits.
+//! With the tape in bf16 the untaped path is `Precision::Bf16.gemm_swiglu`: fused on AMX tiles (K up to 512),
+//! elsewhere the bf16 product followed by the gate; again the recorded path's bits.
 
 use super::matmul::with_last;
 use super::store_for;
 use crate::op::Op;
 use crate::tape::{Ctx, Tape, Var};
-use loopgrad_tensor::{gemm_bf16, gemm_swiglu, gemm_swiglu_packed, kernels, Float, MatMut, MatRef, Precision, Tensor};
+use loopgrad_tensor::{kernels, Float, MatRef, Tensor};
 
 impl<E: Float> Tape<E> {
     /// SwiGLU on a fused projection: gate_up [.., 2I] = [g, u] (gate first) -> silu(g) * u [.., I].
@@ -63,24 +63,12 @@ impl<E: Float> Tape<E> {
         let (rows, n_in, inner) = (xs.rows(), ws.dim(1), ws.dim(0) / 2);
         let mut h = Tensor::uninit(with_last(xs, inner));
         let w_t = MatRef::new(wt.data(), 2 * inner, n_in).t();
-        if self.precision() == Precision::Bf16 {
-            // No fused bf16 kernel: the product in bf16 (from the weight's bf16 form, packed once per update), then
-            // the gate, as the recorded path computes them.
-            let mut gate_up = Tensor::uninit(with_last(xs, 2 * inner));
-            let (xm, gm) = (MatRef::new(xt.data(), rows, n_in), MatMut::new(gate_up.data_mut(), rows, 2 * inner));
-            match self.packed_weight(w) {
-                Some(packed) => Precision::Bf16.gemm_packed(E::ONE, xm, packed.as_mat().t(), E::ZERO, gm),
-                None => gemm_bf16(E::ONE, xm, w_t, E::ZERO, gm),
-            }
-            kernels::swiglu_rows(gate_up.data(), inner, h.data_mut());
-            drop(gate_up);
-            return self.constant(h);
-        }
-        // A parameter's W^T comes from its PackedWeight's gate/up pair form (packed once per update).
-        let xm = MatRef::new(xt.data(), rows, n_in);
+        // A parameter's packed forms (packed once per update) serve where the kernel reads them: f32, the gate/up
+        // pair form; bf16, its bf16 form when the product is not fused.
+        let (xm, precision) = (MatRef::new(xt.data(), rows, n_in), self.precision());
         match self.packed_weight(w) {
-            Some(packed) => gemm_swiglu_packed(xm, packed.as_mat().t(), h.data_mut()),
-            None => gemm_swiglu(xm, w_t, h.data_mut()),
+            Some(packed) => precision.gemm_swiglu_packed(xm, packed.as_mat().t(), h.data_mut()),
+            None => precision.gemm_swiglu(xm, w_t, h.data_mut()),
         }
         // Untaped: there is nothing to record, so the result is a plain value.
         self.constant(h)

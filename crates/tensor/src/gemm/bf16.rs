@@ -62,6 +62,19 @@ impl Precision {
         }
     }
 
+    /// out = silu(A B_gate) * (A B_up) with operands in this precision: [`super::gemm_swiglu`]'s contract and bits
+    /// in f32; in bf16 those of [`gemm_bf16`] into [m, 2I] followed by `kernels::swiglu_rows` (fused on AMX tiles
+    /// for K up to 512: the [m, 2I] product is never stored).
+    pub fn gemm_swiglu<E: Float>(self, a: MatRef<'_, E>, b: MatRef<'_, E>, out: &mut [E]) {
+        super::swiglu_with(self, a, b, None, out)
+    }
+
+    /// [`Precision::gemm_swiglu`] with B a [`PackedWeight`](super::PackedWeight)'s matrix: its packed forms serve
+    /// where a kernel reads them (f32: the gate/up pair form; bf16 unfused: the bf16 form). The same bits.
+    pub fn gemm_swiglu_packed<E: Float>(self, a: MatRef<'_, E>, b: PackedRef<'_, E>, out: &mut [E]) {
+        super::swiglu_with(self, a, b.view(), Some(b), out)
+    }
+
     /// [`gemm_batched`] or [`gemm_batched_bf16`].
     pub fn gemm_batched<E: Float>(self, alpha: E, a: BatchRef<'_, E>, b: BatchRef<'_, E>, beta: E, c: BatchMut<'_, E>) {
         match self {

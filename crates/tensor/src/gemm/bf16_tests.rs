@@ -255,3 +255,34 @@ fn a_packed_weight_gives_the_references_bits() {
         }
     }
 }
+
+/// The SwiGLU in bf16 ([`Precision::gemm_swiglu`], fused on AMX tiles for K up to 512) gives the bits of the bf16
+/// product into [m, 2I] followed by `swiglu_rows`: gate/up halves of partial panels (I not a multiple of 16),
+/// partial row blocks, odd K, K past one block (the unfused path), B as a weight's W^T and row-major, through a
+/// packed weight, serial and split across threads.
+#[test]
+fn the_bf16_swiglu_gives_the_unfused_bits() {
+    use crate::gemm::PackedWeight;
+    use crate::kernels::swiglu_rows;
+    crate::set_threads(2);
+    let mut rng = Rng::new(6);
+    for &(m, k, inner) in &[(1, 1, 1), (33, 64, 40), (70, 97, 17), (300, 512, 128), (5, 513, 20), (2560, 64, 256)] {
+        let a = operand(m, k, false, &mut rng);
+        let w = operand(2 * inner, k, false, &mut rng); // gate_up_proj's weight [2I, k]
+        let wt = MatRef::new(&w.0, 2 * inner, k).t();
+        let mut gate_up = vec![0f32; m * 2 * inner];
+        gemm_bf16(1.0, view(&a), wt, 0.0, MatMut::new(&mut gate_up, m, 2 * inner));
+        let mut want = vec![0f32; m * inner];
+        swiglu_rows(&gate_up, inner, &mut want);
+        let same = |got: &[f32]| got.iter().zip(&want).position(|(g, w)| g.to_bits() != w.to_bits());
+        let mut got = vec![0f32; m * inner];
+        Precision::Bf16.gemm_swiglu(view(&a), wt, &mut got);
+        assert_eq!(same(&got), None, "[{m}, {k}] x [{k}, 2 x {inner}], W^T");
+        let row_major: Vec<f32> = (0..k * 2 * inner).map(|i| wt.data[(i / (2 * inner)) + (i % (2 * inner)) * k]).collect();
+        Precision::Bf16.gemm_swiglu(view(&a), MatRef::new(&row_major, k, 2 * inner), &mut got);
+        assert_eq!(same(&got), None, "[{m}, {k}] x [{k}, 2 x {inner}], row-major");
+        let packed = PackedWeight::new(Tensor::from_vec(w.0.clone(), [2 * inner, k]));
+        Precision::Bf16.gemm_swiglu_packed(view(&a), packed.as_mat().t(), &mut got);
+        assert_eq!(same(&got), None, "[{m}, {k}] x [{k}, 2 x {inner}], packed");
+    }
+}

@@ -118,19 +118,28 @@ pub fn gemm_serial<E: Float>(alpha: E, a: MatRef<'_, E>, b: MatRef<'_, E>, beta:
 /// (gate columns first, as `gate_up_proj` stores them), `out` is a contiguous [m, I]. The bits are those of
 /// [`gemm`] into an [m, 2I] buffer followed by [`kernels::swiglu_rows`]: on an AVX-512 CPU the [m, 2I] product
 /// is never stored, each register tile gating its own accumulators; otherwise it goes through a pooled buffer.
-/// Rows are split across threads as [`gemm`] splits them.
+/// Rows are split across threads as [`gemm`] splits them. ([`Precision::gemm_swiglu`] for bf16 operands.)
 pub fn gemm_swiglu<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, out: &mut [E]) {
-    swiglu_with(a, b, None, out)
+    swiglu_with(Precision::F32, a, b, None, out)
 }
 
 /// [`gemm_swiglu`] with B a [`PackedWeight`]'s matrix (`gate_up_proj`'s W^T), taken from its gate/up pair form
 /// (packed first if stale): the same bits.
 pub fn gemm_swiglu_packed<E: Float>(a: MatRef<'_, E>, b: PackedRef<'_, E>, out: &mut [E]) {
-    swiglu_with(a, b.view(), Some(b), out)
+    swiglu_with(Precision::F32, a, b.view(), Some(b), out)
 }
 
-/// [`gemm_swiglu`] of A and B, with B's pair form taken from `packed` (whose view B is) when there is one.
-fn swiglu_with<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, packed: Option<PackedRef<'_, E>>, out: &mut [E]) {
+/// [`gemm_swiglu`] of A and B with operands in `precision`, with B's packed forms taken from `packed` (whose view
+/// B is) when there is one. Fused where a kernel can gate its own tiles: f32 on AVX-512 (B's pair form), bf16 on
+/// AMX for K up to one 512-term block (B packed per call, gate and up columns side by side); elsewhere the
+/// product in `precision` (through B's packed form for it), then the gate. The same bits either way.
+fn swiglu_with<E: Float>(
+    precision: Precision,
+    a: MatRef<'_, E>,
+    b: MatRef<'_, E>,
+    packed: Option<PackedRef<'_, E>>,
+    out: &mut [E],
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
         a.cols == b.rows && n % 2 == 0 && out.len() * 2 == m * n,
@@ -146,32 +155,69 @@ fn swiglu_with<E: Float>(a: MatRef<'_, E>, b: MatRef<'_, E>, packed: Option<Pack
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if TypeId::of::<E>() == TypeId::of::<f32>() && avx512::available() {
-        // SAFETY: E is f32, AVX-512F is there, and B's column count 2 inner is even and non-zero.
-        let form = packed.map(|p| unsafe { p.packed(packed::Layout::Pairs) });
-        let pre = form.as_ref().map(|f| &f.packed);
-        let rows = |lo: usize, o: &mut [E]| {
-            // SAFETY: A and B were bounds-checked above; rows lo..lo + o.len() / inner of A exist, and `o` is
-            // exactly those rows of the output, owned by this call; `pre` was packed from this B.
-            unsafe {
-                let (a_rows, rows) = (a.data.as_ptr().offset(lo as isize * a.rs) as *const f32, o.len() / inner);
-                let (b_ptr, o_ptr) = (b.data.as_ptr() as *const f32, o.as_mut_ptr() as *mut f32);
-                let (rsa, csa, rsb, csb) = (a.rs, a.cs, b.rs, b.cs);
-                avx512::sgemm_swiglu(rows, k, inner, a_rows, rsa, csa, b_ptr, rsb, csb, pre, o_ptr, inner as isize)
+    if TypeId::of::<E>() == TypeId::of::<f32>() {
+        let fused_f32 = precision == Precision::F32 && avx512::available();
+        let fused_bf16 = precision == Precision::Bf16 && avx512::amx::available() && k <= avx512::bf16::KC;
+        if fused_f32 || fused_bf16 {
+            // SAFETY: E is f32, AVX-512F is there, and B's column count 2 inner is even and non-zero.
+            let form = packed.filter(|_| fused_f32).map(|p| unsafe { p.packed(packed::Layout::Pairs) });
+            let pre = form.as_ref().map(|f| &f.packed);
+            let rows = |lo: usize, o: &mut [E]| {
+                // SAFETY: A and B were bounds-checked above; rows lo..lo + o.len() / inner of A exist, and `o` is
+                // exactly those rows of the output, owned by this call; `pre` was packed from this B; the AMX
+                // kernel runs here (`fused_bf16`) and K fits its one block.
+                unsafe {
+                    let (a_rows, rows) = (a.data.as_ptr().offset(lo as isize * a.rs) as *const f32, o.len() / inner);
+                    let (b_ptr, o_ptr) = (b.data.as_ptr() as *const f32, o.as_mut_ptr() as *mut f32);
+                    let (rsa, csa, rsb, csb) = (a.rs, a.cs, b.rs, b.cs);
+                    if fused_f32 {
+                        avx512::sgemm_swiglu(
+                            rows,
+                            k,
+                            inner,
+                            a_rows,
+                            rsa,
+                            csa,
+                            b_ptr,
+                            rsb,
+                            csb,
+                            pre,
+                            o_ptr,
+                            inner as isize,
+                        )
+                    } else {
+                        avx512::amx::gemm_swiglu(
+                            rows,
+                            k,
+                            inner,
+                            a_rows,
+                            rsa,
+                            csa,
+                            b_ptr,
+                            rsb,
+                            csb,
+                            o_ptr,
+                            inner as isize,
+                        )
+                    }
+                }
+            };
+            let block = m.div_ceil(parts_for(m * k * n, PAR_MIN_GEMM_MACS)).next_multiple_of(BLOCK_ALIGN);
+            if block >= m {
+                rows(0, out);
+            } else {
+                crate::parallel::chunks_mut(out, block * inner, |p, o| rows(p * block, o));
             }
-        };
-        let block = m.div_ceil(parts_for(m * k * n, PAR_MIN_GEMM_MACS)).next_multiple_of(BLOCK_ALIGN);
-        if block >= m {
-            rows(0, out);
-        } else {
-            crate::parallel::chunks_mut(out, block * inner, |p, o| rows(p * block, o));
+            return;
         }
-        return;
     }
-    // No fused kernel here, and a packed form only serves it: the plain product, then the gate.
-    let _ = packed;
+    // No fused kernel here: the product in this precision (through B's packed form for it), then the gate.
     let mut gate_up = Tensor::<E>::uninit([m, n]);
-    gemm(E::ONE, a, b, E::ZERO, MatMut::new(gate_up.data_mut(), m, n));
+    let gm = MatMut::new(gate_up.data_mut(), m, n);
+    match packed {
+        Some(p) => precision.gemm_packed(E::ONE, a, p, E::ZERO, gm),
+        None => precision.gemm(E::ONE, a, b, E::ZERO, gm),
+    }
     kernels::swiglu_rows(gate_up.data(), inner, out);
 }
 

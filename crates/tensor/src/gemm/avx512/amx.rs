@@ -207,6 +207,62 @@ pub(crate) unsafe fn gemm(
     })
 }
 
+/// out = silu(A B_gate) * (A B_up) with bf16 operands and f32 sums, single-threaded, for K up to [`KC`] (one block
+/// of sums): B = [B_gate | B_up] is [k, 2 inner] (gate columns first), `out` is [m, inner] with rows `rso` apart.
+/// Each B~ panel holds 16 gate columns and their 16 up columns side by side, so a 32 x 32 block of tiles is 32
+/// rows of 16 gates and 16 ups, gated by the f32 fused kernel's `gate_row` (`kernels::swiglu_rows`'s formula, lane
+/// by lane). The bits are those of [`gemm`] into [m, 2 inner] (alpha 1, beta 0: C = ab exactly) followed by
+/// `swiglu_rows`, without storing the product.
+///
+/// # Safety
+/// [`available`]; k <= [`KC`]; the views are in bounds; `out` [m, inner] is writable and not aliased by A or B.
+#[allow(clippy::too_many_arguments)]
+#[rustfmt::skip]
+pub(crate) unsafe fn gemm_swiglu(
+    m: usize, k: usize, inner: usize,
+    a: *const f32, rsa: isize, csa: isize,
+    b: *const f32, rsb: isize, csb: isize,
+    out: *mut f32, rso: isize,
+) {
+    debug_assert!(k <= KC, "amx::gemm_swiglu: K {k} past one block");
+    let (panels, kp) = (inner.div_ceil(16), k.div_ceil(2).next_multiple_of(TK));
+    BUFFERS.with_borrow_mut(|bufs| {
+        allocate(bufs);
+        let (ap, bp, cb) = (bufs.a.as_mut_ptr() as *mut u32, bufs.b.as_mut_ptr() as *mut u32, bufs.c.as_mut_ptr() as *mut f32);
+        asm!("ldtilecfg [{}]", in(reg) CONFIG.0.as_ptr(), options(nostack, readonly));
+        // NC / NR panels of B~ at a time: a chunk fills the B~ buffer at most.
+        for q0 in (0..panels).step_by(NC / NR) {
+            let q1 = panels.min(q0 + NC / NR);
+            for q in q0..q1 {
+                let (cols, dst) = ((inner - 16 * q).min(16), bp.add((q - q0) * NR * kp));
+                for (half, j) in [16 * q, inner + 16 * q].into_iter().enumerate() {
+                    pack_lines(b.offset(j as isize * csb), csb, rsb, cols, k, dst.add(16 * half), NR);
+                }
+                for row in k.div_ceil(2)..kp {
+                    _mm512_storeu_si512(dst.add(row * NR).cast(), _mm512_setzero_si512());
+                    _mm512_storeu_si512(dst.add(row * NR + 16).cast(), _mm512_setzero_si512());
+                }
+            }
+            for i0 in (0..m).step_by(MC) {
+                let mc = MC.min(m - i0);
+                pack_a(mc, k, a.offset(i0 as isize * rsa), rsa, csa, ap, kp);
+                for ir in (0..mc).step_by(MB) {
+                    let at = ap.add(ir * kp) as *const u32;
+                    for q in q0..q1 {
+                        block(kp / TK, at, at.add(TK * kp), bp.add((q - q0) * NR * kp), cb);
+                        let (i, j) = (i0 + ir, 16 * q);
+                        for r in 0..MB.min(m - i) {
+                            let (g, u) = (&*(cb.add(r * NR) as *const super::Line), &*(cb.add(r * NR + 16) as *const super::Line));
+                            super::swiglu::gate_row(g, u, out.offset((i + r) as isize * rso + j as isize), (inner - j).min(16));
+                        }
+                    }
+                }
+            }
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    })
+}
+
 /// Packs rows 0..mc, K steps 0..kc of A as A~: for every 16 rows (up to mc rounded up to [`MB`]; rows past mc
 /// zero), `kp` / 16 tiles of [16 rows][16 pairs], pairs past kc zero.
 ///
