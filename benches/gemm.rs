@@ -20,8 +20,8 @@ mod cpu_time;
 use cpu_time::{thread_cpu_seconds, wall_seconds};
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use loopgrad_tensor::peak::{dot_chains_bf16, fma_chains_f32x8 as fma_loop_f32x8, tile_chains_bf16, CHAINS};
 use loopgrad_tensor::gemm::amx_kernel_available;
+use loopgrad_tensor::peak::{dot_chains_bf16, fma_chains_f32x8 as fma_loop_f32x8, tile_chains_bf16, CHAINS};
 use loopgrad_tensor::{gemm_batched, gemm_batched_bf16, set_threads, BatchMut, BatchRef, Rng};
 use std::hint::black_box;
 use std::time::Duration;
@@ -229,12 +229,16 @@ fn bf16_summary() {
         if amx_kernel_available() { (tile_chains_bf16, 9_000_000 / 64) } else { (dot_chains_bf16, 9_000_000) };
     let kernel = loopgrad_tensor::cpu::kernels().bf16_gemm;
     if peak(1).is_none() {
-        println!("
-bf16 GEMM: {kernel}; no bf16 instruction to measure it against");
+        println!(
+            "
+bf16 GEMM: {kernel}; no bf16 instruction to measure it against"
+        );
         return;
     }
-    println!("
-GEMM bf16 ({kernel}), 1 thread (thread CPU time), median of {ROUNDS} interleaved rounds:");
+    println!(
+        "
+GEMM bf16 ({kernel}), 1 thread (thread CPU time), median of {ROUNDS} interleaved rounds:"
+    );
     set_threads(1);
     for shape in SHAPES {
         let mut p = shape.problem();
