@@ -142,7 +142,10 @@ fn bad_plans_and_directories_are_one_line_errors() {
     assert_clean_error(&loopgrad(&["study"], &d), &["--plan", "smoke"]);
     assert_clean_error(
         &loopgrad(&["study", "--plan", "nope"], &d),
-        &["unknown plan \"nope\"", "default, generalisation, generalisation-lr, generalisation-plateau, quick, smoke"],
+        &[
+            "unknown plan \"nope\"",
+            "default, generalisation, generalisation-lr, generalisation-plateau, generalisation-size, quick, smoke",
+        ],
     );
     assert_clean_error(&loopgrad(&["study", "--plan-file", "absent.toml"], &d), &["absent.toml"]);
     std::fs::write(d.join("bad.toml"), "name = \"x\"\nseeds = 0\n").unwrap();

@@ -278,7 +278,8 @@ fn the_bf16_swiglu_gives_the_unfused_bits() {
         let mut got = vec![0f32; m * inner];
         Precision::Bf16.gemm_swiglu(view(&a), wt, &mut got);
         assert_eq!(same(&got), None, "[{m}, {k}] x [{k}, 2 x {inner}], W^T");
-        let row_major: Vec<f32> = (0..k * 2 * inner).map(|i| wt.data[(i / (2 * inner)) + (i % (2 * inner)) * k]).collect();
+        let row_major: Vec<f32> =
+            (0..k * 2 * inner).map(|i| wt.data[(i / (2 * inner)) + (i % (2 * inner)) * k]).collect();
         Precision::Bf16.gemm_swiglu(view(&a), MatRef::new(&row_major, k, 2 * inner), &mut got);
         assert_eq!(same(&got), None, "[{m}, {k}] x [{k}, 2 x {inner}], row-major");
         let packed = PackedWeight::new(Tensor::from_vec(w.0.clone(), [2 * inner, k]));
