@@ -170,35 +170,10 @@ fn swiglu_with<E: Float>(
                     let (a_rows, rows) = (a.data.as_ptr().offset(lo as isize * a.rs) as *const f32, o.len() / inner);
                     let (b_ptr, o_ptr) = (b.data.as_ptr() as *const f32, o.as_mut_ptr() as *mut f32);
                     let (rsa, csa, rsb, csb) = (a.rs, a.cs, b.rs, b.cs);
-                    if fused_f32 {
-                        avx512::sgemm_swiglu(
-                            rows,
-                            k,
-                            inner,
-                            a_rows,
-                            rsa,
-                            csa,
-                            b_ptr,
-                            rsb,
-                            csb,
-                            pre,
-                            o_ptr,
-                            inner as isize,
-                        )
-                    } else {
-                        avx512::amx::gemm_swiglu(
-                            rows,
-                            k,
-                            inner,
-                            a_rows,
-                            rsa,
-                            csa,
-                            b_ptr,
-                            rsb,
-                            csb,
-                            o_ptr,
-                            inner as isize,
-                        )
+                    let ro = inner as isize;
+                    match fused_f32 {
+                        true => avx512::sgemm_swiglu(rows, k, inner, a_rows, rsa, csa, b_ptr, rsb, csb, pre, o_ptr, ro),
+                        false => avx512::amx::gemm_swiglu(rows, k, inner, a_rows, rsa, csa, b_ptr, rsb, csb, o_ptr, ro),
                     }
                 }
             };

@@ -26,7 +26,7 @@
 //! (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, [`available`]). `LOOPGRAD_AMX=0` turns the kernel off,
 //! so that the AVX512_BF16 kernel can be measured on the same machine.
 
-use super::bf16::{pack_b_panels, pack_lines, pairs_along};
+use super::bf16::{pack_b_panels, pack_lines, pairs_along, Out};
 use super::pack::{lanes, transpose16};
 use std::arch::asm;
 use std::arch::x86_64::*;
@@ -135,8 +135,9 @@ const CONFIG: TileConfig = {
 /// [`super::bf16::gemm_bf16_with`], whose contract this keeps (beta = 0: C is not read).
 ///
 /// # Safety
-/// [`available`]; the views are in bounds; C's elements are distinct, writable and not aliased by A or B; `pre`
-/// (if any) is B packed by [`super::PackedB::pack_bf16`], still current, covering columns col0..col0 + n.
+/// [`available`]; m, k and n at least 1 (the dispatcher finishes the others); the views are in bounds; C's
+/// elements are distinct, writable and not aliased by A or B; `pre` (if any) is B packed by
+/// [`super::PackedB::pack_bf16`], still current, covering columns col0..col0 + n.
 #[allow(clippy::too_many_arguments)]
 #[rustfmt::skip]
 pub(crate) unsafe fn gemm(
@@ -145,13 +146,6 @@ pub(crate) unsafe fn gemm(
     b: *const f32, rsb: isize, csb: isize, pre: Option<super::Prepacked>,
     beta: f32, c: *mut f32, rsc: isize, csc: isize,
 ) {
-    if super::done_without_tiles(m, k, n, beta, c, rsc, csc) {
-        return;
-    }
-    if csc != 1 && rsc == 1 && pre.is_none() {
-        // Column-major C: C^T = B^T A^T has contiguous rows.
-        return gemm(n, k, m, alpha, b, csb, rsb, a, csa, rsa, None, beta, c, csc, rsc);
-    }
     // A packed weight's blocks are whole tiles only when every block's pair count is a multiple of 16.
     let pre = pre.filter(|_| k.is_multiple_of(2 * TK));
     BUFFERS.with_borrow_mut(|bufs| {
@@ -343,17 +337,6 @@ unsafe fn block(tiles: usize, a0: *const u32, a1: *const u32, b: *const u32, out
         s = in(reg) 128usize,
         options(nostack),
     );
-}
-
-/// Where a block's result goes, and the epilogue's coefficients.
-struct Out {
-    c: *mut f32,
-    rsc: isize,
-    csc: isize,
-    rows: usize,
-    cols: usize,
-    alpha: f32,
-    beta: f32,
 }
 
 /// C = alpha ab + beta C for the block's first `rows` x `cols` (fma(alpha, ab, beta c), one rounding; with

@@ -231,6 +231,13 @@ pub(crate) unsafe fn gemm_bf16_with(
     b: *const f32, rsb: isize, csb: isize, pre: Option<super::Prepacked>,
     beta: f32, c: *mut f32, rsc: isize, csc: isize,
 ) {
+    if super::done_without_tiles(m, k, n, beta, c, rsc, csc) {
+        return;
+    }
+    if csc != 1 && rsc == 1 && pre.is_none() {
+        // Column-major C: C^T = B^T A^T has contiguous rows (and the same sums).
+        return gemm_bf16_with(n, k, m, alpha, b, csb, rsb, a, csa, rsa, None, beta, c, csc, rsc);
+    }
     if super::amx::available() {
         return super::amx::gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, pre, beta, c, rsc, csc);
     }
@@ -241,7 +248,7 @@ pub(crate) unsafe fn gemm_bf16_with(
 /// [`crate::gemm::gemm_bf16_reference`] specifies bit for bit.
 ///
 /// # Safety
-/// As [`gemm_bf16_with`].
+/// As [`gemm_bf16_with`], with m, k and n at least 1 (the dispatcher finishes the others).
 #[allow(clippy::too_many_arguments)]
 #[rustfmt::skip]
 pub(crate) unsafe fn dot_gemm(
@@ -250,13 +257,6 @@ pub(crate) unsafe fn dot_gemm(
     b: *const f32, rsb: isize, csb: isize, pre: Option<super::Prepacked>,
     beta: f32, c: *mut f32, rsc: isize, csc: isize,
 ) {
-    if super::done_without_tiles(m, k, n, beta, c, rsc, csc) {
-        return;
-    }
-    if csc != 1 && rsc == 1 && pre.is_none() {
-        // Column-major C: C^T = B^T A^T has contiguous rows.
-        return dot_gemm(n, k, m, alpha, b, csb, rsb, a, csa, rsa, None, beta, c, csc, rsc);
-    }
     PACKS.with_borrow_mut(|(ap, bp)| {
         allocate_packs(ap, bp);
         let (ap, bp) = (ap.as_mut_ptr() as *mut u32, bp.as_mut_ptr() as *mut u32);
@@ -299,16 +299,17 @@ pub(crate) unsafe fn dot_gemm(
     })
 }
 
-/// Where one tile's result goes, and the epilogue's coefficients.
+/// Where one tile's result goes, and the epilogue's coefficients (of this kernel's tiles and the AMX kernel's
+/// blocks).
 #[derive(Clone, Copy)]
-struct Out {
-    c: *mut f32,
-    rsc: isize,
-    csc: isize,
-    rows: usize,
-    cols: usize,
-    alpha: f32,
-    beta: f32,
+pub(super) struct Out {
+    pub(super) c: *mut f32,
+    pub(super) rsc: isize,
+    pub(super) csc: isize,
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    pub(super) alpha: f32,
+    pub(super) beta: f32,
 }
 
 /// One 14 x 16 NV tile over `kp` pair-steps of A~ ([kp][MR]) and B~ ([kp][NR], first 16 NV columns read), then
