@@ -203,8 +203,8 @@ fn split_and_batched_products_equal_the_serial_one() {
 /// A weight's bf16 form ([`Precision::gemm_packed`]) gives the bits of the product that packs B per call (and
 /// so, on the `vdpbf16ps` kernel, the reference's): the weight stored [k, n] or [n, k] (x W^T), on the call that
 /// packs it and on one that reuses it, serial and split in column blocks (which then start on the form's
-/// 32-column panels) and in row blocks, over odd K, K a multiple of 32 (the AMX kernel reads the form then) and K
-/// past one 512-term block.
+/// 32-column panels) and in row blocks, over odd K, K that fills whole AMX tiles and K that does not (the form
+/// pads it then, where AMX runs), and K past one 512-term block.
 #[test]
 fn a_packed_weight_gives_the_references_bits() {
     use crate::gemm::PackedWeight;

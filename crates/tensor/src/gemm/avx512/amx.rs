@@ -6,8 +6,8 @@
 //! 2p and 2p + 1 of one column side by side), which is the AVX512_BF16 kernel's B~ already, so the two kernels
 //! share B's packing and a [`super::PackedB`]'s bf16 form:
 //! - B~: [`NR`]-column panels of [kp][NR] pairs, with kp rounded up to a whole tile (16 pair-steps, zero rows
-//!   past K); a B tile is 16 pair-rows of one 16-column half of a panel (row stride 128 bytes). A whole packed
-//!   weight serves as is when K is a multiple of 32, so that every one of its panels is whole tiles.
+//!   past K); a B tile is 16 pair-rows of one 16-column half of a panel (row stride 128 bytes). A packed
+//!   weight's bf16 form pads its panels the same way where this kernel runs ([`panel_pairs`]), and serves as is.
 //! - A~: 16-row tiles of [16 rows][16 pairs], one per 32 K terms; the tiles of 16 rows lie one after the other
 //!   along K ([row block][kp / 16][16][16] u32).
 //!
@@ -115,6 +115,16 @@ fn request_tile_state() -> bool {
     false
 }
 
+/// Pair-rows of a B~ panel holding `kc` K steps: kc / 2 rounded up, and up to whole tiles where this kernel runs
+/// (so the `vdpbf16ps` kernel's and this kernel's packed forms differ only there).
+pub(crate) fn panel_pairs(kc: usize) -> usize {
+    if available() {
+        kc.div_ceil(2).next_multiple_of(TK)
+    } else {
+        kc.div_ceil(2)
+    }
+}
+
 /// The tile configuration: palette 1, tiles 0-7 all 16 rows of 64 bytes.
 #[repr(C, align(64))]
 struct TileConfig([u8; 64]);
@@ -146,8 +156,6 @@ pub(crate) unsafe fn gemm(
     b: *const f32, rsb: isize, csb: isize, pre: Option<super::Prepacked>,
     beta: f32, c: *mut f32, rsc: isize, csc: isize,
 ) {
-    // A packed weight's blocks are whole tiles only when every block's pair count is a multiple of 16.
-    let pre = pre.filter(|_| k.is_multiple_of(2 * TK));
     BUFFERS.with_borrow_mut(|bufs| {
         allocate(bufs);
         let (ap, bp, cb) = (bufs.a.as_mut_ptr() as *mut u32, bufs.b.as_mut_ptr() as *mut u32, bufs.c.as_mut_ptr() as *mut f32);

@@ -221,8 +221,8 @@ pub(crate) type Kernel = unsafe fn(
 /// where the CPU has them ([`super::amx`]), else on `vdpbf16ps` ([`dot_gemm`]).
 ///
 /// # Safety
-/// [`available`]; the views are in bounds; C's elements are distinct, writable and not aliased by A or B; `pre` is B packed by [`super::PackedB::pack_bf16`] and still current, and covers columns
-/// col0..col0 + n.
+/// [`available`]; the views are in bounds; C's elements are distinct, writable and not aliased by A or B; `pre`
+/// is B packed by [`super::PackedB::pack_bf16`] and still current, and covers columns col0..col0 + n.
 #[allow(clippy::too_many_arguments)]
 #[rustfmt::skip]
 pub(crate) unsafe fn gemm_bf16_with(
@@ -248,7 +248,8 @@ pub(crate) unsafe fn gemm_bf16_with(
 /// [`crate::gemm::gemm_bf16_reference`] specifies bit for bit.
 ///
 /// # Safety
-/// As [`gemm_bf16_with`], with m, k and n at least 1 (the dispatcher finishes the others).
+/// As [`gemm_bf16_with`], with m, k and n at least 1 (the dispatcher finishes the others), and no `pre` where the
+/// AMX kernel runs (its packed forms pad panels to whole tiles, [`super::amx::panel_pairs`]).
 #[allow(clippy::too_many_arguments)]
 #[rustfmt::skip]
 pub(crate) unsafe fn dot_gemm(
@@ -257,6 +258,7 @@ pub(crate) unsafe fn dot_gemm(
     b: *const f32, rsb: isize, csb: isize, pre: Option<super::Prepacked>,
     beta: f32, c: *mut f32, rsc: isize, csc: isize,
 ) {
+    debug_assert!(pre.is_none() || !super::amx::available(), "dot_gemm: a packed form laid out for AMX");
     PACKS.with_borrow_mut(|(ap, bp)| {
         allocate_packs(ap, bp);
         let (ap, bp) = (ap.as_mut_ptr() as *mut u32, bp.as_mut_ptr() as *mut u32);

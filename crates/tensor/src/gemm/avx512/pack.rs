@@ -240,25 +240,29 @@ impl PackedB {
         });
     }
 
-    /// Packs B [k, n] for [`super::bf16::gemm_bf16_with`]: rounded to bf16 and paired as that kernel packs it
-    /// per call ([`super::bf16::pack_b`]), all rounding blocks at once (block l from pair-step l KC / 2, each
-    /// [kc / 2][npad] u32), reusing `self`'s buffer, in `parts` column ranges on loopgrad's worker team.
+    /// Packs B [k, n] for [`super::bf16::gemm_bf16_with`]: rounded to bf16 and paired as its kernel packs it per
+    /// call (panels of [`super::amx::panel_pairs`] pair-rows: padded to whole tiles on AMX), all rounding blocks at
+    /// once (block l from pair-step l KC / 2), reusing `self`'s buffer, in `parts` column ranges on loopgrad's
+    /// worker team.
     ///
     /// # Safety
     /// AVX-512F/BW and AVX512_BF16 ([`super::bf16::available`]); B's view is in bounds.
     pub(crate) unsafe fn pack_bf16(&mut self, k: usize, n: usize, b: *const f32, rsb: isize, csb: isize, parts: usize) {
-        use super::bf16::{pack_b as pack_b_bf16, KC as KC_BF16};
+        use super::amx::panel_pairs;
+        use super::bf16::{pack_b_panels, KC as KC_BF16};
         self.npad = n.next_multiple_of(NR);
         self.bf16 = true;
-        // One u32 per f32 slot: k / 2 rounded up pair-steps (per block; KC_BF16 is even) of npad lanes.
-        let (npad, out, b) = (self.npad, reserve(&mut self.lines, self.npad * k.div_ceil(2)) as usize, b as usize);
+        // One u32 per f32 slot: per block, panel_pairs(kc) pair-steps of npad lanes. Every block but the last is
+        // KC_BF16 = 512 steps, 256 pairs (whole tiles), so block l starts at pair-step l KC_BF16 / 2 either way.
+        let pairs: usize = (0..k).step_by(KC_BF16).map(|p0| panel_pairs(KC_BF16.min(k - p0))).sum();
+        let (npad, out, b) = (self.npad, reserve(&mut self.lines, self.npad * pairs) as usize, b as usize);
         column_ranges(k, n, KC_BF16, parts, |lo, nc, p0, kc| {
             // SAFETY: columns lo..lo + nc of rows p0..p0 + kc are in B's view; their panels lie in block p0's part
-            // of `lines` (npad / NR panels of [kc / 2][NR] from pair-step p0 / 2), where no other range writes;
-            // the CPU has the bf16 kernel's features (caller).
+            // of `lines` (npad / NR panels of [panel_pairs(kc)][NR] from pair-step p0 / 2), where no other range
+            // writes; the CPU has the bf16 kernel's features (caller).
             unsafe {
-                let src = (b as *const f32).offset(p0 as isize * rsb + lo as isize * csb);
-                pack_b_bf16(kc, nc, src, rsb, csb, (out as *mut u32).add(p0 / 2 * npad + lo * kc.div_ceil(2)));
+                let (src, kp) = ((b as *const f32).offset(p0 as isize * rsb + lo as isize * csb), panel_pairs(kc));
+                pack_b_panels(kc, nc, src, rsb, csb, (out as *mut u32).add(p0 / 2 * npad + lo * kp), kp);
             }
         });
     }
