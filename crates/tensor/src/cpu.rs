@@ -4,7 +4,7 @@
 /// The kernels a run's products use on this CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kernels {
-    /// The f32 GEMM: loopgrad's AVX-512 kernel, or matrixmultiply (the f32 fallback).
+    /// The f32 GEMM: loopgrad's AVX-512 or AVX2 kernel, or matrixmultiply (the f32 fallback).
     pub f32_gemm: &'static str,
     /// The bf16 GEMM: AMX-BF16 tiles, the AVX512_BF16 kernel, or bf16-rounded operands through the f32 GEMM.
     pub bf16_gemm: &'static str,
@@ -14,9 +14,8 @@ pub struct Kernels {
 
 /// The kernels of this CPU (see [`Kernels`]).
 pub fn kernels() -> Kernels {
-    let avx512 = avx512f();
     Kernels {
-        f32_gemm: if avx512 { "AVX-512 f32 (loopgrad)" } else { "f32 fallback (matrixmultiply)" },
+        f32_gemm: crate::gemm::own_f32_kernel().unwrap_or("f32 fallback (matrixmultiply)"),
         bf16_gemm: if crate::gemm::amx_kernel_available() {
             "AMX-BF16 tiles (tdpbf16ps)"
         } else if crate::gemm::bf16_kernel_available() {
@@ -30,13 +29,6 @@ pub fn kernels() -> Kernels {
             _ => "no AMX",
         },
     }
-}
-
-fn avx512f() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
 }
 
 /// Whether CPUID reports AMX-BF16 and AMX-TILE (leaf 7, EDX bits 22 and 24). std's `is_x86_feature_detected`

@@ -29,7 +29,8 @@ pub mod tensor;
 pub use float::Float;
 pub use gemm::{
     gemm, gemm_batched, gemm_batched_bf16, gemm_bf16, gemm_bf16_serial, gemm_packed, gemm_serial, gemm_swiglu,
-    gemm_swiglu_packed, round_bf16, BatchMut, BatchRef, MatMut, MatRef, PackedRef, PackedWeight, Precision,
+    gemm_swiglu_packed, own_f32_kernel, round_bf16, BatchMut, BatchRef, MatMut, MatRef, PackedRef, PackedWeight,
+    Precision,
 };
 pub use parallel::{denormals_flushed, flush_denormals, flush_denormals_on_current_thread, set_threads, threads};
 pub use pool::PoolStats;

@@ -110,10 +110,8 @@ fn a_steady_loop_allocates_nothing_after_its_first_iteration() {
     assert_eq!(steady, 100 * per_call, "parallel kernels allocated in a steady loop on two threads");
 }
 
-/// Whether f32 GEMMs run loopgrad's own AVX-512 kernel (see `src/gemm/avx512/mod.rs`), which allocates nothing.
+/// Whether f32 GEMMs run one of loopgrad's own kernels (`src/gemm/avx512`, `src/gemm/avx2.rs`), which allocate
+/// nothing.
 fn own_f32_gemm() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
+    loopgrad_tensor::own_f32_kernel().is_some()
 }

@@ -8,7 +8,7 @@
 //! product followed by `kernels::swiglu_rows`, also past one 256-term rounding block.
 //!
 //! Covered: K across the 256-term rounding blocks (255, 256, 257, 700), M and N across both register tiles
-//! (14 x 32 here, 16 x 16 in matrixmultiply), transposed and padded operands, a column-major C, alpha and beta
+//! (14 x 32 or 6 x 16 here, 16 x 16 or 8 x 8 in matrixmultiply, by CPU), transposed and padded operands, a column-major C, alpha and beta
 //! including the alpha != 1, beta != 0 case where matrixmultiply rounds its edge tiles twice, and two threads
 //! (blocks of C on rayon's pool). Values span nine binary orders of magnitude, so a different summation order
 //! or rounding would show in the last bits.

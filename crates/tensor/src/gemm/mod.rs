@@ -1,7 +1,8 @@
 //! GEMM: C = alpha A B + beta C with arbitrary row and column strides, so a transposed operand is a stride swap,
 //! not a copy, and beta = 1 accumulates in place (weight gradients go straight into their persistent buffers).
-//! f32 on an AVX-512 CPU runs loopgrad's own kernel (`avx512`: matrixmultiply's bits, faster, no allocation);
-//! everything else runs `matrixmultiply`. A weight that is the right operand of many products between two updates
+//! f32 runs loopgrad's own kernels on x86-64 (`avx512`, and `avx2` on AVX2 + FMA CPUs without AVX-512: each
+//! with the bits of matrixmultiply's kernel for that CPU, faster, no allocation); everything else (f64, other
+//! CPUs) runs `matrixmultiply`. A weight that is the right operand of many products between two updates
 //! is a [`PackedWeight`] (`packed.rs`), packed for the kernel once and repacked only after it is written.
 
 use crate::float::Float;
@@ -10,6 +11,8 @@ use crate::parallel::{parts_for, PAR_MIN_GEMM_MACS};
 use crate::tensor::Tensor;
 use std::any::TypeId;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod batched;
@@ -33,12 +36,29 @@ pub(crate) fn prepare_thread() {
     {
         if avx512::available() {
             avx512::prepare_thread();
+        } else if avx2::available() {
+            avx2::prepare_thread();
         }
         if avx512::bf16::available() {
             avx512::bf16::prepare_thread();
             avx512::amx::prepare_thread();
         }
     }
+}
+
+/// Which of loopgrad's own f32 GEMM kernels this CPU runs (they allocate nothing), or `None` where f32 products
+/// go to matrixmultiply (which allocates its packing buffer per call).
+pub fn own_f32_kernel() -> Option<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if avx512::available() {
+            return Some("AVX-512 f32, 14 x 32 tiles (loopgrad)");
+        }
+        if avx2::available() {
+            return Some("AVX2 + FMA f32, 6 x 16 tiles (loopgrad)");
+        }
+    }
+    None
 }
 
 /// A read-only matrix view: element (i, j) is `data[i * rs + j * cs]`.
@@ -319,8 +339,8 @@ type Sgemm = unsafe fn(
     isize,
 );
 
-/// One single-threaded GEMM: f32 on an AVX-512 CPU through [`avx512`] (the same bits as matrixmultiply, no
-/// allocation), everything else through matrixmultiply.
+/// One single-threaded GEMM: f32 on an AVX-512 CPU through [`avx512`], on an AVX2 + FMA CPU through [`avx2`]
+/// (the same bits as matrixmultiply, no allocation), everything else through matrixmultiply.
 ///
 /// # Safety
 /// As [`gemm_split`].
@@ -363,7 +383,13 @@ unsafe fn gemm_raw<E: Float>(
     }
     if TypeId::of::<E>() == TypeId::of::<f32>() {
         #[cfg(target_arch = "x86_64")]
-        let sgemm: Sgemm = if avx512::available() { avx512::sgemm } else { matrixmultiply::sgemm };
+        let sgemm: Sgemm = if avx512::available() {
+            avx512::sgemm
+        } else if avx2::available() {
+            avx2::sgemm
+        } else {
+            matrixmultiply::sgemm
+        };
         #[cfg(not(target_arch = "x86_64"))]
         let sgemm: Sgemm = matrixmultiply::sgemm;
         #[rustfmt::skip]
