@@ -49,10 +49,10 @@ pub struct DataConfig {
     pub augmentations: usize,
     /// Seed of the generated puzzles (independent of the training seed, so runs compare on the same data).
     pub seed: u64,
-    /// How generated held-out Sudoku puzzles are kept apart from the training puzzles: "symmetry" (none is a
-    /// transform of a training puzzle, by canonical form) or "exact" (none is identical to one; for 4x4 grids,
-    /// whose few symmetry classes a few hundred training puzzles use up). Absent from older config files, which
-    /// read as "symmetry".
+    /// How generated held-out puzzles are kept apart from the training puzzles: "symmetry" (none is a transform of
+    /// a training puzzle, by canonical form: a Sudoku's relabellings and band/stack permutations, a maze's 8
+    /// dihedral images) or "exact" (none is identical to one; for 4x4 grids, whose few symmetry classes a few
+    /// hundred training puzzles use up). Absent from older config files, which read as "symmetry".
     #[serde(default = "symmetry")]
     pub heldout_disjoint: String,
     /// ARC: the sources whose every pair trains (TRM's training and concept subsets), each a directory of task
@@ -63,7 +63,7 @@ pub struct DataConfig {
     /// ARC: the canvas side (TRM: 30); `model.seq_len` must be its square. Tasks with a larger grid are skipped.
     #[serde(default = "default_arc_canvas")]
     pub arc_canvas: usize,
-    /// Sudoku: when above 0, evaluate on this many puzzles carved from the *training* stream (the puzzles after
+    /// Sudoku and Maze: when above 0, evaluate on this many puzzles carved from the *training* stream (those after
     /// the first `train_count`, which are not trained on) instead of the held-out set, which is then not built:
     /// the validation split on which a study chooses its learning rate, never on the test set.
     #[serde(default)]
@@ -251,8 +251,8 @@ impl TrainConfig {
             let generator = MazeConfig::new(d.maze_size, d.maze_min_route);
             generator.check("data.maze_size", "data.maze_min_route").map_err(|e| anyhow!(e))?;
         }
-        if d.validation_count > 0 && (d.task != "sudoku" || d.train_count == 0) {
-            bail!("data.validation_count needs data.task = \"sudoku\" and a positive data.train_count");
+        if d.validation_count > 0 && (d.task == "arc" || d.train_count == 0) {
+            bail!("data.validation_count needs data.task = \"sudoku\" or \"maze\" and a positive data.train_count");
         }
         // Before generating: a mismatch was found only once the set was built (a maze config generated for 50 s).
         let tokens = self.tokens_per_example();
@@ -427,7 +427,7 @@ mod tests {
             (&["optim.puzzle_emb_lr=-1"], "optim.puzzle_emb_lr must be a non-negative number"),
             (&["optim.schedule.min_ratio=5"], "optim.schedule.min_ratio must be in [0, 1]"),
             (&["optim.schedule.warmup_fraction=1"], "optim.schedule.warmup_fraction must be in [0, 1)"),
-            (&["data.validation_count=10", "data.task=maze", "data.maze_size=10"], "data.validation_count needs"),
+            (&["data.validation_count=10", "data.train_count=0"], "data.validation_count needs"),
             (&["model.halt_exploration_prob=2"], "model.halt_exploration_prob must be in [0, 1]"),
             (&["run.time_limit_s=-1"], "run.time_limit_s must be a non-negative number"),
         ];

@@ -180,19 +180,59 @@ fn maze(c: &DataConfig) -> Result<Datasets> {
         check_one_size(Path::new(path), &records)?;
         Ok(records)
     };
-    let train = if c.train_path.is_empty() {
-        maze::generate::generate_mazes(&config, c.train_count, c.seed).map_err(|e| anyhow!("generating mazes: {e}"))?
+    // As for Sudoku, the validation split is the next `validation_count` mazes of the training stream (maze i of a
+    // generated set depends on (seed, i) alone).
+    let wanted = c.train_count + c.validation_count;
+    let mut train = if c.train_path.is_empty() {
+        maze::generate::generate_mazes(&config, wanted, c.seed).map_err(|e| anyhow!("generating mazes: {e}"))?
     } else {
-        read(&c.train_path, c.train_count)?
+        read(&c.train_path, wanted)?
     };
-    let seen: HashSet<&[u8]> = train.iter().map(|r| r.question.as_slice()).collect();
+    let copies = augmented_copies(&c.task, c.augmentations);
+    let images = if c.augmentations > 0 { " x 8 dihedral images" } else { "" };
+    if c.validation_count > 0 {
+        if train.len() < wanted {
+            bail!("data.validation_count {}: {} has only {} mazes", c.validation_count, c.train_path, train.len());
+        }
+        let validation = train.split_off(c.train_count);
+        let side = train[0].size;
+        check_training_tokens(train.len(), copies, side * side)?;
+        return Ok(Datasets {
+            train: maze::dataset::to_example_set(&train, c.augmentations > 0),
+            test: maze::dataset::to_example_set(&validation, false),
+            description: format!(
+                "{} {side}x{side} mazes for training{images}, {} validation mazes carved from the training stream \
+                 (the held-out set is not built)",
+                train.len(),
+                validation.len()
+            ),
+            skipped: Vec::new(),
+            arc_test_tasks: Vec::new(),
+        });
+    }
+    // Held out against the training mazes up to their 8 dihedral images when "symmetry" (augmentation trains on
+    // those images, so a held-out maze that is one of them would not be held out), else as given.
+    let by_symmetry = c.heldout_disjoint == "symmetry";
+    let key = |r: &MazeRecord| if by_symmetry { maze_canonical_form(r) } else { r.question.clone() };
+    let seen: HashSet<Vec<u8>> = train.iter().map(key).collect();
+    let mut dropped = 0;
     let test = if c.test_path.is_empty() {
         let extra = c.test_count / 10 + 10;
         let candidates = maze::generate::generate_mazes(&config, c.test_count + extra, c.seed ^ 0x07e5_75e7)
             .map_err(|e| anyhow!("generating mazes: {e}"))?;
-        let fresh: Vec<MazeRecord> =
-            candidates.into_iter().filter(|r| !seen.contains(r.question.as_slice())).take(c.test_count).collect();
-        check_enough_held_out(c, fresh.len(), "mazes unseen in training")?;
+        let mut fresh = Vec::with_capacity(c.test_count);
+        for r in candidates {
+            if fresh.len() == c.test_count {
+                break;
+            }
+            if seen.contains(&key(&r)) {
+                dropped += 1;
+            } else {
+                fresh.push(r);
+            }
+        }
+        let unseen = if by_symmetry { " up to symmetry (data.heldout_disjoint = \"symmetry\")" } else { "" };
+        check_enough_held_out(c, fresh.len(), &format!("mazes unseen in training{unseen}"))?;
         fresh
     } else {
         read(&c.test_path, c.test_count)?
@@ -203,13 +243,18 @@ fn maze(c: &DataConfig) -> Result<Datasets> {
     }
     let side = train[0].size;
     let description = format!(
-        "{} {side}x{side} mazes for training{}, {} held out ({})",
+        "{} {side}x{side} mazes for training{images}, {} held out ({}{})",
         train.len(),
-        if c.augmentations > 0 { " x 8 dihedral images" } else { "" },
         test.len(),
-        if c.train_path.is_empty() { "generated" } else { "from files" }
+        if c.train_path.is_empty() { "generated" } else { "from files" },
+        if c.test_path.is_empty() {
+            let what = if by_symmetry { "up to symmetry" } else { "as given" };
+            format!("; disjoint from training {what}, {dropped} dropped")
+        } else {
+            String::new()
+        }
     );
-    check_training_tokens(train.len(), augmented_copies(&c.task, c.augmentations), side * side)?;
+    check_training_tokens(train.len(), copies, side * side)?;
     Ok(Datasets {
         train: maze::dataset::to_example_set(&train, c.augmentations > 0),
         test: maze::dataset::to_example_set(&test, false),
@@ -217,6 +262,12 @@ fn maze(c: &DataConfig) -> Result<Datasets> {
         skipped: Vec::new(),
         arc_test_tasks: Vec::new(),
     })
+}
+
+/// A maze's canonical form under the 8 dihedral images of its grid: the least of its question's images, so two
+/// mazes have the same form exactly when one is an image of the other.
+fn maze_canonical_form(record: &MazeRecord) -> Vec<u8> {
+    (0..8).map(|tid| maze::dataset::transform(record, tid).0).min().expect("8 images")
 }
 
 /// Fails when generation found fewer than `data.test_count` held-out `items` (described: "mazes unseen in
@@ -323,6 +374,63 @@ mod tests {
             assert_eq!(split.test.inputs(i), longer.train.inputs(50 + i), "validation = training items 50..60");
         }
         assert!(split.description.contains("10 validation puzzles carved from the training stream"));
+    }
+
+    fn maze_data(train_count: usize, test_count: usize) -> DataConfig {
+        DataConfig {
+            task: "maze".into(),
+            maze_size: 6,
+            maze_min_route: 8,
+            train_count,
+            test_count,
+            augmentations: 1,
+            ..crate::presets::get("default").unwrap().data
+        }
+    }
+
+    #[test]
+    fn held_out_mazes_are_no_dihedral_image_of_a_training_maze() {
+        // 3x3 mazes (no walls; S and G not adjacent) are few, so images of training mazes are drawn as candidates.
+        let config = DataConfig { maze_size: 3, maze_min_route: 3, ..maze_data(6, 2) };
+        let data = load(&config).unwrap();
+        let record = |set: &ExampleSet, i: usize| MazeRecord {
+            source: String::new(),
+            size: 3,
+            question: maze::from_tokens(set.inputs(i)),
+            answer: maze::from_tokens(set.labels(i)),
+            rating: 0.0,
+            row: 0,
+            line: 0,
+        };
+        let train: HashSet<Vec<u8>> = (0..data.train.len()).map(|i| record(&data.train, i).question).collect();
+        for i in 0..data.test.len() {
+            let maze = record(&data.test, i);
+            for tid in 0..8 {
+                assert!(!train.contains(&maze::dataset::transform(&maze, tid).0), "held-out maze {i}, image {tid}");
+            }
+        }
+        let dropped = |d: &Datasets| -> usize {
+            let tail = d.description.split(", ").last().unwrap();
+            tail.split(' ').next().unwrap().parse().unwrap()
+        };
+        let exact = load(&DataConfig { heldout_disjoint: "exact".into(), ..config }).unwrap();
+        assert!(dropped(&data) > dropped(&exact), "{} / {}", data.description, exact.description);
+        assert!(data.description.contains("disjoint from training up to symmetry"), "{}", data.description);
+    }
+
+    #[test]
+    fn the_maze_validation_split_is_the_training_stream_after_the_training_mazes() {
+        let plain = load(&maze_data(30, 10)).unwrap();
+        let split = load(&DataConfig { validation_count: 5, ..maze_data(30, 10) }).unwrap();
+        let longer = load(&maze_data(35, 10)).unwrap();
+        assert_eq!((split.train.len(), split.test.len()), (30 * 8, 5));
+        for i in 0..30 * 8 {
+            assert_eq!(split.train.inputs(i), plain.train.inputs(i), "the same training mazes");
+        }
+        for i in 0..5 {
+            assert_eq!(split.test.inputs(i), longer.train.inputs((30 + i) * 8), "validation = training mazes 30..35");
+        }
+        assert!(split.description.contains("5 validation mazes carved from the training stream"));
     }
 
     #[test]
