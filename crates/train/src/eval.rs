@@ -16,7 +16,11 @@ use serde::Serialize;
 pub struct EvalResult {
     pub examples: usize,
     pub exact_accuracy: f64,
+    /// Over every labelled token, the givens included.
     pub token_accuracy: f64,
+    /// Over the tokens the answer changes (label != input: a Sudoku's blanks, a maze's route), which the givens
+    /// cannot inflate; NaN when no example has any.
+    pub changed_token_accuracy: f64,
     pub loss: f64,
     pub steps: usize,
 }
@@ -65,7 +69,7 @@ pub fn evaluate_unless(
             return;
         }
         for (i, (&accuracy, &loss)) in scores.accuracy.iter().zip(&scores.loss).enumerate() {
-            tally.add(accuracy, loss);
+            tally.add(accuracy, changed_cells(batch, &scores.argmax, i), loss);
             preds.q_halt.push(scores.q_halt[i] as f64);
             preds.tokens.push(scores.argmax[i * l..(i + 1) * l].iter().map(|&t| t as u8).collect());
         }
@@ -170,6 +174,17 @@ pub(crate) fn for_each_batch(
     n
 }
 
+/// Slot `slot`'s (changed, right): its positions whose label differs from the input (the cells the answer fills),
+/// and how many of them `predicted` [B * L] gets right.
+pub(crate) fn changed_cells(batch: &Batch, predicted: &[usize], slot: usize) -> (usize, usize) {
+    let l = batch.inputs.len() / batch.size().max(1);
+    let range = slot * l..(slot + 1) * l;
+    let cells = batch.inputs[range.clone()].iter().zip(&batch.labels[range.clone()]).zip(&predicted[range]);
+    cells
+        .filter(|((&input, &label), _)| label != IGNORE_LABEL && label != input)
+        .fold((0, 0), |(changed, right), ((_, &label), &p)| (changed + 1, right + (p == label) as usize))
+}
+
 /// The running sums of an evaluation, one example at a time, in order (so the loss sums the same way wherever
 /// it is used).
 #[derive(Clone, Copy, Debug, Default)]
@@ -177,12 +192,17 @@ pub(crate) struct Tally {
     exact: usize,
     correct: usize,
     valid: usize,
+    changed: usize,
+    changed_right: usize,
     loss: f64,
 }
 
 impl Tally {
-    /// One example: its `(valid, correct, exact)` from `token_accuracy`, and its mean cross-entropy.
-    pub(crate) fn add(&mut self, (valid, correct, exact): (usize, usize, bool), loss: f32) {
+    /// One example: its `(valid, correct, exact)` from `token_accuracy`, its `(changed, right)` from
+    /// [`changed_cells`], and its mean cross-entropy.
+    pub(crate) fn add(&mut self, (valid, correct, exact): (usize, usize, bool), changed: (usize, usize), loss: f32) {
+        self.changed += changed.0;
+        self.changed_right += changed.1;
         self.valid += valid;
         self.correct += correct;
         self.exact += exact as usize;
@@ -195,8 +215,53 @@ impl Tally {
             examples,
             exact_accuracy: self.exact as f64 / examples.max(1) as f64,
             token_accuracy: self.correct as f64 / self.valid.max(1) as f64,
+            changed_token_accuracy: match self.changed {
+                0 => f64::NAN,
+                n => self.changed_right as f64 / n as f64,
+            },
             loss: self.loss / examples.max(1) as f64,
             steps,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loopgrad_puzzles::sudoku::dataset::{generate_puzzles, to_example_set, Difficulty};
+    use loopgrad_puzzles::sudoku::{BoxShape, BLANK};
+
+    #[test]
+    fn changed_cells_are_the_labelled_tokens_that_differ_from_the_input() {
+        let ignore = IGNORE_LABEL;
+        let batch = Batch {
+            inputs: vec![1, 2, 1, 3, 5, 5, 5, 5],
+            labels: vec![4, 2, 6, 3, 5, ignore, 5, 6],
+            puzzle_ids: vec![0, 0],
+        };
+        let predicted = [4, 2, 5, 0, 5, 0, 0, 6];
+        // Slot 0: positions 0 and 2 change, 0 is right; slot 1: only position 3 (1 is not asked).
+        assert_eq!(changed_cells(&batch, &predicted, 0), (2, 1));
+        assert_eq!(changed_cells(&batch, &predicted, 1), (1, 1));
+        let mut tally = Tally::default();
+        tally.add((4, 2, false), (2, 1), 0.0);
+        tally.add((3, 2, false), (1, 1), 0.0);
+        let r = tally.result(2, 8);
+        assert_eq!((r.token_accuracy, r.changed_token_accuracy), (4.0 / 7.0, 2.0 / 3.0));
+        assert!(Tally::default().result(0, 8).changed_token_accuracy.is_nan(), "no changed cell: no figure");
+    }
+
+    #[test]
+    fn a_sudokus_changed_cells_are_its_blanks() {
+        let shape = BoxShape::parse("2x3").unwrap();
+        let puzzles = generate_puzzles(shape, 3, Difficulty::Minimal, 7).unwrap();
+        let set = to_example_set(&puzzles, 0, 7);
+        for_each_batch(&set, 0, 3, |batch, rows| {
+            for slot in 0..rows {
+                let blanks = puzzles[slot].puzzle.iter().filter(|&&d| d + 1 == BLANK).count();
+                assert!(blanks > 0);
+                assert_eq!(changed_cells(batch, &batch.labels, slot), (blanks, blanks), "the answer, scored");
+            }
+        });
     }
 }

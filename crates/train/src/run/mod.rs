@@ -263,6 +263,7 @@ pub fn train_in(
             examples: e.examples,
             exact_accuracy: e.exact_accuracy,
             token_accuracy: e.token_accuracy,
+            changed_token_accuracy: e.changed_token_accuracy.unwrap_or(f64::NAN),
             loss: e.loss,
             steps: e.eval_steps,
         };
@@ -338,9 +339,13 @@ fn held_out_eval_steps(config: &TrainConfig) -> usize {
 /// One line of held-out scores.
 pub fn describe(r: &EvalResult) -> String {
     format!(
-        "held-out exact {:.1}%, token {:.1}%, loss {:.4} on {} puzzles ({} steps)",
+        "held-out exact {:.1}%, token {:.1}%{}, loss {:.4} on {} puzzles ({} steps)",
         100.0 * r.exact_accuracy,
         100.0 * r.token_accuracy,
+        match r.changed_token_accuracy {
+            a if a.is_finite() => format!(" (changed cells {:.1}%)", 100.0 * a),
+            _ => String::new(),
+        },
         r.loss,
         r.examples,
         r.steps

@@ -69,6 +69,10 @@ pub struct EvalRecord {
     pub exact_accuracy: f64,
     #[serde(deserialize_with = "number_or_null")]
     pub token_accuracy: f64,
+    /// Over the tokens the answer changes ([`EvalResult::changed_token_accuracy`]); absent from records written
+    /// before it was measured, and when no example has such a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_token_accuracy: Option<f64>,
     #[serde(deserialize_with = "number_or_null")]
     pub loss: f64,
     pub eval_steps: usize,
@@ -85,6 +89,7 @@ impl EvalRecord {
             examples: r.examples,
             exact_accuracy: r.exact_accuracy,
             token_accuracy: r.token_accuracy,
+            changed_token_accuracy: Some(r.changed_token_accuracy).filter(|a| a.is_finite()),
             loss: r.loss,
             eval_steps: r.steps,
             arc: None,
@@ -224,7 +229,14 @@ mod tests {
         assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), train);
         let eval = Record::Eval(EvalRecord::new(
             20,
-            &EvalResult { examples: 5, exact_accuracy: 0.2, token_accuracy: 0.5, loss: f64::NAN, steps: 16 },
+            &EvalResult {
+                examples: 5,
+                exact_accuracy: 0.2,
+                token_accuracy: 0.5,
+                changed_token_accuracy: f64::NAN,
+                loss: f64::NAN,
+                steps: 16,
+            },
             true,
         ));
         let line = serde_json::to_string(&eval).unwrap();

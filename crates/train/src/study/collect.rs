@@ -39,6 +39,9 @@ pub struct RunResult {
     /// Held-out exact and token accuracy at the trained N_sup (the final evaluation line).
     pub exact: Option<f64>,
     pub token: Option<f64>,
+    /// Token accuracy over the cells the answer changes (a Sudoku's blanks, a maze's route); None for runs
+    /// evaluated before it was measured.
+    pub changed: Option<f64>,
     /// Exact accuracy on the training puzzles (each once, unaugmented) at the trained N_sup, from
     /// `test_time.json`; None for files written before it was measured.
     pub train_exact: Option<f64>,
@@ -58,6 +61,8 @@ pub struct CellResult {
     pub cell: Cell,
     pub exact: Option<Summary>,
     pub token: Option<Summary>,
+    /// Over every finished run, or None: a mean over the runs that happen to have it would be another sample.
+    pub changed: Option<Summary>,
     /// Training-set exact accuracy, and the generalisation gap (training minus held-out exact) of each run that
     /// has both.
     pub train_exact: Option<Summary>,
@@ -97,6 +102,7 @@ pub fn collect(expansion: &Expansion, runs_dir: &Path) -> Results {
             RunResult {
                 exact: final_eval.map(|r| r.exact_accuracy),
                 token: final_eval.map(|r| r.token_accuracy),
+                changed: final_eval.and_then(|r| r.changed_token_accuracy),
                 train_exact: test_time.as_ref().and_then(|t| t.train.as_ref()).map(|r| r.exact_accuracy),
                 train_seconds: finished.then_some(log.train_seconds),
                 examples_trained: finished.then_some(log.examples_trained as f64),
@@ -123,15 +129,17 @@ impl Results {
                 test_time.insert(steps, s);
             }
         }
+        let finished = runs.iter().filter(|r| r.status == RunStatus::Finished).count();
         CellResult {
             exact: over(&|r| r.exact),
             token: over(&|r| r.token),
+            changed: over(&|r| r.changed).filter(|s| s.n == finished),
             train_exact: over(&|r| r.train_exact),
             gap: over(&|r| Some(r.train_exact? - r.exact?)),
             train_seconds: over(&|r| r.train_seconds),
             examples_trained: over(&|r| r.examples_trained),
             test_time,
-            finished: runs.iter().filter(|r| r.status == RunStatus::Finished).count(),
+            finished,
             failed: runs.iter().filter(|r| matches!(r.status, RunStatus::Failed(_))).count(),
             cell,
         }

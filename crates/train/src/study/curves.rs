@@ -351,6 +351,7 @@ mod tests {
                 status: RunStatus::Finished,
                 exact: None,
                 token: None,
+                changed: None,
                 train_exact: None,
                 train_seconds: None,
                 examples_trained: None,

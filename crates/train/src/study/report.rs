@@ -43,7 +43,9 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
         "Written by `loopgrad study` (see `docs/study.md`). Tables and the Answer section are derived mechanically \
          from the run directories; every accuracy is the held-out exact accuracy of the evaluation weights (EMA \
          when the run keeps one), as mean ± sample standard deviation over the seeds that finished (their count \
-         in the seeds column).\n"
+         in the seeds column). Token accuracy counts every cell, the givens included; \"changed cells\" counts \
+         only the cells the answer changes (a Sudoku's blanks, a maze's route), shown when every finished seed \
+         measured it.\n"
     );
     let (finished, failed, missing) = results.counts();
     let _ = writeln!(md, "- command: `{}`", ctx.command);
@@ -143,15 +145,15 @@ fn compare_table(md: &mut String, results: &Results, q: &Question) {
     let _ = writeln!(
         md,
         "| row | condition | budget | steps | params | eff. depth | N_sup | train FLOPs | examples trained | exact acc. (%) \
-         | 95% CI (%) | token acc. (%) | seeds | train exact (%) | gap (points) | wall time (s) |\n|---|---|---|---|---|---|---|\
-         ---|---|---|---|---|---|---|---|---|"
+         | 95% CI (%) | token acc. (%) | changed cells (%) | seeds | train exact (%) | gap (points) | wall time (s) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for (row, condition, budget) in compare_rows(q) {
         let r = results.cell(condition, budget);
         let c = &r.cell;
         let _ = writeln!(
             md,
-            "| {row} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {row} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             label(results, condition),
             budget_name(budget),
             group_thousands(c.steps as usize),
@@ -163,6 +165,7 @@ fn compare_table(md: &mut String, results: &Results, q: &Question) {
             percent(r.exact),
             interval(r.exact),
             percent(r.token),
+            percent(r.changed),
             seeds(&r),
             percent(r.train_exact),
             points(r.gap),
@@ -432,6 +435,8 @@ mod tests {
                     status: if finished { RunStatus::Finished } else { RunStatus::NotStarted },
                     exact: finished.then_some(x),
                     token: finished.then_some(0.5 + x / 2.0),
+                    // Run 0 was evaluated before changed cells were measured.
+                    changed: (finished && i != 0).then_some(x / 2.0),
                     train_exact: finished.then_some(1.0),
                     train_seconds: finished.then_some(1.0),
                     examples_trained: finished.then_some(100.0 * (i + 1) as f64),
@@ -479,10 +484,12 @@ mod tests {
         // Seeds 0 and 1 of T1n1 at equal steps are runs 0 and 3: 10% and 40%; T2n2 (runs 2 and 5) lost seed 1.
         assert!(row("recursion.1")[10].starts_with("25.0 ± 21.2"), "{:?}", row("recursion.1"));
         assert_eq!(row("recursion.2")[10], "30.0");
-        assert_eq!(row("recursion.2")[13], "1/2");
+        assert_eq!(row("recursion.2")[14], "1/2");
+        // Changed cells: only where every finished seed measured them (run 0 did not; run 2 did, 15%).
+        assert_eq!((row("recursion.1")[13].as_str(), row("recursion.2")[13].as_str()), ("—", "15.0"));
         // Training-set exact 100% for every run: the gap is 100% minus the held-out mean, with its spread.
-        assert_eq!((row("recursion.1")[14].as_str(), row("recursion.1")[15].as_str()), ("100.0 ± 0.0", "+75.0 ± 21.2"));
-        assert_eq!(row("recursion.2")[15], "+70.0");
+        assert_eq!((row("recursion.1")[15].as_str(), row("recursion.1")[16].as_str()), ("100.0 ± 0.0", "+75.0 ± 21.2"));
+        assert_eq!(row("recursion.2")[16], "+70.0");
         assert_eq!(row("recursion.1")[11], "[-165.6, 215.6]", "t_0.975(1) = 12.706 times 21.2 / sqrt(2)");
         // Examples trained: runs 0 and 3 (100 (i + 1) each) average 250; T2n2's one finished run, run 2, 300.
         assert_eq!((row("recursion.1")[9].as_str(), row("recursion.2")[9].as_str()), ("250", "300"));

@@ -304,6 +304,7 @@ mod tests {
                 examples: 4,
                 exact_accuracy,
                 token_accuracy: 0.5,
+                changed_token_accuracy: Some(0.25),
                 loss: 1.0,
                 eval_steps: 2,
                 arc: None,

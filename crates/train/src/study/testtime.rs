@@ -4,11 +4,12 @@
 //! equals [`crate::evaluate`] run once per count, at the cost of the longest alone.
 
 use super::machine::Machine;
-use crate::eval::{for_each_batch, Tally};
+use crate::eval::{changed_cells, for_each_batch, Tally};
 use crate::run::Interrupted;
 use crate::rundir::{write_atomic, CHECKPOINT_FILE, CONFIG_FILE};
 use crate::{data, EvalResult, TrainConfig, Trainer};
 use anyhow::{bail, Context, Result};
+use loopgrad_autograd::ops::nograd::argmax_last;
 use loopgrad_autograd::Tape;
 use loopgrad_models::step::{token_accuracy, IGNORE_LABEL};
 use loopgrad_models::Model;
@@ -50,6 +51,9 @@ pub struct StepResult {
     pub examples: usize,
     pub exact_accuracy: f64,
     pub token_accuracy: f64,
+    /// Over the tokens the answer changes; absent from files written before it was measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_token_accuracy: Option<f64>,
     pub loss: f64,
 }
 
@@ -60,6 +64,7 @@ impl From<&EvalResult> for StepResult {
             examples: r.examples,
             exact_accuracy: r.exact_accuracy,
             token_accuracy: r.token_accuracy,
+            changed_token_accuracy: Some(r.changed_token_accuracy).filter(|a| a.is_finite()),
             loss: r.loss,
         }
     }
@@ -109,15 +114,17 @@ pub fn evaluate_at_steps_unless(
                 let out = model.supervision_step(t, carry, batch);
                 let scores = scored.map(|_| {
                     let ce = t.stablemax_ce(out.logits, &batch.labels, IGNORE_LABEL);
-                    (token_accuracy(t.value(out.logits), &batch.labels), t.value(ce).to_vec())
+                    let mut predicted = vec![0; batch.labels.len()];
+                    argmax_last(t.value(out.logits), &mut predicted);
+                    (token_accuracy(t.value(out.logits), &batch.labels), predicted, t.value(ce).to_vec())
                 });
                 (out.carry, scores)
             });
             carry = next;
             tape.reset();
-            if let (Some(k), Some((acc, ce))) = (scored, scores) {
-                for (&a, &loss) in acc.iter().zip(&ce) {
-                    tallies[k].add(a, loss);
+            if let (Some(k), Some((acc, predicted, ce))) = (scored, scores) {
+                for (slot, (&a, &loss)) in acc.iter().zip(&ce).enumerate() {
+                    tallies[k].add(a, changed_cells(batch, &predicted, slot), loss);
                 }
             }
         }
