@@ -17,8 +17,8 @@
 //! `tests/gemm_bits.rs` compares the two on whatever CPU runs it.
 
 use super::avx512::done_without_tiles;
+use super::packs::{reserve, Line, PACKS};
 use std::arch::x86_64::*;
-use std::cell::RefCell;
 
 /// Terms of the K sum per rounding into C: matrixmultiply's `S_KC`. Changing it changes results.
 const KC: usize = 256;
@@ -36,37 +36,13 @@ pub(crate) fn available() -> bool {
     is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
 }
 
-/// A 32-byte aligned line of packed data: one ymm load of B~ never splits a cache line.
-#[derive(Clone, Copy)]
-#[repr(C, align(32))]
-struct Line([f32; 8]);
-
-/// Per-thread packing buffers, sized by the first call for every call after it: A~ one MR-row panel of a
+/// Sizes this thread's packing buffers ([`super::packs`]) as its first call would: A~ one MR-row panel of a
 /// rounding block, B~ a KC x NC block.
-struct Packs {
-    a: Vec<Line>,
-    b: Vec<Line>,
-}
-
-thread_local! {
-    static PACKS: RefCell<Packs> = const { RefCell::new(Packs { a: Vec::new(), b: Vec::new() }) };
-}
-
-/// Sizes this thread's packing buffers as its first call would (the team's workers call it as they start).
 pub(crate) fn prepare_thread() {
     PACKS.with_borrow_mut(|packs| {
         reserve(&mut packs.a, MR * KC);
         reserve(&mut packs.b, NC * KC);
     });
-}
-
-/// A buffer of at least `floats` f32, grown (never shrunk) as needed.
-fn reserve(buf: &mut Vec<Line>, floats: usize) -> *mut f32 {
-    let lines = floats.div_ceil(8);
-    if buf.len() < lines {
-        buf.resize(lines, Line([0.0; 8]));
-    }
-    buf.as_mut_ptr() as *mut f32
 }
 
 /// C = alpha A B + beta C for f32, single-threaded: A is [m, k] (element (i, p) at `a[i rsa + p csa]`), B is
@@ -288,15 +264,14 @@ unsafe fn tile<const NV: usize, A: PanelA>(kc: usize, mut a: A, mut b: *const f3
         return;
     }
     // A strided C, or the two-rounding case: element by element, as matrixmultiply's masked path does.
-    let mut buf = [Line([0.0; 8]); 2 * MR];
-    for (r, row) in ab.iter().enumerate() {
+    let mut buf = [Line([0.0; 16]); MR];
+    for (line, row) in buf.iter_mut().zip(ab) {
         for (v, acc) in row.iter().enumerate() {
-            _mm256_store_ps(buf[NV * r + v].0.as_mut_ptr(), *acc);
+            _mm256_store_ps(line.0.as_mut_ptr().add(8 * v), *acc);
         }
     }
-    for r in 0..rows {
-        for j in 0..cols {
-            let v = buf[NV * r + j / 8].0[j % 8];
+    for (r, line) in buf.iter().enumerate().take(rows) {
+        for (j, &v) in line.0.iter().enumerate().take(cols) {
             let cp = c.offset(r as isize * rsc + j as isize * csc);
             *cp = if beta == 0.0 {
                 alpha.mul_add(v, 0.0)

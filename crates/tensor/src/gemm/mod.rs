@@ -18,6 +18,8 @@ mod avx512;
 mod batched;
 mod bf16;
 mod packed;
+#[cfg(target_arch = "x86_64")]
+mod packs;
 
 pub use batched::{gemm_batched, BatchMut, BatchRef};
 #[cfg(target_arch = "x86_64")]

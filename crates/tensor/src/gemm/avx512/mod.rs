@@ -28,10 +28,10 @@ pub(crate) mod bf16;
 mod pack;
 mod swiglu;
 
+use super::packs::{reserve, Line, PACKS};
 pub(crate) use pack::PackedB;
 use pack::{pack_a, pack_b};
 use std::arch::x86_64::*;
-use std::cell::RefCell;
 use swiglu::gate_row;
 pub(crate) use swiglu::sgemm_swiglu;
 
@@ -56,42 +56,14 @@ pub(crate) fn available() -> bool {
     is_x86_feature_detected!("avx512f")
 }
 
-/// A 64-byte aligned line of packed data, so the kernel's loads of B never split a cache line.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Line([f32; 16]);
-
-/// Per-thread packing buffers. The first call on a thread sizes them for any [`sgemm`] and for [`sgemm_swiglu`]
-/// up to [`A_PACK_K`] terms (A~: MC rows of that many steps; B~: a KC x NC block); only a fused SwiGLU past that
-/// (or past 8192 terms, for B~) grows them. Which thread runs which block of a split GEMM depends on scheduling,
-/// so buffers that grew shape by shape could still grow late in a run; these do not, and a training step
-/// allocates nothing.
-struct Packs {
-    a: Vec<Line>,
-    b: Vec<Line>,
-}
-
-thread_local! {
-    static PACKS: RefCell<Packs> = const { RefCell::new(Packs { a: Vec::new(), b: Vec::new() }) };
-}
-
-/// Sizes this thread's packing buffers as its first call would. The team's workers call it as they start: which
-/// thread runs which block of a split GEMM depends on scheduling, and a worker whose first block came late in a
-/// run would otherwise allocate then.
+/// Sizes this thread's packing buffers ([`super::packs`]) for any [`sgemm`] and for [`sgemm_swiglu`] up to
+/// [`A_PACK_K`] terms (A~: MC rows of that many steps; B~: a KC x NC block); only a fused SwiGLU past that (or
+/// past 8192 terms, for B~) grows them.
 pub(crate) fn prepare_thread() {
     PACKS.with_borrow_mut(|packs| {
         reserve(&mut packs.a, MC * A_PACK_K);
         reserve(&mut packs.b, NC * KC);
     });
-}
-
-/// A buffer of at least `floats` f32, grown (never shrunk) as needed.
-fn reserve(buf: &mut Vec<Line>, floats: usize) -> *mut f32 {
-    let lines = floats.div_ceil(16);
-    if buf.len() < lines {
-        buf.resize(lines, Line([0.0; 16]));
-    }
-    buf.as_mut_ptr() as *mut f32
 }
 
 /// C = alpha A B + beta C for f32, single-threaded: A is [m, k] (element (i, p) at `a[i rsa + p csa]`), B is
