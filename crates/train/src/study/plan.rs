@@ -13,10 +13,11 @@ use std::collections::HashSet;
 use std::path::Path;
 
 /// The built-in plans, by name: the text of `plans/NAME.toml`.
-const BUILT_IN: [(&str, &str); 7] = [
+const BUILT_IN: [(&str, &str); 8] = [
     ("default", include_str!("../../../../plans/default.toml")),
     ("generalisation", include_str!("../../../../plans/generalisation.toml")),
     ("generalisation-lr", include_str!("../../../../plans/generalisation-lr.toml")),
+    ("generalisation-maze-lr", include_str!("../../../../plans/generalisation-maze-lr.toml")),
     ("generalisation-plateau", include_str!("../../../../plans/generalisation-plateau.toml")),
     ("generalisation-size", include_str!("../../../../plans/generalisation-size.toml")),
     ("quick", include_str!("../../../../plans/quick.toml")),
@@ -362,6 +363,35 @@ mod tests {
                 "data.train_count=1000 data.augmentations=0"
             ]
         );
+    }
+
+    #[test]
+    fn the_maze_lr_plan_is_stage_1_on_mazes_with_attention() {
+        let (maze, sudoku) =
+            (Plan::built_in("generalisation-maze-lr").unwrap(), Plan::built_in("generalisation-lr").unwrap());
+        assert_eq!(
+            (maze.seeds, maze.threads, maze.vary_data_seed),
+            (sudoku.seeds, sudoku.threads, sudoku.vary_data_seed)
+        );
+        // The same nets at the same rates, named alike and asked alike; only the task (and TRM's token mixer,
+        // through the task's preset and model.mlp_t) differ.
+        let arms = |p: &Plan| {
+            p.conditions.iter().map(|c| (c.name.clone(), c.preset.clone(), c.set.clone())).collect::<Vec<_>>()
+        };
+        assert_eq!(arms(&maze), arms(&sudoku));
+        let asked = |p: &Plan| p.questions.iter().map(|q| (q.id.clone(), q.conditions.clone())).collect::<Vec<_>>();
+        assert_eq!(asked(&maze), asked(&sudoku));
+        let task = &maze.tasks[0];
+        assert_eq!(task.preset, "sudoku6-att");
+        for s in ["data.task=maze", "model.mlp_t=false", "data.validation_count=250", "data.train_count=1000"] {
+            assert!(task.set.iter().any(|t| t == s), "{s}");
+        }
+        // Every run builds: the data fits the model, and the set names only known fields.
+        let runs = super::super::expand::Expansion::new(&maze, 1).unwrap_or_else(|e| panic!("{e:#}"));
+        for (run, config) in runs.runs.iter().zip(&runs.configs) {
+            config.validate().unwrap_or_else(|e| panic!("{}: {e:#}", run.name));
+            assert_eq!(config.model.io().seq_len, 100, "{}", run.name);
+        }
     }
 
     #[test]
