@@ -257,8 +257,8 @@ mod tests {
         let puzzles = generate_puzzles(shape, 3, Difficulty::Minimal, 7).unwrap();
         let set = to_example_set(&puzzles, 0, 7);
         for_each_batch(&set, 0, 3, |batch, rows| {
-            for slot in 0..rows {
-                let blanks = puzzles[slot].puzzle.iter().filter(|&&d| d + 1 == BLANK).count();
+            for (slot, puzzle) in puzzles.iter().enumerate().take(rows) {
+                let blanks = puzzle.puzzle.iter().filter(|&&d| d + 1 == BLANK).count();
                 assert!(blanks > 0);
                 assert_eq!(changed_cells(batch, &batch.labels, slot), (blanks, blanks), "the answer, scored");
             }
