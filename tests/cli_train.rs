@@ -56,6 +56,12 @@ fn a_tiny_run_trains_resumes_evaluates_and_plots() {
     }
     // A run directory that holds a run is not overwritten.
     assert_clean_error(&loopgrad(&["train", "--preset", "smoke", "--out", "r"], &d), &["already holds a run"]);
+    // Scored on a validation split instead of the held-out set, it says so.
+    let out = loopgrad(&["train", "--preset", "smoke", "--set", "data.validation_count=10", "--out", "v"], &d);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("validation exact accuracy:") && stdout.contains("on 10 puzzles"), "{stdout}");
+    assert!(!stdout.contains("held-out"), "{stdout}");
     // Resume it for more steps.
     let out = loopgrad(&["train", "--resume", "r", "--set", "run.steps=8"], &d);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -37,6 +37,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     run::use_threads(&config)?;
     let start = if args.resume.is_some() { Start::Resume } else { Start::Fresh };
     let mut bar = Bar { bar: None, log_every: config.run.log_every, verbose: args.verbose };
+    let scored = run::scored_set(&config);
     match run::train(config, &dir, start, run::stop_signal(), &mut bar)? {
         Ended::Interrupted { step, signal } => {
             let message = format!(
@@ -47,8 +48,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             Err(Interrupted { signal, message }.into())
         }
         Ended::Finished { step, train_seconds, result, arc } => {
-            println!("trained {step} steps in {train_seconds:.0} s; {}", run::describe(&result));
-            println!("held-out exact accuracy: {:.1}% on {} puzzles", 100.0 * result.exact_accuracy, result.examples);
+            println!("trained {step} steps in {train_seconds:.0} s; {}", run::describe(&result, scored));
+            println!("{scored} exact accuracy: {:.1}% on {} puzzles", 100.0 * result.exact_accuracy, result.examples);
             if let Some(arc) = arc {
                 println!("held-out ARC score, votes over the versions: {}", arc.describe());
             }

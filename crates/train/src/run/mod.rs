@@ -239,7 +239,7 @@ pub fn train_in(
         if r.eval_every > 0 && step % r.eval_every == 0 && step < r.steps {
             // An evaluation cut short by a signal logs nothing; the checkpoint below is still written.
             if let Some((result, _)) = evaluate_held_out_unless(&mut trainer, &data.test, r.eval_examples, stop) {
-                progress.note(&format!("step {step}: {}", describe(&result)));
+                progress.note(&format!("step {step}: {}", describe(&result, scored_set(&trainer.config))));
                 run.log(&Record::Eval(EvalRecord::new(step, &result, false)))?;
             }
         }
@@ -275,7 +275,8 @@ pub fn train_in(
         n => n.min(data.test.len()),
     };
     let steps = held_out_eval_steps(&trainer.config);
-    progress.note(&format!("final evaluation: {examples} held-out puzzles at {steps} supervision steps"));
+    let scored = scored_set(&trainer.config);
+    progress.note(&format!("final evaluation: {examples} {scored} puzzles at {steps} supervision steps"));
     let Some((result, predictions)) = evaluate_held_out_unless(&mut trainer, &data.test, r.final_eval_examples, stop)
     else {
         return interrupted(trainer.step());
@@ -336,10 +337,20 @@ fn held_out_eval_steps(config: &TrainConfig) -> usize {
     }
 }
 
-/// One line of held-out scores.
-pub fn describe(r: &EvalResult) -> String {
+/// What a run's evaluations score: "validation" when the config carves a validation split from the training
+/// stream (`data.validation_count`, and then the held-out set is not built), else "held-out".
+pub fn scored_set(config: &TrainConfig) -> &'static str {
+    if config.data.validation_count > 0 {
+        "validation"
+    } else {
+        "held-out"
+    }
+}
+
+/// One line of scores on the `scored` set ([`scored_set`]).
+pub fn describe(r: &EvalResult, scored: &str) -> String {
     format!(
-        "held-out exact {:.1}%, token {:.1}%{}, loss {:.4} on {} puzzles ({} steps)",
+        "{scored} exact {:.1}%, token {:.1}%{}, loss {:.4} on {} puzzles ({} steps)",
         100.0 * r.exact_accuracy,
         100.0 * r.token_accuracy,
         match r.changed_token_accuracy {

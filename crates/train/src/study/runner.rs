@@ -238,11 +238,12 @@ fn train(run_dir: &mut RunDir, config: TrainConfig, start: Start, stop: &AtomicU
         .with_context(|| format!("{}: cannot open", log_path.display()))?;
     run::use_threads(&config)?;
     let mut progress = LogFile { file: log };
+    let scored = run::scored_set(&config);
     let ended = run::train_in(run_dir, config, start, stop, &mut progress)
         .with_context(|| format!("{}: training failed (its log: {})", dir.display(), log_path.display()))?;
     match ended {
         Ended::Finished { step, train_seconds, result, .. } => {
-            progress.note(&format!("trained {step} steps in {train_seconds:.0} s; {}", run::describe(&result)));
+            progress.note(&format!("trained {step} steps in {train_seconds:.0} s; {}", run::describe(&result, scored)));
             Ok(())
         }
         Ended::Interrupted { step, signal } => {
