@@ -54,7 +54,11 @@ fn batch() -> Batch {
 
 /// A carry that differs from position to position (init vectors plus noise).
 fn carry<R: Reasoner>(m: &R, store: &ParamStore<f64>, seed: u64) -> Carry<f64> {
-    let mut c = m.initial_carry(store, 2);
+    noisy(m.initial_carry(store, 2), seed)
+}
+
+/// `c` plus noise.
+fn noisy(mut c: Carry<f64>, seed: u64) -> Carry<f64> {
     let mut rng = Rng::new(seed);
     for s in &mut c.states {
         s.data_mut().iter_mut().for_each(|v| *v += 0.3 * rng.normal());
@@ -278,5 +282,73 @@ fn halted_slots_reset_to_the_init_vectors_and_others_keep_their_state() {
         assert_eq!(after.data()[..half], init.data()[..half], "state {s}: slot 0 is reset");
         assert_eq!(after.data()[half..], before.data()[half..], "state {s}: slot 1 keeps its state");
         assert_ne!(before.data()[half..], init.data()[half..]);
+    }
+}
+
+/// HRM's computation is TRM's with separate nets: H_cycles recursions of L_cycles updates of z_L = L(z_L, z_H + x)
+/// and one z_H = H(z_H, z_L), read out from z_H, as TRM's `separate_nets` runs T recursions of n updates of
+/// z = f_L(z, y + x) and one y = f_H(y, z), read out from y. What set the two papers' models apart besides that is
+/// the gradient window, the halting target and the prefix. So at equal settings of those the two must agree bit for
+/// bit, weights, outputs, continue targets and gradients alike; the study's hierarchy conditions
+/// (`plans/generalisation-hierarchy-lr.toml`) rest on it, to vary one of them at a time.
+#[test]
+fn hrm_is_trm_with_separate_nets_at_the_same_window_halting_and_prefix() {
+    let step = |config: &ModelConfig, weights: Option<&ParamStore<f64>>| {
+        let (model, mut store) = Model::build::<f64>(config, 4);
+        match weights {
+            Some(w) => {
+                let names = |s: &ParamStore<f64>| s.ids().map(|p| s.name(p).to_string()).collect::<Vec<_>>();
+                assert_eq!(names(&store), names(w), "{}: the same tensors, in the same order", config.arch());
+                for p in w.ids() {
+                    *store.value_mut(p) = w.value(p).clone();
+                }
+            }
+            None => randomise(&mut store, 9),
+        }
+        let b = batch();
+        let c = noisy(model.initial_carry(&store, 2), 6);
+        let mut tape = Tape::new(store);
+        let target = tape.no_grad(|t| model.q_continue_target(t, &c, &b, &[false, true]));
+        let mut out = model.supervision_step(&mut tape, c, &b);
+        let l = act_loss(&mut tape, &out, &b, Some(target.data()), &mut Vec::new()).loss;
+        let mut values = vec![tape.value(l).clone(), tape.value(out.logits).clone(), tape.value(out.q_halt).clone()];
+        values.extend([tape.value(out.q_continue).clone(), target]);
+        model.backward(&mut tape, l, &mut out);
+        values.extend(out.carry.states.iter().cloned());
+        values.extend(tape.params.ids().map(|p| tape.params.grad(p).clone()));
+        (values, tape.params)
+    };
+    let mut published = None;
+    for (grad_window, q_continue) in [(GradWindow::OneStep, true), (GradWindow::LastRecursion, false)] {
+        let hrm = HrmConfig {
+            h_layers: 2,
+            l_layers: 2,
+            h_cycles: 2,
+            l_cycles: 3,
+            puzzle_emb_len: 2,
+            halt_max_steps: 3,
+            q_continue,
+            ..tiny_hrm(grad_window)
+        };
+        let trm = TrmConfig {
+            num_heads: hrm.num_heads,
+            expansion: hrm.expansion,
+            h_cycles: hrm.h_cycles,
+            l_cycles: hrm.l_cycles,
+            puzzle_emb_len: hrm.puzzle_emb_len,
+            halt_max_steps: hrm.halt_max_steps,
+            halt_exploration_prob: hrm.halt_exploration_prob,
+            q_continue,
+            ..tiny_trm(TrmVariant::SeparateNets, false, grad_window)
+        };
+        assert_eq!((trm.seq_len, trm.vocab_size, trm.hidden_size), (hrm.seq_len, hrm.vocab_size, hrm.hidden_size));
+        let (hrm_values, weights) = step(&ModelConfig::Hrm(hrm), None);
+        let (trm_values, _) = step(&ModelConfig::Trm(trm), Some(&weights));
+        assert!(hrm_values == trm_values, "{grad_window}, q_continue {q_continue}: HRM and TRM's separate nets differ");
+        // The two settings differ in what they compute, or the comparison above could not tell models apart.
+        match published.take() {
+            None => published = Some(hrm_values),
+            Some(p) => assert_ne!(p, hrm_values, "the window and the halting target changed nothing"),
+        }
     }
 }

@@ -13,9 +13,10 @@ use std::collections::HashSet;
 use std::path::Path;
 
 /// The built-in plans, by name: the text of `plans/NAME.toml`.
-const BUILT_IN: [(&str, &str); 8] = [
+const BUILT_IN: [(&str, &str); 9] = [
     ("default", include_str!("../../../../plans/default.toml")),
     ("generalisation", include_str!("../../../../plans/generalisation.toml")),
+    ("generalisation-hierarchy-lr", include_str!("../../../../plans/generalisation-hierarchy-lr.toml")),
     ("generalisation-lr", include_str!("../../../../plans/generalisation-lr.toml")),
     ("generalisation-maze-lr", include_str!("../../../../plans/generalisation-maze-lr.toml")),
     ("generalisation-plateau", include_str!("../../../../plans/generalisation-plateau.toml")),
@@ -392,6 +393,38 @@ mod tests {
             config.validate().unwrap_or_else(|e| panic!("{}: {e:#}", run.name));
             assert_eq!(config.model.io().seq_len, 100, "{}", run.name);
         }
+    }
+
+    #[test]
+    fn the_hierarchy_lr_plan_tunes_the_steps_from_hrm_to_trm_on_stage_1s_task() {
+        use loopgrad_models::{GradWindow, ModelConfig, TrmVariant};
+        let (hier, stage1) =
+            (Plan::built_in("generalisation-hierarchy-lr").unwrap(), Plan::built_in("generalisation-lr").unwrap());
+        // The same task, split, budget, seeds and rates as TRM's own tuning, whose rate it reuses.
+        assert_eq!(hier.tasks, stage1.tasks);
+        assert_eq!((hier.seeds, hier.vary_data_seed, &hier.eval_steps), (stage1.seeds, true, &stage1.eval_steps));
+        let runs = super::super::expand::Expansion::new(&hier, 1).unwrap_or_else(|e| panic!("{e:#}"));
+        let mut arms = Vec::new();
+        for (run, config) in runs.runs.iter().zip(&runs.configs) {
+            config.validate().unwrap_or_else(|e| panic!("{}: {e:#}", run.name));
+            let ModelConfig::Trm(m) = &config.model else { panic!("{}: not a TRM", run.name) };
+            let rate = ["3e-4", "1e-3", "3e-3"].into_iter().find(|r| run.condition.ends_with(r)).unwrap();
+            assert_eq!(config.optim.lr, rate.parse::<f64>().unwrap(), "{}", run.name);
+            let arm = run.condition.strip_suffix(rate).unwrap().trim_end_matches('-');
+            // One change per step of the chain: hrm -> sep-continue (the window) -> sep (the halting target).
+            let want = match arm {
+                "hrm" => (GradWindow::OneStep, true),
+                "sep-continue" => (GradWindow::LastRecursion, true),
+                "sep" => (GradWindow::LastRecursion, false),
+                other => panic!("unexpected condition {other}"),
+            };
+            assert_eq!((m.variant, m.grad_window, m.q_continue), (TrmVariant::SeparateNets, want.0, want.1), "{arm}");
+            // TRM's shape otherwise: 2-layer nets, T=2, n=2, 4 prefix slots, the token MLP.
+            assert_eq!((m.num_layers, m.h_cycles, m.l_cycles, m.puzzle_emb_len, m.mlp_t), (2, 2, 2, 4, true));
+            arms.push(arm.to_string());
+        }
+        arms.dedup();
+        assert_eq!(arms, ["sep", "sep-continue", "hrm"]);
     }
 
     #[test]
