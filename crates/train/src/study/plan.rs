@@ -13,12 +13,13 @@ use std::collections::HashSet;
 use std::path::Path;
 
 /// The built-in plans, by name: the text of `plans/NAME.toml`.
-const BUILT_IN: [(&str, &str); 9] = [
+const BUILT_IN: [(&str, &str); 10] = [
     ("default", include_str!("../../../../plans/default.toml")),
     ("generalisation", include_str!("../../../../plans/generalisation.toml")),
     ("generalisation-hierarchy-lr", include_str!("../../../../plans/generalisation-hierarchy-lr.toml")),
     ("generalisation-lr", include_str!("../../../../plans/generalisation-lr.toml")),
     ("generalisation-maze-lr", include_str!("../../../../plans/generalisation-maze-lr.toml")),
+    ("generalisation-params-lr", include_str!("../../../../plans/generalisation-params-lr.toml")),
     ("generalisation-plateau", include_str!("../../../../plans/generalisation-plateau.toml")),
     ("generalisation-size", include_str!("../../../../plans/generalisation-size.toml")),
     ("quick", include_str!("../../../../plans/quick.toml")),
@@ -425,6 +426,28 @@ mod tests {
         }
         arms.dedup();
         assert_eq!(arms, ["sep", "sep-continue", "hrm"]);
+    }
+
+    #[test]
+    fn the_params_lr_plan_gives_10x_and_100x_nets_trms_training_flops() {
+        let (plan, stage1) =
+            (Plan::built_in("generalisation-params-lr").unwrap(), Plan::built_in("generalisation-lr").unwrap());
+        let (task, tuned) = (&plan.tasks[0], &stage1.tasks[0]);
+        assert_eq!((&task.preset, &task.set), (&tuned.preset, &tuned.set), "stage 1's data and validation split");
+        assert_eq!((task.steps, task.flops_of.as_deref()), (8000, Some("T2n2")), "TRM's stage-2 budget");
+        let runs = super::super::expand::Expansion::new(&plan, 1).unwrap_or_else(|e| panic!("{e:#}"));
+        let trm = crate::TrainConfig::preset("default").unwrap().model.param_count() as f64;
+        let mut ratios = Vec::new();
+        for (run, config) in runs.runs.iter().zip(&runs.configs) {
+            config.validate().unwrap_or_else(|e| panic!("{}: {e:#}", run.name));
+            let cell = runs.cell(&run.condition, Budget::Flops);
+            let off = (cell.train_flops() - runs.flop_budgets["sudoku6-val"]).abs() / cell.train_flops();
+            assert!(off < 1e-3, "{}: {off} away from TRM's FLOPs", run.name);
+            ratios.push((config.model.param_count() as f64 / trm).round() as u64);
+        }
+        // The budget's own condition is not run, and each net is tuned over 3 rates.
+        assert!(runs.runs.iter().all(|r| r.condition != "T2n2"));
+        assert_eq!(ratios, [10, 10, 10, 111, 111, 111]);
     }
 
     #[test]
