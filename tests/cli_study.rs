@@ -97,6 +97,8 @@ fn smoke_study_local_emitted_rerun_and_resumed_agree() {
     assert!(collected.contains("- command: `loopgrad study --collect emitted`"), "{collected}");
     assert_eq!(comparable(&collected), comparable(&report));
     assert_same_plots(&d.join("local/report"), &d.join("emitted/report"));
+    // Every smoke net has the same parameters, so no plot against them.
+    assert!(!d.join("local/report/sudoku4-params.svg").exists());
     // The plain-language answer: a number read off the row it cites passes; one that is not stops the report.
     let row1 = collected.lines().find(|l| l.starts_with("| recursion.1 |")).expect("row recursion.1");
     let exact = row1.split('|').nth(10).unwrap().split_whitespace().next().unwrap().to_string();
@@ -159,4 +161,17 @@ fn bad_plans_and_directories_are_one_line_errors() {
         &["another plan"],
     );
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The committed quick plan, collected from its small files: nets of different sizes get a plot of held-out accuracy
+/// against parameters, the 12-layer net at its 959,618 (log axis), linked from the report.
+#[test]
+fn a_report_plots_accuracy_against_parameters_where_the_nets_differ_in_them() {
+    let d = tmp("params-plot");
+    let quick = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/results/quick");
+    ok(&loopgrad(&["study", "--collect", quick.to_str().unwrap(), "--report", "report.md"], &d));
+    let svg = read(&d.join("report/sudoku6-params.svg"));
+    assert!(svg.contains("vs parameters") && svg.contains("stack12") && svg.contains("T2n2"), "{svg}");
+    assert!(svg.contains("1.0e6"), "a log axis reaching the 12-layer net's 9.6e5");
+    assert!(read(&d.join("report.md")).contains("report/sudoku6-params.svg"));
 }

@@ -1,5 +1,6 @@
-//! The study's SVG plots, per task: held-out exact accuracy against effective depth and against training FLOPs
-//! (every compared cell, mean ± sd over seeds as a point and a bar), and against the number of supervision steps
+//! The study's SVG plots, per task: held-out exact accuracy against effective depth, against parameters (where
+//! the cells differ in them) and against training FLOPs (every compared cell, mean ± sd over seeds as a point and
+//! a bar), and against the number of supervision steps
 //! at evaluation (the test-time conditions, one line each); and learning curves, accuracy along training against
 //! training FLOPs and against optimizer steps (one line per `study::curves` series, mean over seeds with its 95% t
 //! interval as a band).
@@ -68,6 +69,12 @@ pub fn draw_all(results: &Results, dir: &Path, rel: &str) -> Result<Vec<TaskPlot
                 false,
             )?;
             plots.push(("accuracy vs effective depth".to_string(), format!("{rel}/{}", name("depth"))));
+            // Against parameters, where the cells differ in them (the recursion against parameters question).
+            if compared.iter().map(|c| c.cell.params).collect::<BTreeSet<_>>().len() > 1 {
+                let params = |c: &CellResult| c.cell.params as f64;
+                scatter(&dir.join(name("params")), &task.name, "parameters", &compared, params, true)?;
+                plots.push(("accuracy vs parameters".to_string(), format!("{rel}/{}", name("params"))));
+            }
             let flops = |c: &CellResult| c.cell.train_flops();
             scatter(&dir.join(name("flops")), &task.name, "training FLOPs", &compared, flops, true)?;
             plots.push(("accuracy vs training FLOPs".to_string(), format!("{rel}/{}", name("flops"))));
