@@ -349,14 +349,17 @@ mod tests {
                 (task.set.iter().filter(|s| !data(s)).collect(), stage2.set.iter().filter(|s| !data(s)).collect());
             assert_eq!(rest, rest2, "{}", task.name);
             sizes.push(task.set.iter().filter(|s| data(s)).cloned().collect::<Vec<_>>().join(" "));
-            // Both of its conditions are stage 2's T2n2 and stack12, at their learning rates.
-            for arch in ["T2n2", "stack12"] {
+            // Its conditions are stage 2's T2n2 and stack12 (and without augmentation stack2), at their rates.
+            let archs: &[&str] =
+                if task.name == "sudoku6-noaug" { &["T2n2", "stack2", "stack12"] } else { &["T2n2", "stack12"] };
+            for arch in archs {
                 let name = format!("{arch}-{}", task.name.trim_start_matches("sudoku6-"));
                 let c = size.conditions.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("{name}"));
-                let c2 = full.conditions.iter().find(|c| c.name == arch).unwrap();
+                let c2 = full.conditions.iter().find(|c| c.name == *arch).unwrap();
                 assert_eq!((&c.task, &c.preset, &c.set), (&task.name, &c2.preset, &c2.set), "{name}");
             }
         }
+        assert_eq!(size.conditions.len(), 7);
         assert_eq!(
             sizes,
             [
