@@ -118,12 +118,15 @@ fn sorted_unique(steps: &[usize]) -> Vec<usize> {
 }
 
 /// Creates the run directory with its `study.json`, or checks that an existing one was planned the same way
-/// (a study directory never mixes two versions of a plan).
+/// (a study directory never mixes two versions of a plan). Only the plan's name may differ: a run another plan
+/// made with the same training arguments, steps, seed and evaluation is the same experiment, so a plan that
+/// shares a condition with another (the hierarchy plan's TRM is stage 2's) reuses its finished runs when they are
+/// copied into its `runs/`, and keeps their `study.json` as the record of where they were made.
 pub fn prepare(dir: &Path, spec: &RunSpec) -> Result<()> {
     let path = dir.join(SPEC_FILE);
     if path.exists() {
         let existing = read_spec(dir)?;
-        if existing != *spec {
+        if (RunSpec { plan: spec.plan.clone(), ..existing }) != *spec {
             bail!(
                 "{}: this run was planned differently (e.g. other overrides or eval steps); use another --out, or \
                  delete the directory to rerun it",
@@ -361,6 +364,33 @@ mod tests {
         let (log, test_time) =
             crate::rundir::tests::within_deadline(move || (read_log(&dir).final_eval, read_test_time(&dir)));
         assert!(log.is_none() && test_time.is_none());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_run_of_another_plan_is_reused_only_when_it_is_the_same_experiment() {
+        let d = std::env::temp_dir().join(format!("loopgrad-study-reuse-{}", std::process::id()));
+        let spec = RunSpec {
+            name: "T2n2-8000st-s0".into(),
+            plan: "generalisation".into(),
+            task: "sudoku6".into(),
+            condition: "T2n2".into(),
+            steps: 8000,
+            seed: 0,
+            train_args: vec!["--preset".into(), "default".into()],
+            eval_steps: vec![1, 8],
+            test_time_examples: 250,
+        };
+        prepare(&d, &spec).unwrap();
+        let other_plan = RunSpec { plan: "generalisation-hierarchy".into(), ..spec.clone() };
+        prepare(&d, &other_plan).unwrap();
+        assert_eq!(read_spec(&d).unwrap(), spec, "the record of where the run was made stays");
+        let other_args = RunSpec { train_args: vec!["--preset".into(), "sudoku6-att".into()], ..other_plan.clone() };
+        let other_seed = RunSpec { seed: 1, ..other_plan };
+        for different in [other_args, other_seed] {
+            let err = prepare(&d, &different).unwrap_err().to_string();
+            assert!(err.contains("this run was planned differently"), "{err}");
+        }
         fs::remove_dir_all(&d).unwrap();
     }
 
