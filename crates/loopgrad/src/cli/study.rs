@@ -200,7 +200,10 @@ fn run_cell(dir: &Path) -> Result<()> {
                 (true, false) => "trained",
                 _ => "evaluated",
             };
-            println!("{}: {how}; held-out exact {}", spec.name, accuracies.join(" "));
+            // The learning-rate plans score a validation split; say so, as `loopgrad train` does.
+            let config = loopgrad_train::TrainConfig::from_file(&dir.join("config.toml"));
+            let scored = config.as_ref().map_or("held-out", loopgrad_train::run::scored_set);
+            println!("{}: {how}; {scored} exact {}", spec.name, accuracies.join(" "));
         }
     }
     Ok(())

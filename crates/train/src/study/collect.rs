@@ -117,6 +117,17 @@ pub fn collect(expansion: &Expansion, runs_dir: &Path) -> Results {
 }
 
 impl Results {
+    /// What the runs are scored on: "validation" when every run scores a validation split carved from its
+    /// training stream (`data.validation_count`, the learning-rate plans), otherwise "held-out".
+    pub fn scored_set(&self) -> &'static str {
+        let configs = &self.expansion.configs;
+        if !configs.is_empty() && configs.iter().all(|c| c.data.validation_count > 0) {
+            "validation"
+        } else {
+            "held-out"
+        }
+    }
+
     /// The statistics of a condition at a budget.
     pub fn cell(&self, condition: &str, budget: Budget) -> CellResult {
         let cell = self.expansion.cell(condition, budget).clone();

@@ -38,10 +38,11 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
     if !plan.description.is_empty() {
         let _ = writeln!(md, "{}\n", plan.description);
     }
+    let scored = results.scored_set();
     let _ = writeln!(
         md,
         "Written by `loopgrad study` (see `docs/study.md`). Tables and the Answer section are derived mechanically \
-         from the run directories; every accuracy is the held-out exact accuracy of the evaluation weights (EMA \
+         from the run directories; every accuracy is the {scored} exact accuracy of the evaluation weights (EMA \
          when the run keeps one), as mean ± sample standard deviation over the seeds that finished (their count \
          in the seeds column). Token accuracy counts every cell, the givens included; \"changed cells\" counts \
          only the cells the answer changes (a Sudoku's blanks, a maze's route), shown when every finished seed \
@@ -64,7 +65,7 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
         results.runs.len(),
         plan.seeds - 1,
         plan.eval_steps,
-        test_time_set(plan.test_time_examples)
+        test_time_set(plan.test_time_examples, results.scored_set())
     );
     tasks_table(&mut md, results);
     for q in &plan.questions {
@@ -85,10 +86,11 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
     super::curves::section(&mut md, results);
     let _ = writeln!(
         md,
-        "## Answer\n\nMechanical: one sentence per comparison, differences in percentage points of held-out exact \
+        "## Answer\n\nMechanical: one sentence per comparison, differences in percentage points of {} exact \
          accuracy (and token accuracy) between the means of the named rows, each with the two-sided p-value of \
          Welch's t-test over the seeds (`study::stats`). \"no detectable difference\" marks p >= 0.05: not \
-         \"the same\", only not told apart by these seeds.\n"
+         \"the same\", only not told apart by these seeds.\n",
+        results.scored_set()
     );
     for q in &plan.questions {
         let _ = writeln!(md, "### {}: {}\n", q.id, q.title);
@@ -175,12 +177,12 @@ fn compare_table(md: &mut String, results: &Results, q: &Question) {
     md.push('\n');
 }
 
-/// Which held-out puzzles the test-time evaluation scores. When they are fewer than all, its figures differ from
-/// the other tables' (which score every held-out puzzle) even at the same step count.
-fn test_time_set(examples: usize) -> String {
+/// Which `scored` ("held-out" or "validation") puzzles the test-time evaluation scores. When they are fewer than
+/// all, its figures differ from the other tables' (which score every one) even at the same step count.
+fn test_time_set(examples: usize, scored: &str) -> String {
     match examples {
-        0 => "every held-out puzzle".into(),
-        n => format!("the first {n} held-out puzzles of each run (the other tables score all of them)"),
+        0 => format!("every {scored} puzzle"),
+        n => format!("the first {n} {scored} puzzles of each run (the other tables score all of them)"),
     }
 }
 
@@ -194,7 +196,7 @@ fn test_time_table(md: &mut String, results: &Results, q: &Question) {
         md,
         "Exact accuracy (%) after each number of supervision steps at evaluation, on {}; models trained at equal \
          steps.\n",
-        test_time_set(results.expansion.plan.test_time_examples)
+        test_time_set(results.expansion.plan.test_time_examples, results.scored_set())
     );
     let head: Vec<String> = steps.iter().map(|s| format!("@{s}")).collect();
     let _ = writeln!(md, "| row | condition | N_sup | {} | seeds |", head.join(" | "));
@@ -450,6 +452,18 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_scored_on_a_validation_split_says_validation_not_held_out() {
+        let ctx = || ReportContext { command: "x".into(), machine: Machine::this(), plots: vec![], wall_time: None };
+        let mut results = fabricated();
+        assert!(markdown(&results, &ctx()).contains("every accuracy is the held-out exact accuracy"));
+        results.expansion.configs.iter_mut().for_each(|c| c.data.validation_count = 20);
+        let md = markdown(&results, &ctx());
+        assert!(md.contains("every accuracy is the validation exact accuracy"), "{md}");
+        assert!(md.contains("percentage points of validation exact accuracy"), "{md}");
+        assert!(md.contains("supervision steps on every validation puzzle"), "{md}");
+    }
+
+    #[test]
     fn every_answer_number_is_in_the_rows_it_cites() {
         let ctx = ReportContext {
             command: "loopgrad study".into(),
@@ -461,7 +475,8 @@ mod tests {
         assert!(md.contains("\n- study wall time: 1 s\n- runs: "), "{md}");
         // The smoke plan's test-time evaluation scores every held-out puzzle; a plan with fewer says so.
         assert!(md.contains("supervision steps on every held-out puzzle\n"), "{md}");
-        assert!(test_time_set(250).starts_with("the first 250 held-out puzzles"));
+        assert!(test_time_set(250, "held-out").starts_with("the first 250 held-out puzzles"));
+        assert_eq!(test_time_set(0, "validation"), "every validation puzzle");
         let row = |id: &str| -> Vec<String> {
             let line =
                 md.lines().find(|l| l.starts_with(&format!("| {id} |"))).unwrap_or_else(|| panic!("no row {id}"));

@@ -58,11 +58,13 @@ pub fn draw_all(results: &Results, dir: &Path, rel: &str) -> Result<Vec<TaskPlot
         }
         let mut plots = Vec::new();
         let name = |kind: &str| format!("{}-{kind}.svg", task.name);
+        // The captions' subject: "sudoku6: held-out exact accuracy" (validation in the learning-rate plans).
+        let what = &format!("{}: {} exact accuracy", task.name, results.scored_set());
         if compared.iter().any(|c| c.exact.is_some()) {
             let depth = |c: &CellResult| c.cell.effective_depth as f64;
             scatter(
                 &dir.join(name("depth")),
-                &task.name,
+                what,
                 "effective depth (blocks per supervision step)",
                 &compared,
                 depth,
@@ -72,21 +74,21 @@ pub fn draw_all(results: &Results, dir: &Path, rel: &str) -> Result<Vec<TaskPlot
             // Against parameters, where the cells differ in them (the recursion against parameters question).
             if compared.iter().map(|c| c.cell.params).collect::<BTreeSet<_>>().len() > 1 {
                 let params = |c: &CellResult| c.cell.params as f64;
-                scatter(&dir.join(name("params")), &task.name, "parameters", &compared, params, true)?;
+                scatter(&dir.join(name("params")), what, "parameters", &compared, params, true)?;
                 plots.push(("accuracy vs parameters".to_string(), format!("{rel}/{}", name("params"))));
             }
             let flops = |c: &CellResult| c.cell.train_flops();
-            scatter(&dir.join(name("flops")), &task.name, "training FLOPs", &compared, flops, true)?;
+            scatter(&dir.join(name("flops")), what, "training FLOPs", &compared, flops, true)?;
             plots.push(("accuracy vs training FLOPs".to_string(), format!("{rel}/{}", name("flops"))));
         }
         if test_time.iter().any(|c| !c.test_time.is_empty()) {
-            eval_steps(&dir.join(name("eval-steps")), &task.name, &test_time)?;
+            eval_steps(&dir.join(name("eval-steps")), what, &test_time)?;
             plots.push(("accuracy vs evaluation steps".to_string(), format!("{rel}/{}", name("eval-steps"))));
         }
         if let Some(c) = curves.iter().find(|c| c.task == task.name).filter(|c| !c.series.is_empty()) {
-            learning(&dir.join(name("curve-flops")), &task.name, &c.series, Along::Flops)?;
+            learning(&dir.join(name("curve-flops")), what, &c.series, Along::Flops)?;
             plots.push(("accuracy along training vs training FLOPs".into(), format!("{rel}/{}", name("curve-flops"))));
-            learning(&dir.join(name("curve-steps")), &task.name, &c.series, Along::Steps)?;
+            learning(&dir.join(name("curve-steps")), what, &c.series, Along::Steps)?;
             plots.push(("accuracy along training vs optimizer steps".into(), format!("{rel}/{}", name("curve-steps"))));
         }
         if !plots.is_empty() {
@@ -101,7 +103,7 @@ pub fn draw_all(results: &Results, dir: &Path, rel: &str) -> Result<Vec<TaskPlot
 /// axis prints no labels when the range spans less than a decade).
 fn scatter(
     path: &Path,
-    task: &str,
+    what: &str,
     x_desc: &str,
     cells: &[CellResult],
     x: impl Fn(&CellResult) -> f64,
@@ -116,7 +118,7 @@ fn scatter(
     let pad = if log_x { ((hi - lo) * 0.08).max(0.05) } else { ((hi - lo) * 0.08).max(1.0) };
     let root = SVGBackend::new(path, (800, 520)).into_drawing_area();
     root.fill(&WHITE)?;
-    let caption = format!("{task}: held-out exact accuracy vs {x_desc}");
+    let caption = format!("{what} vs {x_desc}");
     let mut chart = frame(&root, &caption).build_cartesian_2d(lo - pad..hi + pad, 0.0..100.0)?;
     let label = |v: &f64| if log_x { format!("{:.1e}", 10f64.powf(*v)) } else { format!("{v:.0}") };
     chart.configure_mesh().x_desc(x_desc).y_desc("exact accuracy (%)").x_label_formatter(&label).draw()?;
@@ -169,11 +171,11 @@ fn budget_color(b: Budget) -> RGBColor {
 
 /// One line per condition: mean exact accuracy after each number of supervision steps at evaluation, on a log2
 /// axis labelled at the powers of two.
-fn eval_steps(path: &Path, task: &str, cells: &[CellResult]) -> Drawn {
+fn eval_steps(path: &Path, what: &str, cells: &[CellResult]) -> Drawn {
     let max = cells.iter().flat_map(|c| c.test_time.keys()).copied().max().unwrap_or(1) as f64;
     let root = SVGBackend::new(path, (800, 520)).into_drawing_area();
     root.fill(&WHITE)?;
-    let caption = format!("{task}: held-out exact accuracy vs supervision steps at evaluation");
+    let caption = format!("{what} vs supervision steps at evaluation");
     let top = max.log2().max(1.0);
     let mut chart = frame(&root, &caption).build_cartesian_2d(-0.3..top + 0.3, 0.0..100.0)?;
     let label =
@@ -211,7 +213,7 @@ enum Along {
 
 /// One line per series: mean held-out exact accuracy at each evaluated step, the 95% t interval of the mean as a
 /// shaded band where 2 or more seeds have the step.
-fn learning(path: &Path, task: &str, series: &[Series], along: Along) -> Drawn {
+fn learning(path: &Path, what: &str, series: &[Series], along: Along) -> Drawn {
     let x = |p: &loopgrad_train::study::curves::Point| match along {
         Along::Flops => p.flops.log10(),
         Along::Steps => p.step as f64,
@@ -228,7 +230,7 @@ fn learning(path: &Path, task: &str, series: &[Series], along: Along) -> Drawn {
     };
     let root = SVGBackend::new(path, (800, 520)).into_drawing_area();
     root.fill(&WHITE)?;
-    let caption = format!("{task}: held-out exact accuracy along training vs {x_desc}");
+    let caption = format!("{what} along training vs {x_desc}");
     let mut chart = frame(&root, &caption).build_cartesian_2d(lo..hi, 0.0..100.0)?;
     let label = |v: &f64| match along {
         Along::Flops => format!("{:.1e}", 10f64.powf(*v)),
