@@ -13,10 +13,11 @@ use std::collections::HashSet;
 use std::path::Path;
 
 /// The built-in plans, by name: the text of `plans/NAME.toml`.
-const BUILT_IN: [(&str, &str); 10] = [
+const BUILT_IN: [(&str, &str); 11] = [
     ("default", include_str!("../../../../plans/default.toml")),
     ("generalisation", include_str!("../../../../plans/generalisation.toml")),
     ("generalisation-hierarchy-lr", include_str!("../../../../plans/generalisation-hierarchy-lr.toml")),
+    ("generalisation-hierarchy-plateau", include_str!("../../../../plans/generalisation-hierarchy-plateau.toml")),
     ("generalisation-lr", include_str!("../../../../plans/generalisation-lr.toml")),
     ("generalisation-maze-lr", include_str!("../../../../plans/generalisation-maze-lr.toml")),
     ("generalisation-params-lr", include_str!("../../../../plans/generalisation-params-lr.toml")),
@@ -429,6 +430,22 @@ mod tests {
         }
         arms.dedup();
         assert_eq!(arms, ["sep", "sep-continue", "hrm"]);
+    }
+
+    #[test]
+    fn the_hierarchy_plateau_plan_is_stage_1bs_treatment_of_the_hierarchy_nets() {
+        let plateau = Plan::built_in("generalisation-hierarchy-plateau").unwrap();
+        let (stage1, stage1b) =
+            (Plan::built_in("generalisation-hierarchy-lr").unwrap(), Plan::built_in("generalisation-plateau").unwrap());
+        // Stage 1b's task (stage 1's data and split, 8,000 steps, scored every 500), and stage 1's nets as they were.
+        assert_eq!(plateau.tasks, stage1b.tasks);
+        for c in &plateau.conditions {
+            let tuned = stage1.conditions.iter().find(|t| t.name == c.name);
+            assert_eq!(Some(c), tuned, "{}: as stage 1 trained it", c.name);
+        }
+        // Each of the three nets at two rates.
+        assert_eq!(plateau.conditions.len(), 6);
+        assert_eq!(plateau.questions.len(), 3);
     }
 
     #[test]
