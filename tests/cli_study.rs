@@ -1,7 +1,8 @@
 //! `loopgrad study` end to end with the smoke plan (4x4 Sudoku, 6 tiny runs): a local study writes the report; the
 //! same plan emitted as one command per run, run one by one, then collected, writes the same report and plots; a
 //! run retrained from its study.json reproduces its numbers; a study with a lost final line and a lost run resumes,
-//! skipping the finished runs, and writes the same report again. Plus one-line errors on bad input.
+//! skipping the finished runs, and writes the same report again; another plan reuses its runs. Plus one-line errors
+//! on bad input.
 
 mod common;
 
@@ -135,6 +136,21 @@ fn smoke_study_local_emitted_rerun_and_resumed_agree() {
     // Nothing left to do: a third invocation only rewrites the report.
     let stderr = ok(&loopgrad(&["study", "--plan", "smoke", "--out", "local"], &d));
     assert!(stderr.contains("6 finished already, 0 to run"), "{stderr}");
+
+    // 5. Another plan with the same conditions reuses these runs once they are copied into its directory.
+    let smoke = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("plans/smoke.toml"));
+    assert!(smoke.contains("name = \"smoke\"\n"));
+    std::fs::write(d.join("shared.toml"), smoke.replacen("name = \"smoke\"\n", "name = \"shared\"\n", 1)).unwrap();
+    for run in std::fs::read_dir(d.join("local/runs")).unwrap().map(|e| e.unwrap().path()) {
+        let to = d.join("shared/runs").join(run.file_name().unwrap());
+        std::fs::create_dir_all(&to).unwrap();
+        for file in ["study.json", "config.toml", "metrics.jsonl", "test_time.json"] {
+            std::fs::copy(run.join(file), to.join(file)).unwrap();
+        }
+    }
+    let stderr = ok(&loopgrad(&["study", "--plan-file", "shared.toml", "--out", "shared"], &d));
+    assert!(stderr.contains("6 finished already, 0 to run"), "{stderr}");
+    assert!(read(&d.join("shared/runs/T1n1-30st-s0/study.json")).contains("\"plan\": \"smoke\""));
     let _ = std::fs::remove_dir_all(&d);
 }
 
