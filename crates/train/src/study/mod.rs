@@ -17,6 +17,8 @@ pub mod curves;
 pub mod expand;
 pub mod machine;
 pub mod plan;
+#[cfg(test)]
+mod plan_stages;
 pub mod report;
 pub mod runner;
 pub mod stats;
