@@ -202,8 +202,8 @@ fn run_cell(dir: &Path) -> Result<()> {
             };
             // The learning-rate plans score a validation split; say so, as `loopgrad train` does.
             let config = loopgrad_train::TrainConfig::from_file(&dir.join("config.toml"));
-            let scored = config.as_ref().map_or("held-out", loopgrad_train::run::scored_set);
-            println!("{}: {how}; {scored} exact {}", spec.name, accuracies.join(" "));
+            let set = config.as_ref().map(|c| format!("{} ", loopgrad_train::run::scored_set(c))).unwrap_or_default();
+            println!("{}: {how}; {set}exact {}", spec.name, accuracies.join(" "));
         }
     }
     Ok(())

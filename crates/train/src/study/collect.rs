@@ -118,10 +118,23 @@ pub fn collect(expansion: &Expansion, runs_dir: &Path) -> Results {
 
 impl Results {
     /// What the runs are scored on: "validation" when every run scores a validation split carved from its
-    /// training stream (`data.validation_count`, the learning-rate plans), otherwise "held-out".
+    /// training stream (`data.validation_count`, the learning-rate plans), "held-out" when none does, and both,
+    /// named per task, in a plan that mixes them.
     pub fn scored_set(&self) -> &'static str {
+        let validation = |c: &crate::TrainConfig| c.data.validation_count > 0;
         let configs = &self.expansion.configs;
-        if !configs.is_empty() && configs.iter().all(|c| c.data.validation_count > 0) {
+        match (configs.iter().any(validation), configs.iter().all(validation)) {
+            (true, true) => "validation",
+            (false, _) => "held-out",
+            (true, false) => "held-out or validation (the tasks that set `data.validation_count`)",
+        }
+    }
+
+    /// [`Self::scored_set`] of one task's runs: "validation" or "held-out".
+    pub fn task_scored_set(&self, task: &str) -> &'static str {
+        let mut of_task = self.expansion.runs.iter().zip(&self.expansion.configs).filter(|(r, _)| r.task == task);
+        let first_validates = of_task.next().is_some_and(|(_, c)| c.data.validation_count > 0);
+        if first_validates && of_task.all(|(_, c)| c.data.validation_count > 0) {
             "validation"
         } else {
             "held-out"

@@ -223,8 +223,8 @@ pub fn section(md: &mut String, results: &Results) {
     let tasks = task_curves(results);
     let _ = writeln!(
         md,
-        "## Accuracy along training\n\nHeld-out exact accuracy (%) of the evaluation weights (EMA when the run keeps \
-         one) at the evaluations every `run.eval_every` steps during training, each on the first `run.eval_examples` \
+        "## Accuracy along training\n\nExact accuracy (%) of the evaluation weights (EMA when the run keeps one) at \
+         the evaluations every `run.eval_every` steps during training, each on the first `run.eval_examples` \
          held-out puzzles (the validation split when the task sets `data.validation_count`), as the mean over the \
          seeds evaluated at that step (their count in brackets); the plots draw every evaluated step with the 95% t \
          interval of the mean as a band. The trainer takes nothing from these evaluations: no early stopping, no \
@@ -238,8 +238,8 @@ pub fn section(md: &mut String, results: &Results) {
         let counts: Vec<String> = t.examples.iter().map(|n| group_thousands(*n)).collect();
         if !counts.is_empty() {
             let apart = if t.final_apart {
-                " The end-of-run evaluation, which scores every held-out puzzle, is in the tables above and not on \
-                 the curves."
+                " The end-of-run evaluation, which scores every puzzle of that set, is in the tables above and not \
+                 on the curves."
             } else {
                 ""
             };

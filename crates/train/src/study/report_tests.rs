@@ -70,6 +70,11 @@ fn a_plan_scored_on_a_validation_split_says_validation_not_held_out() {
     assert!(md.contains("every accuracy is the validation exact accuracy"), "{md}");
     assert!(md.contains("percentage points of validation exact accuracy"), "{md}");
     assert!(md.contains("supervision steps on every validation puzzle"), "{md}");
+    assert!(!md.contains("held-out exact") && !md.contains("Held-out exact"), "{md}");
+    // A plan that mixes the two names both.
+    results.expansion.configs[0].data.validation_count = 0;
+    assert_eq!(results.task_scored_set("sudoku4"), "held-out");
+    assert!(markdown(&results, &ctx()).contains("every accuracy is the held-out or validation (the tasks that set"));
 }
 
 #[test]

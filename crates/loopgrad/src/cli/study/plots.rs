@@ -59,7 +59,7 @@ pub fn draw_all(results: &Results, dir: &Path, rel: &str) -> Result<Vec<TaskPlot
         let mut plots = Vec::new();
         let name = |kind: &str| format!("{}-{kind}.svg", task.name);
         // The captions' subject: "sudoku6: held-out exact accuracy" (validation in the learning-rate plans).
-        let what = &format!("{}: {} exact accuracy", task.name, results.scored_set());
+        let what = &format!("{}: {} exact accuracy", task.name, results.task_scored_set(&task.name));
         if compared.iter().any(|c| c.exact.is_some()) {
             let depth = |c: &CellResult| c.cell.effective_depth as f64;
             scatter(
