@@ -117,28 +117,17 @@ pub fn collect(expansion: &Expansion, runs_dir: &Path) -> Results {
 }
 
 impl Results {
-    /// What the runs are scored on: "validation" when every run scores a validation split carved from its
-    /// training stream (`data.validation_count`, the learning-rate plans), "held-out" when none does, and both,
-    /// named per task, in a plan that mixes them.
+    /// What the runs are scored on ([`crate::run::scored_set`] of each): "validation" when every run scores a
+    /// validation split carved from its training stream (the learning-rate plans), "held-out" when none does, and
+    /// both, named per task, in a plan that mixes them.
     pub fn scored_set(&self) -> &'static str {
-        let validation = |c: &crate::TrainConfig| c.data.validation_count > 0;
-        let configs = &self.expansion.configs;
-        match (configs.iter().any(validation), configs.iter().all(validation)) {
-            (true, true) => "validation",
-            (false, _) => "held-out",
-            (true, false) => "held-out or validation (the tasks that set `data.validation_count`)",
-        }
+        one_set(self.expansion.configs.iter())
     }
 
-    /// [`Self::scored_set`] of one task's runs: "validation" or "held-out".
+    /// [`Self::scored_set`] of one task's runs.
     pub fn task_scored_set(&self, task: &str) -> &'static str {
-        let mut of_task = self.expansion.runs.iter().zip(&self.expansion.configs).filter(|(r, _)| r.task == task);
-        let first_validates = of_task.next().is_some_and(|(_, c)| c.data.validation_count > 0);
-        if first_validates && of_task.all(|(_, c)| c.data.validation_count > 0) {
-            "validation"
-        } else {
-            "held-out"
-        }
+        let runs = self.expansion.runs.iter().zip(&self.expansion.configs);
+        one_set(runs.filter(|(r, _)| r.task == task).map(|(_, c)| c))
     }
 
     /// The statistics of a condition at a budget.
@@ -174,6 +163,15 @@ impl Results {
         let finished = self.runs.iter().filter(|r| r.status == RunStatus::Finished).count();
         let failed = self.runs.iter().filter(|r| matches!(r.status, RunStatus::Failed(_))).count();
         (finished, failed, self.runs.len() - finished - failed)
+    }
+}
+
+/// The set a group of runs is scored on, named once when they agree.
+fn one_set<'a>(configs: impl Iterator<Item = &'a crate::TrainConfig>) -> &'static str {
+    let sets: std::collections::BTreeSet<&str> = configs.map(crate::run::scored_set).collect();
+    match sets.len() {
+        2 => "held-out or validation (the tasks that set `data.validation_count`)",
+        _ => sets.first().copied().unwrap_or("held-out"),
     }
 }
 

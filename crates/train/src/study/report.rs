@@ -65,7 +65,7 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
         results.runs.len(),
         plan.seeds - 1,
         plan.eval_steps,
-        test_time_set(plan.test_time_examples, results.scored_set())
+        test_time_set(plan.test_time_examples, scored)
     );
     tasks_table(&mut md, results);
     for q in &plan.questions {
@@ -90,7 +90,7 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
          accuracy (and token accuracy) between the means of the named rows, each with the two-sided p-value of \
          Welch's t-test over the seeds (`study::stats`). \"no detectable difference\" marks p >= 0.05: not \
          \"the same\", only not told apart by these seeds.\n",
-        results.scored_set()
+        scored
     );
     for q in &plan.questions {
         let _ = writeln!(md, "### {}: {}\n", q.id, q.title);

@@ -1,9 +1,8 @@
-//! The study's SVG plots, per task: held-out exact accuracy against effective depth, against parameters (where
-//! the cells differ in them) and against training FLOPs (every compared cell, mean ± sd over seeds as a point and
-//! a bar), and against the number of supervision steps
-//! at evaluation (the test-time conditions, one line each); and learning curves, accuracy along training against
-//! training FLOPs and against optimizer steps (one line per `study::curves` series, mean over seeds with its 95% t
-//! interval as a band).
+//! The study's SVG plots, per task: held-out (or validation) exact accuracy against effective depth, against
+//! parameters (where the cells differ in them) and against training FLOPs (every compared cell, mean ± sd over
+//! seeds as a point and a bar), and against the number of supervision steps at evaluation (the test-time
+//! conditions, one line each); and learning curves, accuracy along training against training FLOPs and against
+//! optimizer steps (one line per `study::curves` series, mean over seeds with its 95% t interval as a band).
 
 use loopgrad_train::study::collect::CellResult;
 use loopgrad_train::study::curves::{task_curves, Series};
