@@ -148,5 +148,5 @@ fn the_params_lr_plan_gives_10x_and_100x_nets_trms_training_flops() {
     }
     // The budget's own condition is not run, and each net is tuned over 3 rates.
     assert!(runs.runs.iter().all(|r| r.condition != "T2n2"));
-    assert_eq!(ratios, [10, 10, 10, 111, 111, 111]);
+    assert_eq!(ratios, [10, 10, 10, 111, 111, 111, 111]);
 }
