@@ -6,14 +6,16 @@
 //! cites by its id (`recursion.3`), either as written in the row (its label, steps, parameters, accuracy, seeds,
 //! or its table's title and question), or as the difference (`+4.2 points`) or ratio (`1.5x`) of two numbers of
 //! the rows it cites. Numbers glued to letters (`T2n2`, `6x6`, `400st`) are names, not figures, and are not
-//! checked. A paragraph that fails names its line and the number at fault, and no report is written.
+//! checked. A paragraph that cites every row a mechanical Answer sentence of the report names (`rows recursion.2
+//! and recursion.1`) may also use that sentence's numbers: a comparison's p-value is cited by the rows it compares.
+//! A paragraph that fails names its line and the number at fault, and no report is written.
 
 use std::collections::HashMap;
 
 /// Checks `answer` against the rows of `report` (the markdown of `report::markdown`). Returns one message per
 /// problem, each naming the answer's line.
 pub fn check(answer: &str, report: &str) -> Result<(), Vec<String>> {
-    let rows = row_texts(report);
+    let (rows, sentences) = (row_texts(report), comparisons(report));
     let mut problems = Vec::new();
     for (line, unit) in units(answer) {
         let mut cited: Vec<&str> = Vec::new();
@@ -40,7 +42,9 @@ pub fn check(answer: &str, report: &str) -> Result<(), Vec<String>> {
             ));
             continue;
         }
-        let pool: Vec<f64> = cited.iter().flat_map(|id| numbers(&rows[*id])).map(|n| n.value).collect();
+        let compared = sentences.iter().filter(|(ids, _)| ids.iter().all(|id| cited.contains(id)));
+        let texts = cited.iter().map(|id| rows[*id].as_str()).chain(compared.map(|(_, line)| *line));
+        let pool: Vec<f64> = texts.flat_map(numbers).map(|n| n.value).collect();
         for n in figures.iter().filter(|n| !n.found_in(&pool)) {
             problems.push(format!(
                 "line {line}: {} is not in row{} {} (nor a difference or ratio of their numbers)",
@@ -68,6 +72,13 @@ pub fn insert(report: &str, answer: &str) -> String {
         Some(at) => format!("{}{section}{}", &report[..=at], &report[at + 1..]),
         None => format!("{report}\n{section}"),
     }
+}
+
+/// The mechanical Answer sentences of `report` that name rows, each with the rows it names.
+fn comparisons(report: &str) -> Vec<(Vec<&str>, &str)> {
+    let Some(at) = report.find("\n## Answer") else { return Vec::new() };
+    let section = report[at + 1..].lines().skip(1).take_while(|l| !l.starts_with("## "));
+    section.map(|l| (row_ids(l), l)).filter(|(ids, _)| !ids.is_empty()).collect()
 }
 
 /// Row id -> the text a number may be read from: the row itself, its table's heading, question and header.
@@ -215,7 +226,8 @@ mod tests {
     const REPORT: &str = "# Study results\n\n- command: `loopgrad study`\n\n## recursion: Depth (6x6)\n\n\
         Does looping help?\n\n| row | condition | steps | exact acc. (%) @8 | seeds |\n|---|---|---|---|---|\n\
         | recursion.1 | T1n1 (TRM T=1, n=1) | 1,200 | 42.5 ± 3.1 | 3/3 |\n\
-        | recursion.2 | T2n2 (TRM T=2, n=2) | 400 | 85.0 ± 1.2 | 3/3 |\n\n## Answer\n";
+        | recursion.2 | T2n2 (TRM T=2, n=2) | 400 | 85.0 ± 1.2 | 3/3 |\n\n## Answer\n\n### recursion: Depth (6x6)\n\n\
+        - T1n1 vs T2n2: exact -42.5 points (42.5% vs 85.0%, Welch p = 0.00031); rows recursion.1 and recursion.2.\n";
 
     #[test]
     fn numbers_read_off_cited_rows_pass() {
@@ -234,6 +246,16 @@ mod tests {
         assert!(problems[0].starts_with("line 4: 42.5 is not in row recursion.2"), "{}", problems[0]);
         assert!(problems[1].starts_with("line 5: 85.0 cites no table row"), "{}", problems[1]);
         assert!(problems[2].starts_with("line 6: 40.0 is not in rows recursion.1, recursion.2"), "{}", problems[2]);
+    }
+
+    #[test]
+    fn a_p_value_is_read_off_the_mechanical_sentence_of_the_rows_it_cites() {
+        assert_eq!(check("T=2, n=2 is ahead (Welch p = 0.00031; recursion.2, recursion.1).", REPORT), Ok(()));
+        let problems = check("T=2, n=2 is ahead (Welch p = 0.00032; recursion.2).", REPORT).unwrap_err();
+        assert!(problems[0].contains("0.00032 is not in row recursion.2"), "{problems:?}");
+        // Only a paragraph that cites every row the sentence compares may use it.
+        let problems = check("T=2, n=2 is ahead (Welch p = 0.00031; recursion.2).", REPORT).unwrap_err();
+        assert!(problems[0].contains("0.00031 is not in row recursion.2"), "{problems:?}");
     }
 
     #[test]
