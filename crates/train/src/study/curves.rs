@@ -201,19 +201,24 @@ fn task_config<'a>(results: &'a Results, task: &str) -> Option<&'a crate::TrainC
     results.expansion.runs.iter().position(|r| r.task == task).map(|i| &results.expansion.configs[i])
 }
 
-/// Up to [`TABLE_COLUMNS`] evaluated steps, evenly spaced over the union of the series' steps, first and last
-/// included, plus each series' last evaluated step: a condition at two step budgets is then read where its shorter
-/// curve ends on both of its curves (runs evaluate at the same multiples of `run.eval_every`).
+/// Up to [`TABLE_COLUMNS`] evaluated steps, evenly spaced over the steps every curve reached (up to where the
+/// shortest ends), first and last included, plus each series' last evaluated step. So the curves are read side by
+/// side where they all run, where the differences between conditions lie, and where each one ends; a condition at
+/// two step budgets is read where its shorter curve ends on both of its curves (runs evaluate at the same multiples
+/// of `run.eval_every`). The plots draw every step.
 fn columns(series: &[Series]) -> Vec<u64> {
-    let all: Vec<u64> =
-        series.iter().flat_map(|s| s.points.iter().map(|p| p.step)).collect::<BTreeSet<_>>().into_iter().collect();
+    let all: BTreeSet<u64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.step)).collect();
     if all.len() <= TABLE_COLUMNS {
-        return all;
+        return all.into_iter().collect();
     }
-    let last = (all.len() - 1) as f64;
-    let mut picked: BTreeSet<u64> =
-        (0..TABLE_COLUMNS).map(|k| all[(k as f64 * last / (TABLE_COLUMNS - 1) as f64).round() as usize]).collect();
-    picked.extend(series.iter().filter_map(|s| s.points.last()).map(|p| p.step));
+    let ends: Vec<u64> = series.iter().filter_map(|s| s.points.last()).map(|p| p.step).collect();
+    let shared_end = ends.iter().copied().min().unwrap_or(0);
+    let shared: Vec<u64> = all.into_iter().filter(|&s| s <= shared_end).collect();
+    let last = shared.len().saturating_sub(1) as f64;
+    let mut picked: BTreeSet<u64> = (0..TABLE_COLUMNS.min(shared.len()))
+        .map(|k| shared[(k as f64 * last / (TABLE_COLUMNS - 1) as f64).round() as usize])
+        .collect();
+    picked.extend(ends);
     picked.into_iter().collect()
 }
 
@@ -430,9 +435,10 @@ mod tests {
                 .collect(),
         }];
         assert_eq!(columns(&many), [500, 2000, 3500, 5000, 6500, 8000]);
-        // Where a shorter curve ends (4,000 steps) is a column too.
+        // Beside a shorter curve (4,000 steps), the columns spread over the steps both reached, and the longer
+        // curve is also read where it ends.
         let short = Series { steps: 4000, points: many[0].points[..8].to_vec(), ..many[0].clone() };
-        assert_eq!(columns(&[many[0].clone(), short]), [500, 2000, 3500, 4000, 5000, 6500, 8000]);
+        assert_eq!(columns(&[many[0].clone(), short]), [500, 1000, 2000, 2500, 3500, 4000, 8000]);
     }
 
     #[test]
