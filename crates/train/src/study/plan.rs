@@ -13,13 +13,14 @@ use std::collections::HashSet;
 use std::path::Path;
 
 /// The built-in plans, by name: the text of `plans/NAME.toml`.
-const BUILT_IN: [(&str, &str); 11] = [
+const BUILT_IN: [(&str, &str); 12] = [
     ("default", include_str!("../../../../plans/default.toml")),
     ("generalisation", include_str!("../../../../plans/generalisation.toml")),
     ("generalisation-hierarchy-lr", include_str!("../../../../plans/generalisation-hierarchy-lr.toml")),
     ("generalisation-hierarchy-plateau", include_str!("../../../../plans/generalisation-hierarchy-plateau.toml")),
     ("generalisation-lr", include_str!("../../../../plans/generalisation-lr.toml")),
     ("generalisation-maze-lr", include_str!("../../../../plans/generalisation-maze-lr.toml")),
+    ("generalisation-params", include_str!("../../../../plans/generalisation-params.toml")),
     ("generalisation-params-lr", include_str!("../../../../plans/generalisation-params-lr.toml")),
     ("generalisation-plateau", include_str!("../../../../plans/generalisation-plateau.toml")),
     ("generalisation-size", include_str!("../../../../plans/generalisation-size.toml")),

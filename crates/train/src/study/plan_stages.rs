@@ -150,3 +150,40 @@ fn the_params_lr_plan_gives_10x_and_100x_nets_trms_training_flops() {
     assert!(runs.runs.iter().all(|r| r.condition != "T2n2"));
     assert_eq!(ratios, [10, 10, 10, 111, 111, 111, 111]);
 }
+
+#[test]
+fn the_params_plan_is_stage_2_with_the_parameter_axis_nets_at_their_stage_1_rates() {
+    let (plan, stage2, stage1) = (
+        Plan::built_in("generalisation-params").unwrap(),
+        Plan::built_in("generalisation").unwrap(),
+        Plan::built_in("generalisation-params-lr").unwrap(),
+    );
+    // Stage 2's task, seeds and evaluations, so that its TRM and 12-layer runs are this plan's too.
+    assert_eq!(plan.tasks, stage2.tasks);
+    assert_eq!((plan.seeds, plan.vary_data_seed, &plan.eval_steps), (5, true, &stage2.eval_steps));
+    assert_eq!(plan.test_time_examples, stage2.test_time_examples);
+    for reused in ["T2n2", "stack12"] {
+        let find = |p: &Plan| p.conditions.iter().find(|c| c.name == reused).cloned();
+        assert_eq!(find(&plan), find(&stage2), "{reused}: as stage 2 ran it");
+    }
+    // The large nets as stage 1 tuned them, at the rates it chose: the same overrides but for the rate.
+    for (net, rate) in [("L16-D96", "3e-4"), ("L16-D352", "1e-3")] {
+        let here = plan.conditions.iter().find(|c| c.name == net).unwrap();
+        let tuned = stage1.conditions.iter().find(|c| c.name == format!("{net}-{rate}")).unwrap();
+        assert_eq!((&here.preset, &here.set), (&tuned.preset, &tuned.set), "{net}");
+    }
+    // Which cells run: the large nets at TRM's FLOPs, and the 10x net also at TRM's steps.
+    let runs = Expansion::new(&plan, 1).unwrap_or_else(|e| panic!("{e:#}"));
+    let names: Vec<&str> = runs.runs.iter().map(|r| r.name.as_str()).collect();
+    let stage2_runs = Expansion::new(&stage2, 1).unwrap();
+    for reused in ["T2n2-8000st-s0", "stack12-8000st-s0"] {
+        assert!(names.contains(&reused) && stage2_runs.runs.iter().any(|r| r.name == reused), "{reused}");
+    }
+    for (run, config) in runs.runs.iter().zip(&runs.configs) {
+        config.validate().unwrap_or_else(|e| panic!("{}: {e:#}", run.name));
+    }
+    let mut large: Vec<&str> = names.iter().copied().filter(|n| n.starts_with("L16") && n.ends_with("-s0")).collect();
+    large.sort();
+    assert_eq!(large, ["L16-D352-291st-s0", "L16-D96-2667st-s0", "L16-D96-8000st-s0"]);
+    assert_eq!(names.len(), 5 * 5, "T2n2, stack12 and the three large-net cells, 5 seeds each");
+}
