@@ -162,7 +162,7 @@ fn bad_plans_and_directories_are_one_line_errors() {
         &loopgrad(&["study", "--plan", "nope"], &d),
         &[
             "unknown plan \"nope\"",
-            "default, generalisation, generalisation-hierarchy-lr, generalisation-hierarchy-plateau, generalisation-lr, generalisation-maze-lr, generalisation-params, generalisation-params-lr, generalisation-plateau, generalisation-size, quick, smoke",
+            "default, generalisation, generalisation-direct-lr, generalisation-hierarchy-lr, generalisation-hierarchy-plateau, generalisation-lr, generalisation-maze-lr, generalisation-params, generalisation-params-lr, generalisation-plateau, generalisation-size, quick, smoke",
         ],
     );
     assert_clean_error(&loopgrad(&["study", "--plan-file", "absent.toml"], &d), &["absent.toml"]);

@@ -31,7 +31,8 @@ pub struct StudyArgs {
     /// and augmentation axes; docs/study-second-edition.md), `generalisation-maze-lr` (the learning rates on the
     /// second task family, mazes), `generalisation-hierarchy-lr` and `-plateau` (the learning rates of the steps
     /// from HRM to TRM), `generalisation-params-lr` and `generalisation-params` (nets with 10x and 111x the
-    /// parameters: their learning rates, then the comparison), `quick` (the comparisons at a quarter of the budget), `default` (the first edition, about 2
+    /// parameters: their learning rates, then the comparison), `generalisation-direct-lr` (the learning rates of
+    /// nets with no outer loop), `quick` (the comparisons at a quarter of the budget), `default` (the first edition, about 2
     /// hours on 2 cores) or `smoke` (seconds).
     #[arg(long, conflicts_with_all = ["plan_file", "collect", "run_cell"])]
     pub plan: Option<String>,

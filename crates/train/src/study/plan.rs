@@ -13,9 +13,10 @@ use std::collections::HashSet;
 use std::path::Path;
 
 /// The built-in plans, by name: the text of `plans/NAME.toml`.
-const BUILT_IN: [(&str, &str); 12] = [
+const BUILT_IN: [(&str, &str); 13] = [
     ("default", include_str!("../../../../plans/default.toml")),
     ("generalisation", include_str!("../../../../plans/generalisation.toml")),
+    ("generalisation-direct-lr", include_str!("../../../../plans/generalisation-direct-lr.toml")),
     ("generalisation-hierarchy-lr", include_str!("../../../../plans/generalisation-hierarchy-lr.toml")),
     ("generalisation-hierarchy-plateau", include_str!("../../../../plans/generalisation-hierarchy-plateau.toml")),
     ("generalisation-lr", include_str!("../../../../plans/generalisation-lr.toml")),

@@ -187,3 +187,27 @@ fn the_params_plan_is_stage_2_with_the_parameter_axis_nets_at_their_stage_1_rate
     assert_eq!(large, ["L16-D352-291st-s0", "L16-D96-2667st-s0", "L16-D96-8000st-s0"]);
     assert_eq!(names.len(), 5 * 5, "T2n2, stack12 and the three large-net cells, 5 seeds each");
 }
+
+#[test]
+fn the_direct_lr_plan_takes_the_outer_loop_from_stage_2s_trm_and_12_layer_net() {
+    let (plan, stage1b, stage2) = (
+        Plan::built_in("generalisation-direct-lr").unwrap(),
+        Plan::built_in("generalisation-plateau").unwrap(),
+        Plan::built_in("generalisation").unwrap(),
+    );
+    // Stage 1b's task: the validation split, 8,000 steps, scored every 500.
+    assert_eq!(plan.tasks, stage1b.tasks);
+    let runs = Expansion::new(&plan, 1).unwrap_or_else(|e| panic!("{e:#}"));
+    for (run, config) in runs.runs.iter().zip(&runs.configs) {
+        config.validate().unwrap_or_else(|e| panic!("{}: {e:#}", run.name));
+        let (base, rate) = run.condition.split_once("-nsup1-").expect("every net has one supervision step");
+        // Stage 2's net but for the rate and the outer loop: the same overrides, then N_sup 1 and the rate.
+        let twin = stage2.conditions.iter().find(|c| c.name == base).unwrap();
+        let here = plan.conditions.iter().find(|c| c.name == run.condition).unwrap();
+        let mut want: Vec<String> = twin.set.iter().filter(|s| !s.starts_with("optim.lr=")).cloned().collect();
+        want.extend(["model.halt_max_steps=1".to_string(), format!("optim.lr={rate}")]);
+        assert_eq!((&here.preset, &here.set), (&twin.preset, &want), "{}", run.name);
+        assert_eq!(config.model.halt_max_steps(), 1, "{}", run.name);
+    }
+    assert_eq!(runs.runs.len(), 6, "two nets at three rates");
+}
