@@ -32,8 +32,8 @@ pub struct StudyArgs {
     /// second task family, mazes), `generalisation-hierarchy-lr` and `-plateau` (the learning rates of the steps
     /// from HRM to TRM), `generalisation-params-lr` and `generalisation-params` (nets with 10x and 111x the
     /// parameters: their learning rates, then the comparison), `generalisation-direct-lr` (the learning rates of
-    /// nets with no outer loop), `quick` (the comparisons at a quarter of the budget), `default` (the first edition, about 2
-    /// hours on 2 cores) or `smoke` (seconds).
+    /// nets with no outer loop), `quick` (the comparisons at a quarter of the budget), `default` (the first
+    /// edition, about 2 hours on 2 cores) or `smoke` (seconds).
     #[arg(long, conflicts_with_all = ["plan_file", "collect", "run_cell"])]
     pub plan: Option<String>,
     /// A plan as a TOML file (format: docs/study.md).
@@ -56,8 +56,8 @@ pub struct StudyArgs {
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// A hand-written plain-language answer (markdown) to put at the top of the report. Every number in a
-    /// paragraph must be read off a table row the paragraph cites (`recursion.2`); the report is not written
-    /// otherwise.
+    /// paragraph must be read off a table row the paragraph cites (`recursion.2`), or off the mechanical
+    /// comparison of the rows it cites (its p-value); the report is not written otherwise.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["emit_jobs", "run_cell"])]
     pub answer: Option<PathBuf>,
     /// Prepare the runs and write one shell command per run to this file instead of running them.

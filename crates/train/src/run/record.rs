@@ -36,10 +36,10 @@ impl Record {
 ///
 /// They are not a held-out score, nor a score of the training set: a slot's accuracy is taken at its last
 /// supervision step with the live weights, after the optimizer has already stepped on that same example at each of
-/// its earlier supervision steps. A net that fits its current batch quickly can score far higher here than the same
-/// weights on fresh puzzles (the parameter axis's 16-layer net at D 96 and lr 1e-3: 93.3% token accuracy in its
-/// last train record, 38.5% with its live weights on its validation split, and 41.1% with its EMA on its 1,000
-/// training puzzles).
+/// its earlier supervision steps. They can run far above the same run's scores on puzzles scored afresh (the
+/// parameter axis's 16-layer net at D 96 and lr 1e-3: 93.3% token accuracy in its last train record; 38.5% with its
+/// live weights on its validation split, 41.1% with its EMA on its 1,000 training puzzles), likely because a net
+/// that fits its current batch quickly is scored on examples it has just stepped on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainRecord {
     pub step: u64,

@@ -76,7 +76,7 @@ pub fn insert(report: &str, answer: &str) -> String {
 
 /// The mechanical Answer sentences of `report` that name rows, each with the rows it names.
 fn comparisons(report: &str) -> Vec<(Vec<&str>, &str)> {
-    let Some(at) = report.find("\n## Answer") else { return Vec::new() };
+    let Some(at) = report.find("\n## Answer\n") else { return Vec::new() };
     let section = report[at + 1..].lines().skip(1).take_while(|l| !l.starts_with("## "));
     section.map(|l| (row_ids(l), l)).filter(|(ids, _)| !ids.is_empty()).collect()
 }

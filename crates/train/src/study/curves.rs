@@ -201,25 +201,31 @@ fn task_config<'a>(results: &'a Results, task: &str) -> Option<&'a crate::TrainC
     results.expansion.runs.iter().position(|r| r.task == task).map(|i| &results.expansion.configs[i])
 }
 
-/// Up to [`TABLE_COLUMNS`] evaluated steps, evenly spaced over the steps every curve reached (up to where the
-/// shortest ends), first and last included, plus each series' last evaluated step. So the curves are read side by
-/// side where they all run, where the differences between conditions lie, and where each one ends; a condition at
-/// two step budgets is read where its shorter curve ends on both of its curves (runs evaluate at the same multiples
-/// of `run.eval_every`). The plots draw every step.
+/// The table's evaluated steps: up to [`TABLE_COLUMNS`] evenly spaced over the steps every curve reached (up to
+/// where the shortest one with two or more points ends), where the conditions are read side by side and where their
+/// differences lie; up to half as many over the steps past that, for the longer curves; and each curve's last
+/// evaluated step, so that a condition at two step budgets is read where its shorter curve ends on both of its
+/// curves (runs evaluate at the same multiples of `run.eval_every`). The plots draw every step.
 fn columns(series: &[Series]) -> Vec<u64> {
     let all: BTreeSet<u64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.step)).collect();
     if all.len() <= TABLE_COLUMNS {
         return all.into_iter().collect();
     }
     let ends: Vec<u64> = series.iter().filter_map(|s| s.points.last()).map(|p| p.step).collect();
-    let shared_end = ends.iter().copied().min().unwrap_or(0);
-    let shared: Vec<u64> = all.into_iter().filter(|&s| s <= shared_end).collect();
-    let last = shared.len().saturating_sub(1) as f64;
-    let mut picked: BTreeSet<u64> = (0..TABLE_COLUMNS.min(shared.len()))
-        .map(|k| shared[(k as f64 * last / (TABLE_COLUMNS - 1) as f64).round() as usize])
-        .collect();
+    // A one-point curve (a run shorter than two evaluation intervals) would leave nothing to share.
+    let curves = series.iter().filter(|s| s.points.len() >= 2).filter_map(|s| s.points.last());
+    let shared_end = curves.map(|p| p.step).min().unwrap_or(u64::MAX);
+    let (shared, rest): (Vec<u64>, Vec<u64>) = all.into_iter().partition(|&s| s <= shared_end);
+    let mut picked: BTreeSet<u64> = spread(&shared, TABLE_COLUMNS).chain(spread(&rest, TABLE_COLUMNS / 2)).collect();
     picked.extend(ends);
     picked.into_iter().collect()
+}
+
+/// Up to `k` of `steps`, evenly spaced, the first and last included.
+fn spread(steps: &[u64], k: usize) -> impl Iterator<Item = u64> + '_ {
+    let last = steps.len().saturating_sub(1) as f64;
+    let k = k.min(steps.len());
+    (0..k).map(move |i| steps[(i as f64 * last / (k.max(2) - 1) as f64).round() as usize])
 }
 
 /// The "Accuracy along training" section: what the points are, then per task a table with rows
@@ -435,10 +441,13 @@ mod tests {
                 .collect(),
         }];
         assert_eq!(columns(&many), [500, 2000, 3500, 5000, 6500, 8000]);
-        // Beside a shorter curve (4,000 steps), the columns spread over the steps both reached, and the longer
-        // curve is also read where it ends.
+        // Beside a shorter curve (4,000 steps), six columns spread over the steps both reached and three over the
+        // longer curve's remaining steps, its end included.
         let short = Series { steps: 4000, points: many[0].points[..8].to_vec(), ..many[0].clone() };
-        assert_eq!(columns(&[many[0].clone(), short]), [500, 1000, 2000, 2500, 3500, 4000, 8000]);
+        assert_eq!(columns(&[many[0].clone(), short.clone()]), [500, 1000, 2000, 2500, 3500, 4000, 4500, 6500, 8000]);
+        // A one-point curve does not shrink the shared range; its step is a column.
+        let point = Series { steps: 291, points: many[0].points[..1].to_vec(), ..many[0].clone() };
+        assert_eq!(columns(&[many[0].clone(), point]), [500, 2000, 3500, 5000, 6500, 8000]);
     }
 
     #[test]
