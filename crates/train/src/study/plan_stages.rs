@@ -5,6 +5,11 @@
 use super::expand::Expansion;
 use super::plan::{Budget, Plan};
 
+/// The built-in plans of these names.
+fn built_in<const N: usize>(names: [&str; N]) -> [Plan; N] {
+    names.map(|name| Plan::built_in(name).unwrap_or_else(|e| panic!("{name}: {e:#}")))
+}
+
 #[test]
 fn the_quick_plan_is_stage_2_at_a_quarter_of_its_budget() {
     let (quick, full) = (Plan::built_in("quick").unwrap(), Plan::built_in("generalisation").unwrap());
@@ -153,11 +158,7 @@ fn the_params_lr_plan_gives_10x_and_100x_nets_trms_training_flops() {
 
 #[test]
 fn the_params_plan_is_stage_2_with_the_parameter_axis_nets_at_their_stage_1_rates() {
-    let (plan, stage2, stage1) = (
-        Plan::built_in("generalisation-params").unwrap(),
-        Plan::built_in("generalisation").unwrap(),
-        Plan::built_in("generalisation-params-lr").unwrap(),
-    );
+    let [plan, stage2, stage1] = built_in(["generalisation-params", "generalisation", "generalisation-params-lr"]);
     // Stage 2's task, seeds and evaluations, so that its TRM and 12-layer runs are this plan's too.
     assert_eq!(plan.tasks, stage2.tasks);
     assert_eq!((plan.seeds, plan.vary_data_seed, &plan.eval_steps), (5, true, &stage2.eval_steps));
@@ -190,11 +191,7 @@ fn the_params_plan_is_stage_2_with_the_parameter_axis_nets_at_their_stage_1_rate
 
 #[test]
 fn the_direct_lr_plan_takes_the_outer_loop_from_stage_2s_trm_and_12_layer_net() {
-    let (plan, stage1b, stage2) = (
-        Plan::built_in("generalisation-direct-lr").unwrap(),
-        Plan::built_in("generalisation-plateau").unwrap(),
-        Plan::built_in("generalisation").unwrap(),
-    );
+    let [plan, stage1b, stage2] = built_in(["generalisation-direct-lr", "generalisation-plateau", "generalisation"]);
     // Stage 1b's task: the validation split, 8,000 steps, scored every 500.
     assert_eq!(plan.tasks, stage1b.tasks);
     let runs = Expansion::new(&plan, 1).unwrap_or_else(|e| panic!("{e:#}"));
