@@ -444,10 +444,11 @@ mod tests {
         // Beside a shorter curve (4,000 steps), six columns spread over the steps both reached and three over the
         // longer curve's remaining steps, its end included.
         let short = Series { steps: 4000, points: many[0].points[..8].to_vec(), ..many[0].clone() };
-        assert_eq!(columns(&[many[0].clone(), short.clone()]), [500, 1000, 2000, 2500, 3500, 4000, 4500, 6500, 8000]);
-        // A one-point curve does not shrink the shared range; its step is a column.
-        let point = Series { steps: 291, points: many[0].points[..1].to_vec(), ..many[0].clone() };
-        assert_eq!(columns(&[many[0].clone(), point]), [500, 2000, 3500, 5000, 6500, 8000]);
+        assert_eq!(columns(&[many[0].clone(), short]), [500, 1000, 2000, 2500, 3500, 4000, 4500, 6500, 8000]);
+        // A one-point curve (evaluated once, at 250) does not shrink the shared range to its one step.
+        let mut point = Series { steps: 291, points: many[0].points[..1].to_vec(), ..many[0].clone() };
+        point.points[0].step = 250;
+        assert_eq!(columns(&[many[0].clone(), point]), [250, 1500, 3000, 5000, 6500, 8000]);
     }
 
     #[test]
