@@ -89,13 +89,17 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
         "## Answer\n\nMechanical: one sentence per comparison, differences in percentage points of {} exact \
          accuracy (and token accuracy) between the means of the named rows, each with the two-sided p-value of \
          Welch's t-test over the seeds (`study::stats`). \"no detectable difference\" marks p >= 0.05: not \
-         \"the same\", only not told apart by these seeds.\n",
+         \"the same\", only not told apart by these seeds. Where the report compares conditions more than once, \
+         each exact-accuracy p-value is also given Holm-adjusted over all of them (one family: the comparisons \
+         between conditions, whose answers share the tables), which keeps the chance of any false \"detected\" \
+         at 5%; \"not detectable once corrected\" marks an unadjusted p below 0.05 whose adjusted p is not.\n",
         scored
     );
+    let family = Holm::of(results);
     for q in &plan.questions {
         let _ = writeln!(md, "### {}: {}\n", q.id, q.title);
         let sentences = match q.kind {
-            QuestionKind::Compare => compare_answers(results, q),
+            QuestionKind::Compare => compare_answers(results, q, &family),
             QuestionKind::TestTime => test_time_answers(results, q),
         };
         for s in sentences {
@@ -218,22 +222,59 @@ fn test_time_table(md: &mut String, results: &Results, q: &Question) {
     md.push('\n');
 }
 
-fn compare_answers(results: &Results, q: &Question) -> Vec<String> {
-    let reference = q.reference.clone().unwrap_or_else(|| q.conditions[0].clone());
-    let rows = compare_rows(q);
-    let mut out = Vec::new();
-    for &budget in &q.budgets {
-        let row_of =
-            |c: &str| rows.iter().find(|(_, rc, b)| *rc == c && *b == budget).map(|r| r.0.clone()).expect("a row");
-        let base = results.cell(&reference, budget);
-        for c in q.conditions.iter().filter(|c| **c != reference) {
-            let other = results.cell(c, budget);
-            let what = format!("{c} vs {reference} at {}", budget_phrase(results, &other, budget));
-            let rows = format!("rows {} and {}", row_of(c), row_of(&reference));
-            out.push(compare_sentence(&what, &other, &base, &rows));
+/// The comparisons of a question, in answer order: (budget, condition, reference) for every budget and every
+/// condition but the reference.
+fn comparisons(q: &Question) -> Vec<(Budget, &str, &str)> {
+    let reference = q.reference.as_deref().unwrap_or(&q.conditions[0]);
+    let others = || q.conditions.iter().map(String::as_str).filter(move |c| *c != reference);
+    q.budgets.iter().flat_map(|&b| others().map(move |c| (b, c, reference))).collect()
+}
+
+/// Holm's adjustment of the exact-accuracy Welch p-values of every comparison question of a report, as one
+/// family: (question id, budget, condition) -> the adjusted p. Empty when there are fewer than two tests.
+struct Holm {
+    adjusted: std::collections::HashMap<(String, Budget, String), f64>,
+    family: usize,
+}
+
+impl Holm {
+    fn of(results: &Results) -> Holm {
+        let mut keys = Vec::new();
+        let mut ps = Vec::new();
+        for q in results.expansion.plan.questions.iter().filter(|q| q.kind == QuestionKind::Compare) {
+            for (budget, c, reference) in comparisons(q) {
+                let (a, b) = (results.cell(c, budget).exact, results.cell(reference, budget).exact);
+                if let Some(t) = a.zip(b).and_then(|(a, b)| welch(a, b)) {
+                    keys.push((q.id.clone(), budget, c.to_string()));
+                    ps.push(t.p);
+                }
+            }
         }
+        let family = ps.len();
+        let adjusted = if family < 2 { Default::default() } else { keys.into_iter().zip(stats::holm(&ps)).collect() };
+        Holm { adjusted, family }
     }
-    out
+
+    fn get(&self, q: &Question, budget: Budget, condition: &str) -> Option<(f64, usize)> {
+        let p = self.adjusted.get(&(q.id.clone(), budget, condition.to_string()))?;
+        Some((*p, self.family))
+    }
+}
+
+fn compare_answers(results: &Results, q: &Question, family: &Holm) -> Vec<String> {
+    let rows = compare_rows(q);
+    let row_of = |c: &str, budget: Budget| {
+        rows.iter().find(|(_, rc, b)| *rc == c && *b == budget).map(|r| r.0.clone()).expect("a row")
+    };
+    comparisons(q)
+        .into_iter()
+        .map(|(budget, c, reference)| {
+            let (other, base) = (results.cell(c, budget), results.cell(reference, budget));
+            let what = format!("{c} vs {reference} at {}", budget_phrase(results, &other, budget));
+            let rows = format!("rows {} and {}", row_of(c, budget), row_of(reference, budget));
+            compare_sentence(&what, &other, &base, &rows, family.get(q, budget, c))
+        })
+        .collect()
 }
 
 fn test_time_answers(results: &Results, q: &Question) -> Vec<String> {
@@ -288,34 +329,48 @@ fn test_time_answers(results: &Results, q: &Question) -> Vec<String> {
 
 /// The comparison sentence of two table rows: exact accuracy, then token accuracy (which still separates
 /// conditions while exact accuracy is near 0 or 100%).
-fn compare_sentence(what: &str, a: &CellResult, b: &CellResult, rows: &str) -> String {
+/// `holm` is the exact-accuracy p adjusted over the report's family of comparisons, and the family's size.
+fn compare_sentence(what: &str, a: &CellResult, b: &CellResult, rows: &str, holm: Option<(f64, usize)>) -> String {
     let (Some(exact_a), Some(exact_b)) = (a.exact, b.exact) else {
         return format!("{what}: not available, a row has no finished runs ({rows}).");
     };
     let token = match (a.token, b.token) {
-        (Some(ta), Some(tb)) => format!("; token {}", delta(ta, tb)),
+        (Some(ta), Some(tb)) => format!("; token {}", delta(ta, tb, None)),
         _ => String::new(),
     };
     format!(
         "{what}: exact {}{token}; means over {} and {} seeds; {rows}.",
-        delta(exact_a, exact_b),
+        delta(exact_a, exact_b, holm),
         exact_a.n,
         exact_b.n
     )
 }
 
 /// "+x.x points (a% vs b%, Welch p = 0.012)", with "no detectable difference" for p >= 0.05 and no p-value when
-/// a row has a single seed.
-fn delta(a: Summary, b: Summary) -> String {
+/// a row has a single seed; with `holm` (the adjusted p and its family's size), "; Holm p = 0.036 over the
+/// report's 3 comparisons", and "not detectable once corrected" when only the unadjusted p is below 0.05.
+fn delta(a: Summary, b: Summary, holm: Option<(f64, usize)>) -> String {
     let d = 100.0 * (a.mean - b.mean);
-    let moments = |s: Summary| s.sd.map(|sd| (s.n, s.mean, sd * sd));
-    let test = moments(a).zip(moments(b)).and_then(|(x, y)| stats::welch_from_moments(x, y));
-    let qualifier = match test {
+    let qualifier = match welch(a, b) {
         None => String::new(),
         Some(t) if t.p >= 0.05 => format!(", Welch p = {}, no detectable difference", p_value(t.p)),
         Some(t) => format!(", Welch p = {}", p_value(t.p)),
     };
-    format!("{d:+.1} points ({:.1}% vs {:.1}%{qualifier})", 100.0 * a.mean, 100.0 * b.mean)
+    let corrected = match holm {
+        None => String::new(),
+        Some((h, m)) => {
+            let lost = welch(a, b).is_some_and(|t| t.p < 0.05) && h >= 0.05;
+            let lost = if lost { ", not detectable once corrected" } else { "" };
+            format!("; Holm p = {} over the report's {m} comparisons{lost}", p_value(h))
+        }
+    };
+    format!("{d:+.1} points ({:.1}% vs {:.1}%{qualifier}{corrected})", 100.0 * a.mean, 100.0 * b.mean)
+}
+
+/// Welch's test of two rows' means from their summaries; None when either has a single seed.
+fn welch(a: Summary, b: Summary) -> Option<stats::TTest> {
+    let moments = |s: Summary| s.sd.map(|sd| (s.n, s.mean, sd * sd));
+    moments(a).zip(moments(b)).and_then(|(x, y)| stats::welch_from_moments(x, y))
 }
 
 /// A p-value to two significant digits (two decimals from 0.1 up), "< 0.0001" below that.

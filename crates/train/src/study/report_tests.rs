@@ -8,7 +8,7 @@ fn difference(what: &str, a: Option<Summary>, b: Option<Summary>, rows: &str) ->
     let (Some(a), Some(b)) = (a, b) else {
         return format!("{what}: not available, a row has no finished runs ({rows}).");
     };
-    format!("{what}: exact {}, means over {} and {} seeds; {rows}.", delta(a, b), a.n, b.n)
+    format!("{what}: exact {}, means over {} and {} seeds; {rows}.", delta(a, b, None), a.n, b.n)
 }
 
 #[test]
@@ -30,6 +30,42 @@ fn differences_cite_rows_and_flag_noise() {
     assert!(difference("A vs D", a, None, "r").contains("not available"));
     assert_eq!(percent(Summary::of(&[0.5])), "50.0");
     assert_eq!(sci(1234.0e9), "1.23e12");
+}
+
+#[test]
+fn an_exact_p_value_is_also_given_holm_adjusted_over_the_reports_comparisons() {
+    let (a, b) = (Summary::of(&[0.90, 0.94, 0.92]).unwrap(), Summary::of(&[0.80, 0.82, 0.81]).unwrap());
+    let s = delta(a, b, Some((0.011, 3)));
+    assert!(s.ends_with("(92.0% vs 81.0%, Welch p = 0.0037; Holm p = 0.011 over the report's 3 comparisons)"), "{s}");
+    let s = delta(a, b, Some((0.06, 3)));
+    assert!(
+        s.ends_with("Welch p = 0.0037; Holm p = 0.06 over the report's 3 comparisons, not detectable once corrected)")
+    );
+    let c = Summary::of(&[0.91, 0.80]).unwrap();
+    let s = delta(a, c, Some((0.87, 2)));
+    assert!(s.ends_with("no detectable difference; Holm p = 0.87 over the report's 2 comparisons)"), "{s}");
+
+    // The smoke plan compares T1n1 with T2n2 at two budgets. Run 5 missing leaves T2n2 a single seed, so neither
+    // comparison has a test and nothing is adjusted; with every run finished (2 seeds a cell) the family is 2,
+    // and each sentence carries its adjusted p.
+    let ctx = || ReportContext { command: "x".into(), machine: Machine::this(), plots: vec![], wall_time: None };
+    let mut results = fabricated();
+    assert!(Holm::of(&results).adjusted.is_empty());
+    assert!(!markdown(&results, &ctx()).contains("Holm p ="));
+    results.runs[5].status = super::super::runner::RunStatus::Finished;
+    results.runs[5].exact = Some(0.6);
+    let family = Holm::of(&results);
+    assert_eq!((family.family, family.adjusted.len()), (2, 2));
+    let raw: Vec<f64> = [Budget::Steps, Budget::Flops]
+        .iter()
+        .map(|&b| welch(results.cell("T1n1", b).exact.unwrap(), results.cell("T2n2", b).exact.unwrap()).unwrap().p)
+        .collect();
+    let q = &results.expansion.plan.questions[0];
+    for (budget, want) in [Budget::Steps, Budget::Flops].into_iter().zip(stats::holm(&raw)) {
+        assert_eq!(family.get(q, budget, "T1n1"), Some((want, 2)));
+    }
+    let md = markdown(&results, &ctx());
+    assert_eq!(md.matches("over the report's 2 comparisons").count(), 2, "{md}");
 }
 
 /// The smoke plan with made-up finished runs (run i scores 0.1 (i + 1) exact), one run missing.

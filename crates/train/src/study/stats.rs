@@ -114,6 +114,23 @@ fn degenerate(diff: f64, df: f64) -> TTest {
     }
 }
 
+/// Holm's step-down adjustment of a family of p-values, returned in the input's order: sorted ascending, the i-th
+/// smallest (from 0) is multiplied by m - i, each adjusted value is raised to the largest before it (so the order
+/// of the p-values is kept) and capped at 1. An adjusted p below 0.05 rejects at a family-wise error rate of 5%,
+/// whatever the dependence between the tests (Holm 1979), and never less often than Bonferroni's m p.
+pub fn holm(ps: &[f64]) -> Vec<f64> {
+    let m = ps.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| ps[a].total_cmp(&ps[b]));
+    let mut adjusted = vec![0.0; m];
+    let mut running = 0.0f64;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * ps[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
+}
+
 /// The percentile bootstrap interval of the mean at `level`: `resamples` resamples with replacement drawn from
 /// `Rng::new(seed)`, their means sorted, and the (1-level)/2 and (1+level)/2 quantiles read with linear
 /// interpolation between order statistics. None for no values or no resamples.
@@ -331,6 +348,26 @@ mod tests {
         assert_eq!(paired(&[0.5, 0.6], &[0.4, 0.5]).unwrap().p, 0.0);
         let ci = t_interval(&[0.2; 4], 0.95).unwrap();
         assert_eq!((ci.lo, ci.hi), (0.2, 0.2));
+    }
+
+    #[test]
+    fn holm_matches_statsmodels() {
+        // Every `want` is statsmodels' (0.15.0): `multipletests(ps, method="holm")[1]` from
+        // `statsmodels.stats.multitest`. By hand: sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 gives 0.02,
+        // 0.03, 0.06, 0.04, and the last is raised to the 0.06 before it.
+        let got = holm(&[0.01, 0.04, 0.03, 0.005]);
+        let want = [0.03, 0.06, 0.06, 0.02];
+        for (g, w) in got.iter().zip(want) {
+            close(*g, w, 1e-15, "holm");
+        }
+        // Stage 2's three comparisons between nets: only the smallest stays below 0.05.
+        let got = holm(&[0.00043, 0.097, 0.039]);
+        for (g, w) in got.iter().zip([0.00129, 0.097, 0.078]) {
+            close(*g, w, 1e-15, "holm, stage 2");
+        }
+        assert_eq!(holm(&[0.6, 0.7]), vec![1.0, 1.0], "capped at 1");
+        assert_eq!(holm(&[0.02]), vec![0.02], "a family of one is its own p");
+        assert!(holm(&[]).is_empty());
     }
 
     #[test]
