@@ -191,3 +191,36 @@ fn a_report_plots_accuracy_against_parameters_where_the_nets_differ_in_them() {
     assert!(svg.contains("1.0e6"), "a log axis reaching the 12-layer net's 9.6e5");
     assert!(read(&d.join("report.md")).contains("report/sudoku6-params.svg"));
 }
+
+/// A corrupted run file stops `--collect` with the file named, and no report is written: a truncated
+/// `test_time.json` would otherwise count its run as not finished without a word.
+#[test]
+fn a_corrupted_run_file_stops_the_report_and_is_named() {
+    let d = tmp("audit");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/results/generalisation-plateau");
+    let copy = d.join("plateau");
+    for entry in std::fs::read_dir(source.join("runs")).unwrap() {
+        let run = entry.unwrap().path();
+        let to = copy.join("runs").join(run.file_name().unwrap());
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(&run).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::copy(source.join("plan.toml"), copy.join("plan.toml")).unwrap();
+    ok(&loopgrad(&["study", "--collect", "plateau", "--report", "clean.md"], &d));
+    let victim = std::fs::read_dir(copy.join("runs")).unwrap().next().unwrap().unwrap().path().join("test_time.json");
+    let text = read(&victim);
+    std::fs::write(&victim, &text[..text.len() / 2]).unwrap();
+    let out = loopgrad(&["study", "--collect", "plateau", "--report", "report.md"], &d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: plateau: 1 run file(s) cannot be what a run wrote"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: not a test-time file", victim.strip_prefix(&d).unwrap().display())),
+        "{stderr}"
+    );
+    assert!(!d.join("report.md").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -140,11 +140,16 @@ impl TrainConfig {
     }
 
     /// Reads a TOML file (a whole config).
+    /// Reads a TOML config and checks its ranges and names ([`TrainConfig::validate_limits`]), so that every
+    /// reader of a run's `config.toml` (`trace`, the study's test-time evaluation, `eval`) refuses what `train`
+    /// would, naming the file, instead of failing inside data generation.
     pub fn from_file(path: &Path) -> Result<Self> {
-        overrides::from_toml_file(path).map_err(|e| match model_field_at_fault(path) {
+        let c: TrainConfig = overrides::from_toml_file(path).map_err(|e| match model_field_at_fault(path) {
             Some(why) => anyhow!("{}: invalid config: {why}", path.display()),
             None => e,
-        })
+        })?;
+        c.validate_limits().map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        Ok(c)
     }
 
     /// Applies `--set key=value` overrides and validates the result. A range error after overrides names them
@@ -275,11 +280,12 @@ impl TrainConfig {
         let tokens = examples * self.tokens_per_example() as u128;
         if tokens > MAX_DATA_TOKENS as u128 {
             bail!(
-                "data.train_count {} x {copies} copies (data.augmentations {}) + data.test_count {} examples of {} \
-                 tokens is {tokens} tokens, more than {MAX_DATA_TOKENS}",
+                "data.train_count {} x {copies} copies (data.augmentations {}) + data.test_count {} + \
+                 data.validation_count {} examples of {} tokens is {tokens} tokens, more than {MAX_DATA_TOKENS}",
                 d.train_count,
                 d.augmentations,
                 d.test_count,
+                d.validation_count,
                 self.tokens_per_example()
             );
         }
@@ -455,6 +461,34 @@ mod tests {
             let err = TrainConfig::from_file(&path).unwrap_err().to_string();
             assert!(err.ends_with(&format!("invalid config: {want}")), "{err}");
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A run's config.toml edited out of range is refused on reading, naming the file: `trace` and the study's
+    /// test-time evaluation rebuild data from it, and used to panic inside the generators.
+    #[test]
+    fn a_config_file_out_of_range_is_refused_on_reading_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("loopgrad-config-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let smoke = TrainConfig::preset("smoke").unwrap();
+        let cases: [(&[&str], &str); 4] = [
+            (&["data.task=maze", "data.maze_size=1"], "maze_size"),
+            (&["data.sudoku_givens=[17, 17]"], "sudoku_givens"),
+            (&["data.train_count=0", "data.validation_count=5"], "data.validation_count"),
+            (&["data.validation_count=1000000000"], "data.validation_count 1000000000"),
+        ];
+        for (sets, want) in cases {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            let bad = overrides::apply(&smoke, &sets).unwrap();
+            let path = dir.join("config.toml");
+            std::fs::write(&path, bad.to_toml()).unwrap();
+            let err = TrainConfig::from_file(&path).unwrap_err().to_string();
+            assert!(err.starts_with(&path.display().to_string()) && err.contains(want), "{sets:?}: {err}");
+        }
+        let path = dir.join("config.toml");
+        std::fs::write(&path, smoke.to_toml().replace("heldout_disjoint = \"exact\"", "heldout_disjoint = \"bogus\""))
+            .unwrap();
+        assert!(TrainConfig::from_file(&path).unwrap_err().to_string().contains("data.heldout_disjoint"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -420,6 +420,15 @@ fn emit_jobs(expansion: &Expansion, out: &Path, exe: &Path, file: &Path) -> Resu
 
 /// Collects the runs under OUT/runs and writes the report and its plots, with the checked answer if given.
 fn write_report(expansion: &Expansion, out: &Path, report: &Path, answer: Option<&Path>) -> Result<()> {
+    let problems = loopgrad_train::study::audit::audit(expansion, &out.join("runs"));
+    if !problems.is_empty() {
+        bail!(
+            "{}: {} run file(s) cannot be what a run wrote; repair or remove them (a removed run trains again):\n  {}",
+            out.display(),
+            problems.len(),
+            problems.join("\n  ")
+        );
+    }
     let results = collect(expansion, &out.join("runs"));
     let mut context =
         ReportContext { command: command_line(), machine: Machine::this(), plots: vec![], wall_time: wall_time(out) };

@@ -22,7 +22,9 @@ impl Machine {
 
     /// "Intel(R) Xeon(R) Processor, 2 cores".
     pub fn describe(&self) -> String {
-        format!("{}, {} core{}", self.cpu, self.cores, if self.cores == 1 { "" } else { "s" })
+        // The CPU's name comes from a run's test_time.json, written anywhere: one line of plain text in a report.
+        let cpu: String = self.cpu.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        format!("{cpu}, {} core{}", self.cores, if self.cores == 1 { "" } else { "s" })
     }
 }
 

@@ -5,6 +5,7 @@
 //! plan.toml ──expand──> runs: OUT/runs/CONDITION-STEPSst-sSEED/study.json       (expand.rs, plan.rs)
 //!     each run ──runner──> run::train into DIR; test_time.json                  (runner.rs, testtime.rs)
 //!     run directories ──collect──> per-cell mean ± sd ──report──> report.md       (collect.rs, report.rs)
+//!     run files that cannot be a run's own ──> no report, the file named           (audit.rs)
 //!     eval records of metrics.jsonl ──> accuracy along training, per cell         (curves.rs)
 //! ```
 //!
@@ -12,6 +13,7 @@
 //! array, GNU parallel) and collected later. See `docs/study.md`.
 
 pub mod answer;
+pub mod audit;
 pub mod collect;
 pub mod curves;
 pub mod expand;
