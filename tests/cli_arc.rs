@@ -255,10 +255,31 @@ fn bad_arc_input_is_one_clean_error_naming_it() {
     assert!(sub["e0"][0]["attempt_1"].is_array() && sub["e1"][0]["attempt_2"].is_array());
     // Flags and side files.
     assert_clean_error(&eval("evaluation", &["--shard", "3/3"]), &["--shard \"3/3\""]);
+    let tasks = std::fs::read_dir(d.join("evaluation")).unwrap().count().to_string();
+    let more = (tasks.parse::<usize>().unwrap() + 1).to_string();
+    assert_clean_error(
+        &eval("evaluation", &["--emit-jobs", "jobs.txt", "--shards", &more]),
+        &[&format!("--shards {more}: more than the {tasks} tasks")],
+    );
+    // Votes: the same file twice, and votes for tasks the data does not hold.
+    let out = eval("evaluation", &["--votes", "votes.json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let collect = |data: &str, files: &[&str]| {
+        let mut args = vec!["eval", "--task", "arc", "--data", data];
+        files.iter().for_each(|f| args.extend(["--collect", *f]));
+        loopgrad(&args, &d)
+    };
+    assert_clean_error(&collect("evaluation", &["votes.json", "votes.json"]), &["votes.json: given twice"]);
+    assert_clean_error(&collect("bad/x_challenges.json", &["votes.json"]), &["votes.json", "no such task in the data"]);
     assert_clean_error(&eval("evaluation", &["--pass-k", "0"]), &["--pass-k"]);
     assert_clean_error(&eval("evaluation", &["--identifiers", "absent.json"]), &["absent.json", "identifier table"]);
     std::fs::write(d.join("ids.json"), r#"["a", "b"]"#).unwrap();
     assert_clean_error(&eval("evaluation", &["--identifiers", "ids.json"]), &["ids.json", "identifier 0 must be"]);
+    std::fs::write(d.join("ids.json"), r#"["<blank>", "e0", "e1|||t4"]"#).unwrap();
+    assert_clean_error(
+        &eval("evaluation", &["--identifiers", "ids.json"]),
+        &["ids.json", "identifier 2 (\"e1|||t4\") is not a task's augmentation"],
+    );
     std::fs::write(d.join("votes.json"), r#"[{"task":"e0","input":[[1,2],[3]],"candidates":[]}]"#).unwrap();
     assert_clean_error(
         &loopgrad(&["eval", "--task", "arc", "--data", "evaluation", "--collect", "votes.json"], &d),

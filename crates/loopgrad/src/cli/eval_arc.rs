@@ -78,11 +78,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         tasks.truncate(args.limit);
     }
     if let Some(file) = &a.emit_jobs {
-        return emit_jobs(args, file);
+        return emit_jobs(args, file, tasks.len());
     }
     if !a.collect.is_empty() {
         let mut evaluator = ArcEvaluator::from_votes(&tasks);
-        for path in &a.collect {
+        for (i, path) in a.collect.iter().enumerate() {
+            if a.collect[..i].contains(path) {
+                bail!("--collect {}: given twice (its votes would count twice)", path.display());
+            }
             crate::cli::check_input_file("--collect", path)?;
             let text = loopgrad_train::rundir::read_text(path)?;
             let ballots: Vec<BallotRecord> =
@@ -217,12 +220,16 @@ fn read_identifiers(path: &Path) -> Result<Vec<String>> {
     serde_json::from_str(&text).with_context(|| format!("{}: not a JSON list of identifier names", path.display()))
 }
 
-/// One command per shard, each writing `<FILE>.votes-<I>-of-<N>.json`; prints the `--collect` command.
-fn emit_jobs(args: &EvalArgs, file: &Path) -> Result<()> {
+/// One command per shard, each writing `<FILE>.votes-<I>-of-<N>.json`; prints the `--collect` command. A shard
+/// holds at least one of the `tasks`.
+fn emit_jobs(args: &EvalArgs, file: &Path, tasks: usize) -> Result<()> {
     let a = &args.arc;
     let n = a.shards.unwrap_or(0);
     if n == 0 {
         bail!("--shards must be at least 1");
+    }
+    if n > tasks {
+        bail!("--shards {n}: more than the {tasks} tasks of {} (a shard holds at least one)", args.data.display());
     }
     crate::cli::check_output_file("--emit-jobs", file)?;
     let checkpoint = args.model.checkpoint.as_deref().ok_or_else(|| anyhow!("--emit-jobs needs --checkpoint"))?;

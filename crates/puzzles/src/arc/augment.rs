@@ -68,11 +68,14 @@ impl Augmentation {
         format!("{task}{SEPARATOR}t{}{SEPARATOR}{mapping}", self.transform)
     }
 
-    /// Split a puzzle name into the task id and its augmentation; `None` if the suffix is malformed.
+    /// Split a puzzle name into the task id and its augmentation; `None` if the suffix is malformed (a name with
+    /// a separator has both parts of it: `TASK|||tT|||COLOURS`).
     pub fn parse_name(name: &str) -> Option<(&str, Augmentation)> {
         let mut parts = name.rsplitn(3, SEPARATOR);
         let (last, mid, first) = (parts.next()?, parts.next(), parts.next());
-        let (Some(mid), Some(task)) = (mid, first) else { return Some((name, Self::IDENTITY)) };
+        let (Some(mid), Some(task)) = (mid, first) else {
+            return (!name.contains(SEPARATOR)).then_some((name, Self::IDENTITY));
+        };
         let transform = mid.strip_prefix('t')?.parse::<u8>().ok().filter(|&t| t < 8)?;
         let digits: Vec<u8> = last.bytes().map(|b| b.wrapping_sub(b'0')).collect();
         let mut seen = [false; COLOURS as usize];
@@ -118,5 +121,6 @@ mod tests {
         assert_eq!(Augmentation::parse_name("abc|||t9|||0123456789"), None);
         assert_eq!(Augmentation::parse_name("abc|||t1|||1023456789"), None);
         assert_eq!(Augmentation::parse_name("abc|||t1|||0023456789"), None);
+        assert_eq!(Augmentation::parse_name("abc|||t1"), None, "one part of the suffix");
     }
 }

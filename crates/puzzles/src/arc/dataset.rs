@@ -208,6 +208,12 @@ pub fn identifiers_from_names(names: &[String]) -> Result<Identifiers, String> {
     }
     let mut ids = Identifiers::new();
     for (i, name) in names.iter().enumerate().skip(1) {
+        // A name that is no augmentation of a task would be skipped when the test set is built, silently.
+        if Augmentation::parse_name(name).is_none() {
+            return Err(format!(
+                "identifier {i} ({name:?}) is not a task's augmentation (TASK, or TASK|||tT|||COLOURS)"
+            ));
+        }
         if ids.intern(name) as usize != i {
             return Err(format!("identifier {i} ({name:?}) appears twice"));
         }

@@ -153,6 +153,15 @@ impl<'a> ArcEvaluator<'a> {
         for (i, b) in ballots.iter().enumerate() {
             let what = || format!("ballot {} (task {})", i + 1, b.task);
             let input = rows_grid(&b.input).ok_or_else(|| format!("{}: the input is not a grid of colours", what()))?;
+            // Votes for another data set would score its tasks 0 without a word.
+            let task = self
+                .tasks
+                .iter()
+                .find(|t| t.id == b.task)
+                .ok_or_else(|| format!("{}: no such task in the data", what()))?;
+            if !task.test.iter().any(|p| p.input == input) {
+                return Err(format!("{}: the input is none of the task's test inputs", what()));
+            }
             let ballot = self.votes.entry((b.task.clone(), input)).or_default();
             for c in &b.candidates {
                 let grid =
@@ -334,6 +343,15 @@ mod tests {
         let mut bad = whole.ballots();
         bad[0].candidates[0].grid = vec![vec![1, 2], vec![3]];
         assert_eq!(merged.add_ballots(&bad).unwrap_err(), "ballot 1 (task a): a candidate is not a grid of colours");
+        let mut other = whole.ballots();
+        other[0].task = "zz".into();
+        assert_eq!(merged.add_ballots(&other).unwrap_err(), "ballot 1 (task zz): no such task in the data");
+        let mut moved = whole.ballots();
+        moved[0].input = vec![vec![9, 9, 9], vec![9, 9, 9]];
+        assert_eq!(
+            merged.add_ballots(&moved).unwrap_err(),
+            "ballot 1 (task a): the input is none of the task's test inputs"
+        );
     }
 
     #[test]
