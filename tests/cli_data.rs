@@ -117,6 +117,14 @@ fn generated_files_pass_inspection() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let check = inspect("sudoku", &sudoku);
     assert!(String::from_utf8_lossy(&check.stdout).contains("40 valid 2x3 Sudoku puzzles"));
+    // Other box shapes read back without being told (they used to fail inspection with a wrong claim).
+    for shape in ["3x2", "2x4"] {
+        let other = dir.join(format!("{shape}.csv"));
+        let args = ["data", "sudoku", "--box", shape, "--count", "3", "--out", other.to_str().unwrap()];
+        assert!(loopgrad(&args).status.success());
+        let check = inspect("sudoku", &other);
+        assert!(String::from_utf8_lossy(&check.stdout).contains(&format!("3 valid {shape} Sudoku puzzles")), "{shape}");
+    }
     let hard = dir.join("h.csv");
     let out = loopgrad(&["data", "sudoku", "--count", "2", "--min-rating", "1", "--out", hard.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -130,6 +138,9 @@ fn generated_files_pass_inspection() {
     let bad = loopgrad(&["data", "sudoku", "--box", "4x4", "--count", "1", "--out", sudoku.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("box shape `4x4`"));
+    let bad = loopgrad(&["data", "sudoku", "--box", "1x9", "--count", "1", "--out", sudoku.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--box 1x9: a box needs 2 rows and 2 columns"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

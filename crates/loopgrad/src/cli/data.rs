@@ -54,7 +54,7 @@ pub enum DataCommand {
 
 #[derive(Args)]
 pub struct SudokuArgs {
-    /// Box shape ROWSxCOLS: 2x2 (4x4 grid), 2x3 (6x6), 3x3 (9x9).
+    /// Box shape ROWSxCOLS, 2 rows and columns or more: 2x2 (4x4 grid), 2x3 or 3x2 (6x6), 2x4 or 4x2 (8x8), 3x3 (9x9).
     #[arg(long = "box", default_value = "3x3")]
     box_shape: String,
     /// Number of puzzles.
@@ -176,6 +176,10 @@ fn parse_range(text: &str) -> anyhow::Result<(usize, usize)> {
 
 fn generate_sudoku(args: &SudokuArgs) -> anyhow::Result<()> {
     let shape = sudoku::BoxShape::parse(&args.box_shape).map_err(|e| anyhow!("--box: {e}"))?;
+    if shape.rows < 2 || shape.cols < 2 {
+        // Their puzzles are Latin squares, which no reader takes for a Sudoku file (`sudoku::csv`).
+        bail!("--box {}: a box needs 2 rows and 2 columns or more (2x2, 2x3, 3x2, 2x4, 3x3, ...)", args.box_shape);
+    }
     crate::cli::check_output_file("--out", &args.out)?;
     let difficulty = match (args.min_rating, &args.givens) {
         (Some(r), _) if !(r.is_finite() && r >= 0.0) => bail!("--min-rating {r} must be a non-negative number"),

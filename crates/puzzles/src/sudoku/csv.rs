@@ -47,18 +47,45 @@ fn parse_record(file: &str, rec: &Record, shape: BoxShape) -> Result<SudokuRecor
     })
 }
 
-/// The shape conventional for `record`'s question length: 16 -> 2x2, 36 -> 2x3, 81 -> 3x3.
-fn conventional_shape(file: &str, record: &Record) -> Result<BoxShape, DataError> {
+/// The box shapes a file that does not say its shape may have, from its first record's length, most likely
+/// first: the conventional shape (16 -> 2x2, 36 -> 2x3, 81 -> 3x3), then the other shapes of that side with boxes
+/// of 2 rows and columns or more (3x2, 2x4, 4x2). Boxes of one row or column are never inferred: every Latin
+/// square would pass them, and a broken box rule would go unnoticed.
+fn candidate_shapes(file: &str, record: &Record) -> Result<Vec<BoxShape>, DataError> {
     let len = record.question.chars().count();
-    BoxShape::for_cells(len).ok_or_else(|| {
-        record.error(file, format!("question has {len} characters; expected 16 (4x4), 36 (6x6) or 81 (9x9)"))
-    })
+    let mut shapes: Vec<BoxShape> = (2..=9)
+        .filter(|n| n * n == len)
+        .flat_map(|n| (2..n).filter(move |r| n % r == 0 && n / r >= 2).map(move |r| BoxShape::new(r, n / r)))
+        .collect();
+    shapes.sort_by_key(|s| (Some(*s) != BoxShape::for_cells(len), s.rows));
+    if shapes.is_empty() {
+        let sides = "16 (4x4), 36 (6x6), 64 (8x8) or 81 (9x9)";
+        return Err(record.error(file, format!("question has {len} characters; expected {sides}")));
+    }
+    Ok(shapes)
 }
 
-/// Parse a whole file's bytes. `shape` defaults to the conventional shape for the first question's length
-/// (16 -> 2x2, 36 -> 2x3, 81 -> 3x3).
+/// Parse a whole file's bytes. Without `shape`, the first of [`candidate_shapes`] whose rules every record
+/// follows; if none does, the error under the most likely one. So every file `loopgrad data sudoku --box`
+/// writes (3x2 and 2x4 included) reads back without being told its shape.
 pub fn parse_csv(file: &str, bytes: &[u8], shape: Option<BoxShape>) -> Result<Vec<SudokuRecord>, DataError> {
-    csv4::parse_rows(file, bytes, shape, |r| conventional_shape(file, r), |r, shape| parse_record(file, r, shape))
+    let candidates = std::cell::RefCell::new(Vec::new());
+    let most_likely = |r: &Record| {
+        let shapes = candidate_shapes(file, r)?;
+        let first = shapes[0];
+        *candidates.borrow_mut() = shapes;
+        Ok(first)
+    };
+    let parse = |shape| csv4::parse_rows(file, bytes, shape, most_likely, |r, shape| parse_record(file, r, shape));
+    let first = parse(shape);
+    if first.is_err() && shape.is_none() {
+        for other in candidates.take().into_iter().skip(1) {
+            if let Ok(records) = parse(Some(other)) {
+                return Ok(records);
+            }
+        }
+    }
+    first
 }
 
 /// Read a Sudoku CSV (see [`parse_csv`]).
@@ -119,12 +146,32 @@ mod tests {
     fn row_errors() {
         let bad = |row: &str| parse_csv("f.csv", format!("{HEADER}{row}\n").as_bytes(), None).unwrap_err().to_string();
         assert!(bad("x,1..............,1234341221434321,0").contains("expected 16 (4x4)"));
+        assert!(bad(&format!("x,{},{},0", ".".repeat(25), "1".repeat(25))).contains("question has 25 characters"));
         assert!(bad("x,1...............,123434122143432,0").contains("answer has 15 characters"));
         assert!(bad("x,1..a............,1234341221434321,0").contains("question has bad character 'a'"));
         assert!(bad("x,2...............,1234341221434321,0").contains("where the question gives 2"));
         assert!(bad("x,1...............,1234341221434312,0").contains("appears twice"));
         assert!(bad("x,1...............,1234341221434321,-1").contains("negative"));
         assert!(bad("x,1..a............,1234341221434321,0").starts_with("f.csv: row 1 (line 2): "));
+    }
+
+    /// Files of 3x2 boxes (the transpose of 6x6's conventional 2x3), 2x4 and 4x2 read back without the shape
+    /// given; a 4x4 answer that breaks only the box rule is still refused (no 1 x 4 boxes are inferred).
+    #[test]
+    fn other_box_shapes_are_inferred_from_the_first_answer() {
+        let mut rng = loopgrad_tensor::Rng::new(3);
+        for shape in [BoxShape::new(3, 2), BoxShape::new(2, 4), BoxShape::new(4, 2)] {
+            let solution =
+                super::super::generator::random_solution(&mut super::super::solver::Solver::new(shape), &mut rng);
+            let mut puzzle = solution.clone();
+            puzzle[0] = 0;
+            let record = SudokuRecord { source: "g".into(), shape, puzzle, solution, rating: 0.0, row: 0, line: 0 };
+            let text = to_csv_text(&[record]);
+            assert_eq!(parse_csv("f", text.as_bytes(), None).unwrap()[0].shape, shape, "{text}");
+        }
+        // Rows and columns hold 1..4, but the top-left box holds 1, 2, 2, 1.
+        let latin = format!("{HEADER}x,1...............,1234214334124321,0\n");
+        assert!(parse_csv("f", latin.as_bytes(), None).unwrap_err().to_string().contains("twice in box"));
     }
 
     #[test]
