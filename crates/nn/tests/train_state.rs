@@ -227,3 +227,25 @@ fn an_optimizer_step_count_with_no_next_step_is_refused() {
     let err = run.adam.load_state(&run.store, "train.optim.", &mut r).unwrap_err().to_string();
     assert_eq!(err, "ckpt.safetensors: metadata `train.optim.step`: 18446744073709551615 steps leave no next step");
 }
+
+#[test]
+fn a_negative_second_moment_is_refused_naming_the_tensor() {
+    // Was: loaded, then a NaN loss at the next step, blamed on the learning rate.
+    let mut run = Run::new(OptimizerConfig::default());
+    run.train(2);
+    // The dense optimizer holds one parameter, `w`: its state written by hand, one second moment negative.
+    let name = format!("train.optim.exp_avg_sq.{}", run.store.name(run.w));
+    let mean = Tensor::zeros(run.store.shape(run.w));
+    let mut bad = Tensor::full(run.store.shape(run.w), 1.0);
+    bad.data_mut()[3] = -1.0;
+    let mut w = CheckpointWriter::with_params(&run.store);
+    w.add_tensor(format!("train.optim.exp_avg.{}", run.store.name(run.w)), &mean);
+    w.add_tensor(name.clone(), &bad);
+    w.set_json("train.optim.step", &2u64);
+    let mut r = CheckpointReader::from_bytes("ckpt.safetensors", w.to_bytes().unwrap()).unwrap();
+    let err = run.adam.load_state(&run.store, "train.optim.", &mut r).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!("ckpt.safetensors: tensor `{name}` holds -1 at element 3: a second moment (a running mean of squares) cannot be negative")
+    );
+}

@@ -28,6 +28,8 @@ pub enum CheckpointError {
     /// A tensor holds a NaN or an infinity (element `index` in row-major order), which no trained weight or
     /// optimizer state has: loaded, it would turn every output into NaN without an error.
     NonFinite { path: PathBuf, tensor: String, index: usize, value: f64 },
+    /// A tensor holds a value its meaning rules out (element `index`), e.g. a negative second moment of Adam.
+    OutOfRange { path: PathBuf, tensor: String, index: usize, value: f64, why: &'static str },
 }
 
 /// A name or value from a file, as shown in a message: a header may hold names of megabytes, and a message
@@ -97,6 +99,9 @@ impl fmt::Display for CheckpointError {
             Metadata { path, key, reason } => write!(f, "{}: metadata `{key}`: {reason}", path.display()),
             NonFinite { path, tensor, index, value } => {
                 write!(f, "{}: tensor `{}` holds {value} at element {index}", path.display(), clip(tensor))
+            }
+            OutOfRange { path, tensor, index, value, why } => {
+                write!(f, "{}: tensor `{}` holds {value} at element {index}: {why}", path.display(), clip(tensor))
             }
         }
     }

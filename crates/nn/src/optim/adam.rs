@@ -121,7 +121,14 @@ impl<E: Float> Moments<E> {
             let mut mi = Tensor::zeros(store.shape(p));
             r.read_into(&format!("{prefix}exp_avg.{}", store.name(p)), &mut mi)?;
             let mut vi = Tensor::zeros(store.shape(p));
-            r.read_into(&format!("{prefix}exp_avg_sq.{}", store.name(p)), &mut vi)?;
+            let name = format!("{prefix}exp_avg_sq.{}", store.name(p));
+            r.read_into(&name, &mut vi)?;
+            // Its square root divides the update: a negative entry would make the next step NaN, blamed on the rate.
+            if let Some(index) = vi.data().iter().position(|&x: &E| x < E::ZERO) {
+                let (path, value) = (r.path().to_path_buf(), vi.data()[index].to_f64());
+                let why = "a second moment (a running mean of squares) cannot be negative";
+                return Err(CheckpointError::OutOfRange { path, tensor: name, index, value, why });
+            }
             m.push(mi);
             v.push(vi);
         }
