@@ -272,6 +272,7 @@ fn bad_arc_input_is_one_clean_error_naming_it() {
     assert_clean_error(&collect("evaluation", &["votes.json", "votes.json"]), &["votes.json: given twice"]);
     assert_clean_error(&collect("bad/x_challenges.json", &["votes.json"]), &["votes.json", "no such task in the data"]);
     assert_clean_error(&eval("evaluation", &["--pass-k", "0"]), &["--pass-k"]);
+    assert_clean_error(&eval("evaluation", &["--batch-size", "0"]), &["--batch-size must be at least 1"]);
     assert_clean_error(&eval("evaluation", &["--identifiers", "absent.json"]), &["absent.json", "identifier table"]);
     std::fs::write(d.join("ids.json"), r#"["a", "b"]"#).unwrap();
     assert_clean_error(&eval("evaluation", &["--identifiers", "ids.json"]), &["ids.json", "identifier 0 must be"]);

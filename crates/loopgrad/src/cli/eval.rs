@@ -143,6 +143,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if let Some(steps) = args.steps.filter(|&s| s > MAX_SUPERVISION_STEPS) {
         bail!("--steps {steps} is more than {MAX_SUPERVISION_STEPS}");
     }
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
     if args.task == "arc" {
         return super::eval_arc::run(&args);
     }

@@ -38,7 +38,7 @@ pub fn check(answer: &str, report: &str) -> Result<(), Vec<String>> {
         if cited.is_empty() {
             problems.push(format!(
                 "line {line}: {} cites no table row (write its row id, e.g. `recursion.1`)",
-                figures[0].written
+                figures[0].shown()
             ));
             continue;
         }
@@ -48,7 +48,7 @@ pub fn check(answer: &str, report: &str) -> Result<(), Vec<String>> {
         for n in figures.iter().filter(|n| !n.found_in(&pool)) {
             problems.push(format!(
                 "line {line}: {} is not in row{} {} (nor a difference or ratio of their numbers)",
-                n.written,
+                n.shown(),
                 if cited.len() == 1 { "" } else { "s" },
                 cited.join(", ")
             ));
@@ -158,6 +158,14 @@ struct Number {
 }
 
 impl Number {
+    /// The number as written, cut to a readable length for a message (a line may hold thousands of digits).
+    fn shown(&self) -> String {
+        match self.written.char_indices().nth(24) {
+            Some((cut, _)) => format!("{}... ({} characters)", &self.written[..cut], self.written.chars().count()),
+            None => self.written.clone(),
+        }
+    }
+
     fn found_in(&self, pool: &[f64]) -> bool {
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(1.0);
         if pool.iter().any(|&p| close(p, self.value)) {
@@ -228,6 +236,13 @@ mod tests {
         | recursion.1 | T1n1 (TRM T=1, n=1) | 1,200 | 42.5 ± 3.1 | 3/3 |\n\
         | recursion.2 | T2n2 (TRM T=2, n=2) | 400 | 85.0 ± 1.2 | 3/3 |\n\n## Answer\n\n### recursion: Depth (6x6)\n\n\
         - T1n1 vs T2n2: exact -42.5 points (42.5% vs 85.0%, Welch p = 0.00031); rows recursion.1 and recursion.2.\n";
+
+    #[test]
+    fn a_long_number_is_cut_in_the_message() {
+        let answer = format!("It reached {}% (recursion.1).", "9".repeat(100_000));
+        let problems = check(&answer, REPORT).unwrap_err();
+        assert_eq!(problems, ["line 1: 999999999999999999999999... (100000 characters) is not in row recursion.1 (nor a difference or ratio of their numbers)"]);
+    }
 
     #[test]
     fn numbers_read_off_cited_rows_pass() {
