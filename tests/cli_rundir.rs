@@ -314,3 +314,22 @@ fn kill_9_at_random_moments_then_resume_matches_an_uninterrupted_run() {
     assert_eq!(last("killed"), last("whole"), "the final evaluations differ");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[cfg(unix)]
+#[test]
+fn a_signal_while_the_data_is_generated_ends_the_run_at_once() {
+    // Was: the first SIGTERM waited for the data (minutes for a large set), since no step came to poll it.
+    let d = tmp("signal-data");
+    let sets = ["data.task=maze", "data.maze_size=30", "data.maze_min_route=110", "model.seq_len=900"];
+    let mut args = vec!["train", "--preset", "smoke", "--set", "data.train_count=4000", "--out", "x"];
+    sets.iter().for_each(|s| args.extend(["--set", s]));
+    let mut child = spawn(&args, &d, "data");
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Instant::now();
+    let status = stop(&mut child, "TERM");
+    let stderr = std::fs::read_to_string(d.join(".data.stderr")).unwrap();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(sent.elapsed() < Duration::from_secs(5), "took {:?} after SIGTERM", sent.elapsed());
+    assert!(!d.join("x/checkpoint.safetensors").exists() && !d.join("x/config.toml").exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}

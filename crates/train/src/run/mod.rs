@@ -15,7 +15,7 @@ use anyhow::{bail, Result};
 use loopgrad_puzzles::ExampleSet;
 use record::{ErrorRecord, EvalRecord, LogInterval, Record};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -116,18 +116,36 @@ pub fn signal_name(signal: i32) -> &'static str {
 /// batches. A second signal while the first is being handled ends the process at once, with 128 + its number
 /// (every file is written atomically, so even that leaves the previous checkpoint whole).
 pub fn stop_signal() -> &'static AtomicUsize {
-    static STOP: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
-    STOP.get_or_init(|| {
+    &signals().0
+}
+
+/// Runs `build` (making or reading a run's data) so that a stop signal meanwhile ends the process at once with
+/// 128 + its number, as the default action would: nothing of the run is written before its data exists, and
+/// generating a large set can take minutes in which no step boundary comes to poll [`stop_signal`].
+pub fn building_data<T>(build: impl FnOnce() -> T) -> T {
+    let building = &signals().1;
+    building.store(true, Ordering::SeqCst);
+    let out = build();
+    building.store(false, Ordering::SeqCst);
+    out
+}
+
+/// The stop request and the building-data flag, with their handlers installed on first use.
+fn signals() -> &'static (Arc<AtomicUsize>, Arc<AtomicBool>) {
+    static SIGNALS: OnceLock<(Arc<AtomicUsize>, Arc<AtomicBool>)> = OnceLock::new();
+    SIGNALS.get_or_init(|| {
         let flag = Arc::new(AtomicUsize::new(0));
-        let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let building = Arc::new(AtomicBool::new(false));
+        let asked = Arc::new(AtomicBool::new(false));
         for signal in STOP_SIGNALS {
-            // signal-hook's documented pattern: the conditional shutdown first, so that it sees the flag as it was
-            // before this signal set it. A failure to install leaves the default action (the process dies).
+            // signal-hook's documented pattern: the conditional shutdowns first, so that they see the flags as they
+            // were before this signal set them. A failure to install leaves the default action (the process dies).
+            let _ = signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, building.clone());
             let _ = signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, asked.clone());
             let _ = signal_hook::flag::register(signal, asked.clone());
             let _ = signal_hook::flag::register_usize(signal, flag.clone(), signal as usize);
         }
-        flag
+        (flag, building)
     })
 }
 
@@ -168,7 +186,7 @@ pub fn train_in(
         check_fresh(&dir)?;
     }
     let t0 = Instant::now();
-    let data = data::load(&config.data)?;
+    let data = building_data(|| data::load(&config.data))?;
     // ARC's puzzle-embedding table has a row per augmented task, known only once the data is built.
     crate::arc::size_puzzle_table(&mut config, &data)?;
     crate::trainer::check_data(&config, &data.test, "held-out")?;
