@@ -29,8 +29,25 @@ pub fn apply<T: Serialize + DeserializeOwned>(config: &T, sets: &[String]) -> Re
         // Each override is checked on its own, so that a wrong type is reported against the key that caused it.
         // The tree is then rebuilt from the result, so that choosing another kind of a tagged table (say
         // `optim.dense.kind=adamw`) brings that kind's fields, with their defaults, within reach of the next --set.
-        match serde_json::from_value::<T>(tree.clone()) {
+        let mut parsed = serde_json::from_value::<T>(tree.clone());
+        // Another kind of a tagged table (`model.arch=hrm`) may not have some fields of the old kind: those
+        // siblings of the key are dropped, one at a time as serde names them, so the new kind starts from its
+        // defaults. Only siblings: an unknown field elsewhere is still an error.
+        while let Err(e) = &parsed {
+            let message = e.to_string();
+            let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) else { break };
+            let Some(Value::Object(table)) = parent(&mut tree, key) else { break };
+            if table.remove(field).is_none() {
+                break;
+            }
+            parsed = serde_json::from_value::<T>(tree.clone());
+        }
+        match parsed {
             Ok(config) => tree = serde_json::to_value(&config).context("serialising the config")?,
+            Err(e) if e.to_string().starts_with("missing field") => bail!(
+                "--set {set}: {e}; a kind chosen by --set starts from its defaults, and this field has none: \
+                 start from a preset or a config file of that kind (`loopgrad info --list`)"
+            ),
             Err(e) => bail!("--set {set}: {e}"),
         }
     }
@@ -53,6 +70,14 @@ pub fn leaf_keys(tree: &Value) -> Vec<String> {
     let mut out = Vec::new();
     walk(tree, "", &mut out);
     out
+}
+
+/// The table holding `key` (the whole tree for a top-level key).
+fn parent<'a>(tree: &'a mut Value, key: &str) -> Option<&'a mut Value> {
+    match key.rsplit_once('.') {
+        Some((table, _)) => lookup(tree, table),
+        None => Some(tree),
+    }
 }
 
 fn lookup<'a>(tree: &'a mut Value, key: &str) -> Option<&'a mut Value> {
@@ -180,7 +205,7 @@ mod tests {
     }
 
     #[derive(Serialize, Deserialize, Debug, PartialEq)]
-    #[serde(tag = "kind", rename_all = "snake_case")]
+    #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
     enum Opt {
         Sgd {
             lr: f64,
@@ -189,6 +214,10 @@ mod tests {
             lr: f64,
             #[serde(default = "default_eps")]
             eps: f64,
+        },
+        Momentum {
+            lr: f64,
+            beta: f64,
         },
     }
     fn default_eps() -> f64 {
@@ -206,6 +235,11 @@ mod tests {
         assert_eq!(c.opt, Opt::Adam { lr: 0.1, eps: 1e-8 });
         let c = apply(&sgd, &["opt.kind=adam", "opt.eps=1e-6"].map(String::from)).unwrap();
         assert_eq!(c.opt, Opt::Adam { lr: 0.1, eps: 1e-6 });
+        // The old kind's fields the new one lacks are dropped; a field of the new kind without a default is named.
+        let adam = WithOpt { opt: Opt::Adam { lr: 0.1, eps: 1e-6 } };
+        assert_eq!(apply(&adam, &["opt.kind=sgd".to_string()]).unwrap().opt, Opt::Sgd { lr: 0.1 });
+        let err = apply(&adam, &["opt.kind=momentum".to_string()]).unwrap_err().to_string();
+        assert!(err.contains("missing field `beta`") && err.contains("start from a preset"), "{err}");
         // Before the kind is chosen, its fields are unknown keys, and the list names the current ones.
         let err = apply(&sgd, &["opt.eps=1e-6".to_string()]).unwrap_err().to_string();
         assert!(err.contains("unknown config key") && err.contains("opt.kind, opt.lr"), "{err}");
