@@ -270,6 +270,15 @@ fn bad_arc_input_is_one_clean_error_naming_it() {
         loopgrad(&args, &d)
     };
     assert_clean_error(&collect("evaluation", &["votes.json", "votes.json"]), &["votes.json: given twice"]);
+    // The task no shard could evaluate (`wide`) is left out by name, as the unsharded evaluation leaves it out,
+    // not scored 0%.
+    let out = loopgrad(&["eval", "--task", "arc", "--data", "evaluation", "--collect", "votes.json", "--verbose"], &d);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("4 tasks scored"), "{stdout}");
+    assert!(
+        stdout.contains("1 tasks left out:") && stdout.contains("wide: no votes in the --collect files"),
+        "{stdout}"
+    );
     assert_clean_error(&collect("bad/x_challenges.json", &["votes.json"]), &["votes.json", "no such task in the data"]);
     assert_clean_error(&eval("evaluation", &["--pass-k", "0"]), &["--pass-k"]);
     assert_clean_error(&eval("evaluation", &["--batch-size", "0"]), &["--batch-size must be at least 1"]);

@@ -321,7 +321,9 @@ fn a_signal_while_the_data_is_generated_ends_the_run_at_once() {
     // Was: the first SIGTERM waited for the data (minutes for a large set), since no step came to poll it.
     let d = tmp("signal-data");
     let sets = ["data.task=maze", "data.maze_size=30", "data.maze_min_route=110", "model.seq_len=900"];
-    let mut args = vec!["train", "--preset", "smoke", "--set", "data.train_count=4000", "--out", "x"];
+    // One thread and many long-route mazes: generation takes well over the 1.5 s before the signal.
+    let mut args = vec!["train", "--preset", "smoke", "--set", "data.train_count=20000", "--out", "x"];
+    args.extend(["--set", "run.threads=1"]);
     sets.iter().for_each(|s| args.extend(["--set", s]));
     let mut child = spawn(&args, &d, "data");
     std::thread::sleep(Duration::from_millis(1500));
@@ -331,5 +333,6 @@ fn a_signal_while_the_data_is_generated_ends_the_run_at_once() {
     assert_eq!(status.code(), Some(143), "{stderr}");
     assert!(sent.elapsed() < Duration::from_secs(5), "took {:?} after SIGTERM", sent.elapsed());
     assert!(!d.join("x/checkpoint.safetensors").exists() && !d.join("x/config.toml").exists());
+    assert!(!stderr.contains("data:"), "the signal came after the data was built: {stderr}");
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -139,7 +139,6 @@ impl TrainConfig {
             .ok_or_else(|| anyhow!("unknown preset {name:?}; valid: {}", crate::presets::names().join(", ")))
     }
 
-    /// Reads a TOML file (a whole config).
     /// Reads a TOML config and checks its ranges and names ([`TrainConfig::validate_limits`]), so that every
     /// reader of a run's `config.toml` (`trace`, the study's test-time evaluation, `eval`) refuses what `train`
     /// would, naming the file, instead of failing inside data generation.

@@ -13,6 +13,8 @@ use serde_json::Value;
 /// Applies every `key=value` in order and returns the new config.
 pub fn apply<T: Serialize + DeserializeOwned>(config: &T, sets: &[String]) -> Result<T> {
     let mut tree = serde_json::to_value(config).context("serialising the config")?;
+    // The keys given so far: choosing another kind later never drops one of them silently.
+    let mut assigned: Vec<String> = Vec::new();
     for set in sets {
         let (key, raw) =
             set.split_once('=').ok_or_else(|| anyhow!("--set {set}: expected key=value (e.g. --set train.lr=1e-3)"))?;
@@ -36,12 +38,20 @@ pub fn apply<T: Serialize + DeserializeOwned>(config: &T, sets: &[String]) -> Re
         while let Err(e) = &parsed {
             let message = e.to_string();
             let Some(field) = message.strip_prefix("unknown field `").and_then(|m| m.split('`').next()) else { break };
+            let dropped = match key.rsplit_once('.') {
+                Some((table, _)) => format!("{table}.{field}"),
+                None => field.to_string(),
+            };
+            if assigned.contains(&dropped) {
+                bail!("--set {set}: the new kind has no {dropped}, which an earlier --set gave; set the kind first");
+            }
             let Some(Value::Object(table)) = parent(&mut tree, key) else { break };
             if table.remove(field).is_none() {
                 break;
             }
             parsed = serde_json::from_value::<T>(tree.clone());
         }
+        assigned.push(key.to_string());
         match parsed {
             Ok(config) => tree = serde_json::to_value(&config).context("serialising the config")?,
             Err(e) if e.to_string().starts_with("missing field") => bail!(
@@ -238,6 +248,8 @@ mod tests {
         // The old kind's fields the new one lacks are dropped; a field of the new kind without a default is named.
         let adam = WithOpt { opt: Opt::Adam { lr: 0.1, eps: 1e-6 } };
         assert_eq!(apply(&adam, &["opt.kind=sgd".to_string()]).unwrap().opt, Opt::Sgd { lr: 0.1 });
+        let err = apply(&sgd, &["opt.kind=adam", "opt.eps=1e-6", "opt.kind=sgd"].map(String::from)).unwrap_err();
+        assert!(err.to_string().contains("the new kind has no opt.eps, which an earlier --set gave"), "{err}");
         let err = apply(&adam, &["opt.kind=momentum".to_string()]).unwrap_err().to_string();
         assert!(err.contains("missing field `beta`") && err.contains("start from a preset"), "{err}");
         // Before the kind is chosen, its fields are unknown keys, and the list names the current ones.

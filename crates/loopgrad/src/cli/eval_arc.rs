@@ -81,7 +81,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         return emit_jobs(args, file, tasks.len());
     }
     if !a.collect.is_empty() {
-        let mut evaluator = ArcEvaluator::from_votes(&tasks);
+        let mut files = Vec::new();
         for (i, path) in a.collect.iter().enumerate() {
             if a.collect[..i].contains(path) {
                 bail!("--collect {}: given twice (its votes would count twice)", path.display());
@@ -90,9 +90,20 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             let text = loopgrad_train::rundir::read_text(path)?;
             let ballots: Vec<BallotRecord> =
                 serde_json::from_str(&text).with_context(|| format!("{}: not a votes file", path.display()))?;
-            evaluator.add_ballots(&ballots).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+            files.push((path, ballots));
         }
-        return report(args, &evaluator, &[], "collected votes");
+        // Scored as the unsharded evaluation scores: the tasks with votes; the others are left out, by name (a
+        // task no shard could evaluate, or a shard's votes file not given).
+        let voted: std::collections::HashSet<&str> =
+            files.iter().flat_map(|(_, b)| b.iter().map(|b| b.task.as_str())).collect();
+        let (with, without): (Vec<_>, Vec<_>) = tasks.iter().cloned().partition(|t| voted.contains(t.id.as_str()));
+        let left_out: Vec<String> =
+            without.iter().map(|t| format!("{}: no votes in the --collect files", t.id)).collect();
+        let mut evaluator = ArcEvaluator::from_votes(&with);
+        for (path, ballots) in &files {
+            evaluator.add_ballots(ballots).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        }
+        return report(args, &evaluator, &left_out, "collected votes");
     }
     if let Some(shard) = &a.shard {
         let (i, n) = parse_shard(shard)?;
@@ -263,7 +274,8 @@ fn emit_jobs(args: &EvalArgs, file: &Path, tasks: usize) -> Result<()> {
     write(file, &lines.concat())?;
     let collect: Vec<String> = (0..n).map(|i| format!("--collect {}", q(&votes(i)))).collect();
     println!("wrote {n} commands to {}; run them (e.g. `parallel < {0}`), then:", file.display());
-    println!("{} eval --task arc --data {} {}", q(&exe), q(&args.data), collect.join(" "));
+    let limit = if args.limit > 0 { format!(" --limit {}", args.limit) } else { String::new() };
+    println!("{} eval --task arc --data {}{limit} {}", q(&exe), q(&args.data), collect.join(" "));
     Ok(())
 }
 

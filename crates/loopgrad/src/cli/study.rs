@@ -292,12 +292,16 @@ fn interrupted_code(code: Option<i32>) -> bool {
     code.is_some_and(|c| STOP_SIGNALS.iter().any(|s| c == 128 + s))
 }
 
-/// Runs `exe study --run-cell DIR` and waits for it, passing on a stop signal this process receives (Ctrl-C
-/// reaches the whole process group, but `timeout` or `kill` signal this process alone): the child's run loop then
-/// saves a checkpoint and exits 130 or 143. The child writes one line (its progress goes to the run's
+/// Runs `exe study --run-cell DIR` and waits for it, passing on a stop signal this process receives: the child's
+/// run loop then saves a checkpoint and exits 130 or 143. The child has a process group of its own, so that a
+/// Ctrl-C (which a terminal sends to its foreground group) reaches it once, through this process: a second
+/// signal ends a run at once, before it saves. The child writes one line (its progress goes to the run's
 /// `train.log`), so its pipes never fill while it is polled.
 fn run_cell_child(exe: &Path, dir: &Path, stop: &AtomicUsize) -> std::io::Result<std::process::Output> {
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
         .arg("study")
         .arg("--run-cell")
         .arg(dir)

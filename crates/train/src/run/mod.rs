@@ -122,12 +122,22 @@ pub fn stop_signal() -> &'static AtomicUsize {
 /// Runs `build` (making or reading a run's data) so that a stop signal meanwhile ends the process at once with
 /// 128 + its number, as the default action would: nothing of the run is written before its data exists, and
 /// generating a large set can take minutes in which no step boundary comes to poll [`stop_signal`].
+/// A signal that came just before is honoured the same way, at once; one process builds one run's data.
 pub fn building_data<T>(build: impl FnOnce() -> T) -> T {
-    let building = &signals().1;
+    struct Building(&'static AtomicBool);
+    impl Drop for Building {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::SeqCst);
+        }
+    }
+    let (stop, building) = signals();
+    let _guard = Building(building.as_ref());
     building.store(true, Ordering::SeqCst);
-    let out = build();
-    building.store(false, Ordering::SeqCst);
-    out
+    let signal = stop.load(Ordering::SeqCst);
+    if signal != 0 {
+        std::process::exit(128 + signal as i32);
+    }
+    build()
 }
 
 /// The stop request and the building-data flag, with their handlers installed on first use.

@@ -112,7 +112,7 @@ pub struct ErrorRecord {
 }
 
 /// serde_json writes a non-finite f64 as `null`; it reads back as NaN.
-fn number_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+pub(crate) fn number_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 

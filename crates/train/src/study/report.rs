@@ -91,8 +91,10 @@ pub fn markdown(results: &Results, ctx: &ReportContext) -> String {
          Welch's t-test over the seeds (`study::stats`). \"no detectable difference\" marks p >= 0.05: not \
          \"the same\", only not told apart by these seeds. Where the report compares conditions more than once, \
          each exact-accuracy p-value is also given Holm-adjusted over all of them (one family: the comparisons \
-         between conditions, whose answers share the tables), which keeps the chance of any false \"detected\" \
-         at 5%; \"not detectable once corrected\" marks an unadjusted p below 0.05 whose adjusted p is not.\n",
+         between conditions, a test made twice on the same runs counted once), which keeps the chance of any \
+         false \"detected\" among those exact-accuracy comparisons at 5%; \"not detectable once corrected\" marks \
+         an unadjusted p below 0.05 whose adjusted p is not. The token-accuracy and test-time p-values are per \
+         comparison.\n",
         scored
     );
     let family = Holm::of(results);
@@ -230,6 +232,9 @@ fn comparisons(q: &Question) -> Vec<(Budget, &str, &str)> {
     q.budgets.iter().flat_map(|&b| others().map(move |c| (b, c, reference))).collect()
 }
 
+/// The runs of two compared cells.
+type RunPair = (Vec<usize>, Vec<usize>);
+
 /// Holm's adjustment of the exact-accuracy Welch p-values of every comparison question of a report, as one
 /// family: (question id, budget, condition) -> the adjusted p. Empty when there are fewer than two tests.
 struct Holm {
@@ -238,20 +243,30 @@ struct Holm {
 }
 
 impl Holm {
+    /// A test that two questions (or two budgets of one condition that costs what the reference costs) make on
+    /// the same runs counts once.
     fn of(results: &Results) -> Holm {
+        // (the runs of the two cells, the test's p)
+        let mut tests: Vec<(RunPair, f64)> = Vec::new();
         let mut keys = Vec::new();
-        let mut ps = Vec::new();
         for q in results.expansion.plan.questions.iter().filter(|q| q.kind == QuestionKind::Compare) {
             for (budget, c, reference) in comparisons(q) {
-                let (a, b) = (results.cell(c, budget).exact, results.cell(reference, budget).exact);
-                if let Some(t) = a.zip(b).and_then(|(a, b)| welch(a, b)) {
-                    keys.push((q.id.clone(), budget, c.to_string()));
-                    ps.push(t.p);
+                let (a, b) = (results.cell(c, budget), results.cell(reference, budget));
+                if let Some(t) = a.exact.zip(b.exact).and_then(|(x, y)| welch(x, y)) {
+                    let runs = (a.cell.runs.clone(), b.cell.runs.clone());
+                    let index = tests.iter().position(|(r, _)| *r == runs).unwrap_or_else(|| {
+                        tests.push((runs, t.p));
+                        tests.len() - 1
+                    });
+                    keys.push(((q.id.clone(), budget, c.to_string()), index));
                 }
             }
         }
-        let family = ps.len();
-        let adjusted = if family < 2 { Default::default() } else { keys.into_iter().zip(stats::holm(&ps)).collect() };
+        let family = tests.len();
+        let ps: Vec<f64> = tests.iter().map(|(_, p)| *p).collect();
+        let holm = stats::holm(&ps);
+        let adjusted =
+            if family < 2 { Default::default() } else { keys.into_iter().map(|(k, i)| (k, holm[i])).collect() };
         Holm { adjusted, family }
     }
 

@@ -66,6 +66,12 @@ fn an_exact_p_value_is_also_given_holm_adjusted_over_the_reports_comparisons() {
     }
     let md = markdown(&results, &ctx());
     assert_eq!(md.matches("over the report's 2 comparisons").count(), 2, "{md}");
+    // A second question asking the same of the same runs adds no test to the family.
+    let mut again = results.expansion.plan.questions[0].clone();
+    again.id = "again".into();
+    results.expansion.plan.questions.push(again);
+    let family = Holm::of(&results);
+    assert_eq!((family.family, family.adjusted.len()), (2, 4));
 }
 
 /// The smoke plan with made-up finished runs (run i scores 0.1 (i + 1) exact), one run missing.

@@ -54,6 +54,8 @@ pub struct StepResult {
     /// Over the tokens the answer changes; absent from files written before it was measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_token_accuracy: Option<f64>,
+    /// NaN (written `null`) when the net diverged at this many steps: the file still reads back.
+    #[serde(deserialize_with = "crate::run::record::number_or_null")]
     pub loss: f64,
 }
 
