@@ -269,7 +269,10 @@ fn bad_arc_input_is_one_clean_error_naming_it() {
         files.iter().for_each(|f| args.extend(["--collect", *f]));
         loopgrad(&args, &d)
     };
-    assert_clean_error(&collect("evaluation", &["votes.json", "votes.json"]), &["votes.json: given twice"]);
+    std::fs::copy(d.join("votes.json"), d.join("copy.json")).unwrap();
+    for twice in [["votes.json", "votes.json"], ["votes.json", "copy.json"]] {
+        assert_clean_error(&collect("evaluation", &twice), &[twice[1], "that votes.json also holds"]);
+    }
     // The task no shard could evaluate (`wide`) is left out by name, as the unsharded evaluation leaves it out,
     // not scored 0%.
     let out = loopgrad(&["eval", "--task", "arc", "--data", "evaluation", "--collect", "votes.json", "--verbose"], &d);

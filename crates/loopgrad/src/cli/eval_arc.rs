@@ -15,6 +15,7 @@ use loopgrad_train::arc::vote;
 use loopgrad_train::evaluate;
 use loopgrad_train::rundir::IDENTIFIERS_FILE;
 use serde_json::json;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The ARC flags of `loopgrad eval`.
@@ -81,15 +82,26 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         return emit_jobs(args, file, tasks.len());
     }
     if !a.collect.is_empty() {
-        let mut files = Vec::new();
-        for (i, path) in a.collect.iter().enumerate() {
-            if a.collect[..i].contains(path) {
-                bail!("--collect {}: given twice (its votes would count twice)", path.display());
-            }
+        let mut files: Vec<(&PathBuf, Vec<BallotRecord>)> = Vec::new();
+        // Shards split the tasks, so one test input's votes come from one file: a second file holding them is a
+        // file given twice (under another name, or a copy), whose votes would count twice.
+        let mut first_file: HashMap<(String, Vec<Vec<u8>>), usize> = HashMap::new();
+        for path in &a.collect {
             crate::cli::check_input_file("--collect", path)?;
             let text = loopgrad_train::rundir::read_text(path)?;
             let ballots: Vec<BallotRecord> =
                 serde_json::from_str(&text).with_context(|| format!("{}: not a votes file", path.display()))?;
+            for b in &ballots {
+                if let Some(&i) = first_file.get(&(b.task.clone(), b.input.clone())) {
+                    bail!(
+                        "--collect {}: votes for a test input of task {} that {} also holds (a file given twice?)",
+                        path.display(),
+                        b.task,
+                        files[i].0.display()
+                    );
+                }
+            }
+            first_file.extend(ballots.iter().map(|b| ((b.task.clone(), b.input.clone()), files.len())));
             files.push((path, ballots));
         }
         // Scored as the unsharded evaluation scores: the tasks with votes; the others are left out, by name (a

@@ -66,8 +66,9 @@ fn candidate_shapes(file: &str, record: &Record) -> Result<Vec<BoxShape>, DataEr
 }
 
 /// Parse a whole file's bytes. Without `shape`, the first of [`candidate_shapes`] whose rules every record
-/// follows; if none does, the error under the most likely one. So every file `loopgrad data sudoku --box`
-/// writes (3x2 and 2x4 included) reads back without being told its shape.
+/// follows; if none does, the error of the shape read furthest into the file, which names that shape. So every
+/// file `loopgrad data sudoku --box` writes (3x2 and 2x4 included) reads back without being told its shape, and
+/// a 3x2 file broken at row 5,000 is not reported as a 2x3 file broken at row 1.
 pub fn parse_csv(file: &str, bytes: &[u8], shape: Option<BoxShape>) -> Result<Vec<SudokuRecord>, DataError> {
     let candidates = std::cell::RefCell::new(Vec::new());
     let most_likely = |r: &Record| {
@@ -78,14 +79,26 @@ pub fn parse_csv(file: &str, bytes: &[u8], shape: Option<BoxShape>) -> Result<Ve
     };
     let parse = |shape| csv4::parse_rows(file, bytes, shape, most_likely, |r, shape| parse_record(file, r, shape));
     let first = parse(shape);
-    if first.is_err() && shape.is_none() {
-        for other in candidates.take().into_iter().skip(1) {
-            if let Ok(records) = parse(Some(other)) {
-                return Ok(records);
-            }
+    let candidates = candidates.take();
+    let Err(first_error) = first else { return first };
+    if shape.is_some() || candidates.len() < 2 {
+        return Err(first_error);
+    }
+    let row = |e: &DataError| match e.location {
+        crate::error::Location::Row { row, .. } => row,
+        _ => 0,
+    };
+    let mut furthest = (first_error, candidates[0]);
+    for other in candidates.into_iter().skip(1) {
+        match parse(Some(other)) {
+            Ok(records) => return Ok(records),
+            Err(e) if row(&e) > row(&furthest.0) => furthest = (e, other),
+            Err(_) => {}
         }
     }
-    first
+    let (mut error, read_as) = furthest;
+    error.message = format!("{} (read as {read_as} boxes, the shape that fits the most rows)", error.message);
+    Err(error)
 }
 
 /// Read a Sudoku CSV (see [`parse_csv`]).
@@ -130,6 +143,7 @@ pub fn write_csv(path: &Path, records: &[SudokuRecord]) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::solver::Solver;
     use super::*;
 
     const HEADER: &str = "source,question,answer,rating\n";
@@ -169,6 +183,26 @@ mod tests {
             let text = to_csv_text(&[record]);
             assert_eq!(parse_csv("f", text.as_bytes(), None).unwrap()[0].shape, shape, "{text}");
         }
+        // A 3x2 file broken at its second row is reported there, as 3x2, not as a 2x3 file broken at row 1.
+        let mut rng = loopgrad_tensor::Rng::new(5);
+        let shape = BoxShape::new(3, 2);
+        let records: Vec<SudokuRecord> = (0..2)
+            .map(|_| {
+                let solution = super::super::generator::random_solution(&mut Solver::new(shape), &mut rng);
+                SudokuRecord {
+                    source: "g".into(),
+                    shape,
+                    puzzle: solution.clone(),
+                    solution,
+                    rating: 0.0,
+                    row: 0,
+                    line: 0,
+                }
+            })
+            .collect();
+        let broken = to_csv_text(&records).replacen(",0\n", ",-1\n", 2).replacen(",-1\n", ",0\n", 1);
+        let err = parse_csv("f", broken.as_bytes(), None).unwrap_err().to_string();
+        assert!(err.contains("row 2") && err.contains("read as 3x2 boxes"), "{err}");
         // Rows and columns hold 1..4, but the top-left box holds 1, 2, 2, 1.
         let latin = format!("{HEADER}x,1...............,1234214334124321,0\n");
         assert!(parse_csv("f", latin.as_bytes(), None).unwrap_err().to_string().contains("twice in box"));
