@@ -63,6 +63,9 @@ mod tests {
         assert_eq!(cpu_model(text).as_deref(), Some("Intel(R) Xeon(R) Processor"));
         assert_eq!(cpu_model("flags: avx"), None);
         assert!(Machine::this().cores >= 1);
+        // A name read from a run's test_time.json stays one line of a report.
+        let m = Machine { cpu: "EPYC\n# injected heading".into(), cores: 2 };
+        assert_eq!(m.describe(), "EPYC # injected heading, 2 cores");
     }
 
     #[test]
