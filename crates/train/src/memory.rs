@@ -18,7 +18,7 @@
 //! activations   4 B R N_layer A     what a recorded block keeps for backward, A elements per example (below)
 //!             + 4 B L' D x 4        the input embeddings, the carry and its copy
 //!             + 4 B L V x 3         logits, their softmax and gradient
-//! data          (N_train + N_test) (2 L + 4)   input and label tokens (1 byte each) and a puzzle index, L of
+//! data          (N_train + N_test + N_val) (2 L + 4)   input and label tokens (1 byte each) and a puzzle index, L of
 //!                                   the generated puzzles' own size
 //! runtime       RUNTIME_BYTES       the binary, thread stacks, the allocator's own
 //! ```
@@ -162,7 +162,7 @@ impl TrainConfig {
         let eval = eval_b * (4.0 * lp * d + 3.0 * l * v);
         let d_ = &self.data;
         let copies = augmented_copies(&d_.task, d_.augmentations) as f64;
-        let examples = d_.train_count as f64 * copies + d_.test_count as f64;
+        let examples = d_.train_count as f64 * copies + d_.test_count as f64 + d_.validation_count as f64;
         MemoryEstimate {
             weights: bytes(F32 * all),
             gradients: bytes(F32 * all),
@@ -271,6 +271,9 @@ mod tests {
         // Doubling the batch doubles the activations (training at B >= 64 is larger than evaluation).
         let double = preset_with("default", &[&format!("run.batch_size={}", 2 * c.run.batch_size)]).memory_estimate();
         assert!((double.activations as f64 / m.activations as f64 - 2.0).abs() < 1e-6);
+        // The validation split is held too: 2 L + 4 bytes per puzzle.
+        let val = preset_with("default", &["data.validation_count=1000"]).memory_estimate();
+        assert_eq!(val.data - m.data, super::bytes(1000.0 * (2.0 * c.tokens_per_example() as f64 + 4.0)));
         assert_eq!(
             m.total(),
             [m.weights, m.gradients, m.packed, m.optimizer, m.ema, m.puzzle_table, m.activations, m.data, m.runtime]
