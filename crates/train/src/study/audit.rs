@@ -5,7 +5,7 @@
 //! written only once every file that is there reads as a run's own: each problem names the file, and the line.
 
 use super::expand::Expansion;
-use super::testtime::{StepResult, TestTime, TEST_TIME_FILE};
+use super::testtime::{TestTime, TEST_TIME_FILE};
 use crate::run::record::Record;
 use crate::rundir::{read_text, METRICS_FILE};
 use std::path::Path;
@@ -38,14 +38,9 @@ fn metrics(path: &Path, problems: &mut Vec<String>) {
             Err(e) => problems.push(format!("{at}: not a metrics record ({e})")),
             Ok(Record::Eval(r)) => {
                 // A periodic evaluation of no example is NaN (null), which the curves skip; the final one scores.
-                let values = [("exact_accuracy", Some(r.exact_accuracy)), ("token_accuracy", Some(r.token_accuracy))];
-                for (name, value) in values.into_iter().chain([("changed_token_accuracy", r.changed_token_accuracy)]) {
-                    match value {
-                        Some(v) if !r.last && v.is_nan() => {}
-                        Some(v) if !(0.0..=1.0).contains(&v) => {
-                            problems.push(format!("{at}: {name} {v} is not in [0, 1]"))
-                        }
-                        _ => {}
+                for (name, v) in fractions(r.exact_accuracy, r.token_accuracy, r.changed_token_accuracy) {
+                    if !(0.0..=1.0).contains(&v) && (r.last || !v.is_nan()) {
+                        problems.push(format!("{at}: {name} {v} is not in [0, 1]"));
                     }
                 }
             }
@@ -62,7 +57,7 @@ fn test_time(path: &Path, problems: &mut Vec<String>) {
     };
     let named = t.results.iter().map(|r| (format!("at {} steps", r.steps), r));
     for (what, r) in named.chain(t.train.iter().map(|r| ("on the training puzzles".to_string(), r))) {
-        for (name, v) in fractions(r) {
+        for (name, v) in fractions(r.exact_accuracy, r.token_accuracy, r.changed_token_accuracy) {
             if !(0.0..=1.0).contains(&v) {
                 problems.push(format!("{}: {name} {what} is {v}, not in [0, 1]", path.display()));
             }
@@ -70,10 +65,10 @@ fn test_time(path: &Path, problems: &mut Vec<String>) {
     }
 }
 
-fn fractions(r: &StepResult) -> impl Iterator<Item = (&'static str, f64)> {
-    [("exact_accuracy", Some(r.exact_accuracy)), ("token_accuracy", Some(r.token_accuracy))]
+/// The accuracies of an evaluation, by field name (the changed cells' when measured): each must lie in [0, 1].
+fn fractions(exact: f64, token: f64, changed: Option<f64>) -> impl Iterator<Item = (&'static str, f64)> {
+    [("exact_accuracy", Some(exact)), ("token_accuracy", Some(token)), ("changed_token_accuracy", changed)]
         .into_iter()
-        .chain([("changed_token_accuracy", r.changed_token_accuracy)])
         .filter_map(|(name, v)| Some((name, v?)))
 }
 
