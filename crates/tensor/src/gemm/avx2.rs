@@ -109,7 +109,7 @@ pub(crate) unsafe fn sgemm(
 }
 
 /// Packs rows 0..kc and columns 0..nc of B into [`NR`]-column panels, each stored [kc][NR]; columns past nc are
-/// zero.
+/// zero. Packing moves floats and rounds nothing, so how it reads B never changes a result's bits.
 ///
 /// # Safety
 /// AVX2; B's view is in bounds; `out` holds nc rounded up to NR, times kc, floats.
@@ -119,24 +119,73 @@ unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rsb: isize, csb: isize, ou
         let (panel, cols) = (out.add(q * NR * kc), NR.min(nc - j0));
         let src = b.offset(j0 as isize * csb);
         if csb == 1 {
-            // Row-major B: each step is a contiguous run of 16 columns (fewer at the edge).
+            // Row-major B: each step is a contiguous run of 16 columns (fewer at the edge, where alone the
+            // masked load runs: it costs several plain ones on AMD CPUs).
             for p in 0..kc {
                 let row = src.offset(p as isize * rsb);
                 for v in 0..NR / 8 {
-                    let mask = lanes(cols.saturating_sub(8 * v));
-                    _mm256_store_ps(panel.add(p * NR + 8 * v), _mm256_maskload_ps(row.add(8 * v), mask));
+                    let width = cols.saturating_sub(8 * v);
+                    let src = row.add(8 * v);
+                    let x = if width >= 8 { _mm256_loadu_ps(src) } else { _mm256_maskload_ps(src, lanes(width)) };
+                    _mm256_store_ps(panel.add(p * NR + 8 * v), x);
                 }
             }
-        } else {
-            // Column-major or strided B (W^T of a row-major weight): read each column down its run.
-            for t in 0..NR {
-                for p in 0..kc {
+            continue;
+        }
+        // Column-major or strided B (W^T of a row-major weight, k^T in attention): 8 columns at a time. Where a
+        // column is a contiguous run along K, 8 x 8 blocks are loaded as 8 runs and transposed in registers;
+        // the rest (the last kc % 8 steps, a partial group of columns, a B strided both ways) goes by element.
+        for h in 0..NR / 8 {
+            let (t0, step) = (8 * h, if rsb == 1 && cols >= 8 * h + 8 { 8 } else { 0 });
+            let blocked = if step == 8 { kc / 8 * 8 } else { 0 };
+            for p in (0..blocked).step_by(8) {
+                let runs: [__m256; 8] =
+                    std::array::from_fn(|i| _mm256_loadu_ps(src.offset((t0 + i) as isize * csb + p as isize)));
+                for (j, x) in transpose8(runs).into_iter().enumerate() {
+                    _mm256_store_ps(panel.add((p + j) * NR + t0), x);
+                }
+            }
+            for t in t0..t0 + 8 {
+                for p in blocked..kc {
                     *panel.add(p * NR + t) =
                         if t < cols { *src.offset(p as isize * rsb + t as isize * csb) } else { 0.0 };
                 }
             }
         }
     }
+}
+
+/// The 8 x 8 transpose: lane j of result i is lane i of `rows[j]`.
+#[target_feature(enable = "avx2")]
+unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    // Pairs of rows interleaved, then pairs of pairs, then the 128-bit halves exchanged.
+    let t = [
+        _mm256_unpacklo_ps(r[0], r[1]),
+        _mm256_unpackhi_ps(r[0], r[1]),
+        _mm256_unpacklo_ps(r[2], r[3]),
+        _mm256_unpackhi_ps(r[2], r[3]),
+        _mm256_unpacklo_ps(r[4], r[5]),
+        _mm256_unpackhi_ps(r[4], r[5]),
+        _mm256_unpacklo_ps(r[6], r[7]),
+        _mm256_unpackhi_ps(r[6], r[7]),
+    ];
+    let s = [
+        _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+        _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+        _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+        _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+        _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+        _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+        _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+        _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+    ];
+    std::array::from_fn(|i| {
+        if i < 4 {
+            _mm256_permute2f128_ps::<0x20>(s[i], s[i + 4])
+        } else {
+            _mm256_permute2f128_ps::<0x31>(s[i - 4], s[i])
+        }
+    })
 }
 
 /// Packs `rows` (at most [`MR`]) rows and kc columns of A into one panel, stored [kc][MR]; rows past `rows` are
@@ -146,9 +195,12 @@ unsafe fn pack_b(kc: usize, nc: usize, b: *const f32, rsb: isize, csb: isize, ou
 /// A's view is in bounds; `out` holds MR kc floats.
 unsafe fn pack_a(rows: usize, kc: usize, a: *const f32, rsa: isize, csa: isize, out: *mut f32) {
     let at = |r: usize, p: usize| if r < rows { *a.offset(r as isize * rsa + p as isize * csa) } else { 0.0 };
-    if rsa == 1 {
-        // Column-major A (x^T in a weight gradient): a step's rows are contiguous. Reading a row along K instead
-        // would stride by whole columns, which alias in L1 when a column is a multiple of 4 KiB.
+    if rsa == 1 && rows == MR {
+        // Column-major A (x^T or dy^T in a weight gradient): a step's 6 rows are one contiguous run, copied whole.
+        // Reading a row along K instead would stride by whole columns, which alias in L1 when a column is a
+        // multiple of 4 KiB.
+        (0..kc).for_each(|p| std::ptr::copy_nonoverlapping(a.offset(p as isize * csa), out.add(p * MR), MR));
+    } else if rsa == 1 {
         (0..kc).for_each(|p| (0..MR).for_each(|r| *out.add(p * MR + r) = at(r, p)));
     } else {
         (0..MR).for_each(|r| (0..kc).for_each(|p| *out.add(p * MR + r) = at(r, p)));
@@ -280,6 +332,66 @@ unsafe fn tile<const NV: usize, A: PanelA>(kc: usize, mut a: A, mut b: *const f3
             } else {
                 alpha.mul_add(v, *cp * beta)
             };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every layout of B that `pack_b` reads (row-major, column-major, strided both ways), at kc and nc on and off
+    /// the 8 x 8 blocks and the 16-column panels, against B's elements read one by one.
+    #[test]
+    fn pack_b_places_every_element_of_b() {
+        if !available() {
+            eprintln!("skipped: this CPU has no AVX2 + FMA");
+            return;
+        }
+        for (kc, nc) in [(1, 1), (5, 3), (8, 8), (13, 11), (16, 16), (16, 104), (64, 40), (257, 17)] {
+            // (rsb, csb) within a buffer of (kc + 1) x (nc + 2) floats, padded so that a wrong stride shows.
+            let ld = nc + 2;
+            for (rsb, csb) in [(ld, 1), (1, kc + 1), (2 * ld, 2)] {
+                let value = |p: usize, t: usize| (p * 1000 + t) as f32 + 0.5;
+                let mut b = vec![-1.0f32; (kc + 1) * (nc + 2) * 2 + 2 * ld * kc];
+                for p in 0..kc {
+                    for t in 0..nc {
+                        b[p * rsb + t * csb] = value(p, t);
+                    }
+                }
+                let mut out = vec![Line([f32::NAN; 16]); nc.div_ceil(NR) * kc];
+                let out = out.as_mut_ptr() as *mut f32;
+                unsafe { pack_b(kc, nc, b.as_ptr(), rsb as isize, csb as isize, out) };
+                for q in 0..nc.div_ceil(NR) {
+                    for p in 0..kc {
+                        for t in 0..NR {
+                            let want = if q * NR + t < nc { value(p, q * NR + t) } else { 0.0 };
+                            let got = unsafe { *out.add(q * NR * kc + p * NR + t) };
+                            assert_eq!(
+                                got, want,
+                                "kc {kc} nc {nc} strides ({rsb}, {csb}): panel {q} step {p} column {t}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `pack_a` with a column-major A, a full panel and a partial one, against A's elements read one by one.
+    #[test]
+    fn pack_a_places_every_element_of_a() {
+        let (kc, ld) = (37, 9);
+        let a: Vec<f32> = (0..ld * kc).map(|i| i as f32).collect();
+        for rows in [MR, 4] {
+            let mut out = vec![f32::NAN; MR * kc];
+            unsafe { pack_a(rows, kc, a.as_ptr(), 1, ld as isize, out.as_mut_ptr()) };
+            for p in 0..kc {
+                for r in 0..MR {
+                    let want = if r < rows { a[r + p * ld] } else { 0.0 };
+                    assert_eq!(out[p * MR + r], want, "rows {rows}: step {p} row {r}");
+                }
+            }
         }
     }
 }
