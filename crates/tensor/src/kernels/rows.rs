@@ -5,6 +5,8 @@
 use super::{check_len, scale_rows_cols, silu_mul_grad_serial, Store, V};
 use crate::float::Float;
 use crate::parallel::{for_chunks, PAR_MIN_ELEMS_EXP, PAR_MIN_ELEMS_STREAMING};
+#[cfg(target_arch = "x86_64")]
+use crate::simd::avx512;
 use crate::simd::{self, SimdVec};
 
 fn check_rows(op: &str, len: usize, cols: usize) {
@@ -95,13 +97,50 @@ pub fn softmax_rows<E: Float>(x: &[E], cols: usize, out: &mut [E]) {
     check_len("softmax_rows", x.len(), out.len());
     check_rows("softmax_rows", x.len(), cols);
     for_chunks(out, cols, 1, PAR_MIN_ELEMS_EXP, |off, o| {
-        for (orow, row) in o.chunks_exact_mut(cols).zip(x[off..].chunks_exact(cols)) {
-            let m = V::<E>::splat(max_of(row));
-            simd::map1::<V<E>>(row, orow, |v: V<E>| simd::exp(v - m));
-            let inv = V::<E>::splat(E::ONE / sum_of(orow));
-            simd::map_inplace::<V<E>>(orow, |v| v * inv);
+        let x = &x[off..off + o.len()];
+        #[cfg(target_arch = "x86_64")]
+        if let Some(xf) = avx512::as_f32(x) {
+            // SAFETY: `as_f32` returned a slice, so this CPU has AVX-512F.
+            return unsafe { softmax_rows_avx512(xf, cols, avx512::as_f32_mut(o).unwrap()) };
         }
+        softmax_rows_serial::<V<E>>(x, cols, o)
     })
+}
+
+/// [`softmax_rows`] over whole rows, on one thread. The exponentials and the scaling are lane-wise, so they run
+/// at `S`'s width with the same bits; the row's maximum and sum stay on `V<E>` (a sum's order sets its bits).
+/// Written without closures, as [`swiglu_rows_serial`].
+#[inline(always)]
+pub(super) fn softmax_rows_serial<S: SimdVec>(x: &[S::Elem], cols: usize, out: &mut [S::Elem]) {
+    let (n, zero) = (S::LANES, <S::Elem as Float>::ZERO);
+    let whole = cols - cols % n;
+    for (orow, row) in out.chunks_exact_mut(cols).zip(x.chunks_exact(cols)) {
+        let m = S::splat(max_of(row));
+        for j in (0..whole).step_by(n) {
+            simd::exp(S::load(&row[j..]) - m).store(&mut orow[j..]);
+        }
+        if whole < cols {
+            simd::store_partial(simd::exp(simd::load_partial::<S>(&row[whole..], zero) - m), &mut orow[whole..]);
+        }
+        let inv = S::splat(<S::Elem as Float>::ONE / sum_of(orow));
+        for j in (0..whole).step_by(n) {
+            (S::load(&orow[j..]) * inv).store(&mut orow[j..]);
+        }
+        if whole < cols {
+            let tail = &mut orow[whole..];
+            simd::store_partial(simd::load_partial::<S>(tail, zero) * inv, tail);
+        }
+    }
+}
+
+/// [`softmax_rows_serial`] with sixteen f32 lanes (`simd::avx512`).
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_rows_avx512(x: &[f32], cols: usize, out: &mut [f32]) {
+    softmax_rows_serial::<avx512::F32x16>(x, cols, out)
 }
 
 /// The gradient of [`softmax_rows`] from its output y, accumulated: dx[r, :] += y[r, :] * (dy[r, :] - <y, dy>_r)
@@ -176,10 +215,42 @@ pub fn swiglu_rows<E: Float>(gate_up: &[E], inner: usize, out: &mut [E]) {
     let rows = gate_up.len() / (2 * inner);
     assert_eq!(out.len(), rows * inner, "swiglu_rows: output has {} elements, expected [{rows}, {inner}]", out.len());
     for_chunks(out, inner, 1, PAR_MIN_ELEMS_EXP, |off, o| {
-        for (orow, row) in o.chunks_exact_mut(inner).zip(gate_up[2 * off..].chunks_exact(2 * inner)) {
-            simd::map2::<V<E>>(&row[..inner], &row[inner..], orow, |g: V<E>, u| simd::silu(g) * u);
+        let gate_up = &gate_up[2 * off..2 * (off + o.len())];
+        #[cfg(target_arch = "x86_64")]
+        if let Some(gu) = avx512::as_f32(gate_up) {
+            // SAFETY: `as_f32` returned a slice, so this CPU has AVX-512F.
+            return unsafe { swiglu_rows_avx512(gu, inner, avx512::as_f32_mut(o).unwrap()) };
         }
+        swiglu_rows_serial::<V<E>>(gate_up, inner, o)
     })
+}
+
+/// [`swiglu_rows`] over whole rows, on one thread: the same lane-wise formula for any vector width (written
+/// without closures, which would not inherit the AVX-512 wrapper's features: `kernels::silu_mul_grad_vec`).
+#[inline(always)]
+pub(super) fn swiglu_rows_serial<S: SimdVec>(gate_up: &[S::Elem], inner: usize, out: &mut [S::Elem]) {
+    let (n, zero) = (S::LANES, <S::Elem as Float>::ZERO);
+    let whole = inner - inner % n;
+    for (orow, row) in out.chunks_exact_mut(inner).zip(gate_up.chunks_exact(2 * inner)) {
+        let (g, u) = row.split_at(inner);
+        for j in (0..whole).step_by(n) {
+            (simd::silu(S::load(&g[j..])) * S::load(&u[j..])).store(&mut orow[j..]);
+        }
+        if whole < inner {
+            let h = simd::silu(simd::load_partial::<S>(&g[whole..], zero)) * simd::load_partial(&u[whole..], zero);
+            simd::store_partial(h, &mut orow[whole..]);
+        }
+    }
+}
+
+/// [`swiglu_rows_serial`] on sixteen f32 lanes (the same bits: `simd::avx512`).
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn swiglu_rows_avx512(gate_up: &[f32], inner: usize, out: &mut [f32]) {
+    swiglu_rows_serial::<avx512::F32x16>(gate_up, inner, out)
 }
 
 /// The gradient of [`swiglu_rows`], accumulated: d_gate_up[r, :] += [d_out * u * silu'(g), d_out * silu(g)].

@@ -1,10 +1,15 @@
 //! The SIMD vectors behind the kernels: `wide::f32x8` for `f32` and `wide::f64x4` for `f64` (one 256-bit AVX2
 //! register each), behind one trait so that every kernel is written once, generically.
 //!
+//! On AVX-512 CPUs the element-wise kernels built on `exp` run the same code on sixteen f32 lanes (`avx512`),
+//! with the same bits.
+//!
 //! `transcendental` holds the vectorised exp (sigmoid, SiLU and softmax are built on it), `atan` the
 //! `atan2` of AdamATan2's update, `loops` the helpers that run a vector closure over slices with a zero-padded tail.
 
 mod atan;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
 mod loops;
 mod transcendental;
 
@@ -17,8 +22,9 @@ use bytemuck::cast;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 use wide::{f32x8, f64x4, u32x8, u64x4, CmpGe};
 
-/// The largest lane count of any [`SimdVec`]: the size of the scratch arrays that pad a slice's tail.
-pub const MAX_LANES: usize = 8;
+/// The largest lane count of any [`SimdVec`] (the crate's own 16-lane f32 vector, `avx512::F32x16`): the size of
+/// the scratch arrays that pad a slice's tail.
+pub const MAX_LANES: usize = 16;
 
 /// A SIMD vector of [`Float`]s. Implemented for `f32x8` (the vector of `f32`) and `f64x4` (of `f64`); select it
 /// generically as `E::Simd`.

@@ -2,9 +2,8 @@
 
 use super::pack::{lanes, pack_b_pairs};
 use super::{reserve, run_tile, Line, Out, PackedB, Panel, RowBlock, A_PACK_K, KC, MC, MR, NC, NR, PACKS};
-use crate::simd;
+use crate::simd::{self, avx512::F32x16, SimdVec};
 use std::arch::x86_64::*;
-use wide::f32x8;
 
 /// out = silu(A B_gate) * (A B_up) for f32, single-threaded, where B = [B_gate | B_up] is [k, 2 inner] (gate
 /// columns first, as in `gate_up_proj`) and `out` is [m, inner] with rows `rso` apart: the SwiGLU of a fused
@@ -82,18 +81,15 @@ unsafe fn swiglu_tile(k: usize, a: Panel, b: *const f32, out: &Out) {
     }
 }
 
-/// `dst[j] = silu(g[j]) * u[j]` for j < cols: `kernels::swiglu_rows`'s own formula, on 8-lane vectors as there
-/// (each lane is computed alone, so the bits are the same).
+/// `dst[j] = silu(g[j]) * u[j]` for j < cols: `kernels::swiglu_rows`'s own formula, on one 16-lane vector (each
+/// lane is computed alone, so the bits are those of its 8-lane vectors: `simd::avx512`).
 ///
 /// # Safety
 /// AVX-512F; `dst` is writable for `cols` <= 16 floats.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn gate_row(g: &Line, u: &Line, dst: *mut f32, cols: usize) {
-    let mut h = Line([0.0; 16]);
-    for half in 0..2 {
-        let lanes8 = |x: &Line| f32x8::from(<[f32; 8]>::try_from(&x.0[8 * half..8 * half + 8]).unwrap());
-        let hv = simd::silu(lanes8(g)) * lanes8(u);
-        h.0[8 * half..8 * half + 8].copy_from_slice(&hv.to_array());
-    }
-    _mm512_mask_storeu_ps(dst, lanes(cols), _mm512_load_ps(h.0.as_ptr()));
+    let h = simd::silu(F32x16::load(&g.0)) * F32x16::load(&u.0);
+    let mut out = Line([0.0; 16]);
+    h.store(&mut out.0);
+    _mm512_mask_storeu_ps(dst, lanes(cols), _mm512_load_ps(out.0.as_ptr()));
 }
