@@ -218,6 +218,32 @@ fn metrics_read_as_one_runs_history_with_one_final_evaluation() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+#[test]
+fn a_resume_refuses_overrides_that_would_make_it_another_run() {
+    // Was: `--resume r --set data.seed=9` continued the checkpoint's weights and slots on other data without a
+    // word, and `--set run.steps` below the checkpoint's step was taken as given.
+    let d = tmp("resume-sets");
+    let out = loopgrad(&["train", "--preset", "smoke", "--out", "r"], &d);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = records(&d.join("r"));
+    for (set, needles) in [
+        ("data.seed=9", &["--set data.seed=9", "keeps the checkpoint's data.seed", "without --resume"][..]),
+        ("data.train_count=7", &["data.train_count", "keeps the checkpoint's"][..]),
+        ("model.hidden_size=32", &["model.hidden_size", "keeps the checkpoint's"][..]),
+        ("run.seed=5", &["--set run.seed=5", "keeps the checkpoint's run.seed"][..]),
+        ("run.steps=2", &["--set run.steps=2", "at step 6 already"][..]),
+    ] {
+        let out = loopgrad(&["train", "--resume", "r", "--set", set], &d);
+        assert_clean_error(&out, needles);
+        assert_eq!(records(&d.join("r")), log, "a refused resume leaves the run's log alone");
+    }
+    // What may change does: the products' precision and the evaluation (the run ended, so it only evaluates).
+    let out =
+        loopgrad(&["train", "--resume", "r", "--set", "model.forward_dtype=bf16", "--set", "run.eval_steps=2"], &d);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn data_out_on_a_full_disk_fails_naming_the_file_and_leaves_no_temporary() {

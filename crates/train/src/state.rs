@@ -166,6 +166,63 @@ pub fn resume_config(run_dir: &Path) -> Result<TrainConfig> {
     read().with_context(|| format!("cannot resume from {}", run_dir.display()))
 }
 
+/// The step a run directory's checkpoint was saved at.
+pub fn checkpoint_step(run_dir: &Path) -> Result<u64> {
+    #[derive(Deserialize)]
+    struct Step {
+        step: u64,
+    }
+    let path = run_dir.join(crate::rundir::CHECKPOINT_FILE);
+    let read = || -> Result<u64> {
+        let r = CheckpointReader::open(&path).map_err(|e| anyhow!("{e}"))?;
+        Ok(r.json::<Step>("train.state").map_err(|e| anyhow!("{e}"))?.step)
+    };
+    read().with_context(|| format!("cannot resume from {}", run_dir.display()))
+}
+
+/// Refuses `--set` overrides that would make a resumed run something other than the continuation of the run it
+/// resumes: another training set or data seed (`data.*`), another model (`model.*`, except the products'
+/// precision `model.forward_dtype`), another seed for the example stream and RNG (`run.seed`), or an end before
+/// the step the checkpoint reached (`run.steps` equal to it only evaluates). Everything else may change: the run's
+/// length, the rates, evaluation, threads.
+pub fn check_resume_overrides(stored: &TrainConfig, resumed: &TrainConfig, step: u64) -> Result<()> {
+    let (before, after) = (serde_json::to_value(stored)?, serde_json::to_value(resumed)?);
+    let mut changed = Vec::new();
+    changed_leaves(&before, &after, "", &mut changed);
+    let fixed = |key: &str| {
+        (key.starts_with("data.") || key.starts_with("model.") || key == "run.seed") && key != "model.forward_dtype"
+    };
+    if let Some((key, old, new)) = changed.into_iter().find(|(key, _, _)| fixed(key)) {
+        anyhow::bail!(
+            "--set {key}={new}: a resumed run keeps the checkpoint's {key} ({old}): it continues that run, on its \
+             data, model and seeds; start a new run (without --resume) to change it"
+        );
+    }
+    if resumed.run.steps < step {
+        anyhow::bail!(
+            "--set run.steps={}: the checkpoint is at step {step} already; a resumed run continues to a later step \
+             (or to the same one, to evaluate again)",
+            resumed.run.steps
+        );
+    }
+    Ok(())
+}
+
+/// The dotted keys whose leaf values differ between two JSON trees of the same config, with both values.
+fn changed_leaves(a: &serde_json::Value, b: &serde_json::Value, prefix: &str, out: &mut Vec<(String, String, String)>) {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            for key in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                let null = serde_json::Value::Null;
+                changed_leaves(x.get(key).unwrap_or(&null), y.get(key).unwrap_or(&null), &path, out);
+            }
+        }
+        _ if a != b => out.push((prefix.to_string(), a.to_string(), b.to_string())),
+        _ => {}
+    }
+}
+
 /// Checks that a training checkpoint holds, with the shapes `config` gives them and a float dtype, every weight
 /// and, for each weight the dense optimizer trains, its two moments and (with EMA on) its EMA copy. Reads the
 /// header only.

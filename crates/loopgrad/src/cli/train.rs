@@ -68,7 +68,9 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, PathBuf)> {
         let stored = state::resume_config(dir)?;
         stored.validate().with_context(|| format!("{}: metadata `config`", dir.join(CHECKPOINT_FILE).display()))?;
         note_edited_config(dir, &stored);
-        return Ok((stored.with_overrides(&args.sets)?, dir.clone()));
+        let resumed = stored.with_overrides(&args.sets)?;
+        state::check_resume_overrides(&stored, &resumed, state::checkpoint_step(dir)?)?;
+        return Ok((resumed, dir.clone()));
     }
     let (config, name) = match (&args.config, &args.preset) {
         (Some(path), _) => {
