@@ -52,37 +52,20 @@ pub(crate) struct F32x16(__m512);
 // Every `unsafe` block below calls AVX-512F intrinsics on register values (and, for `load`/`store`, on a slice
 // whose length is checked first). SAFETY, for all of them: an F32x16 exists only inside AVX-512F code (module doc).
 
-impl Add for F32x16 {
-    type Output = Self;
-    #[inline(always)]
-    fn add(self, o: Self) -> Self {
-        F32x16(unsafe { _mm512_add_ps(self.0, o.0) })
-    }
+/// The four arithmetic operators, each one lane-wise instruction.
+macro_rules! binary_ops {
+    ($($trait:ident $method:ident $intrinsic:ident),+) => {$(
+        impl $trait for F32x16 {
+            type Output = Self;
+            #[inline(always)]
+            fn $method(self, o: Self) -> Self {
+                F32x16(unsafe { $intrinsic(self.0, o.0) })
+            }
+        }
+    )+};
 }
 
-impl Sub for F32x16 {
-    type Output = Self;
-    #[inline(always)]
-    fn sub(self, o: Self) -> Self {
-        F32x16(unsafe { _mm512_sub_ps(self.0, o.0) })
-    }
-}
-
-impl Mul for F32x16 {
-    type Output = Self;
-    #[inline(always)]
-    fn mul(self, o: Self) -> Self {
-        F32x16(unsafe { _mm512_mul_ps(self.0, o.0) })
-    }
-}
-
-impl Div for F32x16 {
-    type Output = Self;
-    #[inline(always)]
-    fn div(self, o: Self) -> Self {
-        F32x16(unsafe { _mm512_div_ps(self.0, o.0) })
-    }
-}
+binary_ops!(Add add _mm512_add_ps, Sub sub _mm512_sub_ps, Mul mul _mm512_mul_ps, Div div _mm512_div_ps);
 
 impl Neg for F32x16 {
     type Output = Self;
