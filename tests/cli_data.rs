@@ -179,3 +179,22 @@ fn loopgrad_threads_sets_the_count_but_not_the_file() {
     assert_eq!(stderr.trim(), "error: LOOPGRAD_THREADS=many is not a thread count in 0..=1024 (0 = every core)");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn arc_inspect_counts_a_known_test_output_in_the_largest_grid_side() {
+    // Was: the histogram of the largest grid side per task left out test outputs, so a task whose test output
+    // is its largest grid looked smaller than the model must fit.
+    let dir = std::env::temp_dir().join(format!("loopgrad-arc-inspect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big: Vec<Vec<u8>> = vec![vec![1; 12]; 12];
+    let task = serde_json::json!({
+        "train": [{"input": [[1, 2], [3, 4]], "output": [[4, 3], [2, 1]]}],
+        "test": [{"input": [[5, 6], [7, 8]], "output": big}],
+    });
+    std::fs::write(dir.join("t.json"), task.to_string()).unwrap();
+    let out = inspect("arc", &dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("largest grid side per task: min 12.00 / mean 12.00 / max 12.00"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

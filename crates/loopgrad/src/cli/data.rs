@@ -374,7 +374,9 @@ fn inspect_arc(path: &Path) -> anyhow::Result<()> {
     let largest: Vec<f64> = tasks
         .iter()
         .map(|t| {
-            let grids = t.train.iter().flat_map(|p| [&p.input, &p.output]).chain(t.test.iter().map(|p| &p.input));
+            // Every grid the task holds, a test output too where the file gives it: a model must fit them all.
+            let tests = t.test.iter().flat_map(|p| std::iter::once(&p.input).chain(p.output.as_ref()));
+            let grids = t.train.iter().flat_map(|p| [&p.input, &p.output]).chain(tests);
             grids.map(|g| g.rows.max(g.cols)).max().unwrap_or(0) as f64
         })
         .collect();
