@@ -22,11 +22,17 @@ use super::SimdVec;
 use std::any::TypeId;
 use std::arch::x86_64::*;
 use std::ops::{Add, Div, Mul, Neg, Sub};
+use std::sync::OnceLock;
 
-/// Whether the CPU runs [`F32x16`] (cached by the standard library after the first call).
+/// Whether the element-wise kernels run on [`F32x16`]: the CPU has AVX-512F and `LOOPGRAD_SIMD16` is not `0`
+/// (which keeps them on `f32x8`, so that the two widths can be timed on one machine; the bits are the same).
+/// Decided once per process.
 #[inline(always)]
 pub(crate) fn available() -> bool {
-    is_x86_feature_detected!("avx512f")
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        is_x86_feature_detected!("avx512f") && std::env::var("LOOPGRAD_SIMD16").map_or(true, |v| v.trim() != "0")
+    })
 }
 
 /// `s` as f32 elements, when `E` is f32 and this CPU has AVX-512F: the kernels' test for the 16-lane path.
