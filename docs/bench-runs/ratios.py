@@ -19,6 +19,8 @@ for cfg in ["main", "pmlp", "patt", "maineval"]:
     for fr in rounds:
         g = lambda dt, prog: times.get(fr + (cfg, dt, prog))
         w32, wb, p32, pb = g("f32", "loopgrad-wide"), g("bf16", "loopgrad-wide"), g("f32", "torch"), g("bf16", "torch")
+        if None in (w32, wb, p32, pb):
+            continue  # this round did not run the configuration
         s = f"  round {fr[1]}: bf16 vs PyTorch bf16 {pb / wb:.2f}x, bf16 vs PyTorch f32 {p32 / wb:.2f}x, f32 vs PyTorch f32 {p32 / w32:.2f}x"
         b32, bb = g("f32", "loopgrad-base"), g("bf16", "loopgrad-base")
         if b32:
