@@ -35,5 +35,9 @@ fn bench_loss_equals_the_trainers_on_the_same_seed() {
         let rounded = (losses[2] * 1e6).round() / 1e6;
         assert_eq!(line["loss"].as_f64(), Some(rounded), "{model} {arch}: bench {line} vs trainer {losses:?}");
         assert_ne!(losses[0], losses[2], "{model} {arch}: the steps train");
+        // Every figure says which kernels made it, the element-wise width included.
+        for key in ["gemm", "f32_gemm", "bf16_gemm", "amx", "elementwise"] {
+            assert!(line["kernels"][key].as_str().is_some_and(|k| !k.is_empty()), "kernels.{key} in {line}");
+        }
     }
 }

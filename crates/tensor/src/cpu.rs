@@ -10,6 +10,9 @@ pub struct Kernels {
     pub bf16_gemm: &'static str,
     /// AMX-BF16 tiles: whether the CPU reports them, and whether the bf16 GEMM uses them.
     pub amx: &'static str,
+    /// The width of the element-wise f32 kernels built on exp (SwiGLU, softmax): 16 lanes on AVX-512F
+    /// (`simd::avx512`), else the compiled vector's 8.
+    pub elementwise: &'static str,
 }
 
 /// The kernels of this CPU (see [`Kernels`]).
@@ -28,6 +31,19 @@ pub fn kernels() -> Kernels {
             (true, false) => "AMX-BF16 present, not used (LOOPGRAD_AMX=0, or the OS did not grant the tiles)",
             _ => "no AMX",
         },
+        elementwise: elementwise_width(),
+    }
+}
+
+fn elementwise_width() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::avx512::available() {
+        return "AVX-512F, 16 f32 lanes";
+    }
+    if cfg!(target_arch = "x86_64") {
+        "AVX2, 8 f32 lanes (LOOPGRAD_SIMD16=0, or no AVX-512F)"
+    } else {
+        "8 f32 lanes (wide's f32x8)"
     }
 }
 

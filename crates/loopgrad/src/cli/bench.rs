@@ -234,6 +234,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "f32_gemm": kernels.f32_gemm,
             "bf16_gemm": kernels.bf16_gemm,
             "amx": kernels.amx,
+            "elementwise": kernels.elementwise,
         },
         "allocs_per_step": allocs as f64 / args.steps as f64,
         "flops_per_step": flops,
