@@ -14,9 +14,10 @@
 //! row sums and dot products stay on `f32x8`.
 //!
 //! **Where it may run.** Its methods use AVX-512F instructions without checking the CPU, so an `F32x16` is only
-//! ever made inside a function compiled with `#[target_feature(enable = "avx512f")]` and called after
-//! [`available`] (the kernels' `*_avx512` wrappers); the generic kernel bodies inline into those wrappers. The
-//! type is private to the crate for that reason.
+//! ever made inside a function compiled with `#[target_feature(enable = "avx512f")]` and called once the CPU is
+//! known to have AVX-512F: after [`available`] (the kernels' `*_avx512` wrappers, into which the generic kernel
+//! bodies inline), or inside the AVX-512 GEMM (its fused SwiGLU epilogue, `gemm::avx512::swiglu::gate_row`, which
+//! `LOOPGRAD_SIMD16` does not switch). The type is private to the crate for that reason.
 
 use super::SimdVec;
 use std::any::TypeId;
@@ -25,7 +26,8 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 use std::sync::OnceLock;
 
 /// Whether the element-wise kernels run on [`F32x16`]: the CPU has AVX-512F and `LOOPGRAD_SIMD16` is not `0`
-/// (which keeps them on `f32x8`, so that the two widths can be timed on one machine; the bits are the same).
+/// (which keeps them on `f32x8`, so that the two widths can be timed on one machine; the bits are the same; the
+/// AVX-512 GEMM's SwiGLU epilogue stays on sixteen lanes).
 /// Decided once per process.
 #[inline(always)]
 pub(crate) fn available() -> bool {
